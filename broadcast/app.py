@@ -1,0 +1,77 @@
+"""``create_app(settings)``: the API, the public site, the adapters' webhooks, and (unless told
+otherwise) the dispatcher and the scheduler, all in one process."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from broadcast.areas import api as areas_api
+from broadcast.errors import DomainError
+from broadcast.incidents import api as incidents_api
+from broadcast.questions import api as questions_api
+from broadcast.runtime import Services, assemble, prepare_database
+from broadcast.settings import Settings
+from broadcast.subscribers import api as subscribers_api
+from broadcast.timeline import api as timeline_api
+from broadcast.web import ops, public
+from channels.base import Channel
+
+
+def create_app(settings: Settings | None = None, *, dispatch: bool = True, schedule: bool = True,
+               channel_classes: Iterable[type[Channel]] | None = None) -> FastAPI:
+    settings = settings or Settings()
+    db, channels = assemble(settings, channel_classes)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        await asyncio.to_thread(prepare_database, db, settings)
+        services = Services(db, channels, settings, dispatch=dispatch, schedule=schedule)
+        await services.start()
+        app.state.services = services
+        try:
+            yield
+        finally:
+            await services.stop()
+
+    app = FastAPI(title="Broadcast", version="0.1.0", lifespan=lifespan,
+                  description="Crisis communication for municipalities: one incident timeline, "
+                              "every channel residents already use.")
+    app.state.settings, app.state.db, app.state.channels = settings, db, channels
+    for router in (incidents_api.router, timeline_api.router, subscribers_api.router,
+                   questions_api.router, areas_api.router, ops.router, public.router):
+        app.include_router(router)
+    for channel in channels.active.values():
+        if (router := channel.router()) is not None:
+            app.include_router(router)
+    public.mount_static(app)
+    install_error_handlers(app)
+    return app
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """One error shape, ``{"detail": ...}``, for domain errors, HTTP errors and invalid input."""
+
+    @app.exception_handler(DomainError)
+    async def domain_error(request: Request, exc: DomainError):
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_input(request: Request, exc: RequestValidationError):
+        errors = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
+        return JSONResponse({"detail": errors}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException):
+        if exc.status_code == 401:
+            return JSONResponse({"detail": "a bearer token is required"}, status_code=401,
+                                headers={"WWW-Authenticate": "Bearer"})
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code,
+                            headers=getattr(exc, "headers", None))

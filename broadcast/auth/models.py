@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import Column
+from sqlmodel import Field, SQLModel
+
+from broadcast.common import UTCDateTime, enum_type, utcnow
+
+
+class Role(StrEnum):
+    admin = "admin"
+    officer = "officer"  # communication adviser: publishes, corrects, answers
+    volunteer = "volunteer"  # buurtverbinder: proposes updates for approval
+
+
+class User(SQLModel, table=True):
+    __tablename__ = "users"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True, index=True, max_length=80)
+    display_name: str = Field(default="", max_length=120)
+    role: Role = Field(sa_type=enum_type(Role))
+    token_hash: str = Field(unique=True, index=True, max_length=64)
+    password_hash: str | None = None
+    active: bool = True
+    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
+
+    @property
+    def credit_name(self) -> str:
+        return self.display_name or self.name

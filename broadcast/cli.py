@@ -1,0 +1,105 @@
+"""``broadcast``: serve, worker, demo, user add, db upgrade."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import signal
+import sys
+from typing import Annotated
+
+import typer
+import uvicorn
+
+from broadcast import logs
+from broadcast.auth.models import Role
+from broadcast.settings import Settings
+
+app = typer.Typer(help="Crisis-communication broadcast service.", no_args_is_help=True)
+user_app = typer.Typer(help="Users of the console and the API.", no_args_is_help=True)
+db_app = typer.Typer(help="The database.", no_args_is_help=True)
+app.add_typer(user_app, name="user")
+app.add_typer(db_app, name="db")
+
+
+def _settings() -> Settings:
+    settings = Settings()
+    logs.configure(settings.log_level, settings.log_json)
+    return settings
+
+
+@app.command()
+def serve(host: str = "127.0.0.1", port: int = 8000,
+          dispatch: Annotated[bool, typer.Option(help="Also run the dispatcher and scheduler")] = True):
+    """Run the API, the public site and (unless --no-dispatch) the dispatcher and scheduler."""
+    from broadcast.app import create_app
+
+    settings = _settings()
+    application = create_app(settings, dispatch=dispatch, schedule=dispatch)
+    uvicorn.run(application, host=host, port=port, log_config=None, proxy_headers=True)
+
+
+@app.command()
+def worker():
+    """Run a dispatcher and a scheduler candidate without the web server (scale-out)."""
+    from broadcast.worker import run_worker
+
+    settings = _settings()
+    asyncio.run(run_worker(settings, stop_signals=(signal.SIGINT, signal.SIGTERM)))
+
+
+@app.command()
+def demo():
+    """Seed a realistic Maas-flood scenario into the database (then run `broadcast serve`)."""
+    from broadcast.demo import seed
+
+    settings = _settings()
+    summary = seed(settings)
+    typer.echo(summary)
+
+
+@user_app.command("add")
+def user_add(name: str, role: Annotated[Role, typer.Option(help="officer, volunteer or admin")],
+             password: Annotated[str | None, typer.Option(help="For the web console")] = None,
+             display_name: Annotated[str, typer.Option(help="Name shown in credits")] = ""):
+    """Create a user; prints the API token (shown once) on the last line."""
+    from broadcast.auth import service
+    from broadcast.db import Database
+    from broadcast.migrate import upgrade
+
+    settings = _settings()
+    if password is None and sys.stdin.isatty():
+        password = getpass.getpass("Password for the web console (empty: none): ") or None
+    db = Database(settings.database_url)
+    upgrade(db.engine)
+    with db.session_scope() as session:
+        user, token = service.add_user(session, name=name, role=role, password=password,
+                                       display_name=display_name)
+    typer.echo(f"created {user.role} {user.name!r} (id {user.id}); API token:", err=False)
+    typer.echo(token)
+
+
+@db_app.command("upgrade")
+def db_upgrade():
+    """Apply the Alembic migrations."""
+    from broadcast.db import Database
+    from broadcast.migrate import upgrade
+
+    settings = _settings()
+    db = Database(settings.database_url)
+    upgrade(db.engine)
+    typer.echo("database is up to date")
+
+
+@db_app.command("revision", hidden=True)
+def db_revision(message: str):
+    """(Developers) autogenerate a migration from the models."""
+    from broadcast.db import Database
+    from broadcast.migrate import revision
+
+    db = Database(_settings().database_url)
+    revision(db.engine, message)
+
+
+def main() -> None:
+    app()

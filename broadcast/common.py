@@ -1,0 +1,70 @@
+"""Vocabulary shared by every domain package: time, severities, languages, JSON columns."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import DateTime, Enum, TypeDecorator
+from sqlalchemy.engine import Dialect
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC in, timezone-aware UTC out, on SQLite (which has no time zones) too."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime stored; use timezone-aware UTC")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def enum_type(enum: type[StrEnum]) -> Enum:
+    """Enums stored as their string values in a VARCHAR: portable, and a new value needs no
+    ``ALTER TYPE`` on PostgreSQL."""
+    return Enum(enum, native_enum=False, length=20, values_callable=lambda e: [m.value for m in e])
+
+
+class Severity(StrEnum):
+    info = "info"
+    advisory = "advisory"
+    warning = "warning"
+    emergency = "emergency"
+
+    @property
+    def rank(self) -> int:
+        return list(Severity).index(self)
+
+    def at_most(self) -> list[str]:
+        """Every severity at or below this one: the subscribers' minimums this update meets."""
+        return [s.value for s in Severity if s.rank <= self.rank]
+
+
+class Language(StrEnum):
+    nl = "nl"
+    en = "en"
+
+
+DEFAULT_LANGUAGE = Language.nl
+
+
+def as_bodies(body: str | dict[str, Any]) -> dict[str, str]:
+    """``"text"`` or ``{"nl": ..., "en": ...}`` to a dict of non-empty texts per language."""
+    if isinstance(body, str):
+        return {DEFAULT_LANGUAGE.value: body.strip()}
+    return {str(lang): str(text).strip() for lang, text in body.items() if str(text).strip()}

@@ -1,0 +1,57 @@
+"""FastAPI dependency aliases: the session of a request, the caller and the roles it needs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlmodel import Session
+
+from broadcast.auth.models import Role, User
+from broadcast.auth.service import user_for_token
+from broadcast.errors import Forbidden, Unauthorized
+from broadcast.settings import Settings
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    with request.app.state.db.session_scope() as session:
+        yield session
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+_bearer = HTTPBearer(auto_error=False, description="API token from `broadcast user add`")
+
+
+def get_current_user(
+    session: SessionDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> User:
+    if credentials is None:
+        raise Unauthorized("a bearer token is required")
+    user = user_for_token(session, credentials.credentials)
+    if user is None:
+        raise Unauthorized("invalid or revoked token")
+    return user
+
+
+CurrentUser = Annotated[User, Depends(get_current_user)]
+
+
+def require(*roles: Role):
+    def check(user: CurrentUser) -> User:
+        if user.role not in roles:
+            raise Forbidden(f"role {user.role} may not do this")
+        return user
+
+    return Depends(check)
+
+
+Officer = Annotated[User, require(Role.officer, Role.admin)]
+Member = Annotated[User, require(Role.officer, Role.admin, Role.volunteer)]

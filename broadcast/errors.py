@@ -1,0 +1,31 @@
+"""Domain errors. Services raise them; ``broadcast.app`` maps them to HTTP once."""
+
+
+class DomainError(Exception):
+    status_code = 400
+
+    def __init__(self, detail: str):
+        super().__init__(detail)
+        self.detail = detail
+
+
+class NotFound(DomainError):
+    status_code = 404
+
+
+class Conflict(DomainError):
+    """The request is valid but the current state does not allow it."""
+
+    status_code = 409
+
+
+class Invalid(DomainError):
+    status_code = 422
+
+
+class Unauthorized(DomainError):
+    status_code = 401
+
+
+class Forbidden(DomainError):
+    status_code = 403

@@ -1,0 +1,45 @@
+"""An in-process event bus between the request handlers, the dispatcher and live pages.
+
+Thread-safe publishing (sessions commit in worker threads) into asyncio queues. Across processes
+the bus is fed by PostgreSQL ``LISTEN`` (see ``broadcast.delivery.listener``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+Event = dict[str, Any]
+
+
+class Bus:
+    def __init__(self) -> None:
+        self._subscribers: set[tuple[asyncio.AbstractEventLoop, asyncio.Queue[Event]]] = set()
+
+    def publish(self, event: Event) -> None:
+        for loop, queue in list(self._subscribers):
+            try:
+                loop.call_soon_threadsafe(_put, queue, event)
+            except RuntimeError:  # the loop is closed: the subscriber is gone
+                self._subscribers.discard((loop, queue))
+
+    @contextmanager
+    def subscribe(self, maxsize: int = 1000) -> Iterator[asyncio.Queue[Event]]:
+        entry = (asyncio.get_running_loop(), asyncio.Queue(maxsize))
+        self._subscribers.add(entry)
+        try:
+            yield entry[1]
+        finally:
+            self._subscribers.discard(entry)
+
+
+def _put(queue: asyncio.Queue[Event], event: Event) -> None:
+    try:
+        queue.put_nowait(event)
+    except asyncio.QueueFull:  # a slow listener loses events, never blocks the publisher
+        log.warning("event queue full; event dropped", extra={"kind": event.get("kind")})

@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, Field
+
+from broadcast.common import Severity, utcnow
+from broadcast.deps import CurrentUser, Officer, SessionDep
+from broadcast.incidents import service
+from broadcast.incidents.models import Incident, IncidentStatus
+from broadcast.timeline import service as timeline
+from broadcast.timeline.api import UpdateOut, update_out
+
+router = APIRouter(prefix="/api/v1/incidents", tags=["incidents"])
+
+
+class IncidentCreate(BaseModel):
+    title: str = Field(min_length=1, max_length=200)
+    severity: Severity
+    areas: list[str] = []
+    exercise: bool = False
+
+
+class IncidentOut(BaseModel):
+    id: int
+    slug: str
+    title: str
+    severity: Severity
+    status: IncidentStatus
+    areas: list[str]
+    exercise: bool
+    next_update_due: datetime | None
+    overdue: bool
+    created_at: datetime
+    resolved_at: datetime | None
+    url: str
+
+
+class IncidentDetail(IncidentOut):
+    updates: list[UpdateOut]
+
+
+class Resolve(BaseModel):
+    body: str | dict[str, str]
+
+
+def incident_out(incident: Incident, public_url: str) -> dict:
+    return incident.model_dump() | {
+        "overdue": incident.is_overdue(utcnow()),
+        "url": f"{public_url.rstrip('/')}/incidents/{incident.slug}",
+    }
+
+
+@router.post("", status_code=201, response_model=IncidentOut)
+def create_incident(data: IncidentCreate, session: SessionDep, user: Officer, request: Request):
+    incident = service.create(session, title=data.title, severity=data.severity,
+                              area_codes=data.areas, exercise=data.exercise, creator=user)
+    return incident_out(incident, request.app.state.settings.public_url)
+
+
+@router.get("", response_model=list[IncidentOut])
+def list_incidents(session: SessionDep, user: CurrentUser, request: Request,
+                   include_resolved: bool = True):
+    url = request.app.state.settings.public_url
+    return [incident_out(i, url) for i in service.listing(session, include_resolved=include_resolved)]
+
+
+@router.get("/{incident_id}", response_model=IncidentDetail)
+def get_incident(incident_id: int, session: SessionDep, user: CurrentUser, request: Request):
+    incident = service.get(session, incident_id)
+    updates = timeline.for_incident(session, incident.id, viewer=user)
+    return incident_out(incident, request.app.state.settings.public_url) | {
+        "updates": [update_out(u) for u in updates]}
+
+
+@router.post("/{incident_id}/resolve", status_code=201, response_model=UpdateOut)
+def resolve_incident(incident_id: int, data: Resolve, session: SessionDep, user: Officer,
+                     request: Request):
+    incident = service.get(session, incident_id)
+    update = service.resolve(session, incident, officer=user, body=data.body,
+                             channels=request.app.state.channels)
+    return update_out(update)

@@ -1,0 +1,80 @@
+"""Incidents: open one, list them, resolve one with an all-clear that reaches everyone."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from sqlmodel import Session, col, select
+
+from broadcast import audit
+from broadcast.areas import service as areas
+from broadcast.auth.models import User
+from broadcast.common import Severity, utcnow
+from broadcast.delivery.channels import ChannelSet
+from broadcast.errors import Conflict, Invalid, NotFound
+from broadcast.incidents.models import Incident, IncidentStatus
+from broadcast.timeline import service as timeline
+from broadcast.timeline.models import Update, UpdateKind
+
+
+def slugify(title: str) -> str:
+    ascii_title = unicodedata.normalize("NFKD", title).encode("ascii", "ignore").decode()
+    return re.sub(r"[^a-z0-9]+", "-", ascii_title.lower()).strip("-")[:80] or "incident"
+
+
+def create(session: Session, *, title: str, severity: str, area_codes: list[str],
+           exercise: bool = False, creator: User | None = None) -> Incident:
+    title = title.strip()
+    if not title:
+        raise Invalid("the title must not be empty")
+    base = f"{utcnow():%Y-%m-%d}-{slugify(title)}"
+    slug, n = base, 1
+    while session.exec(select(Incident.id).where(Incident.slug == slug)).first():
+        n += 1
+        slug = f"{base}-{n}"
+    incident = Incident(title=title, slug=slug, severity=Severity(severity),
+                        areas=areas.check_codes(session, area_codes), exercise=exercise,
+                        created_by=creator.id if creator else None)
+    session.add(incident)
+    session.flush()
+    audit.record(session, actor=creator.name if creator else "system",
+                 actor_id=creator.id if creator else None, action="incident.create",
+                 subject=f"incident:{incident.id}", title=title)
+    return incident
+
+
+def get(session: Session, incident_id: int) -> Incident:
+    incident = session.get(Incident, incident_id)
+    if incident is None:
+        raise NotFound(f"incident {incident_id} not found")
+    return incident
+
+
+def by_slug(session: Session, slug: str) -> Incident:
+    incident = session.exec(select(Incident).where(Incident.slug == slug)).first()
+    if incident is None:
+        raise NotFound(f"incident {slug!r} not found")
+    return incident
+
+
+def listing(session: Session, *, include_resolved: bool = True) -> list[Incident]:
+    query = select(Incident).order_by(col(Incident.id).desc())
+    if not include_resolved:
+        query = query.where(Incident.status != IncidentStatus.resolved)
+    return list(session.exec(query))
+
+
+def resolve(session: Session, incident: Incident, *, officer: User, body: str | dict,
+            channels: ChannelSet) -> Update:
+    """The all-clear goes to every area of the incident; no further update is promised."""
+    if incident.status == IncidentStatus.resolved:
+        raise Conflict("the incident is resolved already")
+    update = timeline.post(session, incident, author=officer, body=body, channels=channels,
+                           kind=UpdateKind.all_clear)
+    incident.status, incident.resolved_at = IncidentStatus.resolved, utcnow()
+    incident.next_update_due = None
+    session.add(incident)
+    audit.record(session, actor=officer.name, actor_id=officer.id, action="incident.resolve",
+                 subject=f"incident:{incident.id}")
+    return update

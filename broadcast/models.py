@@ -1,0 +1,16 @@
+"""Every table, imported in one place for Alembic and for ``SQLModel.metadata``."""
+
+from broadcast.areas.models import Area
+from broadcast.audit import AuditEvent
+from broadcast.auth.models import Role, User
+from broadcast.delivery.models import Delivery, DeliveryState
+from broadcast.incidents.models import Incident, IncidentStatus
+from broadcast.questions.models import Question, QuestionState
+from broadcast.subscribers.models import Subscriber, SubscriberArea, SubscriberState
+from broadcast.timeline.models import Source, Update, UpdateKind, UpdateState
+
+__all__ = [
+    "Area", "AuditEvent", "Delivery", "DeliveryState", "Incident", "IncidentStatus", "Question",
+    "QuestionState", "Role", "Source", "Subscriber", "SubscriberArea", "SubscriberState", "Update",
+    "UpdateKind", "UpdateState", "User",
+]

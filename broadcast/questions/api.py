@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, Field
+
+from broadcast.deps import Officer, SessionDep
+from broadcast.questions import service
+from broadcast.questions.models import QuestionState
+from broadcast.timeline.api import UpdateOut, update_out
+
+router = APIRouter(prefix="/api/v1/questions", tags=["questions"])
+
+
+class QuestionOut(BaseModel):
+    id: int
+    channel: str
+    language: str
+    text: str
+    incident_id: int | None
+    state: QuestionState
+    received_at: datetime
+    answer: str | None
+    answered_at: datetime | None
+    answer_update_id: int | None
+    response_seconds: float | None
+
+
+class Answer(BaseModel):
+    body: str = Field(min_length=1, max_length=4000)
+    public: bool = False
+    incident_id: int | None = Field(default=None, description="For a public answer to a question "
+                                    "that came in without an incident")
+
+
+def question_out(question) -> dict:
+    waited = ((question.answered_at - question.received_at).total_seconds()
+              if question.answered_at else None)
+    return question.model_dump(exclude={"address"}) | {"response_seconds": waited}
+
+
+@router.get("", response_model=list[QuestionOut])
+def list_questions(session: SessionDep, user: Officer, state: QuestionState | None = None):
+    return [question_out(q) for q in service.listing(session, state=state)]
+
+
+@router.post("/{question_id}/answer", status_code=201, response_model=UpdateOut)
+def answer_question(question_id: int, data: Answer, session: SessionDep, user: Officer,
+                    request: Request):
+    update = service.answer(session, service.get(session, question_id), officer=user,
+                            body=data.body, public=data.public, incident_id=data.incident_id,
+                            channels=request.app.state.channels)
+    return update_out(update)

@@ -1,0 +1,64 @@
+"""Scheduler jobs. APScheduler stores jobs by reference (``module:function``) with plain
+arguments, so they survive restarts; the running process registers its runtime here."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from sqlmodel import select
+
+from broadcast import audit
+from broadcast.common import utcnow
+from broadcast.db import Database, emit
+from broadcast.delivery.channels import ChannelSet
+from broadcast.incidents.models import Incident, IncidentStatus
+from broadcast.timeline import service as timeline
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    db: Database
+    channels: ChannelSet
+
+
+_runtime: Runtime | None = None
+
+
+def install(runtime: Runtime | None) -> None:
+    global _runtime
+    _runtime = runtime
+
+
+def publish_scheduled() -> list[int]:
+    """Publish every scheduled update that is due (one job per update points here)."""
+    assert _runtime is not None, "scheduler job ran without a runtime"
+    with _runtime.db.session_scope() as session:
+        published = timeline.publish_due(session, channels=_runtime.channels)
+    if published:
+        log.info("published scheduled updates", extra={"updates": published})
+    return published
+
+
+def flag_overdue() -> list[int]:
+    """Incidents whose promised next update is late: audit once per promise and tell the console."""
+    assert _runtime is not None, "scheduler job ran without a runtime"
+    now = utcnow()
+    flagged = []
+    with _runtime.db.session_scope() as session:
+        late = session.exec(select(Incident).where(Incident.status != IncidentStatus.resolved,
+                                                   Incident.next_update_due < now))
+        for incident in late:
+            due = incident.next_update_due.isoformat()
+            subject = f"incident:{incident.id}"
+            already = any(e.detail.get("due") == due for e in
+                          audit.recent(session, subject=subject, limit=20)
+                          if e.action == "incident.overdue")
+            if not already:
+                audit.record(session, actor="scheduler", action="incident.overdue",
+                             subject=subject, due=due)
+                emit(session, "overdue", incident_id=incident.id, due=due)
+                flagged.append(incident.id)
+    return flagged

@@ -1,0 +1,103 @@
+"""APScheduler 3 (AsyncIOScheduler) with its jobs in the database, run by exactly one leader.
+
+On PostgreSQL the leader is whoever holds an advisory lock on a dedicated connection; when that
+process dies, its connection closes, the lock is released and another process takes over. The
+embedded SQLite mode is one process, which is always the leader.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import datetime
+
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from sqlalchemy import text
+from sqlmodel import select
+
+from broadcast.db import Database
+from broadcast.delivery.channels import ChannelSet
+from broadcast.scheduling import jobs
+from broadcast.settings import Settings
+from broadcast.timeline.models import Update, UpdateState
+
+log = logging.getLogger(__name__)
+LEADER_LOCK = 7_141_022
+PUBLISH_JOB = "broadcast.scheduling.jobs:publish_scheduled"
+
+
+class Scheduler:
+    def __init__(self, db: Database, channels: ChannelSet, settings: Settings):
+        self.db, self.channels, self.settings = db, channels, settings
+        self.scheduler: AsyncIOScheduler | None = None
+        self._task: asyncio.Task | None = None
+        self._lock_connection = None
+
+    @property
+    def is_leader(self) -> bool:
+        return self.scheduler is not None
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="scheduler")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self.scheduler is not None:
+            self.scheduler.shutdown(wait=False)
+            self.scheduler = None
+        jobs.install(None)
+        if self._lock_connection is not None:
+            self._lock_connection.close()
+            self._lock_connection = None
+
+    async def _run(self) -> None:
+        while not await asyncio.to_thread(self._try_lead):
+            await asyncio.sleep(10)
+        self._begin()
+        with self.db.bus.subscribe() as events:
+            while True:
+                event = await events.get()
+                if event.get("kind") == "scheduled":
+                    await asyncio.to_thread(self._schedule_all)
+
+    def _try_lead(self) -> bool:
+        if not self.db.is_postgres:
+            return True
+        connection = self.db.engine.connect()
+        got = connection.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": LEADER_LOCK}).scalar()
+        connection.commit()
+        if got:
+            self._lock_connection = connection
+        else:
+            connection.close()
+        return bool(got)
+
+    def _begin(self) -> None:
+        jobs.install(jobs.Runtime(db=self.db, channels=self.channels))
+        store = SQLAlchemyJobStore(engine=self.db.engine, tablename="apscheduler_jobs")
+        self.scheduler = AsyncIOScheduler(jobstores={"default": store}, timezone="UTC",
+                                          job_defaults={"coalesce": True, "misfire_grace_time": None})
+        self.scheduler.add_job("broadcast.scheduling.jobs:flag_overdue", "interval",
+                               seconds=self.settings.overdue_check_seconds, id="flag-overdue",
+                               replace_existing=True)
+        self.scheduler.start()
+        self._schedule_all()
+        log.info("scheduler started as leader")
+
+    def _schedule_all(self) -> None:
+        """One date job per scheduled update (idempotent), plus publishing anything overdue."""
+        with self.db.session_scope() as session:
+            pending = session.exec(select(Update.id, Update.publish_at)
+                                   .where(Update.state == UpdateState.scheduled)).all()
+        for update_id, publish_at in pending:
+            self.add_publication(update_id, publish_at)
+
+    def add_publication(self, update_id: int, publish_at: datetime) -> None:
+        assert self.scheduler is not None
+        self.scheduler.add_job(PUBLISH_JOB, "date", run_date=publish_at,
+                               id=f"publish-update-{update_id}", replace_existing=True)

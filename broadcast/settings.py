@@ -1,0 +1,90 @@
+"""Settings: ``BROADCAST_*`` environment variables over ``config/broadcast.toml`` over defaults.
+
+There is no module-level instance: ``Settings()`` is built by the CLI and handed to ``create_app``.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+CONFIG_FILE_ENV = "BROADCAST_CONFIG"
+DEFAULT_CONFIG_FILE = Path("config/broadcast.toml")
+
+
+def config_file() -> Path:
+    return Path(os.environ.get(CONFIG_FILE_ENV, DEFAULT_CONFIG_FILE))
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="BROADCAST_", extra="ignore")
+
+    database_url: str = "sqlite:///data/broadcast.db"
+    public_url: str = "http://127.0.0.1:8000"
+    areas_file: Path = Path("config/areas.toml")
+    municipality: str = "Gemeente Mook en Middelaar"
+    timezone: str = "Europe/Amsterdam"
+
+    # Channels: which adapters may load (empty = every registered one) and their own sections.
+    channels_enabled: list[str] = Field(default_factory=list)
+    channels: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    # Delivery policy.
+    max_attempts: int = 8
+    retry_base_seconds: float = 2.0
+    retry_max_seconds: float = 900.0
+    lease_seconds: float = 60.0
+    safety_poll_seconds: float = 5.0
+
+    # Scheduling.
+    overdue_check_seconds: int = 60
+
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    @field_validator("channels_enabled", mode="before")
+    @classmethod
+    def _split_commas(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=config_file())
+        return init_settings, env_settings, toml, file_secret_settings
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def channel_values(self, name: str, prefix: str, fields: list[str]) -> dict[str, Any]:
+        """One adapter's settings: its TOML section ``[channels.NAME]``, then ``BROADCAST_PREFIX_*``."""
+        values = dict(self.channels.get(name, {}))
+        for field in fields:
+            env = os.environ.get(f"BROADCAST_{prefix}_{field}".upper())
+            if env is not None:
+                values[field] = env
+        return values
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    with path.open("rb") as handle:
+        return tomllib.load(handle)

@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from fastapi import APIRouter, Request, Response
+from pydantic import BaseModel, Field
+
+from broadcast.common import Language, Severity
+from broadcast.deps import Officer, SessionDep
+from broadcast.subscribers import service
+from broadcast.subscribers.models import SubscriberState
+
+router = APIRouter(prefix="/api/v1/subscribers", tags=["subscribers"])
+
+
+class SubscriberCreate(BaseModel):
+    channel: str = Field(min_length=1, max_length=40)
+    address: str = Field(min_length=1, max_length=500)
+    areas: list[str] = []
+    language: Language = Language.nl
+    min_severity: Severity = Severity.info
+
+
+class SubscriberOut(BaseModel):
+    id: int
+    channel: str
+    language: Language
+    min_severity: Severity
+    state: SubscriberState
+    areas: list[str]
+    consent_at: datetime | None
+    created_at: datetime
+
+
+def subscriber_out(session, subscriber) -> dict:
+    return subscriber.model_dump(exclude={"address"}) | {
+        "areas": service.area_codes(session, subscriber.id)}
+
+
+@router.post("", status_code=201, response_model=SubscriberOut,
+             description="Add a subscriber the municipality registered (consent given elsewhere).")
+def create_subscriber(data: SubscriberCreate, session: SessionDep, user: Officer, request: Request):
+    subscriber = service.subscribe(
+        session, channels=request.app.state.channels, channel=data.channel, address=data.address,
+        area_codes=data.areas, language=data.language, min_severity=data.min_severity,
+        actor=user.name)
+    return subscriber_out(session, subscriber)
+
+
+@router.get("/{subscriber_id}", response_model=SubscriberOut)
+def get_subscriber(subscriber_id: int, session: SessionDep, user: Officer):
+    return subscriber_out(session, service.get(session, subscriber_id))
+
+
+@router.delete("/{subscriber_id}", status_code=204, response_class=Response,
+               description="Erase the subscriber and their personal data.")
+def delete_subscriber(subscriber_id: int, session: SessionDep, user: Officer):
+    service.erase(session, service.get(session, subscriber_id), actor=user.name)

@@ -1,0 +1,94 @@
+"""Subscribers: residents and partner systems who get updates on one channel for their areas."""
+
+from __future__ import annotations
+
+from sqlmodel import Session, delete, select
+
+from broadcast import audit
+from broadcast.areas import service as areas
+from broadcast.common import Language, Severity, utcnow
+from broadcast.delivery.channels import ChannelSet
+from broadcast.errors import Conflict, Invalid, NotFound
+from broadcast.subscribers.models import Subscriber, SubscriberArea, SubscriberState
+
+
+def subscribe(session: Session, *, channels: ChannelSet, channel: str, address: str,
+              area_codes: list[str], language: str = "nl", min_severity: str = "info",
+              confirmed: bool = True, actor: str = "api") -> Subscriber:
+    """Add a subscriber, or re-activate and update one that exists on this channel and address."""
+    normalized = normalize(channels, channel, address)
+    codes = areas.check_codes(session, area_codes)
+    subscriber = find(session, channel, normalized)
+    if subscriber is not None and subscriber.state == SubscriberState.active and confirmed:
+        raise Conflict(f"subscriber {subscriber.id} exists already on {channel}")
+    if subscriber is None:
+        subscriber = Subscriber(channel=channel, address=normalized)
+    subscriber.language = Language(language)
+    subscriber.min_severity = Severity(min_severity)
+    subscriber.state = SubscriberState.active if confirmed else SubscriberState.pending
+    subscriber.consent_at = utcnow() if confirmed else None
+    session.add(subscriber)
+    session.flush()
+    set_areas(session, subscriber, codes)
+    audit.record(session, actor=actor, action="subscriber.subscribe",
+                 subject=f"subscriber:{subscriber.id}", channel=channel)
+    return subscriber
+
+
+def normalize(channels: ChannelSet, channel: str, address: str) -> str:
+    if channel not in channels:
+        reason = channels.disabled.get(channel)
+        raise Invalid(f"channel {channel!r} is not available" + (f": {reason}" if reason else ""))
+    adapter = channels[channel]
+    if not adapter.capabilities.per_subscriber:
+        raise Invalid(f"channel {channel!r} has no individual subscribers")
+    try:
+        return adapter.normalize_address(address)
+    except ValueError as exc:
+        raise Invalid(f"invalid address for {channel}: {exc}") from exc
+
+
+def set_areas(session: Session, subscriber: Subscriber, codes: list[str]) -> None:
+    session.exec(delete(SubscriberArea).where(SubscriberArea.subscriber_id == subscriber.id))
+    session.add_all(SubscriberArea(subscriber_id=subscriber.id, area_code=c) for c in codes)
+    session.flush()
+
+
+def area_codes(session: Session, subscriber_id: int) -> list[str]:
+    query = select(SubscriberArea.area_code).where(SubscriberArea.subscriber_id == subscriber_id)
+    return sorted(session.exec(query))
+
+
+def find(session: Session, channel: str, address: str) -> Subscriber | None:
+    query = select(Subscriber).where(Subscriber.channel == channel, Subscriber.address == address)
+    return session.exec(query).first()
+
+
+def get(session: Session, subscriber_id: int) -> Subscriber:
+    subscriber = session.get(Subscriber, subscriber_id)
+    if subscriber is None:
+        raise NotFound(f"subscriber {subscriber_id} not found")
+    return subscriber
+
+
+def unsubscribe(session: Session, subscriber: Subscriber, *, actor: str) -> None:
+    subscriber.state = SubscriberState.unsubscribed
+    session.add(subscriber)
+    audit.record(session, actor=actor, action="subscriber.unsubscribe",
+                 subject=f"subscriber:{subscriber.id}")
+
+
+def erase(session: Session, subscriber: Subscriber, *, actor: str) -> None:
+    """Delete the person's data. Delivery rows keep counts but lose the link (ON DELETE SET NULL)."""
+    subscriber_id = subscriber.id
+    session.exec(delete(SubscriberArea).where(SubscriberArea.subscriber_id == subscriber_id))
+    session.delete(subscriber)
+    audit.record(session, actor=actor, action="subscriber.erase", subject=f"subscriber:{subscriber_id}")
+    session.flush()
+
+
+def mark_gone(session: Session, subscriber_id: int) -> None:
+    subscriber = session.get(Subscriber, subscriber_id)
+    if subscriber is not None and subscriber.state == SubscriberState.active:
+        subscriber.state = SubscriberState.gone
+        session.add(subscriber)

@@ -1,0 +1,133 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, Field
+
+from broadcast.common import Severity
+from broadcast.db import emit
+from broadcast.deps import Member, Officer, SessionDep
+from broadcast.delivery import outbox
+from broadcast.errors import NotFound
+from broadcast.incidents import service as incidents
+from broadcast.timeline import service
+from broadcast.timeline.models import Source, Update, UpdateKind, UpdateState
+
+router = APIRouter(prefix="/api/v1", tags=["updates"])
+
+Body = str | dict[str, str]
+
+
+class UpdateCreate(BaseModel):
+    body: Body = Field(description='Text, or {"nl": "...", "en": "..."}')
+    severity: Severity | None = None
+    areas: list[str] | None = Field(default=None, description="Area codes; default: the incident's")
+    channels: list[str] | None = Field(default=None, description="Channel names; default: all")
+    publish_at: datetime | None = None
+    next_update_due: datetime | None = None
+    draft: bool = Field(default=False, description="Store as a draft; publish later by approving")
+
+
+class UpdateOut(BaseModel):
+    id: int
+    incident_id: int | None
+    kind: UpdateKind
+    state: UpdateState
+    body: dict[str, str]
+    severity: Severity
+    areas: list[str]
+    channels: list[str] | None
+    publish_at: datetime | None
+    published_at: datetime | None
+    next_update_due: datetime | None
+    source: Source
+    credit: str | None
+    supersedes: int | None
+    superseded_by: int | None
+    reason: str | None
+    created_at: datetime
+
+
+class Correction(BaseModel):
+    body: Body
+    next_update_due: datetime | None = None
+
+
+class Reason(BaseModel):
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class OptionalReason(BaseModel):
+    reason: str | None = Field(default=None, max_length=2000)
+
+
+def update_out(update: Update) -> dict:
+    return update.model_dump() | {"supersedes": update.supersedes_id,
+                                  "superseded_by": update.superseded_by_id}
+
+
+@router.post("/incidents/{incident_id}/updates", status_code=201, response_model=UpdateOut)
+def post_update(incident_id: int, data: UpdateCreate, session: SessionDep, user: Member,
+                request: Request):
+    incident = incidents.get(session, incident_id)
+    update = service.post(session, incident, author=user, body=data.body,
+                          channels=request.app.state.channels, severity=data.severity,
+                          areas_=data.areas, channel_names=data.channels,
+                          publish_at=data.publish_at, next_update_due=data.next_update_due,
+                          draft=data.draft)
+    return update_out(update)
+
+
+@router.get("/updates/{update_id}", response_model=UpdateOut)
+def get_update(update_id: int, session: SessionDep, user: Member):
+    update = service.get(session, update_id)
+    if not service.visible_to(update, user):
+        raise NotFound(f"update {update_id} not found")
+    return update_out(update)
+
+
+@router.post("/updates/{update_id}/approve", response_model=UpdateOut)
+def approve(update_id: int, session: SessionDep, user: Officer, request: Request):
+    update = service.approve(session, service.get(session, update_id), officer=user,
+                             channels=request.app.state.channels)
+    return update_out(update)
+
+
+@router.post("/updates/{update_id}/reject", response_model=UpdateOut)
+def reject(update_id: int, session: SessionDep, user: Officer, data: OptionalReason | None = None):
+    update = service.reject(session, service.get(session, update_id), officer=user,
+                            reason=data.reason if data else None)
+    return update_out(update)
+
+
+@router.post("/updates/{update_id}/correct", status_code=201, response_model=UpdateOut)
+def correct(update_id: int, data: Correction, session: SessionDep, user: Officer, request: Request):
+    correction = service.correct(session, service.get(session, update_id), officer=user,
+                                 body=data.body, channels=request.app.state.channels,
+                                 next_update_due=data.next_update_due)
+    return update_out(correction)
+
+
+@router.post("/updates/{update_id}/retract", status_code=201, response_model=UpdateOut)
+def retract(update_id: int, data: Reason, session: SessionDep, user: Officer, request: Request):
+    notice = service.retract(session, service.get(session, update_id), officer=user,
+                             reason=data.reason, channels=request.app.state.channels)
+    return update_out(notice)
+
+
+@router.get("/updates/{update_id}/deliveries",
+            response_model=dict[str, dict[str, int]],
+            description='Counts per channel and state: {"telegram": {"sent": 120, "failed": 2}}')
+def deliveries(update_id: int, session: SessionDep, user: Officer):
+    service.get(session, update_id)
+    return outbox.counts_by_state(session, update_id)
+
+
+@router.post("/updates/{update_id}/resend-failed",
+             description="Re-queue only the failed and dead deliveries of this update")
+def resend_failed(update_id: int, session: SessionDep, user: Officer) -> dict[str, int]:
+    service.get(session, update_id)
+    count = outbox.requeue_failed(session, update_id)
+    emit(session, "requeued", update_id=update_id)
+    return {"requeued": count}

@@ -1,0 +1,39 @@
+"""Operations endpoints: ``/healthz`` for load balancers, ``/metrics`` for Prometheus."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST
+from sqlalchemy import text
+
+from broadcast import metrics
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/healthz", description="200 when the database answers; lists the channels")
+async def healthz(request: Request):
+    db, channels = request.app.state.db, request.app.state.channels
+
+    def ping() -> None:
+        with db.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+    try:
+        await asyncio.to_thread(ping)
+        database = "ok"
+    except Exception as exc:
+        database = f"unavailable: {type(exc).__name__}"
+    body = {"status": "ok" if database == "ok" else "failing", "database": database,
+            "channels": {"on": sorted(channels.active), "off": channels.disabled}}
+    return JSONResponse(body, status_code=200 if database == "ok" else 503)
+
+
+@router.get("/metrics", include_in_schema=False)
+async def prometheus(request: Request):
+    def scrape() -> bytes:
+        with request.app.state.db.session_scope() as session:
+            return metrics.exposition(session)
+    return Response(await asyncio.to_thread(scrape), media_type=CONTENT_TYPE_LATEST)

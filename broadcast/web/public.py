@@ -1,0 +1,153 @@
+"""The public site: status page, incident timelines (live), the Atom feed and short links."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from feedgen.feed import FeedGenerator
+from sqlmodel import col, select
+from sse_starlette.sse import EventSourceResponse
+
+from broadcast.common import utcnow
+from broadcast.incidents import service as incidents
+from broadcast.incidents.models import Incident, IncidentStatus
+from broadcast.timeline import service as timeline
+from broadcast.timeline.models import Update, UpdateState
+from broadcast.web import i18n, live
+
+HERE = Path(__file__).parent
+templates = Jinja2Templates(directory=HERE / "templates")
+templates.env.filters["local_time"] = i18n.local_time
+templates.env.globals["local_time"] = i18n.local_time
+router = APIRouter(include_in_schema=False)
+FEED_SIZE = 50
+
+
+def mount_static(app: FastAPI) -> None:
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+
+
+def render(request: Request, name: str, **context) -> HTMLResponse:
+    language = i18n.language_of(request)
+    settings = request.app.state.settings
+    response = templates.TemplateResponse(request, name, context | {
+        "lang": language, "t": i18n.translator(language), "now": utcnow(),
+        "municipality": settings.municipality})
+    if request.query_params.get("lang") in i18n.LANGUAGES:
+        response.set_cookie(i18n.COOKIE, language, max_age=365 * 86400, samesite="lax",
+                            httponly=True)
+    return response
+
+
+def _read(request: Request, work):
+    def unit():
+        with request.app.state.db.session_scope() as session:
+            return work(session)
+    return asyncio.to_thread(unit)
+
+
+@router.get("/", response_class=HTMLResponse)
+async def status_page(request: Request):
+    def work(session):
+        active, resolved = [], []
+        for incident in incidents.listing(session):
+            updates = timeline.for_incident(session, incident.id, viewer=None)
+            (resolved if incident.status == IncidentStatus.resolved else active).append(
+                (incident, updates[0] if updates else None))
+        return active, resolved[:10]
+    active, resolved = await _read(request, work)
+    return render(request, "status.html", active=active, resolved=resolved)
+
+
+@router.get("/incidents/{slug}", response_class=HTMLResponse)
+async def incident_page(request: Request, slug: str):
+    def work(session):
+        incident = incidents.by_slug(session, slug)
+        return incident, timeline.for_incident(session, incident.id, viewer=None)
+    incident, updates = await _read(request, work)
+    by_id = {u.id: u for u in updates}
+    return render(request, "incident.html", incident=incident, updates=updates, by_id=by_id)
+
+
+@router.get("/incidents/{slug}/events")
+async def incident_events(request: Request, slug: str):
+    """Server-Sent Events: each newly published update as a ready-to-insert HTML fragment."""
+    db = request.app.state.db
+    language = i18n.language_of(request)
+
+    async def stream():
+        async for update_id in live.updates_for(db, slug):
+            html = await _card(request, update_id, language)
+            if html is not None:
+                yield {"event": "update", "id": str(update_id), "data": html}
+
+    return EventSourceResponse(stream(), ping=live.KEEPALIVE_SECONDS)
+
+
+async def _card(request: Request, update_id: int, language: str) -> str | None:
+    def work(session):
+        update = session.get(Update, update_id)
+        if update is None or not update.public or update.state != UpdateState.published:
+            return None
+        return update, {u.id: u for u in timeline.for_incident(session, update.incident_id,
+                                                                  viewer=None)}
+    found = await _read(request, work)
+    if found is None:
+        return None
+    update, by_id = found
+    template = templates.env.get_template("_update.html")
+    return template.render(u=update, by_id=by_id, lang=language, t=i18n.translator(language))
+
+
+@router.get("/u/{update_id}")
+async def short_link(request: Request, update_id: int):
+    def work(session):
+        update = session.get(Update, update_id)
+        if update is None or not timeline.visible_to(update, None) or update.incident_id is None:
+            return None
+        return session.get(Incident, update.incident_id).slug
+    slug = await _read(request, work)
+    if slug is None:
+        return HTMLResponse("Not found", status_code=404)
+    return RedirectResponse(f"/incidents/{slug}#update-{update_id}", status_code=307)
+
+
+@router.get("/feed.atom")
+async def atom_feed(request: Request):
+    settings = request.app.state.settings
+    base = settings.public_url.rstrip("/")
+
+    def work(session):
+        rows = session.exec(
+            select(Update, Incident).join(Incident, Incident.id == Update.incident_id)
+            .where(col(Update.public), col(Update.state).in_([UpdateState.published,
+                                                               UpdateState.retracted]))
+            .order_by(col(Update.published_at).desc()).limit(FEED_SIZE)).all()
+        return list(rows)
+    rows = await _read(request, work)
+    feed = FeedGenerator()
+    feed.id(f"{base}/feed.atom")
+    feed.title(f"{settings.municipality}: crisisinformatie")
+    feed.link(href=f"{base}/feed.atom", rel="self")
+    feed.link(href=f"{base}/", rel="alternate")
+    feed.language("nl")
+    feed.author({"name": settings.municipality})
+    feed.updated(rows[0][0].published_at if rows else utcnow())
+    for update, incident in reversed(rows):
+        entry = feed.add_entry()
+        entry.id(f"{base}/u/{update.id}")
+        label = i18n.TEXTS["nl"].get(f"kind.{update.kind}") or i18n.TEXTS["nl"][f"severity.{update.severity}"]
+        entry.title(f"{label}: {incident.title}")
+        entry.link(href=f"{base}/incidents/{incident.slug}#update-{update.id}")
+        entry.updated(update.published_at)
+        entry.published(update.published_at)
+        text = update.body.get("nl") or next(iter(update.body.values()))
+        if update.state == UpdateState.retracted:
+            text = f"[Ingetrokken: {update.reason}] {text}"
+        entry.content(text, type="text")
+    return Response(feed.atom_str(pretty=True), media_type="application/atom+xml")

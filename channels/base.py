@@ -1,0 +1,184 @@
+"""The channel adapter interface: plain data in, a receipt or a classified error out.
+
+An adapter knows this module, ``channels.errors``, ``channels.text``, the standard library and its
+provider's client library; never ``broadcast``. Everything it is handed is plain frozen data.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+
+from pydantic import BaseModel, ConfigDict
+
+if TYPE_CHECKING:
+    from fastapi import APIRouter
+
+SEVERITIES = ("info", "advisory", "warning", "emergency")
+LANGUAGES = ("nl", "en")
+DEFAULT_LANGUAGE = "nl"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What the provider allows, declared as data and enforced by the core's pacer."""
+
+    max_chars: int | None = None
+    per_second: float | None = None  # overall sends per second; None = unlimited
+    per_target_interval: float = 0.0  # minimum seconds between two sends to one target
+    concurrency: int = 8  # sends in flight at once
+    media: bool = False
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    one_to_many: bool = False  # has broadcast targets (a channel, an account, configured URLs)
+    per_subscriber: bool = False  # residents subscribe with an address on this channel
+    can_edit: bool = False  # a correction can edit the original message
+    status_callbacks: bool = False  # the provider reports delivered/failed later
+    inbound: bool = False  # residents can write back
+
+
+@dataclass(frozen=True)
+class Media:
+    url: str
+    content_type: str
+    alt: str = ""
+
+
+@dataclass(frozen=True)
+class UpdateView:
+    """One published update as adapters see it."""
+
+    id: int
+    kind: str  # update, correction, retraction, all_clear, answer
+    severity: str
+    body: dict[str, str]  # language -> text
+    url: str  # the full update on the public site
+    incident_title: str = ""
+    incident_slug: str = ""
+    published_at: datetime | None = None
+    next_update_due: datetime | None = None
+    areas: tuple[str, ...] = ()
+    credit: str | None = None  # the volunteer or resident to thank by name
+    supersedes: int | None = None
+    media: tuple[Media, ...] = ()
+    exercise: bool = False
+
+    def text(self, language: str) -> str:
+        """The body in ``language``, falling back to Dutch, then to any language there is."""
+        return (
+            self.body.get(language)
+            or self.body.get(DEFAULT_LANGUAGE)
+            or next(iter(self.body.values()), "")
+        )
+
+
+@dataclass(frozen=True)
+class Message:
+    """An update rendered for one channel and one language."""
+
+    update_id: int
+    language: str
+    text: str
+    parts: int = 1  # SMS segments
+    shortened: bool = False  # cut to fit, with a link to the full update
+    data: dict[str, Any] = field(default_factory=dict)  # structured payload (webhook JSON)
+    media: tuple[Media, ...] = ()
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where one delivery goes."""
+
+    address: str  # chat id, E.164 number, URL, account handle
+    delivery_id: int
+    per_subscriber: bool = True
+    original_message_id: str | None = None  # provider id of the superseded update's message here
+
+
+@dataclass(frozen=True)
+class Receipt:
+    provider_id: str | None = None
+    delivered: bool = False  # final: no status callback will follow
+
+
+class InboundHooks(Protocol):
+    """What the core offers to an adapter's inbound router. All calls commit on their own."""
+
+    async def question(
+        self, *, channel: str, address: str, text: str, language: str | None = None,
+        reply_to: str | None = None,
+    ) -> int: ...
+
+    async def subscribe(
+        self, *, channel: str, address: str, areas: list[str] | None = None,
+        postcode: str | None = None, language: str | None = None,
+    ) -> int: ...
+
+    async def unsubscribe(self, *, channel: str, address: str) -> bool: ...
+
+    async def delivery_status(
+        self, *, channel: str, provider_id: str, status: str, error: str | None = None
+    ) -> bool: ...
+
+    async def latest(self, language: str) -> list[UpdateView]: ...
+
+
+@dataclass(frozen=True)
+class ChannelContext:
+    """What every adapter is handed at construction."""
+
+    public_url: str
+    hooks: InboundHooks | None = None
+    announce: Callable[[UpdateView], Awaitable[None]] | None = None  # used by `platform`
+
+
+class ChannelSettings(BaseModel):
+    """Base of an adapter's own settings; the core fills it from TOML and ``BROADCAST_<PREFIX>_*``."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+class Channel(ABC):
+    """One channel adapter. Subclasses declare their name, limits and settings as class data."""
+
+    name: ClassVar[str]
+    settings_prefix: ClassVar[str | None] = None  # env prefix when it differs from the name
+    limits: ClassVar[Limits] = Limits()
+    capabilities: ClassVar[Capabilities] = Capabilities()
+    Settings: ClassVar[type[ChannelSettings]] = ChannelSettings
+
+    def __init__(self, settings: ChannelSettings, context: ChannelContext):
+        """Raise ``NotConfigured`` when the settings do not allow the channel to run."""
+        self.settings = settings
+        self.context = context
+
+    def broadcast_targets(self) -> list[str]:
+        """Addresses every published update goes to once (one-to-many channels)."""
+        return []
+
+    def normalize_address(self, address: str) -> str:
+        """Check and canonicalise a subscriber address; raise ``ValueError`` with a reason."""
+        return address.strip()
+
+    @abstractmethod
+    def render(self, update: UpdateView, language: str) -> Message:
+        """Fit the update to the channel. Pure: no I/O."""
+
+    @abstractmethod
+    async def send(self, message: Message, target: Target) -> Receipt:
+        """One provider call. Never retries, never sleeps; raises a ``channels.errors`` error."""
+
+    def router(self) -> APIRouter | None:
+        """Inbound webhooks (bot commands, replies, status callbacks), mounted by the core."""
+        return None
+
+    async def start(self) -> None:
+        """Open connections; called once the application runs."""
+
+    async def close(self) -> None:
+        """Release connections."""

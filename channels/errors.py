@@ -1,0 +1,38 @@
+"""The small vocabulary an adapter uses to classify a provider's answer.
+
+The adapter classifies; the core decides. Back-off, pacing, dead letters and marking a subscriber
+gone live once, in ``broadcast.delivery``. Any other exception escaping ``send`` is a bug: the core
+logs it and treats it as retry-later until the attempts run out.
+"""
+
+
+class ChannelError(Exception):
+    """Base class of every classified send outcome that is not a receipt."""
+
+
+class RetryLater(ChannelError):
+    """Temporary failure (rate limit, 5xx, timeout). ``retry_after`` in seconds when the provider said."""
+
+    def __init__(self, reason: str, retry_after: float | None = None):
+        super().__init__(reason)
+        self.retry_after = retry_after
+
+
+class PermanentFailure(ChannelError):
+    """The provider refused this message for good; retrying cannot help."""
+
+
+class RecipientGone(PermanentFailure):
+    """The recipient cannot be reached any more (blocked bot, STOP, invalid number)."""
+
+
+class TargetMoved(ChannelError):
+    """The target has a new address (Telegram "chat migrated"); the core stores it and retries."""
+
+    def __init__(self, reason: str, new_address: str):
+        super().__init__(reason)
+        self.new_address = new_address
+
+
+class NotConfigured(Exception):
+    """Raised at start-up by an adapter whose settings are missing; the channel stays off."""

@@ -1,0 +1,61 @@
+"""A partner system receiving our signed webhook POSTs: records each one, checks its signature,
+and fails on demand (status codes, Retry-After) like a real receiver behind a load balancer."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import threading
+from dataclasses import dataclass, field
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+
+@dataclass
+class Received:
+    path: str
+    delivery_id: str
+    signature_ok: bool
+    document: dict
+
+
+@dataclass
+class ReceiverState:
+    secret: str
+    received: list[Received] = field(default_factory=list)
+    fail_next: list[tuple[int, dict[str, str]]] = field(default_factory=list)  # (status, headers)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def answer(self, status: int, times: int = 1, **headers: str) -> None:
+        with self.lock:
+            self.fail_next.extend([(status, headers)] * times)
+
+    def delivery_ids(self) -> list[str]:
+        with self.lock:
+            return [r.delivery_id for r in self.received]
+
+
+def receiver_app(secret: str) -> Starlette:
+    state = ReceiverState(secret)
+
+    async def receive(request: Request) -> Response:
+        body = await request.body()
+        with state.lock:
+            if state.fail_next:
+                status, headers = state.fail_next.pop(0)
+                return Response(status_code=status, headers=headers)
+        expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+        signature_ok = hmac.compare_digest(expected, request.headers.get("X-Broadcast-Signature", ""))
+        with state.lock:
+            state.received.append(Received(request.url.path,
+                                           request.headers.get("X-Broadcast-Delivery", ""),
+                                           signature_ok, json.loads(body)))
+        return JSONResponse({"ok": True}, status_code=202 if signature_ok else 401)
+
+    app = Starlette(routes=[Route("/{path:path}", receive, methods=["POST"])])
+    app.state.receiver = state
+    return app
