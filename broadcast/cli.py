@@ -36,7 +36,9 @@ def serve(host: str = "127.0.0.1", port: int = 8000,
 
     settings = _settings()
     application = create_app(settings, dispatch=dispatch, schedule=dispatch)
-    uvicorn.run(application, host=host, port=port, log_config=None, proxy_headers=True)
+    # No access log: client addresses are personal data.
+    uvicorn.run(application, host=host, port=port, log_config=None, access_log=False,
+                proxy_headers=True)
 
 
 @app.command()

@@ -285,13 +285,17 @@ def next_update_line(due: datetime, language: str, now: datetime | None = None) 
     return _NEXT_OTHER_DAY[lang].format(date=date, time=time)
 
 
+_EXERCISE = {"nl": "[OEFENING]", "en": "[EXERCISE]"}  # a drill must never be mistaken for real
+
+
 def _headline(update: UpdateView, lang: str) -> str:
     """E.g. "Correctie: Waarschuwing – Hoogwater Maas"; empty parts are left out."""
     severity = None
     if update.severity in _HEADLINE_SEVERITIES and update.kind not in _ALARM_ENDING_KINDS:
         severity = SEVERITY_LABELS[update.severity][lang]
     subject = " – ".join(part for part in (severity, update.incident_title) if part)
-    return ": ".join(part for part in (kind_label(update.kind, lang), subject) if part)
+    headline = ": ".join(part for part in (kind_label(update.kind, lang), subject) if part)
+    return f"{_EXERCISE[lang]} {headline}".strip() if update.exercise else headline
 
 
 def compose_plain(

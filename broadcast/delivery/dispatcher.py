@@ -67,12 +67,13 @@ class Lane:
         self.pacer = Pacer(channel.limits)
         rate = channel.limits.per_second
         self.batch = max(10, min(500, int(rate * 2))) if rate else 200
-        self.lease = max(self.settings.lease_seconds, 3 * self.batch / rate if rate else 0)
+        self.lease = self.settings.lease_seconds  # renewed while in flight (see _renew_leases)
         self.wake = asyncio.Event()
         self.slots = asyncio.Semaphore(channel.limits.concurrency)
         self.room = asyncio.Semaphore(2 * self.batch)  # claimed but not yet recorded
         self.outcomes: list[Outcome] = []
         self.inflight: set[asyncio.Task] = set()
+        self.claimed: dict[int, Job] = {}  # delivery id -> job, until its outcome is recorded
         self._rendered: dict[tuple[int, str], Message] = {}
 
     async def run(self) -> None:
@@ -85,6 +86,7 @@ class Lane:
                     continue
                 for job in jobs:
                     await self.room.acquire()
+                    self.claimed[job.delivery_id] = job
                     task = asyncio.create_task(self._deliver(job))
                     self.inflight.add(task)
                     task.add_done_callback(self.inflight.discard)
@@ -128,6 +130,7 @@ class Lane:
                 outcome = await self._attempt(job)
             self.outcomes.append(outcome)
         except BaseException:
+            self.claimed.pop(job.delivery_id, None)
             self.room.release()
             raise
 
@@ -169,9 +172,26 @@ class Lane:
         return self._rendered[key]
 
     async def _record_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        renewed = loop.time()
         while True:
             await asyncio.sleep(RECORD_EVERY)
             await self._flush()
+            if loop.time() - renewed > self.lease / 3:
+                await self._renew_leases()
+                renewed = loop.time()
+
+    async def _renew_leases(self) -> None:
+        """Rows still in flight keep their lease; only a dead process lets leases expire."""
+        tokens = {job.token for job in self.claimed.values()}
+        if not tokens:
+            return
+
+        def renew() -> None:
+            with self.dispatcher.db.session_scope() as session:
+                outbox.renew(session, tokens, self.lease)
+        with contextlib.suppress(Exception):
+            await asyncio.to_thread(renew)
 
     async def _flush(self) -> None:
         if not self.outcomes:
@@ -193,6 +213,7 @@ class Lane:
             return
         for outcome in batch:
             metrics.count_outcome(self.channel.name, outcome.kind)
+            self.claimed.pop(outcome.job.delivery_id, None)
             self.room.release()
         if any(o.kind in ("retry", "moved") for o in batch):
             self.wake.set()

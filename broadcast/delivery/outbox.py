@@ -165,6 +165,14 @@ def record(session: Session, outcomes: list[Outcome], *, max_attempts: int,
                 session.add(moved)
 
 
+def renew(session: Session, tokens: set[str], lease_seconds: float) -> None:
+    session.execute(
+        update(Delivery.__table__)
+        .where(D.claim_token.in_(tokens), D.state == DeliveryState.sending)
+        .values(lease_until=utcnow() + timedelta(seconds=lease_seconds))
+    )
+
+
 def _values_for(outcome: Outcome, max_attempts: int, base: float, cap: float) -> dict:
     attempts = outcome.job.attempts + 1
     common = {"attempts": attempts, "lease_until": None, "claim_token": None,

@@ -491,3 +491,10 @@ def test_composed_warning_fits_one_gsm7_sms_after_gsm_friendly():
     assert fitted.shortened and fitted.parts == 1
     assert sms_info(fitted.text).encoding == "GSM-7"
     assert fitted.text.startswith("Waarschuwing - Hoogwater Maas\n\n")
+
+
+@pytest.mark.parametrize("language, marker", [("nl", "[OEFENING]"), ("en", "[EXERCISE]")])
+def test_exercise_updates_are_marked_in_the_headline(language, marker):
+    update = UpdateView(id=1, kind="update", severity="warning", body={"nl": "Test", "en": "Test"},
+                        url="https://example.org/u/1", incident_title="Hoogwater", exercise=True)
+    assert compose_plain(update, language).startswith(marker)

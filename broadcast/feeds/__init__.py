@@ -1,0 +1,1 @@
+"""Pure parsing of polled water-level and warning feeds."""
