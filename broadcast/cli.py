@@ -105,3 +105,7 @@ def db_revision(message: str):
 
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":
+    main()

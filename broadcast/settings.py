@@ -8,11 +8,12 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import Field, field_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
@@ -36,7 +37,7 @@ class Settings(BaseSettings):
     timezone: str = "Europe/Amsterdam"
 
     # Channels: which adapters may load (empty = every registered one) and their own sections.
-    channels_enabled: list[str] = Field(default_factory=list)
+    channels_enabled: Annotated[list[str], NoDecode] = Field(default_factory=list)
     channels: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
     # Delivery policy.

@@ -72,18 +72,26 @@ def _sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def _postgres_schema() -> str | None:
+def _postgres_schema() -> Iterator[str | None]:
+    """A database of this test session's own (so parallel runs never meet), migrated once."""
     if not _postgres_available():
         if os.environ.get("BROADCAST_REQUIRE_POSTGRES") == "1":
             pytest.fail(f"PostgreSQL is required but not reachable at {POSTGRES_URL}")
-        return None
-    engine = create_engine(POSTGRES_URL)
-    with engine.begin() as connection:
-        connection.execute(text("DROP SCHEMA public CASCADE"))
-        connection.execute(text("CREATE SCHEMA public"))
+        yield None
+        return
+    name = f"broadcast_test_{os.getpid()}"
+    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        connection.execute(text(f"CREATE DATABASE {name}"))
+    url = POSTGRES_URL.rsplit("/", 1)[0] + f"/{name}"
+    engine = create_engine(url)
     upgrade(engine)
     engine.dispose()
-    return POSTGRES_URL
+    yield url
+    with admin.connect() as connection:
+        connection.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+    admin.dispose()
 
 
 def _truncate_postgres(url: str) -> None:

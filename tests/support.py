@@ -43,3 +43,49 @@ def post_update(client, token: str, incident_id: int, **fields) -> dict:
                            headers=auth(token))
     assert response.status_code == 201, response.text
     return response.json()
+
+
+class ServiceProcess:
+    """``broadcast serve`` in a child process, as an operator runs it (and can kill it)."""
+
+    def __init__(self, env: dict[str, str], cwd):
+        import socket
+
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env, self.cwd, self.process = env, cwd, None
+
+    def start(self) -> ServiceProcess:
+        import os
+        import subprocess
+        import sys
+
+        import httpx
+
+        command = [sys.executable, "-m", "broadcast.cli", "serve", "--port", str(self.port)]
+        self.log = open(f"{self.cwd}/serve-{self.port}.log", "ab")  # noqa: SIM115
+        self.process = subprocess.Popen(command, cwd=self.cwd, env=os.environ | self.env,
+                                        stdout=self.log, stderr=subprocess.STDOUT)
+
+        def healthy():
+            try:
+                return httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200
+            except httpx.HTTPError:
+                assert self.process.poll() is None, "broadcast serve exited"
+                return False
+        wait_for(healthy, timeout=30, interval=0.1)
+        return self
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown handler runs, exactly like a crash or a power cut."""
+        self.process.kill()
+        self.process.wait()
+        self.log.close()
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=15)
+        self.log.close()
