@@ -6,6 +6,7 @@ every fake shares: fault injection and sliding-window rate limits.
 
 The socket is bound before the thread starts (port 0, so the OS picks a free port and there is
 no race between "find a port" and "bind it"); ``start()`` returns once uvicorn is accepting.
+If ``app.state.faults`` is a ``Faults``, ``stop()`` ends its hanging requests first.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from collections import deque
 from collections.abc import Hashable
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 import uvicorn
 from starlette.requests import Request
@@ -39,7 +40,9 @@ class FakeServer:
         self._thread: threading.Thread | None = None
         self._sock: socket.socket | None = None
 
-    def start(self) -> FakeServer:
+    def start(self) -> Self:
+        if faults := self._faults():
+            faults.rearm()
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._sock.bind((HOST, 0))
@@ -71,10 +74,13 @@ class FakeServer:
                 raise RuntimeError(f"fake server on {self.url} did not start")
             time.sleep(0.005)
 
+    def _faults(self) -> Faults | None:
+        faults = getattr(getattr(self.app, "state", None), "faults", None)
+        return faults if isinstance(faults, Faults) else None
+
     def stop(self) -> None:
-        release = getattr(getattr(self.app, "state", None), "faults", None)
-        if isinstance(release, Faults):
-            release.release()  # wake hanging handlers so shutdown is quick
+        if faults := self._faults():
+            faults.release()  # wake hanging handlers so shutdown is quick
         if self._server is not None:
             self._server.should_exit = True
         if self._thread is not None:
@@ -83,7 +89,7 @@ class FakeServer:
             self._sock.close()
         self._server = self._thread = self._sock = None
 
-    def __enter__(self) -> FakeServer:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(
@@ -129,6 +135,9 @@ class Faults:
     def release(self) -> None:
         """End all current and future hangs at once (used on shutdown)."""
         self._released.set()
+
+    def rearm(self) -> None:
+        self._released.clear()
 
     def _push(self, n: int, fault: Fault) -> None:
         with self._lock:
