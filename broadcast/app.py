@@ -24,8 +24,13 @@ from broadcast.web import ops, public
 from channels.base import Channel
 
 
-def create_app(settings: Settings | None = None, *, dispatch: bool = True, schedule: bool = True,
-               channel_classes: Iterable[type[Channel]] | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    *,
+    dispatch: bool = True,
+    schedule: bool = True,
+    channel_classes: Iterable[type[Channel]] | None = None,
+) -> FastAPI:
     settings = settings or Settings()
     db, channels = assemble(settings, channel_classes)
 
@@ -40,12 +45,23 @@ def create_app(settings: Settings | None = None, *, dispatch: bool = True, sched
         finally:
             await services.stop()
 
-    app = FastAPI(title="Broadcast", version="0.1.0", lifespan=lifespan,
-                  description="Crisis communication for municipalities: one incident timeline, "
-                              "every channel residents already use.")
+    app = FastAPI(
+        title="Broadcast",
+        version="0.1.0",
+        lifespan=lifespan,
+        description="Crisis communication for municipalities: one incident timeline, "
+        "every channel residents already use.",
+    )
     app.state.settings, app.state.db, app.state.channels = settings, db, channels
-    for router in (incidents_api.router, timeline_api.router, subscribers_api.router,
-                   questions_api.router, areas_api.router, ops.router, public.router):
+    for router in (
+        incidents_api.router,
+        timeline_api.router,
+        subscribers_api.router,
+        questions_api.router,
+        areas_api.router,
+        ops.router,
+        public.router,
+    ):
         app.include_router(router)
     for channel in channels.active.values():
         if (router := channel.router()) is not None:
@@ -71,7 +87,13 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):
         if exc.status_code == 401:
-            return JSONResponse({"detail": "a bearer token is required"}, status_code=401,
-                                headers={"WWW-Authenticate": "Bearer"})
-        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code,
-                            headers=getattr(exc, "headers", None))
+            return JSONResponse(
+                {"detail": "a bearer token is required"},
+                status_code=401,
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        return JSONResponse(
+            {"detail": exc.detail},
+            status_code=exc.status_code,
+            headers=getattr(exc, "headers", None),
+        )

@@ -15,7 +15,9 @@ class AuditEvent(SQLModel, table=True):
     __tablename__ = "audit_events"
 
     id: int | None = Field(default=None, primary_key=True)
-    at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False, index=True))
+    at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False, index=True)
+    )
     actor_id: int | None = Field(default=None, index=True)
     actor: str = Field(max_length=120)  # user name, "scheduler", "feed:3", "resident"
     action: str = Field(max_length=60)  # "update.publish", "incident.resolve", ...
@@ -23,10 +25,18 @@ class AuditEvent(SQLModel, table=True):
     detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
 
 
-def record(session: Session, *, actor: str, action: str, subject: str,
-           actor_id: int | None = None, **detail: Any) -> None:
-    session.add(AuditEvent(actor=actor, actor_id=actor_id, action=action, subject=subject,
-                           detail=detail))
+def record(
+    session: Session,
+    *,
+    actor: str,
+    action: str,
+    subject: str,
+    actor_id: int | None = None,
+    **detail: Any,
+) -> None:
+    session.add(
+        AuditEvent(actor=actor, actor_id=actor_id, action=action, subject=subject, detail=detail)
+    )
 
 
 def recent(session: Session, *, limit: int = 100, subject: str | None = None) -> list[AuditEvent]:

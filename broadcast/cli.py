@@ -29,16 +29,20 @@ def _settings() -> Settings:
 
 
 @app.command()
-def serve(host: str = "127.0.0.1", port: int = 8000,
-          dispatch: Annotated[bool, typer.Option(help="Also run the dispatcher and scheduler")] = True):
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    dispatch: Annotated[bool, typer.Option(help="Also run the dispatcher and scheduler")] = True,
+):
     """Run the API, the public site and (unless --no-dispatch) the dispatcher and scheduler."""
     from broadcast.app import create_app
 
     settings = _settings()
     application = create_app(settings, dispatch=dispatch, schedule=dispatch)
     # No access log: client addresses are personal data.
-    uvicorn.run(application, host=host, port=port, log_config=None, access_log=False,
-                proxy_headers=True)
+    uvicorn.run(
+        application, host=host, port=port, log_config=None, access_log=False, proxy_headers=True
+    )
 
 
 @app.command()
@@ -61,9 +65,12 @@ def demo():
 
 
 @user_app.command("add")
-def user_add(name: str, role: Annotated[Role, typer.Option(help="officer, volunteer or admin")],
-             password: Annotated[str | None, typer.Option(help="For the web console")] = None,
-             display_name: Annotated[str, typer.Option(help="Name shown in credits")] = ""):
+def user_add(
+    name: str,
+    role: Annotated[Role, typer.Option(help="officer, volunteer or admin")],
+    password: Annotated[str | None, typer.Option(help="For the web console")] = None,
+    display_name: Annotated[str, typer.Option(help="Name shown in credits")] = "",
+):
     """Create a user; prints the API token (shown once) on the last line."""
     from broadcast.auth import service
     from broadcast.db import Database
@@ -75,8 +82,9 @@ def user_add(name: str, role: Annotated[Role, typer.Option(help="officer, volunt
     db = Database(settings.database_url)
     upgrade(db.engine)
     with db.session_scope() as session:
-        user, token = service.add_user(session, name=name, role=role, password=password,
-                                       display_name=display_name)
+        user, token = service.add_user(
+            session, name=name, role=role, password=password, display_name=display_name
+        )
     typer.echo(f"created {user.role} {user.name!r} (id {user.id}); API token:", err=False)
     typer.echo(token)
 

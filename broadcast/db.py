@@ -61,15 +61,20 @@ def _sqlite_engine(url: str, echo: bool) -> Engine:
     if path and path != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(
-        url, echo=echo, connect_args={"isolation_level": None, "check_same_thread": False,
-                                      "timeout": 30}
+        url,
+        echo=echo,
+        connect_args={"isolation_level": None, "check_same_thread": False, "timeout": 30},
     )
 
     @event.listens_for(engine, "connect")
     def _pragmas(dbapi_connection: Any, _record: Any) -> None:
         cursor = dbapi_connection.cursor()
-        for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON",
-                       "busy_timeout=30000"):
+        for pragma in (
+            "journal_mode=WAL",
+            "synchronous=NORMAL",
+            "foreign_keys=ON",
+            "busy_timeout=30000",
+        ):
             cursor.execute(f"PRAGMA {pragma}")
         cursor.close()
 

@@ -24,36 +24,59 @@ VILLAGES = ["mook", "middelaar", "molenhoek", "plasmolen"]
 
 # (hours ago, body nl, body en, severity, areas)
 STORY = [
-    (30, "Rijkswaterstaat verwacht de komende dagen hoge waterstanden op de Maas. Bij Mook wordt "
-         "de piek vrijdagochtend verwacht. Er is nu geen gevaar; we houden u op de hoogte.",
-     "Rijkswaterstaat expects high water levels on the Maas in the coming days. The peak at Mook "
-     "is expected on Friday morning. There is no danger now; we will keep you informed.",
-     "advisory", VILLAGES),
-    (20, "Zandzakken liggen klaar bij de brandweerkazerne in Mook (Groesbeekseweg). Neem zelf een "
-         "schop mee. Vrijwilligers helpen ouderen in Middelaar en Plasmolen.",
-     "Sandbags are available at the fire station in Mook (Groesbeekseweg). Bring a shovel. "
-     "Volunteers are helping elderly residents in Middelaar and Plasmolen.",
-     "warning", VILLAGES),
-    (8, "De piek wordt vrijdag rond 06:00 verwacht bij Mook: 15,10 m NAP. De Kerkstraat in "
+    (
+        30,
+        "Rijkswaterstaat verwacht de komende dagen hoge waterstanden op de Maas. Bij Mook wordt "
+        "de piek vrijdagochtend verwacht. Er is nu geen gevaar; we houden u op de hoogte.",
+        "Rijkswaterstaat expects high water levels on the Maas in the coming days. "
+        "The peak at Mook "
+        "is expected on Friday morning. There is no danger now; we will keep you informed.",
+        "advisory",
+        VILLAGES,
+    ),
+    (
+        20,
+        "Zandzakken liggen klaar bij de brandweerkazerne in Mook (Groesbeekseweg). Neem zelf een "
+        "schop mee. Vrijwilligers helpen ouderen in Middelaar en Plasmolen.",
+        "Sandbags are available at the fire station in Mook (Groesbeekseweg). Bring a shovel. "
+        "Volunteers are helping elderly residents in Middelaar and Plasmolen.",
+        "warning",
+        VILLAGES,
+    ),
+    (
+        8,
+        "De piek wordt vrijdag rond 06:00 verwacht bij Mook: 15,10 m NAP. De Kerkstraat in "
         "Middelaar is afgesloten. Parkeer niet op de dijk.",
-     "The peak is expected at Mook on Friday around 06:00: 15.10 m NAP. Kerkstraat in Middelaar "
-     "is closed. Do not park on the dike.",
-     "warning", ["middelaar", "mook"]),
-    (3, "Bewoners van de Maasstraat in Plasmolen wordt gevraagd hun woning vanavond voor 20:00 te "
+        "The peak is expected at Mook on Friday around 06:00: 15.10 m NAP. Kerkstraat in Middelaar "
+        "is closed. Do not park on the dike.",
+        "warning",
+        ["middelaar", "mook"],
+    ),
+    (
+        3,
+        "Bewoners van de Maasstraat in Plasmolen wordt gevraagd hun woning vanavond voor 20:00 te "
         "verlaten. Opvang in sporthal De Heikant, Molenhoek.",
-     "Residents of Maasstraat in Plasmolen are asked to leave their homes tonight before 20:00. "
-     "Shelter at sports hall De Heikant, Molenhoek.",
-     "emergency", ["plasmolen"]),
+        "Residents of Maasstraat in Plasmolen are asked to leave their homes tonight before 20:00. "
+        "Shelter at sports hall De Heikant, Molenhoek.",
+        "emergency",
+        ["plasmolen"],
+    ),
 ]
-CORRECTION = ("De opvang is in Gemeenschapshuis De Hoeve in Molenhoek, niet in "
-              "sporthal De Heikant. Bewoners van de Maasstraat in Plasmolen: verlaat uw woning "
-              "vanavond voor 20:00.",
-              "The shelter is at community centre De Hoeve in Molenhoek, not at "
-              "sports hall De Heikant. Residents of Maasstraat in Plasmolen: leave your home "
-              "tonight before 20:00.")
-SUBSCRIBERS = [("telegram", "100000001", "nl", ["plasmolen"]), ("telegram", "100000002", "en", []),
-               ("sms", "+31612345001", "nl", ["middelaar"]), ("sms", "+31612345002", "nl", ["mook"]),
-               ("webhook", "https://veiligheidsregio.example/broadcast", "nl", [])]
+CORRECTION = (
+    "De opvang is in Gemeenschapshuis De Hoeve in Molenhoek, niet in "
+    "sporthal De Heikant. Bewoners van de Maasstraat in Plasmolen: verlaat uw woning "
+    "vanavond voor 20:00.",
+    "The shelter is at community centre De Hoeve in Molenhoek, not at "
+    "sports hall De Heikant. Residents of Maasstraat in Plasmolen: leave your home "
+    "tonight before 20:00.",
+)
+SUBSCRIBERS = [
+    ("telegram", "100000001", "nl", ["plasmolen"]),
+    ("telegram", "100000002", "en", []),
+    ("sms", "+31612345001", "nl", ["middelaar"]),
+    ("sms", "+31612345002", "nl", ["mook"]),
+    ("webhook", "https://veiligheidsregio.example/broadcast", "nl", []),
+]
 
 
 def seed(settings: Settings) -> str:
@@ -61,7 +84,10 @@ def seed(settings: Settings) -> str:
     prepare_database(db, settings)
     with db.session_scope() as session:
         if session.exec(select(Incident).where(Incident.title == TITLE)).first():
-            return "demo data is present already; run `broadcast serve` and open " + settings.public_url
+            return (
+                "demo data is present already; run `broadcast serve` and open "
+                + settings.public_url
+            )
         lines = _seed(session, channels)
     db.dispose()
     return "\n".join([*lines, f"open {settings.public_url} after `broadcast serve`"])
@@ -69,52 +95,90 @@ def seed(settings: Settings) -> str:
 
 def _seed(session: Session, channels: ChannelSet) -> list[str]:
     officer, officer_token = _user(session, "adviseur", Role.officer, "Communicatieadviseur")
-    volunteer, volunteer_token = _user(session, "anna", Role.volunteer,
-                                       "Anna de Vries, buurtverbinder Plasmolen")
-    incident = incidents.create(session, title=TITLE, severity="advisory", area_codes=VILLAGES,
-                                creator=officer)
+    volunteer, volunteer_token = _user(
+        session, "anna", Role.volunteer, "Anna de Vries, buurtverbinder Plasmolen"
+    )
+    incident = incidents.create(
+        session, title=TITLE, severity="advisory", area_codes=VILLAGES, creator=officer
+    )
     now = utcnow()
     published = []
     for hours, nl, en, severity, areas in STORY:
-        update = timeline.post(session, incident, author=officer, body={"nl": nl, "en": en},
-                               severity=severity, areas_=areas, channels=channels,
-                               next_update_due=now - timedelta(hours=hours) + timedelta(hours=4))
+        update = timeline.post(
+            session,
+            incident,
+            author=officer,
+            body={"nl": nl, "en": en},
+            severity=severity,
+            areas_=areas,
+            channels=channels,
+            next_update_due=now - timedelta(hours=hours) + timedelta(hours=4),
+        )
         update.published_at = now - timedelta(hours=hours)
         published.append(update)
-    correction = timeline.correct(session, published[-1], officer=officer, channels=channels,
-                                  body={"nl": CORRECTION[0], "en": CORRECTION[1]},
-                                  next_update_due=now + timedelta(hours=1))
+    correction = timeline.correct(
+        session,
+        published[-1],
+        officer=officer,
+        channels=channels,
+        body={"nl": CORRECTION[0], "en": CORRECTION[1]},
+        next_update_due=now + timedelta(hours=1),
+    )
     correction.published_at = now - timedelta(hours=2, minutes=40)
-    timeline.post(session, incident, author=volunteer, channels=channels, areas_=["plasmolen"],
-                  body="Foto-update: het water staat tot aan de rand van de Maasstraat. De "
-                       "kade houdt het. Buren helpen elkaar met zandzakken.")
-    timeline.post(session, incident, author=officer, channels=channels, severity="warning",
-                  publish_at=now + timedelta(minutes=45), next_update_due=now + timedelta(hours=3),
-                  body={"nl": "Avondupdate: de waterstand bij Mook is 14,85 m NAP en stijgt "
-                              "langzamer. Volgende update om 22:00.",
-                        "en": "Evening update: the level at Mook is 14.85 m NAP and rising more "
-                              "slowly. Next update at 22:00."})
+    timeline.post(
+        session,
+        incident,
+        author=volunteer,
+        channels=channels,
+        areas_=["plasmolen"],
+        body="Foto-update: het water staat tot aan de rand van de Maasstraat. De "
+        "kade houdt het. Buren helpen elkaar met zandzakken.",
+    )
+    timeline.post(
+        session,
+        incident,
+        author=officer,
+        channels=channels,
+        severity="warning",
+        publish_at=now + timedelta(minutes=45),
+        next_update_due=now + timedelta(hours=3),
+        body={
+            "nl": "Avondupdate: de waterstand bij Mook is 14,85 m NAP en stijgt "
+            "langzamer. Volgende update om 22:00.",
+            "en": "Evening update: the level at Mook is 14.85 m NAP and rising more "
+            "slowly. Next update at 22:00.",
+        },
+    )
     incident.next_update_due = now + timedelta(hours=1)
     session.add(incident)
     _subscribers(session)
-    questions.receive(session, channel="sms", address="+31612345003", incident_id=incident.id,
-                      text="Kan ik mijn auto op het plein bij de kerk in Middelaar laten staan?")
-    return [f"seeded incident {incident.slug!r} with {len(published) + 1} published updates, "
-            "one scheduled update, one proposal waiting for approval and one question",
-            f"officer 'adviseur' API token: {officer_token}",
-            f"volunteer 'anna' API token: {volunteer_token}"]
+    questions.receive(
+        session,
+        channel="sms",
+        address="+31612345003",
+        incident_id=incident.id,
+        text="Kan ik mijn auto op het plein bij de kerk in Middelaar laten staan?",
+    )
+    return [
+        f"seeded incident {incident.slug!r} with {len(published) + 1} published updates, "
+        "one scheduled update, one proposal waiting for approval and one question",
+        f"officer 'adviseur' API token: {officer_token}",
+        f"volunteer 'anna' API token: {volunteer_token}",
+    ]
 
 
 def _user(session: Session, name: str, role: Role, display: str) -> tuple[User, str]:
-    return auth.add_user(session, name=name, role=role, display_name=display,
-                         password="demo-" + name)
+    return auth.add_user(
+        session, name=name, role=role, display_name=display, password="demo-" + name
+    )
 
 
 def _subscribers(session: Session) -> None:
     """Residents who subscribed (consent recorded); their channels may be off in the demo."""
     for channel, address, language, areas in SUBSCRIBERS:
-        subscriber = Subscriber(channel=channel, address=address, language=language,
-                                consent_at=utcnow())
+        subscriber = Subscriber(
+            channel=channel, address=address, language=language, consent_at=utcnow()
+        )
         session.add(subscriber)
         session.flush()
         session.add_all(SubscriberArea(subscriber_id=subscriber.id, area_code=a) for a in areas)

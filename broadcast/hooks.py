@@ -23,8 +23,12 @@ from broadcast.subscribers import service as subscribers
 from broadcast.timeline.models import Update, UpdateState
 from channels.base import UpdateView
 
-FINAL_STATUSES = {"delivered": DeliveryState.delivered, "read": DeliveryState.delivered,
-                  "undelivered": DeliveryState.failed, "failed": DeliveryState.failed}
+FINAL_STATUSES = {
+    "delivered": DeliveryState.delivered,
+    "read": DeliveryState.delivered,
+    "undelivered": DeliveryState.failed,
+    "failed": DeliveryState.failed,
+}
 
 
 class CoreHooks:
@@ -36,15 +40,26 @@ class CoreHooks:
         def unit():
             with self.db.session_scope() as session:
                 return work(session)
+
         return await asyncio.to_thread(unit)
 
     async def question(self, *, channel, address, text, language=None, reply_to=None) -> int:
         def work(session):
-            incident = session.exec(select(Incident).where(Incident.status != IncidentStatus.resolved)
-                                    .order_by(col(Incident.id).desc())).first()
-            return questions.receive(session, channel=channel, address=address, text=text,
-                                     language=language, reply_to=reply_to,
-                                     incident_id=incident.id if incident else None).id
+            incident = session.exec(
+                select(Incident)
+                .where(Incident.status != IncidentStatus.resolved)
+                .order_by(col(Incident.id).desc())
+            ).first()
+            return questions.receive(
+                session,
+                channel=channel,
+                address=address,
+                text=text,
+                language=language,
+                reply_to=reply_to,
+                incident_id=incident.id if incident else None,
+            ).id
+
         return await self._run(work)
 
     async def subscribe(self, *, channel, address, areas=None, postcode=None, language=None) -> int:
@@ -53,10 +68,17 @@ class CoreHooks:
             if postcode:
                 area = areas_for_postcode(session, postcode)
                 codes.append(area)
-            return subscribers.subscribe(session, channels=self.channels, channel=channel,
-                                         address=address, area_codes=codes,
-                                         language=language or "nl", confirmed=True,
-                                         actor=f"resident:{channel}").id
+            return subscribers.subscribe(
+                session,
+                channels=self.channels,
+                channel=channel,
+                address=address,
+                area_codes=codes,
+                language=language or "nl",
+                confirmed=True,
+                actor=f"resident:{channel}",
+            ).id
+
         return await self._run(work)
 
     async def unsubscribe(self, *, channel, address) -> bool:
@@ -66,12 +88,16 @@ class CoreHooks:
                 return False
             subscribers.unsubscribe(session, subscriber, actor=f"resident:{channel}")
             return True
+
         return await self._run(work)
 
     async def delivery_status(self, *, channel, provider_id, status, error=None) -> bool:
         def work(session):
-            delivery = session.exec(select(Delivery).where(Delivery.channel == channel,
-                                                           Delivery.provider_id == provider_id)).first()
+            delivery = session.exec(
+                select(Delivery).where(
+                    Delivery.channel == channel, Delivery.provider_id == provider_id
+                )
+            ).first()
             new_state = FINAL_STATUSES.get(status)
             if delivery is None or new_state is None:
                 return delivery is not None
@@ -81,19 +107,28 @@ class CoreHooks:
             delivery.last_error = error
             session.add(delivery)
             return True
+
         return await self._run(work)
 
     async def latest(self, language: str) -> list[UpdateView]:
         def work(session):
             views = []
-            for incident in session.exec(select(Incident).where(
-                    Incident.status != IncidentStatus.resolved)):
-                update = session.exec(select(Update).where(
-                    Update.incident_id == incident.id, Update.state == UpdateState.published,
-                    col(Update.public)).order_by(col(Update.id).desc())).first()
+            for incident in session.exec(
+                select(Incident).where(Incident.status != IncidentStatus.resolved)
+            ):
+                update = session.exec(
+                    select(Update)
+                    .where(
+                        Update.incident_id == incident.id,
+                        Update.state == UpdateState.published,
+                        col(Update.public),
+                    )
+                    .order_by(col(Update.id).desc())
+                ).first()
                 if update is not None:
                     views.append(view_of(update, incident, self.public_url))
             return views
+
         return await self._run(work)
 
 

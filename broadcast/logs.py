@@ -25,8 +25,12 @@ def redact(text: str) -> str:
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        entry = {"time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"), "level": record.levelname,
-                 "logger": record.name, "message": redact(record.getMessage())}
+        entry = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": redact(record.getMessage()),
+        }
         entry.update({k: v for k, v in vars(record).items() if k not in STANDARD})
         if record.exc_info:
             entry["error"] = redact(self.formatException(record.exc_info))
@@ -41,8 +45,11 @@ class RedactingFormatter(logging.Formatter):
 
 def configure(level: str = "INFO", as_json: bool = True) -> None:
     handler = logging.StreamHandler()
-    handler.setFormatter(JsonFormatter() if as_json else
-                         RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(
+        JsonFormatter()
+        if as_json
+        else RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    )
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

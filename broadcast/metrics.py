@@ -10,12 +10,18 @@ from sqlmodel import Session
 REGISTRY = CollectorRegistry(auto_describe=True)
 
 PUBLISH_TO_SEND = Histogram(
-    "broadcast_publish_to_send_seconds", "Time from publishing an update to a provider accepting it",
-    ["channel"], registry=REGISTRY,
+    "broadcast_publish_to_send_seconds",
+    "Time from publishing an update to a provider accepting it",
+    ["channel"],
+    registry=REGISTRY,
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900),
 )
-OUTCOMES = Counter("broadcast_send_outcomes", "Send attempts by channel and outcome",
-                   ["channel", "outcome"], registry=REGISTRY)
+OUTCOMES = Counter(
+    "broadcast_send_outcomes",
+    "Send attempts by channel and outcome",
+    ["channel", "outcome"],
+    registry=REGISTRY,
+)
 
 
 def observe_latency(channel: str, seconds: float) -> None:
@@ -33,10 +39,12 @@ class _DatabaseCollector:
     def collect(self):
         from broadcast.delivery.outbox import counts_by_state
 
-        deliveries = GaugeMetricFamily("broadcast_deliveries", "Deliveries by channel and state",
-                                       labels=["channel", "state"])
-        queue = GaugeMetricFamily("broadcast_queue_depth", "Deliveries waiting or being sent",
-                                  labels=["channel"])
+        deliveries = GaugeMetricFamily(
+            "broadcast_deliveries", "Deliveries by channel and state", labels=["channel", "state"]
+        )
+        queue = GaugeMetricFamily(
+            "broadcast_queue_depth", "Deliveries waiting or being sent", labels=["channel"]
+        )
         for channel, states in counts_by_state(self.session).items():
             for state, count in states.items():
                 deliveries.add_metric([channel, state], count)

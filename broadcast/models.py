@@ -10,7 +10,21 @@ from broadcast.subscribers.models import Subscriber, SubscriberArea, SubscriberS
 from broadcast.timeline.models import Source, Update, UpdateKind, UpdateState
 
 __all__ = [
-    "Area", "AuditEvent", "Delivery", "DeliveryState", "Incident", "IncidentStatus", "Question",
-    "QuestionState", "Role", "Source", "Subscriber", "SubscriberArea", "SubscriberState", "Update",
-    "UpdateKind", "UpdateState", "User",
+    "Area",
+    "AuditEvent",
+    "Delivery",
+    "DeliveryState",
+    "Incident",
+    "IncidentStatus",
+    "Question",
+    "QuestionState",
+    "Role",
+    "Source",
+    "Subscriber",
+    "SubscriberArea",
+    "SubscriberState",
+    "Update",
+    "UpdateKind",
+    "UpdateState",
+    "User",
 ]

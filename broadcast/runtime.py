@@ -25,12 +25,14 @@ from channels.base import Channel, ChannelContext
 log = logging.getLogger(__name__)
 
 
-def assemble(settings: Settings, channel_classes: Iterable[type[Channel]] | None = None
-             ) -> tuple[Database, ChannelSet]:
+def assemble(
+    settings: Settings, channel_classes: Iterable[type[Channel]] | None = None
+) -> tuple[Database, ChannelSet]:
     db = Database(settings.database_url)
     hooks = CoreHooks(db, settings.public_url)
-    context = ChannelContext(public_url=settings.public_url, hooks=hooks,
-                             announce=live.announcer(db))
+    context = ChannelContext(
+        public_url=settings.public_url, hooks=hooks, announce=live.announcer(db)
+    )
     channels = channel_loader.load(settings, context, channel_classes)
     hooks.channels = channels
     return db, channels
@@ -48,8 +50,15 @@ def prepare_database(db: Database, settings: Settings) -> None:
 
 
 class Services:
-    def __init__(self, db: Database, channels: ChannelSet, settings: Settings, *,
-                 dispatch: bool = True, schedule: bool = True):
+    def __init__(
+        self,
+        db: Database,
+        channels: ChannelSet,
+        settings: Settings,
+        *,
+        dispatch: bool = True,
+        schedule: bool = True,
+    ):
         self.db, self.channels = db, channels
         self.dispatcher = Dispatcher(db, channels, settings) if dispatch else None
         self.scheduler = Scheduler(db, channels, settings) if schedule else None

@@ -77,7 +77,7 @@ class Settings(BaseSettings):
         return self.database_url.startswith("sqlite")
 
     def channel_values(self, name: str, prefix: str, fields: list[str]) -> dict[str, Any]:
-        """One adapter's settings: its TOML section ``[channels.NAME]``, then ``BROADCAST_PREFIX_*``."""
+        """One adapter's settings: TOML section ``[channels.NAME]``, then ``BROADCAST_PREFIX_*``."""
         values = dict(self.channels.get(name, {}))
         for field in fields:
             env = os.environ.get(f"BROADCAST_{prefix}_{field}".upper())

@@ -110,13 +110,23 @@ class InboundHooks(Protocol):
     """What the core offers to an adapter's inbound router. All calls commit on their own."""
 
     async def question(
-        self, *, channel: str, address: str, text: str, language: str | None = None,
+        self,
+        *,
+        channel: str,
+        address: str,
+        text: str,
+        language: str | None = None,
         reply_to: str | None = None,
     ) -> int: ...
 
     async def subscribe(
-        self, *, channel: str, address: str, areas: list[str] | None = None,
-        postcode: str | None = None, language: str | None = None,
+        self,
+        *,
+        channel: str,
+        address: str,
+        areas: list[str] | None = None,
+        postcode: str | None = None,
+        language: str | None = None,
     ) -> int: ...
 
     async def unsubscribe(self, *, channel: str, address: str) -> bool: ...
@@ -138,7 +148,7 @@ class ChannelContext:
 
 
 class ChannelSettings(BaseModel):
-    """Base of an adapter's own settings; the core fills it from TOML and ``BROADCAST_<PREFIX>_*``."""
+    """Base of an adapter's own settings, filled from TOML and ``BROADCAST_<PREFIX>_*``."""
 
     model_config = ConfigDict(extra="ignore")
 

@@ -5,8 +5,17 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
-from channels.base import Capabilities, Channel, ChannelContext, ChannelSettings, Limits, Message
-from channels.base import Receipt, Target, UpdateView
+from channels.base import (
+    Capabilities,
+    Channel,
+    ChannelContext,
+    ChannelSettings,
+    Limits,
+    Message,
+    Receipt,
+    Target,
+    UpdateView,
+)
 from channels.errors import NotConfigured
 from channels.text import compose_plain
 
@@ -27,8 +36,12 @@ class PlatformChannel(Channel):
         return [PUBLIC_TARGET]
 
     def render(self, update: UpdateView, language: str) -> Message:
-        return Message(update_id=update.id, language=language,
-                       text=compose_plain(update, language), data={"update": update})
+        return Message(
+            update_id=update.id,
+            language=language,
+            text=compose_plain(update, language),
+            data={"update": update},
+        )
 
     async def send(self, message: Message, target: Target) -> Receipt:
         assert self.context.announce is not None

@@ -12,8 +12,17 @@ from urllib.parse import urlsplit
 import httpx
 from pydantic import SecretStr, field_validator
 
-from channels.base import Capabilities, Channel, ChannelContext, ChannelSettings, Limits, Message
-from channels.base import Receipt, Target, UpdateView
+from channels.base import (
+    Capabilities,
+    Channel,
+    ChannelContext,
+    ChannelSettings,
+    Limits,
+    Message,
+    Receipt,
+    Target,
+    UpdateView,
+)
 from channels.errors import NotConfigured, PermanentFailure, RecipientGone, RetryLater
 from channels.text import compose_plain
 
@@ -68,21 +77,27 @@ class WebhookChannel(Channel):
 
     def render(self, update: UpdateView, language: str) -> Message:
         document = {
-            "id": update.id, "kind": update.kind, "severity": update.severity,
-            "language": language, "text": compose_plain(update, language), "body": update.body,
-            "url": update.url, "incident": {"slug": update.incident_slug,
-                                            "title": update.incident_title},
-            "areas": list(update.areas), "supersedes": update.supersedes,
+            "id": update.id,
+            "kind": update.kind,
+            "severity": update.severity,
+            "language": language,
+            "text": compose_plain(update, language),
+            "body": update.body,
+            "url": update.url,
+            "incident": {"slug": update.incident_slug, "title": update.incident_title},
+            "areas": list(update.areas),
+            "supersedes": update.supersedes,
             "published_at": _iso(update.published_at),
             "next_update_due": _iso(update.next_update_due),
-            "credit": update.credit, "exercise": update.exercise,
+            "credit": update.credit,
+            "exercise": update.exercise,
         }
-        return Message(update_id=update.id, language=language, text=document["text"],
-                       data=document)
+        return Message(update_id=update.id, language=language, text=document["text"], data=document)
 
     async def start(self) -> None:
-        self._client = httpx.AsyncClient(timeout=self.settings.timeout_seconds,
-                                         follow_redirects=False)
+        self._client = httpx.AsyncClient(
+            timeout=self.settings.timeout_seconds, follow_redirects=False
+        )
 
     async def close(self) -> None:
         if self._client is not None:
@@ -93,8 +108,11 @@ class WebhookChannel(Channel):
             await self.start()
         assert self._client is not None
         body = json.dumps(message.data, separators=(",", ":"), ensure_ascii=False).encode()
-        headers = {"Content-Type": "application/json", SIGNATURE_HEADER: sign(self.secret, body),
-                   DELIVERY_HEADER: str(target.delivery_id)}
+        headers = {
+            "Content-Type": "application/json",
+            SIGNATURE_HEADER: sign(self.secret, body),
+            DELIVERY_HEADER: str(target.delivery_id),
+        }
         try:
             response = await self._client.post(target.address, content=body, headers=headers)
         except httpx.TimeoutException as exc:

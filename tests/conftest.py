@@ -21,8 +21,9 @@ from broadcast.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).parent / "fixtures"
-POSTGRES_URL = os.environ.get("BROADCAST_TEST_POSTGRES_URL",
-                              "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+POSTGRES_URL = os.environ.get(
+    "BROADCAST_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
 WEBHOOK_SECRET = "test-webhook-secret"
 _LOOPBACK = ("127.", "::1", "localhost")
 
@@ -31,8 +32,10 @@ _LOOPBACK = ("127.", "::1", "localhost")
 def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """No developer setting leaks into a test; the default TOML file is not read."""
     for name in list(os.environ):
-        if name.startswith("BROADCAST_") and name not in ("BROADCAST_TEST_POSTGRES_URL",
-                                                          "BROADCAST_REQUIRE_POSTGRES"):
+        if name.startswith("BROADCAST_") and name not in (
+            "BROADCAST_TEST_POSTGRES_URL",
+            "BROADCAST_REQUIRE_POSTGRES",
+        ):
             monkeypatch.delenv(name)
     monkeypatch.setenv("BROADCAST_CONFIG", str(ROOT / "tests" / "no-such-config.toml"))
 
@@ -99,8 +102,13 @@ def _truncate_postgres(url: str) -> None:
     with engine.begin() as connection:
         tables = [t for t in inspect(connection).get_table_names() if t != "alembic_version"]
         if tables:
-            connection.execute(text("TRUNCATE {} RESTART IDENTITY CASCADE".format(
-                ", ".join(f'"{t}"' for t in tables))))
+            connection.execute(
+                text(
+                    "TRUNCATE {} RESTART IDENTITY CASCADE".format(
+                        ", ".join(f'"{t}"' for t in tables)
+                    )
+                )
+            )
     engine.dispose()
 
 
@@ -120,10 +128,16 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 
 @pytest.fixture
 def settings(database_url: str) -> Settings:
-    return Settings(database_url=database_url, public_url="http://127.0.0.1:8000",
-                    areas_file=ROOT / "config" / "areas.toml", log_json=False,
-                    retry_base_seconds=0.05, retry_max_seconds=1.0, safety_poll_seconds=0.5,
-                    channels={"webhook": {"secret": WEBHOOK_SECRET}})
+    return Settings(
+        database_url=database_url,
+        public_url="http://127.0.0.1:8000",
+        areas_file=ROOT / "config" / "areas.toml",
+        log_json=False,
+        retry_base_seconds=0.05,
+        retry_max_seconds=1.0,
+        safety_poll_seconds=0.5,
+        channels={"webhook": {"secret": WEBHOOK_SECRET}},
+    )
 
 
 @pytest.fixture
@@ -148,8 +162,11 @@ def app_factory(settings: Settings):
     def build(**overrides):
         channel_classes = overrides.pop("channel_classes", [PlatformChannel, WebhookChannel])
         dispatch = overrides.pop("dispatch", True)
-        return create_app(settings.model_copy(update=overrides), dispatch=dispatch,
-                          channel_classes=channel_classes)
+        return create_app(
+            settings.model_copy(update=overrides),
+            dispatch=dispatch,
+            channel_classes=channel_classes,
+        )
 
     return build
 

@@ -11,8 +11,13 @@ from broadcast.auth.service import add_user
 
 def token_for(app, role: str, name: str | None = None, display_name: str = "") -> str:
     with app.state.db.session_scope() as session:
-        _, token = add_user(session, name=name or f"{role}-user", role=Role(role),
-                            display_name=display_name, password="correct horse")
+        _, token = add_user(
+            session,
+            name=name or f"{role}-user",
+            role=Role(role),
+            display_name=display_name,
+            password="correct horse",
+        )
     return token
 
 
@@ -39,8 +44,9 @@ def new_incident(client, token: str, **fields) -> dict:
 
 def post_update(client, token: str, incident_id: int, **fields) -> dict:
     body = {"body": "Het water stijgt."} | fields
-    response = client.post(f"/api/v1/incidents/{incident_id}/updates", json=body,
-                           headers=auth(token))
+    response = client.post(
+        f"/api/v1/incidents/{incident_id}/updates", json=body, headers=auth(token)
+    )
     assert response.status_code == 201, response.text
     return response.json()
 
@@ -66,8 +72,13 @@ class ServiceProcess:
 
         command = [sys.executable, "-m", "broadcast.cli", "serve", "--port", str(self.port)]
         self.log = open(f"{self.cwd}/serve-{self.port}.log", "ab")  # noqa: SIM115
-        self.process = subprocess.Popen(command, cwd=self.cwd, env=os.environ | self.env,
-                                        stdout=self.log, stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(
+            command,
+            cwd=self.cwd,
+            env=os.environ | self.env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
 
         def healthy():
             try:
@@ -75,6 +86,7 @@ class ServiceProcess:
             except httpx.HTTPError:
                 assert self.process.poll() is None, "broadcast serve exited"
                 return False
+
         wait_for(healthy, timeout=30, interval=0.1)
         return self
 

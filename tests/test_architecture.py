@@ -11,8 +11,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_channel_adapters_never_import_the_core():
     """Dependencies point one way: channels/ knows the adapter interface, never broadcast/."""
-    result = subprocess.run([str(Path(sys.executable).parent / "lint-imports")], cwd=ROOT,
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "lint-imports")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Channel adapters never import the core KEPT" in result.stdout
 

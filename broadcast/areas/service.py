@@ -14,9 +14,16 @@ from broadcast.settings import read_toml
 
 def load_file(path: Path) -> list[Area]:
     entries = read_toml(path).get("area", [])
-    return [Area(code=e["code"], name=e["name"], parent=e.get("parent"),
-                 postcodes=[str(p) for p in e.get("postcodes", [])], geojson=e.get("geojson"))
-            for e in entries]
+    return [
+        Area(
+            code=e["code"],
+            name=e["name"],
+            parent=e.get("parent"),
+            postcodes=[str(p) for p in e.get("postcodes", [])],
+            geojson=e.get("geojson"),
+        )
+        for e in entries
+    ]
 
 
 def sync(session: Session, areas: list[Area]) -> None:
@@ -37,7 +44,9 @@ def all_areas(session: Session) -> list[Area]:
 
 def check_codes(session: Session, codes: Iterable[str]) -> list[str]:
     codes = list(dict.fromkeys(codes))
-    known = {a.code for a in session.exec(select(Area).where(Area.code.in_(codes)))} if codes else set()
+    known = (
+        {a.code for a in session.exec(select(Area).where(Area.code.in_(codes)))} if codes else set()
+    )
     unknown = [c for c in codes if c not in known]
     if unknown:
         raise Invalid(f"unknown area(s): {', '.join(unknown)}")

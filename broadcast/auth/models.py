@@ -25,7 +25,9 @@ class User(SQLModel, table=True):
     token_hash: str = Field(unique=True, index=True, max_length=64)
     password_hash: str | None = None
     active: bool = True
-    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False)
+    )
 
     @property
     def credit_name(self) -> str:

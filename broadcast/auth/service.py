@@ -25,8 +25,9 @@ def new_token() -> str:
     return TOKEN_PREFIX + secrets.token_urlsafe(32)
 
 
-def add_user(session: Session, *, name: str, role: Role, password: str | None = None,
-             display_name: str = "") -> tuple[User, str]:
+def add_user(
+    session: Session, *, name: str, role: Role, password: str | None = None, display_name: str = ""
+) -> tuple[User, str]:
     """Create a user; returns the user and the API token, which is shown once and never stored."""
     name = name.strip()
     if not name:
@@ -34,8 +35,13 @@ def add_user(session: Session, *, name: str, role: Role, password: str | None = 
     if session.exec(select(User).where(User.name == name)).first():
         raise Conflict(f"user {name!r} exists already")
     token = new_token()
-    user = User(name=name, role=role, token_hash=hash_token(token), display_name=display_name,
-                password_hash=_hasher.hash(password) if password else None)
+    user = User(
+        name=name,
+        role=role,
+        token_hash=hash_token(token),
+        display_name=display_name,
+        password_hash=_hasher.hash(password) if password else None,
+    )
     session.add(user)
     session.flush()
     audit.record(session, actor="cli", action="user.add", subject=f"user:{user.id}", role=role)

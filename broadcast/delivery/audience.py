@@ -18,8 +18,12 @@ from broadcast.delivery.models import Delivery, DeliveryState
 from broadcast.subscribers.models import Subscriber, SubscriberArea, SubscriberState
 from broadcast.timeline.models import Update
 
-RESENT_TO = (DeliveryState.pending, DeliveryState.sending, DeliveryState.sent,
-             DeliveryState.delivered)
+RESENT_TO = (
+    DeliveryState.pending,
+    DeliveryState.sending,
+    DeliveryState.sent,
+    DeliveryState.delivered,
+)
 
 
 def expand(session: Session, update: Update, channels: ChannelSet) -> int:
@@ -37,19 +41,29 @@ def expand(session: Session, update: Update, channels: ChannelSet) -> int:
     return added
 
 
-def queue_one(session: Session, update: Update, channel: str, *, question_id: int,
-              language: str) -> int:
+def queue_one(
+    session: Session, update: Update, channel: str, *, question_id: int, language: str
+) -> int:
     """A private message to one resident (the answer to a question)."""
-    row = _row(update, channel, f"q{question_id}") | {"question_id": question_id,
-                                                      "language": language}
+    row = _row(update, channel, f"q{question_id}") | {
+        "question_id": question_id,
+        "language": language,
+    }
     return _insert_values(session, [row])
 
 
 def _row(update: Update, channel: str, target: str) -> dict:
     now = utcnow()
-    return {"update_id": update.id, "channel": channel, "target": target,
-            "state": DeliveryState.pending, "attempts": 0, "next_attempt_at": now,
-            "created_at": now, "language": "nl"}
+    return {
+        "update_id": update.id,
+        "channel": channel,
+        "target": target,
+        "state": DeliveryState.pending,
+        "attempts": 0,
+        "next_attempt_at": now,
+        "created_at": now,
+        "language": "nl",
+    }
 
 
 def _insert_values(session: Session, rows: list[dict]) -> int:
@@ -60,17 +74,32 @@ def _insert_values(session: Session, rows: list[dict]) -> int:
 def _insert_subscribers(session: Session, update: Update, channel_names: list[str]) -> int:
     now = utcnow()
     audience = select(
-        literal(update.id), Subscriber.channel, literal("s") + cast(Subscriber.id, String),
-        Subscriber.id, literal(DeliveryState.pending.value), literal(0), literal(now, Delivery.__table__.c.next_attempt_at.type),
-        literal(now, Delivery.__table__.c.created_at.type), Subscriber.language,
+        literal(update.id),
+        Subscriber.channel,
+        literal("s") + cast(Subscriber.id, String),
+        Subscriber.id,
+        literal(DeliveryState.pending.value),
+        literal(0),
+        literal(now, Delivery.__table__.c.next_attempt_at.type),
+        literal(now, Delivery.__table__.c.created_at.type),
+        Subscriber.language,
     ).where(
         Subscriber.state == SubscriberState.active,
         Subscriber.channel.in_(channel_names),
         Subscriber.min_severity.in_(Severity(update.severity).at_most()),
         _area_filter(session, update),
     )
-    columns = ["update_id", "channel", "target", "subscriber_id", "state", "attempts",
-               "next_attempt_at", "created_at", "language"]
+    columns = [
+        "update_id",
+        "channel",
+        "target",
+        "subscriber_id",
+        "state",
+        "attempts",
+        "next_attempt_at",
+        "created_at",
+        "language",
+    ]
     statement = _insert(session).from_select(columns, audience).on_conflict_do_nothing()
     return session.execute(statement).rowcount or 0
 
@@ -82,8 +111,9 @@ def _area_filter(session: Session, update: Update):
         return literal(True)
     codes = areas.related(session, update.areas)
     has_area = exists().where(SubscriberArea.subscriber_id == Subscriber.id)
-    in_area = exists().where(and_(SubscriberArea.subscriber_id == Subscriber.id,
-                                  SubscriberArea.area_code.in_(codes)))
+    in_area = exists().where(
+        and_(SubscriberArea.subscriber_id == Subscriber.id, SubscriberArea.area_code.in_(codes))
+    )
     return or_(not_(has_area), in_area)
 
 
@@ -93,20 +123,37 @@ def _follow_original(session: Session, update: Update) -> int:
     original = Delivery.__table__.c
     session.execute(
         Delivery.__table__.update()
-        .where(original.update_id == update.supersedes_id,
-               original.state == DeliveryState.pending)
+        .where(original.update_id == update.supersedes_id, original.state == DeliveryState.pending)
         .values(state=DeliveryState.cancelled, last_error="superseded before sending")
     )
     now = utcnow()
     targets = select(
-        literal(update.id), original.channel, original.target, original.subscriber_id,
-        original.question_id, literal(DeliveryState.pending.value), literal(0),
-        literal(now, original.next_attempt_at.type), literal(now, original.created_at.type),
+        literal(update.id),
+        original.channel,
+        original.target,
+        original.subscriber_id,
+        original.question_id,
+        literal(DeliveryState.pending.value),
+        literal(0),
+        literal(now, original.next_attempt_at.type),
+        literal(now, original.created_at.type),
         original.language,
-    ).where(original.update_id == update.supersedes_id,
-            original.state.in_([*RESENT_TO, DeliveryState.cancelled]))
-    columns = ["update_id", "channel", "target", "subscriber_id", "question_id", "state",
-               "attempts", "next_attempt_at", "created_at", "language"]
+    ).where(
+        original.update_id == update.supersedes_id,
+        original.state.in_([*RESENT_TO, DeliveryState.cancelled]),
+    )
+    columns = [
+        "update_id",
+        "channel",
+        "target",
+        "subscriber_id",
+        "question_id",
+        "state",
+        "attempts",
+        "next_attempt_at",
+        "created_at",
+        "language",
+    ]
     statement = _insert(session).from_select(columns, targets).on_conflict_do_nothing()
     return session.execute(statement).rowcount or 0
 

@@ -45,8 +45,9 @@ class ChannelSet:
             await channel.close()
 
 
-def load(settings: Settings, context: ChannelContext,
-         classes: Iterable[type[Channel]] | None = None) -> ChannelSet:
+def load(
+    settings: Settings, context: ChannelContext, classes: Iterable[type[Channel]] | None = None
+) -> ChannelSet:
     if classes is None:
         found, broken = discover()
     else:

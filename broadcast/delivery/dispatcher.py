@@ -38,8 +38,10 @@ class Dispatcher:
             lane.wake.set()
 
     async def start(self) -> None:
-        self._tasks = [asyncio.create_task(lane.run(), name=f"lane-{name}")
-                       for name, lane in self.lanes.items()]
+        self._tasks = [
+            asyncio.create_task(lane.run(), name=f"lane-{name}")
+            for name, lane in self.lanes.items()
+        ]
         self._tasks.append(asyncio.create_task(self._listen(), name="dispatcher-events"))
 
     async def stop(self) -> None:
@@ -101,9 +103,14 @@ class Lane:
     async def _claim(self) -> list[Job]:
         def claim() -> list[Job]:
             with self.dispatcher.db.session_scope() as session:
-                return outbox.claim(session, self.channel.name, limit=self.batch,
-                                    lease_seconds=self.lease,
-                                    public_url=self.settings.public_url)
+                return outbox.claim(
+                    session,
+                    self.channel.name,
+                    limit=self.batch,
+                    lease_seconds=self.lease,
+                    public_url=self.settings.public_url,
+                )
+
         try:
             return await asyncio.to_thread(claim)
         except Exception:
@@ -115,6 +122,7 @@ class Lane:
         def next_due():
             with self.dispatcher.db.session_scope() as session:
                 return outbox.next_due(session, self.channel.name)
+
         timeout = self.settings.safety_poll_seconds
         with contextlib.suppress(Exception):
             due = await asyncio.to_thread(next_due)
@@ -140,9 +148,12 @@ class Lane:
         try:
             message = self._render(job)
             await self.pacer.acquire(job.address)
-            target = Target(address=job.address, delivery_id=job.delivery_id,
-                            per_subscriber=job.per_subscriber,
-                            original_message_id=job.original_message_id)
+            target = Target(
+                address=job.address,
+                delivery_id=job.delivery_id,
+                per_subscriber=job.per_subscriber,
+                original_message_id=job.original_message_id,
+            )
             receipt = await self.channel.send(message, target)
         except RecipientGone as exc:
             return Outcome(job, "gone", error=f"recipient gone: {exc}")
@@ -155,12 +166,16 @@ class Lane:
         except TargetMoved as exc:
             return Outcome(job, "moved", error=str(exc), new_address=exc.new_address)
         except Exception as exc:  # an adapter bug: retried until the attempts run out, then dead
-            log.exception("channel %s raised an unclassified error", self.channel.name,
-                          extra={"delivery": job.delivery_id})
+            log.exception(
+                "channel %s raised an unclassified error",
+                self.channel.name,
+                extra={"delivery": job.delivery_id},
+            )
             return Outcome(job, "retry", error=f"unexpected {type(exc).__name__}: {exc}")
         if job.update.published_at is not None:
-            metrics.observe_latency(self.channel.name,
-                                    (utcnow() - job.update.published_at).total_seconds())
+            metrics.observe_latency(
+                self.channel.name, (utcnow() - job.update.published_at).total_seconds()
+            )
         return Outcome(job, "sent", provider_id=receipt.provider_id, delivered=receipt.delivered)
 
     def _render(self, job: Job) -> Message:
@@ -190,6 +205,7 @@ class Lane:
         def renew() -> None:
             with self.dispatcher.db.session_scope() as session:
                 outbox.renew(session, tokens, self.lease)
+
         with contextlib.suppress(Exception):
             await asyncio.to_thread(renew)
 
@@ -200,9 +216,14 @@ class Lane:
 
         def write() -> None:
             with self.dispatcher.db.session_scope() as session:
-                outbox.record(session, batch, max_attempts=self.settings.max_attempts,
-                              retry_base=self.settings.retry_base_seconds,
-                              retry_cap=self.settings.retry_max_seconds)
+                outbox.record(
+                    session,
+                    batch,
+                    max_attempts=self.settings.max_attempts,
+                    retry_base=self.settings.retry_base_seconds,
+                    retry_cap=self.settings.retry_max_seconds,
+                )
+
         try:
             await asyncio.to_thread(write)
         except Exception:

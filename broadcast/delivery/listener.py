@@ -23,8 +23,9 @@ async def listen(database_url: str, bus: Bus) -> None:
     delay = 1.0
     while True:
         try:
-            async with await psycopg.AsyncConnection.connect(libpq_url(database_url),
-                                                             autocommit=True) as connection:
+            async with await psycopg.AsyncConnection.connect(
+                libpq_url(database_url), autocommit=True
+            ) as connection:
                 await connection.execute(f"LISTEN {NOTIFY_CHANNEL}")
                 bus.publish({"kind": "listening"})
                 delay = 1.0
@@ -33,7 +34,9 @@ async def listen(database_url: str, bus: Bus) -> None:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            log.warning("LISTEN connection lost (%s); retrying in %.0f s", type(exc).__name__, delay)
+            log.warning(
+                "LISTEN connection lost (%s); retrying in %.0f s", type(exc).__name__, delay
+            )
             bus.publish({"kind": "published"})  # something may have been missed: look again
             await asyncio.sleep(delay)
             delay = min(delay * 2, 30.0)

@@ -19,8 +19,13 @@ class DeliveryState(StrEnum):
     cancelled = "cancelled"  # superseded by a correction before it went out
 
 
-FINAL_STATES = (DeliveryState.sent, DeliveryState.delivered, DeliveryState.failed,
-                DeliveryState.dead, DeliveryState.cancelled)
+FINAL_STATES = (
+    DeliveryState.sent,
+    DeliveryState.delivered,
+    DeliveryState.failed,
+    DeliveryState.dead,
+    DeliveryState.cancelled,
+)
 
 
 class Delivery(SQLModel, table=True):
@@ -37,16 +42,22 @@ class Delivery(SQLModel, table=True):
     channel: str = Field(max_length=40)
     # "s<subscriber id>", "q<question id>" or a broadcast target of the channel: never personal data
     target: str = Field(max_length=500)
-    subscriber_id: int | None = Field(default=None, foreign_key="subscribers.id", ondelete="SET NULL")
+    subscriber_id: int | None = Field(
+        default=None, foreign_key="subscribers.id", ondelete="SET NULL"
+    )
     question_id: int | None = Field(default=None, foreign_key="questions.id", ondelete="SET NULL")
     language: str = Field(default="nl", max_length=8)
     state: DeliveryState = Field(default=DeliveryState.pending, sa_type=enum_type(DeliveryState))
     attempts: int = 0
-    next_attempt_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
+    next_attempt_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False)
+    )
     lease_until: datetime | None = Field(default=None, sa_column=Column(UTCDateTime))
     claim_token: str | None = Field(default=None, max_length=36)
     provider_id: str | None = Field(default=None, max_length=120, index=True)
     last_error: str | None = Field(default=None, max_length=500)
-    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False)
+    )
     sent_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime))
     delivered_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime))

@@ -57,24 +57,38 @@ class Outcome:
 
 
 def due_filter(channel: str, now: datetime):
-    return and_(D.channel == channel, or_(
-        and_(D.state == DeliveryState.pending, D.next_attempt_at <= now),
-        and_(D.state == DeliveryState.sending, D.lease_until < now),
-    ))
+    return and_(
+        D.channel == channel,
+        or_(
+            and_(D.state == DeliveryState.pending, D.next_attempt_at <= now),
+            and_(D.state == DeliveryState.sending, D.lease_until < now),
+        ),
+    )
 
 
-def claim(session: Session, channel: str, *, limit: int, lease_seconds: float,
-          public_url: str) -> list[Job]:
+def claim(
+    session: Session, channel: str, *, limit: int, lease_seconds: float, public_url: str
+) -> list[Job]:
     now = utcnow()
     token = str(uuid.uuid4())
-    ids = (select(D.id).where(due_filter(channel, now)).order_by(D.id).limit(limit)
-           .with_for_update(skip_locked=True))
+    ids = (
+        select(D.id)
+        .where(due_filter(channel, now))
+        .order_by(D.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
     claimed = session.execute(
-        update(Delivery.__table__).where(D.id.in_(ids.scalar_subquery()))
-        .values(state=DeliveryState.sending, claim_token=token,
-                lease_until=now + timedelta(seconds=lease_seconds))
-        .returning(D.id, D.update_id, D.target, D.subscriber_id, D.question_id, D.language,
-                   D.attempts)
+        update(Delivery.__table__)
+        .where(D.id.in_(ids.scalar_subquery()))
+        .values(
+            state=DeliveryState.sending,
+            claim_token=token,
+            lease_until=now + timedelta(seconds=lease_seconds),
+        )
+        .returning(
+            D.id, D.update_id, D.target, D.subscriber_id, D.question_id, D.language, D.attempts
+        )
     ).all()
     if not claimed:
         return []
@@ -82,10 +96,18 @@ def claim(session: Session, channel: str, *, limit: int, lease_seconds: float,
     addresses = _addresses(session, claimed)
     originals = _original_message_ids(session, channel, claimed, views)
     return [
-        Job(delivery_id=row.id, token=token, channel=channel, target=row.target,
-            address=addresses.get(row.id), language=row.language, update=views[row.update_id],
-            attempts=row.attempts, per_subscriber=row.target[0] in "sq" and row.target[1:].isdigit(),
-            original_message_id=originals.get((row.update_id, row.target)))
+        Job(
+            delivery_id=row.id,
+            token=token,
+            channel=channel,
+            target=row.target,
+            address=addresses.get(row.id),
+            language=row.language,
+            update=views[row.update_id],
+            attempts=row.attempts,
+            per_subscriber=row.target[0] in "sq" and row.target[1:].isdigit(),
+            original_message_id=originals.get((row.update_id, row.target)),
+        )
         for row in sorted(claimed, key=lambda r: r.id)
     ]
 
@@ -93,10 +115,24 @@ def claim(session: Session, channel: str, *, limit: int, lease_seconds: float,
 def _addresses(session: Session, rows) -> dict[int, str | None]:
     subscriber_ids = {r.subscriber_id for r in rows if r.subscriber_id}
     question_ids = {r.question_id for r in rows if r.question_id}
-    subs = dict(session.execute(select(Subscriber.id, Subscriber.address)
-                                .where(Subscriber.id.in_(subscriber_ids))).all()) if subscriber_ids else {}
-    asks = dict(session.execute(select(Question.id, Question.address)
-                                .where(Question.id.in_(question_ids))).all()) if question_ids else {}
+    subs = (
+        dict(
+            session.execute(
+                select(Subscriber.id, Subscriber.address).where(Subscriber.id.in_(subscriber_ids))
+            ).all()
+        )
+        if subscriber_ids
+        else {}
+    )
+    asks = (
+        dict(
+            session.execute(
+                select(Question.id, Question.address).where(Question.id.in_(question_ids))
+            ).all()
+        )
+        if question_ids
+        else {}
+    )
     result: dict[int, str | None] = {}
     for row in rows:
         if row.subscriber_id or row.target.startswith("s") and row.target[1:].isdigit():
@@ -108,27 +144,36 @@ def _addresses(session: Session, rows) -> dict[int, str | None]:
     return result
 
 
-def _original_message_ids(session: Session, channel: str, rows, views) -> dict[tuple[int, str], str]:
+def _original_message_ids(
+    session: Session, channel: str, rows, views
+) -> dict[tuple[int, str], str]:
     """For corrections: the provider id of the superseded update's message to the same target."""
-    pairs = {(r.update_id, views[r.update_id].supersedes) for r in rows
-             if views[r.update_id].supersedes}
+    pairs = {
+        (r.update_id, views[r.update_id].supersedes) for r in rows if views[r.update_id].supersedes
+    }
     if not pairs:
         return {}
     original_of = {uid: sup for uid, sup in pairs}
     found = session.execute(
-        select(D.update_id, D.target, D.provider_id)
-        .where(D.channel == channel, D.update_id.in_(set(original_of.values())),
-               D.provider_id.is_not(None))
+        select(D.update_id, D.target, D.provider_id).where(
+            D.channel == channel,
+            D.update_id.in_(set(original_of.values())),
+            D.provider_id.is_not(None),
+        )
     ).all()
     by_original = {(r.update_id, r.target): r.provider_id for r in found}
-    return {(uid, r.target): by_original[(sup, r.target)] for r in rows
-            for uid, sup in original_of.items()
-            if r.update_id == uid and (sup, r.target) in by_original}
+    return {
+        (uid, r.target): by_original[(sup, r.target)]
+        for r in rows
+        for uid, sup in original_of.items()
+        if r.update_id == uid and (sup, r.target) in by_original
+    }
 
 
 def _update_views(session: Session, update_ids: set[int], public_url: str) -> dict[int, UpdateView]:
     rows = session.execute(
-        select(Update, Incident).outerjoin(Incident, Incident.id == Update.incident_id)
+        select(Update, Incident)
+        .outerjoin(Incident, Incident.id == Update.incident_id)
         .where(Update.id.in_(update_ids))
     ).all()
     return {u.id: view_of(u, i, public_url) for u, i in rows}
@@ -136,21 +181,35 @@ def _update_views(session: Session, update_ids: set[int], public_url: str) -> di
 
 def view_of(update: Update, incident: Incident | None, public_url: str) -> UpdateView:
     return UpdateView(
-        id=update.id, kind=update.kind.value, severity=str(update.severity), body=dict(update.body),
+        id=update.id,
+        kind=update.kind.value,
+        severity=str(update.severity),
+        body=dict(update.body),
         url=f"{public_url.rstrip('/')}/u/{update.id}",
         incident_title=incident.title if incident else "",
-        incident_slug=incident.slug if incident else "", published_at=update.published_at,
-        next_update_due=update.next_update_due, areas=tuple(update.areas), credit=update.credit,
-        supersedes=update.supersedes_id, exercise=bool(incident and incident.exercise),
+        incident_slug=incident.slug if incident else "",
+        published_at=update.published_at,
+        next_update_due=update.next_update_due,
+        areas=tuple(update.areas),
+        credit=update.credit,
+        supersedes=update.supersedes_id,
+        exercise=bool(incident and incident.exercise),
     )
 
 
-def record(session: Session, outcomes: list[Outcome], *, max_attempts: int,
-           retry_base: float, retry_cap: float) -> None:
+def record(
+    session: Session,
+    outcomes: list[Outcome],
+    *,
+    max_attempts: int,
+    retry_base: float,
+    retry_cap: float,
+) -> None:
     for outcome in outcomes:
         job = outcome.job
-        guard = and_(D.id == job.delivery_id, D.claim_token == job.token,
-                     D.state == DeliveryState.sending)
+        guard = and_(
+            D.id == job.delivery_id, D.claim_token == job.token, D.state == DeliveryState.sending
+        )
         values = _values_for(outcome, max_attempts, retry_base, retry_cap)
         changed = session.execute(update(Delivery.__table__).where(guard).values(**values)).rowcount
         if not changed:
@@ -175,13 +234,21 @@ def renew(session: Session, tokens: set[str], lease_seconds: float) -> None:
 
 def _values_for(outcome: Outcome, max_attempts: int, base: float, cap: float) -> dict:
     attempts = outcome.job.attempts + 1
-    common = {"attempts": attempts, "lease_until": None, "claim_token": None,
-              "last_error": (outcome.error or "")[:500] or None}
+    common = {
+        "attempts": attempts,
+        "lease_until": None,
+        "claim_token": None,
+        "last_error": (outcome.error or "")[:500] or None,
+    }
     if outcome.kind == "sent":
         state = DeliveryState.delivered if outcome.delivered else DeliveryState.sent
-        return common | {"state": state, "provider_id": outcome.provider_id,
-                         "sent_at": outcome.at, "last_error": None,
-                         "delivered_at": outcome.at if outcome.delivered else None}
+        return common | {
+            "state": state,
+            "provider_id": outcome.provider_id,
+            "sent_at": outcome.at,
+            "last_error": None,
+            "delivered_at": outcome.at if outcome.delivered else None,
+        }
     if outcome.kind in ("failed", "gone"):
         return common | {"state": DeliveryState.failed}
     if outcome.kind == "moved":
@@ -189,8 +256,10 @@ def _values_for(outcome: Outcome, max_attempts: int, base: float, cap: float) ->
     if exhausted(attempts, max_attempts):
         return common | {"state": DeliveryState.dead}
     delay = backoff(attempts, base=base, cap=cap, retry_after=outcome.retry_after)
-    return common | {"state": DeliveryState.pending,
-                     "next_attempt_at": outcome.at + timedelta(seconds=delay)}
+    return common | {
+        "state": DeliveryState.pending,
+        "next_attempt_at": outcome.at + timedelta(seconds=delay),
+    }
 
 
 def _subscriber_of(job: Job) -> int | None:
@@ -200,8 +269,9 @@ def _subscriber_of(job: Job) -> int | None:
 def next_due(session: Session, channel: str) -> datetime | None:
     """When the earliest waiting delivery of the channel becomes due (for the dispatcher's nap)."""
     return session.execute(
-        select(func.min(D.next_attempt_at)).where(D.channel == channel,
-                                                  D.state == DeliveryState.pending)
+        select(func.min(D.next_attempt_at)).where(
+            D.channel == channel, D.state == DeliveryState.pending
+        )
     ).scalar()
 
 
@@ -218,8 +288,15 @@ def counts_by_state(session: Session, update_id: int | None = None) -> dict[str,
 
 def requeue_failed(session: Session, update_id: int) -> int:
     """Give failed and dead deliveries of one update a fresh set of attempts."""
-    return session.execute(
-        update(Delivery.__table__)
-        .where(D.update_id == update_id, D.state.in_([DeliveryState.failed, DeliveryState.dead]))
-        .values(state=DeliveryState.pending, attempts=0, next_attempt_at=utcnow(), last_error=None)
-    ).rowcount or 0
+    return (
+        session.execute(
+            update(Delivery.__table__)
+            .where(
+                D.update_id == update_id, D.state.in_([DeliveryState.failed, DeliveryState.dead])
+            )
+            .values(
+                state=DeliveryState.pending, attempts=0, next_attempt_at=utcnow(), last_error=None
+            )
+        ).rowcount
+        or 0
+    )

@@ -5,8 +5,14 @@ from __future__ import annotations
 import random
 
 
-def backoff(attempts: int, *, base: float, cap: float, retry_after: float | None = None,
-            rng: random.Random | None = None) -> float:
+def backoff(
+    attempts: int,
+    *,
+    base: float,
+    cap: float,
+    retry_after: float | None = None,
+    rng: random.Random | None = None,
+) -> float:
     """Seconds to wait before the next attempt. The provider's ``retry_after`` wins; otherwise
     exponential back-off with full jitter (spreads a thundering herd after an outage)."""
     if retry_after is not None and retry_after >= 0:

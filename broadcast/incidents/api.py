@@ -54,16 +54,25 @@ def incident_out(incident: Incident, public_url: str) -> dict:
 
 @router.post("", status_code=201, response_model=IncidentOut)
 def create_incident(data: IncidentCreate, session: SessionDep, user: Officer, request: Request):
-    incident = service.create(session, title=data.title, severity=data.severity,
-                              area_codes=data.areas, exercise=data.exercise, creator=user)
+    incident = service.create(
+        session,
+        title=data.title,
+        severity=data.severity,
+        area_codes=data.areas,
+        exercise=data.exercise,
+        creator=user,
+    )
     return incident_out(incident, request.app.state.settings.public_url)
 
 
 @router.get("", response_model=list[IncidentOut])
-def list_incidents(session: SessionDep, user: CurrentUser, request: Request,
-                   include_resolved: bool = True):
+def list_incidents(
+    session: SessionDep, user: CurrentUser, request: Request, include_resolved: bool = True
+):
     url = request.app.state.settings.public_url
-    return [incident_out(i, url) for i in service.listing(session, include_resolved=include_resolved)]
+    return [
+        incident_out(i, url) for i in service.listing(session, include_resolved=include_resolved)
+    ]
 
 
 @router.get("/{incident_id}", response_model=IncidentDetail)
@@ -71,13 +80,16 @@ def get_incident(incident_id: int, session: SessionDep, user: CurrentUser, reque
     incident = service.get(session, incident_id)
     updates = timeline.for_incident(session, incident.id, viewer=user)
     return incident_out(incident, request.app.state.settings.public_url) | {
-        "updates": [update_out(u) for u in updates]}
+        "updates": [update_out(u) for u in updates]
+    }
 
 
 @router.post("/{incident_id}/resolve", status_code=201, response_model=UpdateOut)
-def resolve_incident(incident_id: int, data: Resolve, session: SessionDep, user: Officer,
-                     request: Request):
+def resolve_incident(
+    incident_id: int, data: Resolve, session: SessionDep, user: Officer, request: Request
+):
     incident = service.get(session, incident_id)
-    update = service.resolve(session, incident, officer=user, body=data.body,
-                             channels=request.app.state.channels)
+    update = service.resolve(
+        session, incident, officer=user, body=data.body, channels=request.app.state.channels
+    )
     return update_out(update)

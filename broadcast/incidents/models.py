@@ -26,7 +26,9 @@ class Incident(SQLModel, table=True):
     areas: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     exercise: bool = False
     next_update_due: datetime | None = Field(default=None, sa_column=Column(UTCDateTime))
-    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False)
+    )
     resolved_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime))
     created_by: int | None = Field(default=None, foreign_key="users.id")
 

@@ -23,8 +23,15 @@ def slugify(title: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", ascii_title.lower()).strip("-")[:80] or "incident"
 
 
-def create(session: Session, *, title: str, severity: str, area_codes: list[str],
-           exercise: bool = False, creator: User | None = None) -> Incident:
+def create(
+    session: Session,
+    *,
+    title: str,
+    severity: str,
+    area_codes: list[str],
+    exercise: bool = False,
+    creator: User | None = None,
+) -> Incident:
     title = title.strip()
     if not title:
         raise Invalid("the title must not be empty")
@@ -33,14 +40,24 @@ def create(session: Session, *, title: str, severity: str, area_codes: list[str]
     while session.exec(select(Incident.id).where(Incident.slug == slug)).first():
         n += 1
         slug = f"{base}-{n}"
-    incident = Incident(title=title, slug=slug, severity=Severity(severity),
-                        areas=areas.check_codes(session, area_codes), exercise=exercise,
-                        created_by=creator.id if creator else None)
+    incident = Incident(
+        title=title,
+        slug=slug,
+        severity=Severity(severity),
+        areas=areas.check_codes(session, area_codes),
+        exercise=exercise,
+        created_by=creator.id if creator else None,
+    )
     session.add(incident)
     session.flush()
-    audit.record(session, actor=creator.name if creator else "system",
-                 actor_id=creator.id if creator else None, action="incident.create",
-                 subject=f"incident:{incident.id}", title=title)
+    audit.record(
+        session,
+        actor=creator.name if creator else "system",
+        actor_id=creator.id if creator else None,
+        action="incident.create",
+        subject=f"incident:{incident.id}",
+        title=title,
+    )
     return incident
 
 
@@ -65,16 +82,23 @@ def listing(session: Session, *, include_resolved: bool = True) -> list[Incident
     return list(session.exec(query))
 
 
-def resolve(session: Session, incident: Incident, *, officer: User, body: str | dict,
-            channels: ChannelSet) -> Update:
+def resolve(
+    session: Session, incident: Incident, *, officer: User, body: str | dict, channels: ChannelSet
+) -> Update:
     """The all-clear goes to every area of the incident; no further update is promised."""
     if incident.status == IncidentStatus.resolved:
         raise Conflict("the incident is resolved already")
-    update = timeline.post(session, incident, author=officer, body=body, channels=channels,
-                           kind=UpdateKind.all_clear)
+    update = timeline.post(
+        session, incident, author=officer, body=body, channels=channels, kind=UpdateKind.all_clear
+    )
     incident.status, incident.resolved_at = IncidentStatus.resolved, utcnow()
     incident.next_update_due = None
     session.add(incident)
-    audit.record(session, actor=officer.name, actor_id=officer.id, action="incident.resolve",
-                 subject=f"incident:{incident.id}")
+    audit.record(
+        session,
+        actor=officer.name,
+        actor_id=officer.id,
+        action="incident.resolve",
+        subject=f"incident:{incident.id}",
+    )
     return update

@@ -2,9 +2,9 @@
 
 from alembic import context
 from sqlalchemy import text
+from sqlmodel import SQLModel
 
 import broadcast.models  # noqa: F401  (registers every table on the metadata)
-from sqlmodel import SQLModel
 
 MIGRATION_LOCK = 7_141_021  # advisory lock key: one migrating process at a time on PostgreSQL
 
@@ -23,9 +23,12 @@ def run_migrations_online() -> None:
     if postgres:
         connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK})
     try:
-        context.configure(connection=connection, target_metadata=target_metadata,
-                          include_object=include_object,
-                          render_as_batch=connection.dialect.name == "sqlite")
+        context.configure(
+            connection=connection,
+            target_metadata=target_metadata,
+            include_object=include_object,
+            render_as_batch=connection.dialect.name == "sqlite",
+        )
         with context.begin_transaction():
             context.run_migrations()
     finally:

@@ -30,13 +30,18 @@ class QuestionOut(BaseModel):
 class Answer(BaseModel):
     body: str = Field(min_length=1, max_length=4000)
     public: bool = False
-    incident_id: int | None = Field(default=None, description="For a public answer to a question "
-                                    "that came in without an incident")
+    incident_id: int | None = Field(
+        default=None,
+        description="For a public answer to a question that came in without an incident",
+    )
 
 
 def question_out(question) -> dict:
-    waited = ((question.answered_at - question.received_at).total_seconds()
-              if question.answered_at else None)
+    waited = (
+        (question.answered_at - question.received_at).total_seconds()
+        if question.answered_at
+        else None
+    )
     return question.model_dump(exclude={"address"}) | {"response_seconds": waited}
 
 
@@ -46,9 +51,16 @@ def list_questions(session: SessionDep, user: Officer, state: QuestionState | No
 
 
 @router.post("/{question_id}/answer", status_code=201, response_model=UpdateOut)
-def answer_question(question_id: int, data: Answer, session: SessionDep, user: Officer,
-                    request: Request):
-    update = service.answer(session, service.get(session, question_id), officer=user,
-                            body=data.body, public=data.public, incident_id=data.incident_id,
-                            channels=request.app.state.channels)
+def answer_question(
+    question_id: int, data: Answer, session: SessionDep, user: Officer, request: Request
+):
+    update = service.answer(
+        session,
+        service.get(session, question_id),
+        officer=user,
+        body=data.body,
+        public=data.public,
+        incident_id=data.incident_id,
+        channels=request.app.state.channels,
+    )
     return update_out(update)

@@ -25,9 +25,12 @@ class Question(SQLModel, table=True):
     language: Language = Field(default=Language.nl, sa_type=enum_type(Language))
     text: str
     incident_id: int | None = Field(default=None, foreign_key="incidents.id", index=True)
-    state: QuestionState = Field(default=QuestionState.new, index=True,
-                                 sa_type=enum_type(QuestionState))
-    received_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
+    state: QuestionState = Field(
+        default=QuestionState.new, index=True, sa_type=enum_type(QuestionState)
+    )
+    received_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False)
+    )
     reply_to: str | None = Field(default=None, max_length=120)  # provider id it answered to
     answer: str | None = None
     answered_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime))

@@ -19,19 +19,36 @@ from broadcast.timeline.models import Source, Update, UpdateKind, UpdateState
 MAX_QUESTION_CHARS = 2_000
 
 
-def receive(session: Session, *, channel: str, text: str, address: str | None = None,
-            language: str | None = None, incident_id: int | None = None,
-            reply_to: str | None = None) -> Question:
+def receive(
+    session: Session,
+    *,
+    channel: str,
+    text: str,
+    address: str | None = None,
+    language: str | None = None,
+    incident_id: int | None = None,
+    reply_to: str | None = None,
+) -> Question:
     text = text.strip()
     if not text:
         raise Invalid("an empty question")
-    question = Question(channel=channel, address=address, text=text[:MAX_QUESTION_CHARS],
-                        language=Language(language or "nl"), incident_id=incident_id,
-                        reply_to=reply_to)
+    question = Question(
+        channel=channel,
+        address=address,
+        text=text[:MAX_QUESTION_CHARS],
+        language=Language(language or "nl"),
+        incident_id=incident_id,
+        reply_to=reply_to,
+    )
     session.add(question)
     session.flush()
-    audit.record(session, actor="resident", action="question.receive",
-                 subject=f"question:{question.id}", channel=channel)
+    audit.record(
+        session,
+        actor="resident",
+        action="question.receive",
+        subject=f"question:{question.id}",
+        channel=channel,
+    )
     return question
 
 
@@ -49,8 +66,16 @@ def get(session: Session, question_id: int) -> Question:
     return question
 
 
-def answer(session: Session, question: Question, *, officer: User, body: str, public: bool,
-           channels: ChannelSet, incident_id: int | None = None) -> Update:
+def answer(
+    session: Session,
+    question: Question,
+    *,
+    officer: User,
+    body: str,
+    public: bool,
+    channels: ChannelSet,
+    incident_id: int | None = None,
+) -> Update:
     """Answer privately through the channel it came in on, or publish a Q&A entry on the
     timeline (on the public site; the resident who asked gets the answer privately too)."""
     if question.state == QuestionState.answered:
@@ -58,43 +83,80 @@ def answer(session: Session, question: Question, *, officer: User, body: str, pu
     if not body.strip():
         raise Invalid("the answer must not be empty")
     if public:
-        update = _publish_answer(session, question, officer=officer, body=body,
-                                 channels=channels, incident_id=incident_id)
+        update = _publish_answer(
+            session,
+            question,
+            officer=officer,
+            body=body,
+            channels=channels,
+            incident_id=incident_id,
+        )
     else:
         update = _private_answer(session, question, officer=officer, body=body)
     if question.address and question.channel in channels:
-        audience.queue_one(session, update, question.channel, question_id=question.id,
-                           language=question.language)
+        audience.queue_one(
+            session, update, question.channel, question_id=question.id, language=question.language
+        )
         emit(session, "queued", update_id=update.id)
     elif not public:
-        raise Conflict(f"question {question.id} cannot be answered privately: "
-                       f"channel {question.channel} has no reply address or is off")
+        raise Conflict(
+            f"question {question.id} cannot be answered privately: "
+            f"channel {question.channel} has no reply address or is off"
+        )
     question.state, question.answer = QuestionState.answered, body.strip()
     question.answered_at, question.answered_by = utcnow(), officer.id
     question.answer_update_id = update.id
     session.add(question)
-    audit.record(session, actor=officer.name, actor_id=officer.id, action="question.answer",
-                 subject=f"question:{question.id}", public=public)
+    audit.record(
+        session,
+        actor=officer.name,
+        actor_id=officer.id,
+        action="question.answer",
+        subject=f"question:{question.id}",
+        public=public,
+    )
     return update
 
 
-def _publish_answer(session: Session, question: Question, *, officer: User, body: str,
-                    channels: ChannelSet, incident_id: int | None) -> Update:
+def _publish_answer(
+    session: Session,
+    question: Question,
+    *,
+    officer: User,
+    body: str,
+    channels: ChannelSet,
+    incident_id: int | None,
+) -> Update:
     incident_id = incident_id or question.incident_id
     if incident_id is None:
         raise Invalid("a public answer needs an incident_id (the question has none)")
     incident = incidents.get(session, incident_id)
     qa = {question.language.value: f"{question.text}\n\n{body.strip()}"}
-    return timeline.post(session, incident, author=officer, body=qa, channels=channels,
-                         kind=UpdateKind.answer, severity="info", channel_names=["platform"],
-                         areas_=[])
+    return timeline.post(
+        session,
+        incident,
+        author=officer,
+        body=qa,
+        channels=channels,
+        kind=UpdateKind.answer,
+        severity="info",
+        channel_names=["platform"],
+        areas_=[],
+    )
 
 
 def _private_answer(session: Session, question: Question, *, officer: User, body: str) -> Update:
-    update = Update(incident_id=question.incident_id, kind=UpdateKind.answer,
-                    state=UpdateState.published, public=False, severity="info",
-                    body={question.language.value: body.strip()}, author_id=officer.id,
-                    source=Source.officer, published_at=utcnow())
+    update = Update(
+        incident_id=question.incident_id,
+        kind=UpdateKind.answer,
+        state=UpdateState.published,
+        public=False,
+        severity="info",
+        body={question.language.value: body.strip()},
+        author_id=officer.id,
+        source=Source.officer,
+        published_at=utcnow(),
+    )
     session.add(update)
     session.flush()
     return update

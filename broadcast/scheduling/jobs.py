@@ -48,17 +48,23 @@ def flag_overdue() -> list[int]:
     now = utcnow()
     flagged = []
     with _runtime.db.session_scope() as session:
-        late = session.exec(select(Incident).where(Incident.status != IncidentStatus.resolved,
-                                                   Incident.next_update_due < now))
+        late = session.exec(
+            select(Incident).where(
+                Incident.status != IncidentStatus.resolved, Incident.next_update_due < now
+            )
+        )
         for incident in late:
             due = incident.next_update_due.isoformat()
             subject = f"incident:{incident.id}"
-            already = any(e.detail.get("due") == due for e in
-                          audit.recent(session, subject=subject, limit=20)
-                          if e.action == "incident.overdue")
+            already = any(
+                e.detail.get("due") == due
+                for e in audit.recent(session, subject=subject, limit=20)
+                if e.action == "incident.overdue"
+            )
             if not already:
-                audit.record(session, actor="scheduler", action="incident.overdue",
-                             subject=subject, due=due)
+                audit.record(
+                    session, actor="scheduler", action="incident.overdue", subject=subject, due=due
+                )
                 emit(session, "overdue", incident_id=incident.id, due=due)
                 flagged.append(incident.id)
     return flagged

@@ -69,7 +69,9 @@ class Scheduler:
         if not self.db.is_postgres:
             return True
         connection = self.db.engine.connect()
-        got = connection.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": LEADER_LOCK}).scalar()
+        got = connection.execute(
+            text("SELECT pg_try_advisory_lock(:k)"), {"k": LEADER_LOCK}
+        ).scalar()
         connection.commit()
         if got:
             self._lock_connection = connection
@@ -80,11 +82,18 @@ class Scheduler:
     def _begin(self) -> None:
         jobs.install(jobs.Runtime(db=self.db, channels=self.channels))
         store = SQLAlchemyJobStore(engine=self.db.engine, tablename="apscheduler_jobs")
-        self.scheduler = AsyncIOScheduler(jobstores={"default": store}, timezone="UTC",
-                                          job_defaults={"coalesce": True, "misfire_grace_time": None})
-        self.scheduler.add_job("broadcast.scheduling.jobs:flag_overdue", "interval",
-                               seconds=self.settings.overdue_check_seconds, id="flag-overdue",
-                               replace_existing=True)
+        self.scheduler = AsyncIOScheduler(
+            jobstores={"default": store},
+            timezone="UTC",
+            job_defaults={"coalesce": True, "misfire_grace_time": None},
+        )
+        self.scheduler.add_job(
+            "broadcast.scheduling.jobs:flag_overdue",
+            "interval",
+            seconds=self.settings.overdue_check_seconds,
+            id="flag-overdue",
+            replace_existing=True,
+        )
         self.scheduler.start()
         self._schedule_all()
         log.info("scheduler started as leader")
@@ -92,12 +101,18 @@ class Scheduler:
     def _schedule_all(self) -> None:
         """One date job per scheduled update (idempotent), plus publishing anything overdue."""
         with self.db.session_scope() as session:
-            pending = session.exec(select(Update.id, Update.publish_at)
-                                   .where(Update.state == UpdateState.scheduled)).all()
+            pending = session.exec(
+                select(Update.id, Update.publish_at).where(Update.state == UpdateState.scheduled)
+            ).all()
         for update_id, publish_at in pending:
             self.add_publication(update_id, publish_at)
 
     def add_publication(self, update_id: int, publish_at: datetime) -> None:
         assert self.scheduler is not None
-        self.scheduler.add_job(PUBLISH_JOB, "date", run_date=publish_at,
-                               id=f"publish-update-{update_id}", replace_existing=True)
+        self.scheduler.add_job(
+            PUBLISH_JOB,
+            "date",
+            run_date=publish_at,
+            id=f"publish-update-{update_id}",
+            replace_existing=True,
+        )

@@ -34,16 +34,27 @@ class SubscriberOut(BaseModel):
 
 def subscriber_out(session, subscriber) -> dict:
     return subscriber.model_dump(exclude={"address"}) | {
-        "areas": service.area_codes(session, subscriber.id)}
+        "areas": service.area_codes(session, subscriber.id)
+    }
 
 
-@router.post("", status_code=201, response_model=SubscriberOut,
-             description="Add a subscriber the municipality registered (consent given elsewhere).")
+@router.post(
+    "",
+    status_code=201,
+    response_model=SubscriberOut,
+    description="Add a subscriber the municipality registered (consent given elsewhere).",
+)
 def create_subscriber(data: SubscriberCreate, session: SessionDep, user: Officer, request: Request):
     subscriber = service.subscribe(
-        session, channels=request.app.state.channels, channel=data.channel, address=data.address,
-        area_codes=data.areas, language=data.language, min_severity=data.min_severity,
-        actor=user.name)
+        session,
+        channels=request.app.state.channels,
+        channel=data.channel,
+        address=data.address,
+        area_codes=data.areas,
+        language=data.language,
+        min_severity=data.min_severity,
+        actor=user.name,
+    )
     return subscriber_out(session, subscriber)
 
 
@@ -52,7 +63,11 @@ def get_subscriber(subscriber_id: int, session: SessionDep, user: Officer):
     return subscriber_out(session, service.get(session, subscriber_id))
 
 
-@router.delete("/{subscriber_id}", status_code=204, response_class=Response,
-               description="Erase the subscriber and their personal data.")
+@router.delete(
+    "/{subscriber_id}",
+    status_code=204,
+    response_class=Response,
+    description="Erase the subscriber and their personal data.",
+)
 def delete_subscriber(subscriber_id: int, session: SessionDep, user: Officer):
     service.erase(session, service.get(session, subscriber_id), actor=user.name)

@@ -25,10 +25,13 @@ class Subscriber(SQLModel, table=True):
     address: str = Field(max_length=500)  # personal data: never logged
     language: Language = Field(default=Language.nl, sa_type=enum_type(Language))
     min_severity: Severity = Field(default=Severity.info, sa_type=enum_type(Severity))
-    state: SubscriberState = Field(default=SubscriberState.active, index=True,
-                                   sa_type=enum_type(SubscriberState))
+    state: SubscriberState = Field(
+        default=SubscriberState.active, index=True, sa_type=enum_type(SubscriberState)
+    )
     consent_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime))
-    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False)
+    )
 
 
 class SubscriberArea(SQLModel, table=True):

@@ -12,9 +12,18 @@ from broadcast.errors import Conflict, Invalid, NotFound
 from broadcast.subscribers.models import Subscriber, SubscriberArea, SubscriberState
 
 
-def subscribe(session: Session, *, channels: ChannelSet, channel: str, address: str,
-              area_codes: list[str], language: str = "nl", min_severity: str = "info",
-              confirmed: bool = True, actor: str = "api") -> Subscriber:
+def subscribe(
+    session: Session,
+    *,
+    channels: ChannelSet,
+    channel: str,
+    address: str,
+    area_codes: list[str],
+    language: str = "nl",
+    min_severity: str = "info",
+    confirmed: bool = True,
+    actor: str = "api",
+) -> Subscriber:
     """Add a subscriber, or re-activate and update one that exists on this channel and address."""
     normalized = normalize(channels, channel, address)
     codes = areas.check_codes(session, area_codes)
@@ -30,8 +39,13 @@ def subscribe(session: Session, *, channels: ChannelSet, channel: str, address: 
     session.add(subscriber)
     session.flush()
     set_areas(session, subscriber, codes)
-    audit.record(session, actor=actor, action="subscriber.subscribe",
-                 subject=f"subscriber:{subscriber.id}", channel=channel)
+    audit.record(
+        session,
+        actor=actor,
+        action="subscriber.subscribe",
+        subject=f"subscriber:{subscriber.id}",
+        channel=channel,
+    )
     return subscriber
 
 
@@ -74,16 +88,19 @@ def get(session: Session, subscriber_id: int) -> Subscriber:
 def unsubscribe(session: Session, subscriber: Subscriber, *, actor: str) -> None:
     subscriber.state = SubscriberState.unsubscribed
     session.add(subscriber)
-    audit.record(session, actor=actor, action="subscriber.unsubscribe",
-                 subject=f"subscriber:{subscriber.id}")
+    audit.record(
+        session, actor=actor, action="subscriber.unsubscribe", subject=f"subscriber:{subscriber.id}"
+    )
 
 
 def erase(session: Session, subscriber: Subscriber, *, actor: str) -> None:
-    """Delete the person's data. Delivery rows keep counts but lose the link (ON DELETE SET NULL)."""
+    """Delete the person's data. Delivery rows keep counts, not the link (ON DELETE SET NULL)."""
     subscriber_id = subscriber.id
     session.exec(delete(SubscriberArea).where(SubscriberArea.subscriber_id == subscriber_id))
     session.delete(subscriber)
-    audit.record(session, actor=actor, action="subscriber.erase", subject=f"subscriber:{subscriber_id}")
+    audit.record(
+        session, actor=actor, action="subscriber.erase", subject=f"subscriber:{subscriber_id}"
+    )
     session.flush()
 
 

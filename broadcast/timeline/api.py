@@ -7,8 +7,8 @@ from pydantic import BaseModel, Field
 
 from broadcast.common import Severity
 from broadcast.db import emit
-from broadcast.deps import Member, Officer, SessionDep
 from broadcast.delivery import outbox
+from broadcast.deps import Member, Officer, SessionDep
 from broadcast.errors import NotFound
 from broadcast.incidents import service as incidents
 from broadcast.timeline import service
@@ -63,19 +63,30 @@ class OptionalReason(BaseModel):
 
 
 def update_out(update: Update) -> dict:
-    return update.model_dump() | {"supersedes": update.supersedes_id,
-                                  "superseded_by": update.superseded_by_id}
+    return update.model_dump() | {
+        "supersedes": update.supersedes_id,
+        "superseded_by": update.superseded_by_id,
+    }
 
 
 @router.post("/incidents/{incident_id}/updates", status_code=201, response_model=UpdateOut)
-def post_update(incident_id: int, data: UpdateCreate, session: SessionDep, user: Member,
-                request: Request):
+def post_update(
+    incident_id: int, data: UpdateCreate, session: SessionDep, user: Member, request: Request
+):
     incident = incidents.get(session, incident_id)
-    update = service.post(session, incident, author=user, body=data.body,
-                          channels=request.app.state.channels, severity=data.severity,
-                          areas_=data.areas, channel_names=data.channels,
-                          publish_at=data.publish_at, next_update_due=data.next_update_due,
-                          draft=data.draft)
+    update = service.post(
+        session,
+        incident,
+        author=user,
+        body=data.body,
+        channels=request.app.state.channels,
+        severity=data.severity,
+        areas_=data.areas,
+        channel_names=data.channels,
+        publish_at=data.publish_at,
+        next_update_due=data.next_update_due,
+        draft=data.draft,
+    )
     return update_out(update)
 
 
@@ -89,43 +100,59 @@ def get_update(update_id: int, session: SessionDep, user: Member):
 
 @router.post("/updates/{update_id}/approve", response_model=UpdateOut)
 def approve(update_id: int, session: SessionDep, user: Officer, request: Request):
-    update = service.approve(session, service.get(session, update_id), officer=user,
-                             channels=request.app.state.channels)
+    update = service.approve(
+        session, service.get(session, update_id), officer=user, channels=request.app.state.channels
+    )
     return update_out(update)
 
 
 @router.post("/updates/{update_id}/reject", response_model=UpdateOut)
 def reject(update_id: int, session: SessionDep, user: Officer, data: OptionalReason | None = None):
-    update = service.reject(session, service.get(session, update_id), officer=user,
-                            reason=data.reason if data else None)
+    update = service.reject(
+        session, service.get(session, update_id), officer=user, reason=data.reason if data else None
+    )
     return update_out(update)
 
 
 @router.post("/updates/{update_id}/correct", status_code=201, response_model=UpdateOut)
 def correct(update_id: int, data: Correction, session: SessionDep, user: Officer, request: Request):
-    correction = service.correct(session, service.get(session, update_id), officer=user,
-                                 body=data.body, channels=request.app.state.channels,
-                                 next_update_due=data.next_update_due)
+    correction = service.correct(
+        session,
+        service.get(session, update_id),
+        officer=user,
+        body=data.body,
+        channels=request.app.state.channels,
+        next_update_due=data.next_update_due,
+    )
     return update_out(correction)
 
 
 @router.post("/updates/{update_id}/retract", status_code=201, response_model=UpdateOut)
 def retract(update_id: int, data: Reason, session: SessionDep, user: Officer, request: Request):
-    notice = service.retract(session, service.get(session, update_id), officer=user,
-                             reason=data.reason, channels=request.app.state.channels)
+    notice = service.retract(
+        session,
+        service.get(session, update_id),
+        officer=user,
+        reason=data.reason,
+        channels=request.app.state.channels,
+    )
     return update_out(notice)
 
 
-@router.get("/updates/{update_id}/deliveries",
-            response_model=dict[str, dict[str, int]],
-            description='Counts per channel and state: {"telegram": {"sent": 120, "failed": 2}}')
+@router.get(
+    "/updates/{update_id}/deliveries",
+    response_model=dict[str, dict[str, int]],
+    description='Counts per channel and state: {"telegram": {"sent": 120, "failed": 2}}',
+)
 def deliveries(update_id: int, session: SessionDep, user: Officer):
     service.get(session, update_id)
     return outbox.counts_by_state(session, update_id)
 
 
-@router.post("/updates/{update_id}/resend-failed",
-             description="Re-queue only the failed and dead deliveries of this update")
+@router.post(
+    "/updates/{update_id}/resend-failed",
+    description="Re-queue only the failed and dead deliveries of this update",
+)
 def resend_failed(update_id: int, session: SessionDep, user: Officer) -> dict[str, int]:
     service.get(session, update_id)
     count = outbox.requeue_failed(session, update_id)

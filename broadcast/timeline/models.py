@@ -56,5 +56,7 @@ class Update(SQLModel, table=True):
     supersedes_id: int | None = Field(default=None, foreign_key="updates.id")
     superseded_by_id: int | None = Field(default=None, foreign_key="updates.id")
     reason: str | None = None  # why it was rejected or retracted
-    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False)
+    )
     decided_by: int | None = Field(default=None, foreign_key="users.id")

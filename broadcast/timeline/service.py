@@ -48,28 +48,52 @@ def visible_to(update: Update, viewer: User | None) -> bool:
     return viewer.role != Role.volunteer or update.author_id == viewer.id
 
 
-def post(session: Session, incident: Incident, *, author: User | None, body: str | dict,
-         channels: ChannelSet, severity: str | None = None, areas_: list[str] | None = None,
-         channel_names: list[str] | None = None, publish_at: datetime | None = None,
-         next_update_due: datetime | None = None, kind: UpdateKind = UpdateKind.update,
-         source: Source | None = None, credit: str | None = None, draft: bool = False) -> Update:
+def post(
+    session: Session,
+    incident: Incident,
+    *,
+    author: User | None,
+    body: str | dict,
+    channels: ChannelSet,
+    severity: str | None = None,
+    areas_: list[str] | None = None,
+    channel_names: list[str] | None = None,
+    publish_at: datetime | None = None,
+    next_update_due: datetime | None = None,
+    kind: UpdateKind = UpdateKind.update,
+    source: Source | None = None,
+    credit: str | None = None,
+    draft: bool = False,
+) -> Update:
     """A new update on the timeline: published now, scheduled, a draft, or (from a volunteer)
     waiting for an officer's approval."""
     if incident.status == IncidentStatus.resolved:
         raise Conflict("the incident is resolved; open a new one")
     update = Update(
-        incident_id=incident.id, kind=kind, state=UpdateState.draft,
-        body=_check_body(body), severity=Severity(severity or incident.severity),
+        incident_id=incident.id,
+        kind=kind,
+        state=UpdateState.draft,
+        body=_check_body(body),
+        severity=Severity(severity or incident.severity),
         areas=areas.check_codes(session, areas_ if areas_ is not None else incident.areas),
-        channels=_check_channels(channel_names, channels), publish_at=publish_at,
-        next_update_due=_check_due(next_update_due), author_id=author.id if author else None,
-        source=source or _source_of(author), credit=credit or _credit_of(author),
+        channels=_check_channels(channel_names, channels),
+        publish_at=publish_at,
+        next_update_due=_check_due(next_update_due),
+        author_id=author.id if author else None,
+        source=source or _source_of(author),
+        credit=credit or _credit_of(author),
     )
     session.add(update)
     session.flush()
     actor = author.name if author else update.source.value
-    audit.record(session, actor=actor, actor_id=update.author_id, action="update.post",
-                 subject=f"update:{update.id}", incident=incident.id)
+    audit.record(
+        session,
+        actor=actor,
+        actor_id=update.author_id,
+        action="update.post",
+        subject=f"update:{update.id}",
+        incident=incident.id,
+    )
     if draft:
         return update
     if author is not None and author.role == Role.volunteer:
@@ -79,20 +103,27 @@ def post(session: Session, incident: Incident, *, author: User | None, body: str
     return release(session, update, incident, channels=channels, actor=actor)
 
 
-def release(session: Session, update: Update, incident: Incident, *, channels: ChannelSet,
-            actor: str) -> Update:
+def release(
+    session: Session, update: Update, incident: Incident, *, channels: ChannelSet, actor: str
+) -> Update:
     """Publish now, or schedule for ``publish_at``."""
     if update.publish_at is not None and update.publish_at > utcnow() + SCHEDULE_SLACK:
         update.state = UpdateState.scheduled
-        audit.record(session, actor=actor, action="update.schedule", subject=f"update:{update.id}",
-                     publish_at=update.publish_at.isoformat())
+        audit.record(
+            session,
+            actor=actor,
+            action="update.schedule",
+            subject=f"update:{update.id}",
+            publish_at=update.publish_at.isoformat(),
+        )
         emit(session, "scheduled", update_id=update.id)
         return update
     return publish(session, update, incident, channels=channels, actor=actor)
 
 
-def publish(session: Session, update: Update, incident: Incident, *, channels: ChannelSet,
-            actor: str) -> Update:
+def publish(
+    session: Session, update: Update, incident: Incident, *, channels: ChannelSet, actor: str
+) -> Update:
     if update.state in (UpdateState.published, UpdateState.retracted, UpdateState.rejected):
         raise Conflict(f"update {update.id} is {update.state} and cannot be published")
     now = utcnow()
@@ -103,8 +134,13 @@ def publish(session: Session, update: Update, incident: Incident, *, channels: C
     session.add_all([update, incident])
     session.flush()
     queued = audience.expand(session, update, channels)
-    audit.record(session, actor=actor, action="update.publish", subject=f"update:{update.id}",
-                 deliveries=queued)
+    audit.record(
+        session,
+        actor=actor,
+        action="update.publish",
+        subject=f"update:{update.id}",
+        deliveries=queued,
+    )
     emit(session, "published", update_id=update.id, incident_id=incident.id, slug=incident.slug)
     return update
 
@@ -113,68 +149,122 @@ def approve(session: Session, update: Update, *, officer: User, channels: Channe
     _expect(update, UpdateState.pending_approval, UpdateState.draft)
     update.decided_by = officer.id
     incident = _incident(session, update)
-    audit.record(session, actor=officer.name, actor_id=officer.id, action="update.approve",
-                 subject=f"update:{update.id}")
+    audit.record(
+        session,
+        actor=officer.name,
+        actor_id=officer.id,
+        action="update.approve",
+        subject=f"update:{update.id}",
+    )
     return release(session, update, incident, channels=channels, actor=officer.name)
 
 
 def reject(session: Session, update: Update, *, officer: User, reason: str | None) -> Update:
     _expect(update, UpdateState.pending_approval, UpdateState.draft, UpdateState.scheduled)
     update.state, update.reason, update.decided_by = UpdateState.rejected, reason, officer.id
-    audit.record(session, actor=officer.name, actor_id=officer.id, action="update.reject",
-                 subject=f"update:{update.id}", reason=reason)
+    audit.record(
+        session,
+        actor=officer.name,
+        actor_id=officer.id,
+        action="update.reject",
+        subject=f"update:{update.id}",
+        reason=reason,
+    )
     return update
 
 
-def correct(session: Session, update: Update, *, officer: User, body: str | dict,
-            channels: ChannelSet, next_update_due: datetime | None = None) -> Update:
+def correct(
+    session: Session,
+    update: Update,
+    *,
+    officer: User,
+    body: str | dict,
+    channels: ChannelSet,
+    next_update_due: datetime | None = None,
+) -> Update:
     """A correction is a new update pointing at the original; both stay visible."""
-    return _supersede(session, update, officer=officer, body=body, channels=channels,
-                      kind=UpdateKind.correction, next_update_due=next_update_due)
+    return _supersede(
+        session,
+        update,
+        officer=officer,
+        body=body,
+        channels=channels,
+        kind=UpdateKind.correction,
+        next_update_due=next_update_due,
+    )
 
 
-def retract(session: Session, update: Update, *, officer: User, reason: str,
-            channels: ChannelSet) -> Update:
+def retract(
+    session: Session, update: Update, *, officer: User, reason: str, channels: ChannelSet
+) -> Update:
     """The original is marked retracted (with the reason, still readable) and a short notice
     follows it to everyone who received it."""
     if not reason.strip():
         raise Invalid("a retraction needs a reason")
-    notice = _supersede(session, update, officer=officer, body=reason, channels=channels,
-                        kind=UpdateKind.retraction)
+    notice = _supersede(
+        session, update, officer=officer, body=reason, channels=channels, kind=UpdateKind.retraction
+    )
     update.state, update.reason = UpdateState.retracted, reason.strip()
     session.add(update)
     return notice
 
 
-def _supersede(session: Session, update: Update, *, officer: User, body: str | dict,
-               channels: ChannelSet, kind: UpdateKind,
-               next_update_due: datetime | None = None) -> Update:
+def _supersede(
+    session: Session,
+    update: Update,
+    *,
+    officer: User,
+    body: str | dict,
+    channels: ChannelSet,
+    kind: UpdateKind,
+    next_update_due: datetime | None = None,
+) -> Update:
     _expect(update, UpdateState.published)
     if update.superseded_by_id is not None:
-        raise Conflict(f"update {update.id} was already superseded by {update.superseded_by_id}; "
-                       "correct that one")
+        raise Conflict(
+            f"update {update.id} was already superseded by {update.superseded_by_id}; "
+            "correct that one"
+        )
     incident = _incident(session, update)
     follow_up = Update(
-        incident_id=update.incident_id, kind=kind, state=UpdateState.draft,
-        body=_check_body(body), severity=update.severity, areas=update.areas,
-        channels=update.channels, supersedes_id=update.id, author_id=officer.id,
-        source=Source.officer, next_update_due=_check_due(next_update_due) or incident.next_update_due,
+        incident_id=update.incident_id,
+        kind=kind,
+        state=UpdateState.draft,
+        body=_check_body(body),
+        severity=update.severity,
+        areas=update.areas,
+        channels=update.channels,
+        supersedes_id=update.id,
+        author_id=officer.id,
+        source=Source.officer,
+        next_update_due=_check_due(next_update_due) or incident.next_update_due,
     )
     session.add(follow_up)
     session.flush()
     update.superseded_by_id = follow_up.id
     session.add(update)
-    audit.record(session, actor=officer.name, actor_id=officer.id, action=f"update.{kind}",
-                 subject=f"update:{update.id}", by=follow_up.id)
+    audit.record(
+        session,
+        actor=officer.name,
+        actor_id=officer.id,
+        action=f"update.{kind}",
+        subject=f"update:{update.id}",
+        by=follow_up.id,
+    )
     return publish(session, follow_up, incident, channels=channels, actor=officer.name)
 
 
-def publish_due(session: Session, *, channels: ChannelSet, now: datetime | None = None) -> list[int]:
+def publish_due(
+    session: Session, *, channels: ChannelSet, now: datetime | None = None
+) -> list[int]:
     """Publish every scheduled update whose time has come (the scheduler's job, and a safety net
     at start-up for jobs that were due while the service was down)."""
     now = now or utcnow()
-    due = session.exec(select(Update).where(Update.state == UpdateState.scheduled,
-                                            col(Update.publish_at) <= now + SCHEDULE_SLACK)).all()
+    due = session.exec(
+        select(Update).where(
+            Update.state == UpdateState.scheduled, col(Update.publish_at) <= now + SCHEDULE_SLACK
+        )
+    ).all()
     for update in due:
         publish(session, update, _incident(session, update), channels=channels, actor="scheduler")
     return [u.id for u in due]
@@ -200,7 +290,9 @@ def _check_body(body: str | dict) -> dict[str, str]:
     if unknown := set(bodies) - {"nl", "en"}:
         raise Invalid(f"unsupported language(s): {', '.join(sorted(unknown))}; use nl or en")
     if too_long := [lang for lang, text in bodies.items() if len(text) > MAX_BODY_CHARS]:
-        raise Invalid(f"body too long in {', '.join(too_long)}: at most {MAX_BODY_CHARS} characters")
+        raise Invalid(
+            f"body too long in {', '.join(too_long)}: at most {MAX_BODY_CHARS} characters"
+        )
     return bodies
 
 
@@ -227,4 +319,3 @@ def _source_of(author: User | None) -> Source:
 
 def _credit_of(author: User | None) -> str | None:
     return author.credit_name if author is not None and author.role == Role.volunteer else None
-

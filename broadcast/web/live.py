@@ -17,6 +17,7 @@ def announcer(db: Database) -> Callable[[UpdateView], Awaitable[None]]:
         def send() -> None:
             with db.session_scope() as session:
                 emit(session, "live", update_id=update.id, slug=update.incident_slug)
+
         await asyncio.to_thread(send)
 
     return announce

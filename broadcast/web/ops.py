@@ -21,13 +21,17 @@ async def healthz(request: Request):
     def ping() -> None:
         with db.engine.connect() as connection:
             connection.execute(text("SELECT 1"))
+
     try:
         await asyncio.to_thread(ping)
         database = "ok"
     except Exception as exc:
         database = f"unavailable: {type(exc).__name__}"
-    body = {"status": "ok" if database == "ok" else "failing", "database": database,
-            "channels": {"on": sorted(channels.active), "off": channels.disabled}}
+    body = {
+        "status": "ok" if database == "ok" else "failing",
+        "database": database,
+        "channels": {"on": sorted(channels.active), "off": channels.disabled},
+    }
     return JSONResponse(body, status_code=200 if database == "ok" else 503)
 
 
@@ -36,4 +40,5 @@ async def prometheus(request: Request):
     def scrape() -> bytes:
         with request.app.state.db.session_scope() as session:
             return metrics.exposition(session)
+
     return Response(await asyncio.to_thread(scrape), media_type=CONTENT_TYPE_LATEST)

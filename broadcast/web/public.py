@@ -35,12 +35,21 @@ def mount_static(app: FastAPI) -> None:
 def render(request: Request, name: str, **context) -> HTMLResponse:
     language = i18n.language_of(request)
     settings = request.app.state.settings
-    response = templates.TemplateResponse(request, name, context | {
-        "lang": language, "t": i18n.translator(language), "now": utcnow(),
-        "municipality": settings.municipality})
+    response = templates.TemplateResponse(
+        request,
+        name,
+        context
+        | {
+            "lang": language,
+            "t": i18n.translator(language),
+            "now": utcnow(),
+            "municipality": settings.municipality,
+        },
+    )
     if request.query_params.get("lang") in i18n.LANGUAGES:
-        response.set_cookie(i18n.COOKIE, language, max_age=365 * 86400, samesite="lax",
-                            httponly=True)
+        response.set_cookie(
+            i18n.COOKIE, language, max_age=365 * 86400, samesite="lax", httponly=True
+        )
     return response
 
 
@@ -48,6 +57,7 @@ def _read(request: Request, work):
     def unit():
         with request.app.state.db.session_scope() as session:
             return work(session)
+
     return asyncio.to_thread(unit)
 
 
@@ -58,8 +68,10 @@ async def status_page(request: Request):
         for incident in incidents.listing(session):
             updates = timeline.for_incident(session, incident.id, viewer=None)
             (resolved if incident.status == IncidentStatus.resolved else active).append(
-                (incident, updates[0] if updates else None))
+                (incident, updates[0] if updates else None)
+            )
         return active, resolved[:10]
+
     active, resolved = await _read(request, work)
     return render(request, "status.html", active=active, resolved=resolved)
 
@@ -69,6 +81,7 @@ async def incident_page(request: Request, slug: str):
     def work(session):
         incident = incidents.by_slug(session, slug)
         return incident, timeline.for_incident(session, incident.id, viewer=None)
+
     incident, updates = await _read(request, work)
     by_id = {u.id: u for u in updates}
     return render(request, "incident.html", incident=incident, updates=updates, by_id=by_id)
@@ -94,8 +107,10 @@ async def _card(request: Request, update_id: int, language: str) -> str | None:
         update = session.get(Update, update_id)
         if update is None or not update.public or update.state != UpdateState.published:
             return None
-        return update, {u.id: u for u in timeline.for_incident(session, update.incident_id,
-                                                                  viewer=None)}
+        return update, {
+            u.id: u for u in timeline.for_incident(session, update.incident_id, viewer=None)
+        }
+
     found = await _read(request, work)
     if found is None:
         return None
@@ -111,6 +126,7 @@ async def short_link(request: Request, update_id: int):
         if update is None or not timeline.visible_to(update, None) or update.incident_id is None:
             return None
         return session.get(Incident, update.incident_id).slug
+
     slug = await _read(request, work)
     if slug is None:
         return HTMLResponse("Not found", status_code=404)
@@ -124,11 +140,17 @@ async def atom_feed(request: Request):
 
     def work(session):
         rows = session.exec(
-            select(Update, Incident).join(Incident, Incident.id == Update.incident_id)
-            .where(col(Update.public), col(Update.state).in_([UpdateState.published,
-                                                               UpdateState.retracted]))
-            .order_by(col(Update.published_at).desc()).limit(FEED_SIZE)).all()
+            select(Update, Incident)
+            .join(Incident, Incident.id == Update.incident_id)
+            .where(
+                col(Update.public),
+                col(Update.state).in_([UpdateState.published, UpdateState.retracted]),
+            )
+            .order_by(col(Update.published_at).desc())
+            .limit(FEED_SIZE)
+        ).all()
         return list(rows)
+
     rows = await _read(request, work)
     feed = FeedGenerator()
     feed.id(f"{base}/feed.atom")
@@ -141,7 +163,10 @@ async def atom_feed(request: Request):
     for update, incident in reversed(rows):
         entry = feed.add_entry()
         entry.id(f"{base}/u/{update.id}")
-        label = i18n.TEXTS["nl"].get(f"kind.{update.kind}") or i18n.TEXTS["nl"][f"severity.{update.severity}"]
+        label = (
+            i18n.TEXTS["nl"].get(f"kind.{update.kind}")
+            or i18n.TEXTS["nl"][f"severity.{update.severity}"]
+        )
         entry.title(f"{label}: {incident.title}")
         entry.link(href=f"{base}/incidents/{incident.slug}#update-{update.id}")
         entry.updated(update.published_at)

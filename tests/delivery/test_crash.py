@@ -22,11 +22,16 @@ TARGETS = 10_000
 
 
 def service_env(database_url: str, **extra: str) -> dict[str, str]:
-    return {"BROADCAST_DATABASE_URL": database_url, "BROADCAST_WEBHOOK_SECRET": WEBHOOK_SECRET,
-            "BROADCAST_AREAS_FILE": str(ROOT / "config" / "areas.toml"),
-            "BROADCAST_LOG_JSON": "false", "BROADCAST_LEASE_SECONDS": "3",
-            "BROADCAST_SAFETY_POLL_SECONDS": "0.5", "BROADCAST_CHANNELS_ENABLED": "platform,webhook",
-            "PYTHONPATH": str(ROOT)} | extra
+    return {
+        "BROADCAST_DATABASE_URL": database_url,
+        "BROADCAST_WEBHOOK_SECRET": WEBHOOK_SECRET,
+        "BROADCAST_AREAS_FILE": str(ROOT / "config" / "areas.toml"),
+        "BROADCAST_LOG_JSON": "false",
+        "BROADCAST_LEASE_SECONDS": "3",
+        "BROADCAST_SAFETY_POLL_SECONDS": "0.5",
+        "BROADCAST_CHANNELS_ENABLED": "platform,webhook",
+        "PYTHONPATH": str(ROOT),
+    } | extra
 
 
 def seed(database_url: str, receiver_url: str, subscribers: int) -> str:
@@ -34,10 +39,20 @@ def seed(database_url: str, receiver_url: str, subscribers: int) -> str:
     upgrade(db.engine)
     with db.session_scope() as session:
         _, token = add_user(session, name="officer", role=Role.officer)
-        session.execute(insert(Subscriber.__table__), [
-            {"channel": "webhook", "address": f"{receiver_url}/r/{n}", "language": "nl",
-             "min_severity": "info", "state": "active", "created_at": utcnow()}
-            for n in range(subscribers)])
+        session.execute(
+            insert(Subscriber.__table__),
+            [
+                {
+                    "channel": "webhook",
+                    "address": f"{receiver_url}/r/{n}",
+                    "language": "nl",
+                    "min_severity": "info",
+                    "state": "active",
+                    "created_at": utcnow(),
+                }
+                for n in range(subscribers)
+            ],
+        )
     db.dispose()
     return token
 
@@ -47,10 +62,16 @@ def test_kill_during_fanout_then_restart_delivers_to_every_target(database_url, 
     token = seed(database_url, receiver.url, TARGETS)
     env = service_env(database_url)
     service = ServiceProcess(env, tmp_path).start()
-    incident = httpx.post(f"{service.url}/api/v1/incidents", headers=auth(token),
-                          json={"title": "Dijkdoorbraak", "severity": "emergency"}).json()
-    update = httpx.post(f"{service.url}/api/v1/incidents/{incident['id']}/updates",
-                        headers=auth(token), json={"body": "Verlaat uw woning."}).json()
+    incident = httpx.post(
+        f"{service.url}/api/v1/incidents",
+        headers=auth(token),
+        json={"title": "Dijkdoorbraak", "severity": "emergency"},
+    ).json()
+    update = httpx.post(
+        f"{service.url}/api/v1/incidents/{incident['id']}/updates",
+        headers=auth(token),
+        json={"body": "Verlaat uw woning."},
+    ).json()
     assert update["state"] == "published"
 
     wait_for(lambda: len(receiver.state.received) >= TARGETS // 4, timeout=60, interval=0.005)
@@ -60,8 +81,11 @@ def test_kill_during_fanout_then_restart_delivers_to_every_target(database_url, 
 
     service = ServiceProcess(env, tmp_path).start()
     try:
-        paths = wait_for(lambda: (p := {r.path for r in receiver.state.received})
-                         and len(p) == TARGETS and p, timeout=120, interval=0.1)
+        paths = wait_for(
+            lambda: (p := {r.path for r in receiver.state.received}) and len(p) == TARGETS and p,
+            timeout=120,
+            interval=0.1,
+        )
     finally:
         service.stop()
     assert paths == {f"/r/{n}" for n in range(TARGETS)}
@@ -75,12 +99,17 @@ def test_scheduled_update_survives_a_restart(database_url, receiver, tmp_path):
     token = seed(database_url, receiver.url, 1)
     env = service_env(database_url)
     service = ServiceProcess(env, tmp_path).start()
-    incident = httpx.post(f"{service.url}/api/v1/incidents", headers=auth(token),
-                          json={"title": "Hoogwater", "severity": "warning"}).json()
+    incident = httpx.post(
+        f"{service.url}/api/v1/incidents",
+        headers=auth(token),
+        json={"title": "Hoogwater", "severity": "warning"},
+    ).json()
     publish_at = utcnow() + timedelta(seconds=6)
-    update = httpx.post(f"{service.url}/api/v1/incidents/{incident['id']}/updates",
-                        headers=auth(token), json={"body": "Avondupdate",
-                                                   "publish_at": publish_at.isoformat()}).json()
+    update = httpx.post(
+        f"{service.url}/api/v1/incidents/{incident['id']}/updates",
+        headers=auth(token),
+        json={"body": "Avondupdate", "publish_at": publish_at.isoformat()},
+    ).json()
     assert update["state"] == "scheduled"
     service.kill()
     assert receiver.state.received == []

@@ -17,8 +17,11 @@ def deliveries(client) -> list[Delivery]:
 
 
 def subscribe_webhook(client, officer: str, url: str) -> int:
-    response = client.post("/api/v1/subscribers", headers=auth(officer),
-                           json={"channel": "webhook", "address": url, "areas": []})
+    response = client.post(
+        "/api/v1/subscribers",
+        headers=auth(officer),
+        json={"channel": "webhook", "address": url, "areas": []},
+    )
     assert response.status_code == 201, response.text
     return response.json()["id"]
 
@@ -32,12 +35,14 @@ def setup(app_factory, receiver):
         subscriber_id = subscribe_webhook(client, officer, f"{receiver.url}/resident")
         incident = new_incident(client, officer)
         return client, officer, subscriber_id, incident
+
     clients = []
 
     def tracked(**overrides):
         result = build(**overrides)
         clients.append(result[0])
         return result
+
     yield tracked
     for client in clients:
         client.__exit__(None, None, None)
@@ -116,6 +121,7 @@ def test_expired_lease_is_claimed_again(setup, app_factory, receiver):
         row.lease_until = utcnow() - timedelta(seconds=1)
         session.add(row)
     with TestClient(app_factory()) as restarted:
-        row = wait_for(lambda: next((d for d in deliveries(restarted) if d.state == "delivered"),
-                                    None))
+        row = wait_for(
+            lambda: next((d for d in deliveries(restarted) if d.state == "delivered"), None)
+        )
     assert receiver.state.delivery_ids() == [str(row.id)]

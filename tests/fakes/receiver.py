@@ -49,11 +49,18 @@ def receiver_app(secret: str) -> Starlette:
                 status, headers = state.fail_next.pop(0)
                 return Response(status_code=status, headers=headers)
         expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-        signature_ok = hmac.compare_digest(expected, request.headers.get("X-Broadcast-Signature", ""))
+        signature_ok = hmac.compare_digest(
+            expected, request.headers.get("X-Broadcast-Signature", "")
+        )
         with state.lock:
-            state.received.append(Received(request.url.path,
-                                           request.headers.get("X-Broadcast-Delivery", ""),
-                                           signature_ok, json.loads(body)))
+            state.received.append(
+                Received(
+                    request.url.path,
+                    request.headers.get("X-Broadcast-Delivery", ""),
+                    signature_ok,
+                    json.loads(body),
+                )
+            )
         return JSONResponse({"ok": True}, status_code=202 if signature_ok else 401)
 
     app = Starlette(routes=[Route("/{path:path}", receive, methods=["POST"])])

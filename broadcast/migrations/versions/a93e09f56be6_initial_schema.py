@@ -10,7 +10,6 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-
 import broadcast.common
 
 revision: str = 'a93e09f56be6'
