@@ -54,14 +54,14 @@ def post_update(client, token: str, incident_id: int, **fields) -> dict:
 class ServiceProcess:
     """``broadcast serve`` in a child process, as an operator runs it (and can kill it)."""
 
-    def __init__(self, env: dict[str, str], cwd):
+    def __init__(self, env: dict[str, str], cwd, *args: str):
         import socket
 
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             self.port = probe.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        self.env, self.cwd, self.process = env, cwd, None
+        self.env, self.cwd, self.args, self.process = env, cwd, args, None
 
     def start(self) -> ServiceProcess:
         import os
@@ -70,7 +70,15 @@ class ServiceProcess:
 
         import httpx
 
-        command = [sys.executable, "-m", "broadcast.cli", "serve", "--port", str(self.port)]
+        command = [
+            sys.executable,
+            "-m",
+            "broadcast.cli",
+            "serve",
+            "--port",
+            str(self.port),
+            *self.args,
+        ]
         self.log = open(f"{self.cwd}/serve-{self.port}.log", "ab")  # noqa: SIM115
         self.process = subprocess.Popen(
             command,
@@ -89,6 +97,12 @@ class ServiceProcess:
 
         wait_for(healthy, timeout=30, interval=0.1)
         return self
+
+    def __enter__(self) -> ServiceProcess:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
 
     def kill(self) -> None:
         """SIGKILL: no shutdown handler runs, exactly like a crash or a power cut."""

@@ -39,20 +39,21 @@ def seed(database_url: str, receiver_url: str, subscribers: int) -> str:
     upgrade(db.engine)
     with db.session_scope() as session:
         _, token = add_user(session, name="officer", role=Role.officer)
-        session.execute(
-            insert(Subscriber.__table__),
-            [
-                {
-                    "channel": "webhook",
-                    "address": f"{receiver_url}/r/{n}",
-                    "language": "nl",
-                    "min_severity": "info",
-                    "state": "active",
-                    "created_at": utcnow(),
-                }
-                for n in range(subscribers)
-            ],
-        )
+        if subscribers:
+            session.execute(
+                insert(Subscriber.__table__),
+                [
+                    {
+                        "channel": "webhook",
+                        "address": f"{receiver_url}/r/{n}",
+                        "language": "nl",
+                        "min_severity": "info",
+                        "state": "active",
+                        "created_at": utcnow(),
+                    }
+                    for n in range(subscribers)
+                ],
+            )
     db.dispose()
     return token
 

@@ -1,0 +1,114 @@
+"""Live pages over real HTTP: a resident's open timeline receives each new update as an SSE event,
+also when another process (a worker) sends it and the web process only LISTENs."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import httpx
+import pytest
+
+from tests.delivery.test_crash import seed, service_env
+from tests.support import ServiceProcess, auth, wait_for
+
+
+def follow(url: str, events: list[dict], ready: threading.Event) -> None:
+    """Read Server-Sent Events the way a browser's EventSource does, into ``events``."""
+    with (
+        contextlib.suppress(httpx.RemoteProtocolError),
+        httpx.stream("GET", url, timeout=httpx.Timeout(5, read=30)) as response,
+    ):
+        ready.set()
+        event: dict = {}
+        for line in response.iter_lines():
+            if not line:
+                if "data" in event:
+                    events.append(event)
+                event = {}
+            elif not line.startswith(":"):
+                field, _, value = line.partition(":")
+                value = value[1:] if value.startswith(" ") else value
+                event[field] = (
+                    f"{event[field]}\n{value}" if field == "data" and field in event else value
+                )
+
+
+def open_timeline(service: ServiceProcess, slug: str) -> tuple[list[dict], threading.Event]:
+    events: list[dict] = []
+    ready = threading.Event()
+    thread = threading.Thread(
+        target=follow, args=(f"{service.url}/incidents/{slug}/events", events, ready), daemon=True
+    )
+    thread.start()
+    assert ready.wait(10)
+    time.sleep(0.3)  # the server subscribes once the stream's first chunk is on its way
+    return events, thread
+
+
+def publish(service: ServiceProcess, token: str, incident_id: int, body: str) -> dict:
+    response = httpx.post(
+        f"{service.url}/api/v1/incidents/{incident_id}/updates",
+        headers=auth(token),
+        json={"body": body},
+    )
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def test_open_timeline_receives_new_update_without_reload(database_url, receiver, tmp_path):
+    token = seed(database_url, receiver.url, 0)
+    with ServiceProcess(service_env(database_url), tmp_path) as service:
+        incident = httpx.post(
+            f"{service.url}/api/v1/incidents",
+            headers=auth(token),
+            json={"title": "Hoogwater", "severity": "warning"},
+        ).json()
+        events, _ = open_timeline(service, incident["slug"])
+        update = publish(service, token, incident["id"], "Dijk bij Mook houdt <stand>.")
+        event = wait_for(lambda: events and events[0], timeout=10)
+    assert event["event"] == "update" and event["id"] == str(update["id"])
+    assert f'id="update-{update["id"]}"' in event["data"]
+    assert "Dijk bij Mook houdt &lt;stand&gt;." in event["data"]  # escaped, never raw HTML
+
+
+def test_worker_process_dispatches_what_the_web_process_published(database_url, receiver, tmp_path):
+    """Scale-out on PostgreSQL: the web tier (--no-dispatch) and a worker meet only through the
+    database; NOTIFY wakes the worker at once (the safety poll is set to a minute here)."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("processes share work through PostgreSQL (SQLite is the one-process mode)")
+    token = seed(database_url, receiver.url, 3)
+    env = service_env(database_url, BROADCAST_SAFETY_POLL_SECONDS="60")
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "broadcast.cli", "worker"],
+        cwd=tmp_path,
+        env=os.environ | env,
+        stdout=open(tmp_path / "worker.log", "wb"),  # noqa: SIM115 (closed with the process)
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        with ServiceProcess(env, tmp_path, "--no-dispatch") as web:
+            time.sleep(2)  # the worker has migrated, loaded channels and is LISTENing
+            incident = httpx.post(
+                f"{web.url}/api/v1/incidents",
+                headers=auth(token),
+                json={"title": "Hoogwater", "severity": "warning"},
+            ).json()
+            events, _ = open_timeline(web, incident["slug"])
+            started = time.monotonic()
+            update = publish(web, token, incident["id"], "Zandzakken bij de kazerne.")
+            wait_for(lambda: len(receiver.state.received) == 3, timeout=10)
+            took = time.monotonic() - started
+            wait_for(lambda: events, timeout=10)
+    finally:
+        worker.terminate()
+        worker.wait(timeout=15)
+    assert took < 5, f"worker took {took:.1f} s: it was not woken by NOTIFY"
+    assert {r.document["id"] for r in receiver.state.received} == {update["id"]}
+    assert events[0]["id"] == str(update["id"])  # the worker's platform send reached the web SSE
+    assert json.dumps(events)  # events are plain data
