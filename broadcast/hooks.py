@@ -77,6 +77,7 @@ class CoreHooks:
                 language=language or "nl",
                 confirmed=True,
                 actor=f"resident:{channel}",
+                update_existing=True,
             ).id
 
         return await self._run(work)

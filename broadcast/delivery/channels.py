@@ -69,7 +69,8 @@ def load(
 
 def configure(cls: type[Channel], settings: Settings, context: ChannelContext) -> Channel:
     prefix = cls.settings_prefix or cls.name
-    values = settings.channel_values(cls.name, prefix, list(cls.Settings.model_fields))
+    names = [field.alias or name for name, field in cls.Settings.model_fields.items()]
+    values = settings.channel_values(cls.name, prefix, names)
     return cls(cls.Settings.model_validate(values), context)
 
 

@@ -23,12 +23,15 @@ def subscribe(
     min_severity: str = "info",
     confirmed: bool = True,
     actor: str = "api",
+    update_existing: bool = False,
 ) -> Subscriber:
-    """Add a subscriber, or re-activate and update one that exists on this channel and address."""
+    """Add a subscriber, or re-activate one that left. An active one is a conflict for the API;
+    a resident writing to the bot again (``update_existing``) changes their areas and language."""
     normalized = normalize(channels, channel, address)
     codes = areas.check_codes(session, area_codes)
     subscriber = find(session, channel, normalized)
-    if subscriber is not None and subscriber.state == SubscriberState.active and confirmed:
+    active = subscriber is not None and subscriber.state == SubscriberState.active
+    if active and confirmed and not update_existing:
         raise Conflict(f"subscriber {subscriber.id} exists already on {channel}")
     if subscriber is None:
         subscriber = Subscriber(channel=channel, address=normalized)

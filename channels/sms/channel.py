@@ -1,0 +1,241 @@
+"""SMS, and WhatsApp, through Twilio Programmable Messaging (REST API 2010-04-01).
+
+The real ``twilio.rest.Client`` is blocking (requests). Its calls run in a thread pool of the
+channel's own, sized to its concurrency, so a slow Twilio never holds the threads the dispatcher
+needs for the database. Not twilio's ``AsyncTwilioHttpClient``: it ignores its ``timeout``
+setting (only a per-call timeout reaches aiohttp, and ``messages.create_async`` passes none), so
+a hanging API would hold a send for aiohttp's default five minutes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from pydantic import Field, SecretStr, create_model, field_validator
+from twilio.base.exceptions import TwilioRestException
+from twilio.http.http_client import TwilioHttpClient
+from twilio.rest import Client
+
+from channels.base import (
+    Capabilities,
+    Channel,
+    ChannelContext,
+    ChannelSettings,
+    Limits,
+    Message,
+    Receipt,
+    Target,
+    UpdateView,
+)
+from channels.errors import ChannelError, NotConfigured, PermanentFailure, RecipientGone, RetryLater
+from channels.sms.numbers import to_e164
+from channels.text import compose_plain, fit, fit_sms, gsm_friendly
+
+if TYPE_CHECKING:
+    from fastapi import APIRouter
+
+DEFAULT_API_URL = "https://api.twilio.com"
+WHATSAPP = "whatsapp:"
+WHATSAPP_MAX_CHARS = 1600  # Twilio's body limit, below WhatsApp's own 4096
+CONCURRENCY = 8  # below requests' default pool of 10 connections per host
+
+# Twilio error codes (https://www.twilio.com/docs/api/errors). Reasons never repeat Twilio's
+# message: it names the phone number, which must not reach logs or the deliveries table.
+RETRY_CODES = frozenset({20429, 20500, 20503})
+GONE_CODES = frozenset({21610})  # the resident texted STOP: carriers refuse everything
+INVALID_NUMBER_CODES = frozenset({21211, 21614})  # not a (mobile) number: nobody to reach
+ERROR_NAMES = {
+    20003: "authentication failed",
+    20429: "too many requests",
+    21211: "invalid 'To' number",
+    21408: "region not enabled in the account's geo permissions",
+    21610: "recipient unsubscribed (STOP)",
+    21612: "'To' number cannot be reached from this sender",
+    21614: "'To' number is not a mobile number",
+    21617: "body too long",
+    63016: "WhatsApp: outside the 24-hour window, a template is required",
+}
+
+
+class _TwilioFields(ChannelSettings):
+    account_sid: str | None = None
+    auth_token: SecretStr | None = None
+    messaging_service_sid: str | None = None
+    api_url: str = DEFAULT_API_URL
+    max_segments: int = Field(3, ge=1, le=10)  # Twilio advises at most 10 segments
+    status_callback: bool = True
+    allowed_countries: list[str] = ["31"]  # calling codes
+    timeout_seconds: float = Field(10.0, gt=0)
+    rate: float = Field(10.0, gt=0)  # messages per second the account (or service) may send
+
+    @field_validator("allowed_countries", mode="before")
+    @classmethod
+    def _calling_codes(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = value.split(",")
+        if isinstance(value, list | tuple):
+            return [str(code).strip().lstrip("+") for code in value if str(code).strip()]
+        return value
+
+
+# The field must be *named* "from": the core reads BROADCAST_<PREFIX>_<FIELD NAME>, and the
+# contract says BROADCAST_TWILIO_FROM. A class body cannot declare a keyword, so it is added here.
+TwilioSettings = create_model(
+    "TwilioSettings", __base__=_TwilioFields, **{"from": (str | None, None)}
+)
+
+
+class WhatsAppSettings(TwilioSettings):  # type: ignore[misc, valid-type]
+    whatsapp_from: str | None = None  # BROADCAST_TWILIO_WHATSAPP_FROM
+
+
+def _given(value: str | SecretStr | None) -> str:
+    if isinstance(value, SecretStr):
+        value = value.get_secret_value()
+    return (value or "").strip()
+
+
+class SmsChannel(Channel):
+    name = "sms"
+    settings_prefix = "TWILIO"
+    limits = Limits(per_second=10.0, concurrency=CONCURRENCY)
+    capabilities = Capabilities(per_subscriber=True, status_callbacks=True, inbound=True)
+    Settings = TwilioSettings
+    inbound_path: ClassVar[str] = "/webhooks/twilio/sms"
+    status_path: ClassVar[str] = "/webhooks/twilio/status"
+    confirms_stop: ClassVar[bool] = False  # Twilio and the carriers confirm an SMS STOP
+
+    def __init__(self, settings: Any, context: ChannelContext):
+        super().__init__(settings, context)
+        if not (_given(settings.account_sid) and _given(settings.auth_token)):
+            raise NotConfigured(
+                "BROADCAST_TWILIO_ACCOUNT_SID and BROADCAST_TWILIO_AUTH_TOKEN are not set"
+            )
+        self.sender = self._sender(settings)
+        self.auth_token = _given(settings.auth_token)
+        self.allowed_countries = frozenset(settings.allowed_countries)
+        self.limits = Limits(per_second=settings.rate, concurrency=CONCURRENCY)
+        self._client: Client | None = None
+        self._pool: ThreadPoolExecutor | None = None
+
+    def _sender(self, settings: Any) -> dict[str, str]:
+        """A messaging service when there is one (it picks from a sender pool), else From."""
+        if service := _given(settings.messaging_service_sid):
+            return {"messaging_service_sid": service}
+        if sender := _given(getattr(settings, "from")):
+            return {"from_": sender}
+        raise NotConfigured(
+            "neither BROADCAST_TWILIO_FROM nor BROADCAST_TWILIO_MESSAGING_SERVICE_SID is set"
+        )
+
+    # --- addresses and messages -----------------------------------------------------------
+
+    def normalize_address(self, address: str) -> str:
+        return to_e164(address, self.allowed_countries)
+
+    def render(self, update: UpdateView, language: str) -> Message:
+        # Typographic quotes and dashes would switch the whole text to UCS-2 (70 per segment).
+        text = gsm_friendly(compose_plain(update, language))
+        fitted = fit_sms(text, update.url, self.settings.max_segments)
+        return Message(
+            update_id=update.id,
+            language=language,
+            text=fitted.text,
+            parts=fitted.parts,
+            shortened=fitted.shortened,
+        )
+
+    # --- sending --------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._open()
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+        if self._client is not None and self._client.http_client.session is not None:
+            self._client.http_client.session.close()
+        self._client = self._pool = None
+
+    def _open(self) -> Client:
+        if self._client is None:
+            http = TwilioHttpClient(timeout=self.settings.timeout_seconds)
+            client = Client(self.settings.account_sid, self.auth_token, http_client=http)
+            # Edge and region (also read from TWILIO_EDGE/REGION) would rewrite the host of
+            # api_url; a regional endpoint is chosen with api_url instead.
+            client.edge = client.region = None
+            client.api.base_url = self.settings.api_url.rstrip("/")
+            self._client = client
+            self._pool = ThreadPoolExecutor(CONCURRENCY, thread_name_prefix=f"{self.name}-twilio")
+        return self._client
+
+    def webhook_url(self, path: str) -> str:
+        return self.context.public_url.rstrip("/") + path
+
+    async def send(self, message: Message, target: Target) -> Receipt:
+        client = self._open()
+        params: dict[str, Any] = {"to": target.address, "body": message.text, **self.sender}
+        if self.settings.status_callback:
+            params["status_callback"] = self.webhook_url(self.status_path)
+        create = functools.partial(client.messages.create, **params)
+        try:
+            sent = await asyncio.get_running_loop().run_in_executor(self._pool, create)
+        except TwilioRestException as exc:
+            raise classify(exc, target) from None  # the cause's text names the number
+        except OSError as exc:  # requests' errors are OSErrors: refused, reset, timed out
+            # A read timeout may mean Twilio accepted it anyway; Twilio has no idempotency
+            # key for messages, so a retry can duplicate. Losing a warning is worse.
+            raise RetryLater(f"Twilio unreachable: {type(exc).__name__}") from None
+        return Receipt(provider_id=sent.sid)
+
+    def router(self) -> APIRouter | None:
+        if self.context.hooks is None:
+            return None
+        from channels.sms.inbound import inbound_router
+
+        return inbound_router(self)
+
+
+def classify(exc: TwilioRestException, target: Target) -> ChannelError:
+    """A Twilio REST error as retry-later, recipient-gone or permanent."""
+    status, code = exc.status or 0, exc.code
+    reason = f"Twilio error {code} (HTTP {status})"
+    if code in ERROR_NAMES:
+        reason += f": {ERROR_NAMES[code]}"
+    if status in (408, 429) or status >= 500 or code in RETRY_CODES:
+        return RetryLater(reason)
+    if code in GONE_CODES or (code in INVALID_NUMBER_CODES and target.per_subscriber):
+        return RecipientGone(reason)
+    return PermanentFailure(reason)
+
+
+class WhatsAppChannel(SmsChannel):
+    """The same Twilio account and code; addresses and the sender carry "whatsapp:"."""
+
+    name = "whatsapp"
+    Settings = WhatsAppSettings
+    inbound_path = "/webhooks/twilio/whatsapp"
+    status_path = "/webhooks/twilio/whatsapp/status"
+    confirms_stop = True  # nobody else answers a STOP on WhatsApp
+
+    def _sender(self, settings: Any) -> dict[str, str]:
+        sender = _given(settings.whatsapp_from).removeprefix(WHATSAPP)
+        if not sender:
+            raise NotConfigured("BROADCAST_TWILIO_WHATSAPP_FROM is not set")
+        return {"from_": WHATSAPP + sender}
+
+    def normalize_address(self, address: str) -> str:
+        number = address.strip()
+        if number.lower().startswith(WHATSAPP):
+            number = number[len(WHATSAPP) :]
+        return WHATSAPP + to_e164(number, self.allowed_countries)
+
+    def render(self, update: UpdateView, language: str) -> Message:
+        # No segments on WhatsApp: every character is fine, only Twilio's body limit counts.
+        fitted = fit(compose_plain(update, language), WHATSAPP_MAX_CHARS, update.url)
+        return Message(
+            update_id=update.id, language=language, text=fitted.text, shortened=fitted.shortened
+        )
