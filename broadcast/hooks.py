@@ -11,10 +11,9 @@ import asyncio
 from sqlmodel import col, select
 
 from broadcast.areas import service as areas
-from broadcast.common import utcnow
 from broadcast.db import Database
+from broadcast.delivery import receipts
 from broadcast.delivery.channels import ChannelSet
-from broadcast.delivery.models import Delivery, DeliveryState
 from broadcast.delivery.outbox import view_of
 from broadcast.errors import Invalid
 from broadcast.incidents.models import Incident, IncidentStatus
@@ -22,13 +21,6 @@ from broadcast.questions import service as questions
 from broadcast.subscribers import service as subscribers
 from broadcast.timeline.models import Update, UpdateState
 from channels.base import UpdateView
-
-FINAL_STATUSES = {
-    "delivered": DeliveryState.delivered,
-    "read": DeliveryState.delivered,
-    "undelivered": DeliveryState.failed,
-    "failed": DeliveryState.failed,
-}
 
 
 class CoreHooks:
@@ -94,20 +86,9 @@ class CoreHooks:
 
     async def delivery_status(self, *, channel, provider_id, status, error=None) -> bool:
         def work(session):
-            delivery = session.exec(
-                select(Delivery).where(
-                    Delivery.channel == channel, Delivery.provider_id == provider_id
-                )
-            ).first()
-            new_state = FINAL_STATUSES.get(status)
-            if delivery is None or new_state is None:
-                return delivery is not None
-            delivery.state = new_state
-            if new_state == DeliveryState.delivered:
-                delivery.delivered_at = utcnow()
-            delivery.last_error = error
-            session.add(delivery)
-            return True
+            return receipts.apply_status(
+                session, channel=channel, provider_id=provider_id, status=status, error=error
+            )
 
         return await self._run(work)
 

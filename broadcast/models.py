@@ -3,7 +3,7 @@
 from broadcast.areas.models import Area
 from broadcast.audit import AuditEvent
 from broadcast.auth.models import Role, User
-from broadcast.delivery.models import Delivery, DeliveryState
+from broadcast.delivery.models import Delivery, DeliveryState, EarlyReceipt
 from broadcast.incidents.models import Incident, IncidentStatus
 from broadcast.questions.models import Question, QuestionState
 from broadcast.subscribers.models import Subscriber, SubscriberArea, SubscriberState
@@ -14,6 +14,7 @@ __all__ = [
     "AuditEvent",
     "Delivery",
     "DeliveryState",
+    "EarlyReceipt",
     "Incident",
     "IncidentStatus",
     "Question",

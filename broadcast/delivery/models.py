@@ -61,3 +61,18 @@ class Delivery(SQLModel, table=True):
     )
     sent_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime))
     delivered_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime))
+
+
+class EarlyReceipt(SQLModel, table=True):
+    """A provider's status callback that arrived before the send was recorded (the callback can
+    beat the dispatcher's write-back); applied as soon as the delivery has its provider id."""
+
+    __tablename__ = "early_receipts"
+
+    provider_id: str = Field(primary_key=True, max_length=120)
+    channel: str = Field(max_length=40)
+    status: str = Field(max_length=20)
+    error: str | None = Field(default=None, max_length=500)
+    received_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False)
+    )

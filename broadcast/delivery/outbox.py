@@ -16,6 +16,7 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlmodel import Session
 
 from broadcast.common import utcnow
+from broadcast.delivery import receipts
 from broadcast.delivery.models import Delivery, DeliveryState
 from broadcast.delivery.policy import backoff, exhausted
 from broadcast.incidents.models import Incident
@@ -222,6 +223,13 @@ def record(
             if moved is not None:
                 moved.address = outcome.new_address
                 session.add(moved)
+    for channel in {o.job.channel for o in outcomes}:
+        sent = [
+            o.provider_id
+            for o in outcomes
+            if o.job.channel == channel and o.kind == "sent" and o.provider_id
+        ]
+        receipts.apply_early(session, channel, sent)
 
 
 def renew(session: Session, tokens: set[str], lease_seconds: float) -> None:
