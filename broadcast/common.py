@@ -66,5 +66,5 @@ DEFAULT_LANGUAGE = Language.nl
 def as_bodies(body: str | dict[str, Any]) -> dict[str, str]:
     """``"text"`` or ``{"nl": ..., "en": ...}`` to a dict of non-empty texts per language."""
     if isinstance(body, str):
-        return {DEFAULT_LANGUAGE.value: body.strip()}
+        return {DEFAULT_LANGUAGE.value: body.strip()} if body.strip() else {}
     return {str(lang): str(text).strip() for lang, text in body.items() if str(text).strip()}

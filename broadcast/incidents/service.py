@@ -94,11 +94,13 @@ def resolve(
     incident.status, incident.resolved_at = IncidentStatus.resolved, utcnow()
     incident.next_update_due = None
     session.add(incident)
+    withdrawn = timeline.withdraw_unpublished(session, incident.id, officer=officer)
     audit.record(
         session,
         actor=officer.name,
         actor_id=officer.id,
         action="incident.resolve",
         subject=f"incident:{incident.id}",
+        withdrawn=withdrawn,
     )
     return update

@@ -6,7 +6,7 @@ from sqlmodel import Session, col, select
 
 from broadcast import audit
 from broadcast.auth.models import User
-from broadcast.common import Language, utcnow
+from broadcast.common import Language, Severity, utcnow
 from broadcast.db import emit
 from broadcast.delivery import audience
 from broadcast.delivery.channels import ChannelSet
@@ -139,7 +139,7 @@ def _publish_answer(
         body=qa,
         channels=channels,
         kind=UpdateKind.answer,
-        severity="info",
+        severity=Severity.info,
         channel_names=["platform"],
         areas_=[],
     )
@@ -151,7 +151,7 @@ def _private_answer(session: Session, question: Question, *, officer: User, body
         kind=UpdateKind.answer,
         state=UpdateState.published,
         public=False,
-        severity="info",
+        severity=Severity.info,
         body={question.language.value: body.strip()},
         author_id=officer.id,
         source=Source.officer,

@@ -1,4 +1,7 @@
-"""APScheduler 3 (AsyncIOScheduler) with its jobs in the database, run by exactly one leader.
+"""APScheduler 3 with its jobs in the database, run by exactly one leader.
+
+``BackgroundScheduler``, not ``AsyncIOScheduler``: the job store's queries are blocking, and on
+the event loop they would stall every request while SQLite's write lock is held.
 
 On PostgreSQL the leader is whoever holds an advisory lock on a dedicated connection; when that
 process dies, its connection closes, the lock is released and another process takes over. The
@@ -13,7 +16,8 @@ import logging
 from datetime import datetime
 
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.schedulers import SchedulerNotRunningError
+from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import text
 from sqlmodel import select
 
@@ -25,14 +29,16 @@ from broadcast.timeline.models import Update, UpdateState
 
 log = logging.getLogger(__name__)
 LEADER_LOCK = 7_141_022
+LEADERSHIP_RETRY_SECONDS = 5
 PUBLISH_JOB = "broadcast.scheduling.jobs:publish_scheduled"
 
 
 class Scheduler:
     def __init__(self, db: Database, channels: ChannelSet, settings: Settings):
         self.db, self.channels, self.settings = db, channels, settings
-        self.scheduler: AsyncIOScheduler | None = None
+        self.scheduler: BackgroundScheduler | None = None
         self._task: asyncio.Task | None = None
+        self._in_flight: asyncio.Future | None = None  # thread work that outlives a cancel
         self._lock_connection = None
 
     @property
@@ -47,23 +53,41 @@ class Scheduler:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        if self._in_flight is not None:  # let a half-done _try_lead or _begin finish first
+            with contextlib.suppress(Exception):
+                await self._in_flight
         if self.scheduler is not None:
-            self.scheduler.shutdown(wait=False)
+            with contextlib.suppress(SchedulerNotRunningError):
+                await asyncio.to_thread(self.scheduler.shutdown, wait=False)
             self.scheduler = None
         jobs.install(None)
         if self._lock_connection is not None:
-            self._lock_connection.close()
-            self._lock_connection = None
+            await asyncio.to_thread(self._resign)
 
     async def _run(self) -> None:
-        while not await asyncio.to_thread(self._try_lead):
-            await asyncio.sleep(10)
-        self._begin()
+        while not await self._in_thread(self._try_lead):
+            await asyncio.sleep(LEADERSHIP_RETRY_SECONDS)
+        await self._in_thread(self._begin)
         with self.db.bus.subscribe() as events:
             while True:
                 event = await events.get()
                 if event.get("kind") == "scheduled":
                     await asyncio.to_thread(self._schedule_all)
+
+    async def _in_thread(self, work):
+        """Blocking work in a thread, shielded: a cancel must not leave a lock or a started
+        scheduler behind that ``stop`` does not know about."""
+        self._in_flight = asyncio.ensure_future(asyncio.to_thread(work))
+        return await asyncio.shield(self._in_flight)
+
+    def _resign(self) -> None:
+        """Release the lock explicitly: a pooled connection would keep holding it."""
+        with contextlib.suppress(Exception):
+            self._lock_connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": LEADER_LOCK})
+            self._lock_connection.commit()
+        self._lock_connection.invalidate()
+        self._lock_connection.close()
+        self._lock_connection = None
 
     def _try_lead(self) -> bool:
         if not self.db.is_postgres:
@@ -82,7 +106,7 @@ class Scheduler:
     def _begin(self) -> None:
         jobs.install(jobs.Runtime(db=self.db, channels=self.channels))
         store = SQLAlchemyJobStore(engine=self.db.engine, tablename="apscheduler_jobs")
-        self.scheduler = AsyncIOScheduler(
+        self.scheduler = BackgroundScheduler(
             jobstores={"default": store},
             timezone="UTC",
             job_defaults={"coalesce": True, "misfire_grace_time": None},

@@ -41,6 +41,8 @@ def for_incident(session: Session, incident_id: int, *, viewer: User | None) -> 
 
 
 def visible_to(update: Update, viewer: User | None) -> bool:
+    if not update.public:  # a private answer to one resident: officers only
+        return viewer is not None and viewer.role in (Role.officer, Role.admin)
     if update.state in (UpdateState.published, UpdateState.retracted):
         return True
     if viewer is None:
@@ -77,8 +79,8 @@ def post(
         severity=Severity(severity or incident.severity),
         areas=areas.check_codes(session, areas_ if areas_ is not None else incident.areas),
         channels=_check_channels(channel_names, channels),
-        publish_at=publish_at,
-        next_update_due=_check_due(next_update_due),
+        publish_at=_check_aware(publish_at, "publish_at"),
+        next_update_due=_check_aware(next_update_due, "next_update_due"),
         author_id=author.id if author else None,
         source=source or _source_of(author),
         credit=credit or _credit_of(author),
@@ -126,6 +128,8 @@ def publish(
 ) -> Update:
     if update.state in (UpdateState.published, UpdateState.retracted, UpdateState.rejected):
         raise Conflict(f"update {update.id} is {update.state} and cannot be published")
+    if incident.status == IncidentStatus.resolved and update.kind != UpdateKind.all_clear:
+        raise Conflict("the incident is resolved; nothing more is published on it")
     now = utcnow()
     update.state, update.published_at = UpdateState.published, now
     incident.next_update_due = update.next_update_due
@@ -237,7 +241,7 @@ def _supersede(
         supersedes_id=update.id,
         author_id=officer.id,
         source=Source.officer,
-        next_update_due=_check_due(next_update_due) or incident.next_update_due,
+        next_update_due=_check_aware(next_update_due) or incident.next_update_due,
     )
     session.add(follow_up)
     session.flush()
@@ -252,6 +256,19 @@ def _supersede(
         by=follow_up.id,
     )
     return publish(session, follow_up, incident, channels=channels, actor=officer.name)
+
+
+def withdraw_unpublished(session: Session, incident_id: int, *, officer: User) -> list[int]:
+    """At the all-clear, drafts, proposals and scheduled updates can no longer go out."""
+    waiting = (UpdateState.draft, UpdateState.pending_approval, UpdateState.scheduled)
+    updates = session.exec(
+        select(Update).where(Update.incident_id == incident_id, col(Update.state).in_(waiting))
+    ).all()
+    for update in updates:
+        update.state, update.reason = UpdateState.rejected, "incident resolved"
+        update.decided_by = officer.id
+        session.add(update)
+    return [u.id for u in updates]
 
 
 def publish_due(
@@ -305,10 +322,10 @@ def _check_channels(names: list[str] | None, channels: ChannelSet) -> list[str] 
     return list(dict.fromkeys(names))
 
 
-def _check_due(due: datetime | None) -> datetime | None:
-    if due is not None and due.tzinfo is None:
-        raise Invalid("next_update_due needs a time zone")
-    return due
+def _check_aware(moment: datetime | None, name: str = "next_update_due") -> datetime | None:
+    if moment is not None and moment.tzinfo is None:
+        raise Invalid(f"{name} needs a time zone, e.g. 2026-11-23T18:00:00+01:00")
+    return moment
 
 
 def _source_of(author: User | None) -> Source:
