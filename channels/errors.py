@@ -11,7 +11,8 @@ class ChannelError(Exception):
 
 
 class RetryLater(ChannelError):
-    """Temporary failure (rate limit, 5xx, timeout). ``retry_after`` in seconds when the provider said."""
+    """Temporary failure (rate limit, 5xx, timeout); ``retry_after`` in seconds if the provider
+    said how long to wait."""
 
     def __init__(self, reason: str, retry_after: float | None = None):
         super().__init__(reason)

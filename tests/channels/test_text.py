@@ -495,6 +495,13 @@ def test_composed_warning_fits_one_gsm7_sms_after_gsm_friendly():
 
 @pytest.mark.parametrize("language, marker", [("nl", "[OEFENING]"), ("en", "[EXERCISE]")])
 def test_exercise_updates_are_marked_in_the_headline(language, marker):
-    update = UpdateView(id=1, kind="update", severity="warning", body={"nl": "Test", "en": "Test"},
-                        url="https://example.org/u/1", incident_title="Hoogwater", exercise=True)
+    update = UpdateView(
+        id=1,
+        kind="update",
+        severity="warning",
+        body={"nl": "Test", "en": "Test"},
+        url="https://example.org/u/1",
+        incident_title="Hoogwater",
+        exercise=True,
+    )
     assert compose_plain(update, language).startswith(marker)

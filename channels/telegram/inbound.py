@@ -1,0 +1,265 @@
+"""``POST /webhooks/telegram``: residents talking to the bot.
+
+Every request must carry ``X-Telegram-Bot-Api-Secret-Token`` equal to the configured secret
+(none configured: everything is refused). A valid request is answered 200 at once and handled
+after the response: Telegram re-sends anything that is not 2xx, so a slow database or a failing
+hook must never make it repeat an update. The core is reached only through ``InboundHooks``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections import OrderedDict
+from typing import TYPE_CHECKING, Any
+
+from fastapi import APIRouter, BackgroundTasks, HTTPException, Request, Response
+from telegram import Bot, CallbackQuery, ChatMemberUpdated, InlineKeyboardMarkup, Update, User
+from telegram import Message as TgMessage
+from telegram.error import TelegramError
+
+from channels.telegram.channel import SECRET_HEADER, WEBHOOK_PATH
+from channels.telegram.render import PARSE_MODE
+from channels.telegram.replies import area_buttons, language_of, say
+from channels.text import fit_telegram, telegram_escape
+
+if TYPE_CHECKING:
+    from channels.telegram.channel import TelegramChannel
+
+log = logging.getLogger(__name__)
+
+POSTCODE = re.compile(r"(?P<pc4>[1-9]\d{3})(?:\s*[A-Za-z]{2})?")
+COMMAND = re.compile(r"/(?P<name>[A-Za-z_]+)(?:@\w+)?(?:\s+(?P<rest>.*))?", re.DOTALL)
+AREA_COMMANDS = frozenset({"gebied", "postcode", "area"})
+GONE_STATUSES = frozenset({"kicked", "left"})  # a private chat's "kicked" = bot blocked
+MEMORY = 10_000  # chats whose language choice / update ids are remembered (in this process)
+STATUS_ITEMS = 5
+REQUIRED_DEFAULTS: dict[str, dict[str, Any]] = {
+    "from": {"is_bot": False},
+    "user": {"is_bot": False},
+    "callback_query": {"chat_instance": ""},
+}
+
+
+def inbound_router(channel: TelegramChannel) -> APIRouter:
+    conversation = Conversation(channel)
+    router = APIRouter(include_in_schema=False)
+
+    @router.post(WEBHOOK_PATH)
+    async def webhook(request: Request, background: BackgroundTasks) -> Response:
+        if not channel.secret_matches(request.headers.get(SECRET_HEADER)):
+            log.warning("rejected a Telegram webhook without the right secret token")
+            raise HTTPException(403, "invalid secret token")
+        try:
+            data = await request.json()
+        except ValueError:
+            raise HTTPException(400, "the body is not JSON") from None
+        if not isinstance(data, dict):
+            raise HTTPException(400, "the body is not a Telegram update")
+        background.add_task(conversation.handle, data)
+        return Response(status_code=200)
+
+    return router
+
+
+class Conversation:
+    """Turns one Telegram update into hook calls and a reply. Stateless across processes except
+    for two hints: a resident's language button, and update ids already handled."""
+
+    def __init__(self, channel: TelegramChannel):
+        assert channel.context.hooks is not None
+        self.channel, self.hooks = channel, channel.context.hooks
+        self.name = channel.name
+        self._languages: OrderedDict[int, str] = OrderedDict()
+        self._seen: OrderedDict[int, None] = OrderedDict()
+
+    @property
+    def bot(self) -> Bot:
+        assert self.channel.bot is not None
+        return self.channel.bot
+
+    async def handle(self, data: dict[str, Any]) -> None:
+        try:
+            await self.channel.connect()
+            update = Update.de_json(with_defaults(data), self.bot)
+            if self._repeated(update.update_id):
+                return
+            await self._route(update)
+        except Exception:  # a resident's message must never break the webhook
+            log.exception("handling a Telegram update failed")
+
+    async def _route(self, update: Update) -> None:
+        if update.my_chat_member is not None:
+            await self._membership(update.my_chat_member)
+        elif update.callback_query is not None:
+            await self._button(update.callback_query)
+        elif update.message is not None and update.message.chat.type == "private":
+            await self._message(update.message)
+
+    # --- updates ----------------------------------------------------------------------------
+
+    async def _membership(self, change: ChatMemberUpdated) -> None:
+        if change.new_chat_member.status in GONE_STATUSES:
+            await self.hooks.unsubscribe(channel=self.name, address=str(change.chat.id))
+
+    async def _button(self, query: CallbackQuery) -> None:
+        action, _, chosen = (query.data or "").partition(":")
+        chat_id = query.message.chat.id if query.message else query.from_user.id
+        language = language_of(chosen) if chosen else self._language(chat_id, query.from_user)
+        if action == "lang":
+            self._remember(chat_id, language)
+            await self._answer(query, say("language_set", language))
+            await self._say(chat_id, say("welcome", language), area_buttons(language))
+        elif action == "all":
+            await self._answer(query)
+            await self._say(chat_id, await self._subscribe(chat_id, None, language))
+        else:
+            await self._answer(query, say("unknown_button", language))
+
+    async def _message(self, message: TgMessage) -> None:
+        chat_id = message.chat.id
+        language = self._language(chat_id, message.from_user)
+        text = (message.text or message.caption or "").strip()
+        if command := COMMAND.fullmatch(text):
+            await self._command(chat_id, command["name"].lower(), command["rest"] or "", language)
+        elif match := POSTCODE.fullmatch(text):
+            await self._say(chat_id, await self._subscribe(chat_id, match["pc4"], language))
+        elif text:
+            await self._question(message, text, language)
+        else:  # a sticker, a voice note: nothing the inbox can show
+            await self._say(chat_id, say("text_only", language))
+
+    async def _command(self, chat_id: int, name: str, rest: str, language: str) -> None:
+        postcode = POSTCODE.fullmatch(rest.strip())
+        if name == "start" and postcode:  # deep link t.me/<bot>?start=6585
+            await self._say(chat_id, await self._subscribe(chat_id, postcode["pc4"], language))
+        elif name == "start":
+            await self._say(chat_id, say("welcome", language), area_buttons(language))
+        elif name in AREA_COMMANDS:
+            reply = (
+                await self._subscribe(chat_id, postcode["pc4"], language)
+                if postcode
+                else say("ask_postcode", language)
+            )
+            await self._say(chat_id, reply)
+        elif name == "stop":
+            stopped = await self.hooks.unsubscribe(channel=self.name, address=str(chat_id))
+            await self._say(chat_id, say("stopped" if stopped else "not_subscribed", language))
+        elif name == "status":
+            await self._say(chat_id, await self._status(language))
+        else:  # /help and anything unknown
+            await self._say(chat_id, say("help", language))
+
+    # --- talking to the core ----------------------------------------------------------------
+
+    async def _subscribe(self, chat_id: int, postcode: str | None, language: str) -> str:
+        try:
+            await self.hooks.subscribe(
+                channel=self.name, address=str(chat_id), postcode=postcode, language=language
+            )
+        except Exception as exc:
+            problem = _problem(exc)
+            if problem == "conflict":
+                return say("already", language)
+            if problem == "invalid" and postcode:
+                return say("unknown_postcode", language, postcode=postcode)
+            log.exception("subscribing a Telegram resident failed")
+            return say("sorry", language)
+        if postcode:
+            return say("subscribed", language, postcode=postcode)
+        return say("subscribed_all", language)
+
+    async def _question(self, message: TgMessage, text: str, language: str) -> None:
+        replied = message.reply_to_message
+        reply_to = f"{message.chat.id}:{replied.message_id}" if replied else None
+        try:
+            await self.hooks.question(
+                channel=self.name,
+                address=str(message.chat.id),
+                text=text,
+                language=language,
+                reply_to=reply_to,
+            )
+        except Exception:
+            log.exception("storing a Telegram question failed")
+            await self._say(message.chat.id, say("sorry", language))
+            return
+        await self._say(message.chat.id, say("thanks", language))
+
+    async def _status(self, language: str) -> str:
+        try:
+            views = await self.hooks.latest(language)
+        except Exception:
+            log.exception("reading the latest updates failed")
+            return say("sorry", language)
+        if not views:
+            return say("status_none", language)
+        items = [say("status_head", language)]
+        for view in views[:STATUS_ITEMS]:
+            first = next((line for line in view.text(language).splitlines() if line.strip()), "")
+            first = fit_telegram(first.strip(), "", 200).text
+            title = telegram_escape(view.incident_title)
+            items.append(f"<b>{title}</b>\n{telegram_escape(first)}\n{telegram_escape(view.url)}")
+        return "\n\n".join(items)
+
+    # --- talking to the resident ------------------------------------------------------------
+
+    async def _say(
+        self, chat_id: int, text: str, keyboard: InlineKeyboardMarkup | None = None
+    ) -> None:
+        try:
+            await self.bot.send_message(chat_id, text, parse_mode=PARSE_MODE, reply_markup=keyboard)
+        except TelegramError as exc:  # blocked meanwhile, flood control: nothing to redo here
+            log.warning("replying to a Telegram resident failed: %s", type(exc).__name__)
+
+    async def _answer(self, query: CallbackQuery, text: str | None = None) -> None:
+        """Stops the button's spinner; an expired query only means we were slow."""
+        try:
+            await self.bot.answer_callback_query(query.id, text=text)
+        except TelegramError as exc:
+            log.info("answering a Telegram button failed: %s", type(exc).__name__)
+
+    # --- per-process hints ------------------------------------------------------------------
+
+    def _language(self, chat_id: int, user: User | None) -> str:
+        return self._languages.get(chat_id) or language_of(user.language_code if user else None)
+
+    def _remember(self, chat_id: int, language: str) -> None:
+        self._languages[chat_id] = language
+        self._languages.move_to_end(chat_id)
+        while len(self._languages) > MEMORY:
+            self._languages.popitem(last=False)
+
+    def _repeated(self, update_id: int) -> bool:
+        """Telegram re-sends an update it thinks was lost; handle each one once."""
+        if update_id in self._seen:
+            return True
+        self._seen[update_id] = None
+        while len(self._seen) > MEMORY:
+            self._seen.popitem(last=False)
+        return False
+
+
+def with_defaults(data: Any) -> Any:
+    """Fill fields the Bot API made required after its documentation's examples were written
+    (``is_bot``, ``chat_instance``): PTB refuses objects without them, and a resident's message
+    must not be lost over a flag we never read."""
+    if isinstance(data, list):
+        return [with_defaults(item) for item in data]
+    if not isinstance(data, dict):
+        return data
+    filled = {key: with_defaults(value) for key, value in data.items()}
+    for key, defaults in REQUIRED_DEFAULTS.items():
+        if isinstance(filled.get(key), dict):
+            filled[key] = defaults | filled[key]
+    return filled
+
+
+def _problem(exc: Exception) -> str | None:
+    """The core's domain errors by their HTTP status (this package may not import them)."""
+    status = getattr(exc, "status_code", None)
+    if status == 409 or type(exc).__name__ == "Conflict":
+        return "conflict"
+    if status == 422 or type(exc).__name__ == "Invalid":
+        return "invalid"
+    return None

@@ -1,0 +1,252 @@
+"""Residents talking to the bot: real Bot API update payloads posted to ``/webhooks/telegram``,
+answers sent through python-telegram-bot to the stand-in."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+
+import pytest
+from sqlmodel import select
+
+from broadcast.questions.models import Question
+from broadcast.subscribers.models import Subscriber, SubscriberArea
+from tests.channels.test_telegram_app import SECRET, build_client, subscribe
+from tests.conftest import FIXTURES
+from tests.fakes.server import SlidingWindow
+from tests.fakes.telegram import FakeTelegram
+from tests.support import auth, new_incident, post_update, token_for, wait_for
+
+START = "update_message_start_command_tgdocs.json"  # /start from chat 1111111
+TEXT = "update_message_text_private_teloxide.json"  # "4" from chat 408258968, language "en"
+KICKED = "update_my_chat_member_kicked_teloxide.json"  # chat 0 blocked the bot
+BUTTON = "update_callback_query_tgdocs.json"  # a button tap by user 1111111
+RESIDENT = 408258968
+pytestmark = pytest.mark.filterwarnings("ignore:.*retry_after:DeprecationWarning")
+_update_ids = itertools.count(500_000)
+
+
+def payload(name: str, text: str | None = None, **message) -> dict:
+    """A fixture with a fresh update_id (Telegram's are unique; repeats are ignored)."""
+    data = copy.deepcopy(json.loads((FIXTURES / "telegram" / name).read_text()))
+    data["update_id"] = next(_update_ids)
+    if text is not None:
+        data["message"]["text"] = text
+    data.get("message", {}).update(message)
+    return data
+
+
+def deliver(client, data: dict, secret: str | None = SECRET):
+    headers = {} if secret is None else {"X-Telegram-Bot-Api-Secret-Token": secret}
+    return client.post("/webhooks/telegram", json=data, headers=headers)
+
+
+def said(fake: FakeTelegram, chat_id: int) -> list[str]:
+    return [text or "" for text in fake.state.texts(chat_id)]
+
+
+def subscriber(client, chat_id: int) -> tuple[Subscriber | None, list[str]]:
+    with client.app.state.db.session_scope() as session:
+        found = session.exec(select(Subscriber).where(Subscriber.address == str(chat_id))).first()
+        if found is None:
+            return None, []
+        query = select(SubscriberArea.area_code).where(SubscriberArea.subscriber_id == found.id)
+        return found, sorted(session.exec(query))
+
+
+def questions(client) -> list[dict]:
+    response = client.get("/api/v1/questions", headers=auth(officer_of(client)))
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def officer_of(client) -> str:
+    """One officer per app, made on first use."""
+    if not hasattr(client.app.state, "test_officer"):
+        client.app.state.test_officer = token_for(client.app, "officer")
+    return client.app.state.test_officer
+
+
+@pytest.fixture
+def fake():
+    with FakeTelegram() as server:
+        # Test residents type faster than people: 1 message per second per chat is not the
+        # subject here (see test_a_flood_controlled_reply_is_dropped_not_fatal).
+        server.state.chat_limit = SlidingWindow(100, 1.0)
+        yield server
+
+
+@pytest.fixture
+def client(app_factory, fake):
+    with build_client(app_factory, fake) as test_client:
+        yield test_client
+
+
+@pytest.mark.parametrize("secret", [None, "", "s3cret-not", "S3CRET"])
+def test_a_forged_request_is_refused_and_changes_nothing(client, fake, secret):
+    for data in (payload(TEXT, "6586"), payload(TEXT, "Is de dijk veilig?"), payload(KICKED)):
+        assert deliver(client, data, secret).status_code == 403
+    assert subscriber(client, RESIDENT) == (None, [])
+    assert questions(client) == [] and fake.state.sent == []
+
+
+def test_without_a_configured_secret_every_request_is_refused(app_factory, fake):
+    with build_client(app_factory, fake, webhook_secret=None) as client:
+        assert deliver(client, payload(START), secret="").status_code == 403
+        assert deliver(client, payload(START), secret="anything").status_code == 403
+    assert fake.state.sent == []
+
+
+def test_start_welcomes_with_area_and_language_buttons(client, fake):
+    assert deliver(client, payload(START)).status_code == 200
+    [welcome] = fake.state.sent
+    assert welcome.chat_id == 1111111 and "Welkom" in welcome.text and "English" in welcome.text
+    buttons = json.loads(welcome.params["reply_markup"])["inline_keyboard"][0]
+    assert [b["callback_data"] for b in buttons] == ["all:nl", "lang:en"]
+
+
+def test_a_postcode_subscribes_to_its_village(client, fake):
+    assert deliver(client, payload(TEXT, "6586")).status_code == 200
+    found, areas = subscriber(client, RESIDENT)
+    assert (found.channel, found.state, found.language, areas) == (
+        "telegram",
+        "active",
+        "en",
+        ["plasmolen"],
+    )
+    assert said(fake, RESIDENT) == [
+        "You will receive updates for postcode 6586. To stop, send /stop."
+    ]
+
+
+def test_the_area_command_and_a_deep_link_take_a_postcode_too(client, fake):
+    deliver(client, payload(TEXT, "/gebied 6584 AB"))
+    assert subscriber(client, RESIDENT)[1] == ["molenhoek"]
+    deliver(client, payload(START, "/start 6587"))
+    assert subscriber(client, 1111111)[1] == ["middelaar"]
+    assert "postcode 6587" in said(fake, 1111111)[-1]
+
+
+def test_an_unknown_postcode_is_answered_politely(client, fake):
+    assert deliver(client, payload(TEXT, "1234")).status_code == 200
+    assert subscriber(client, RESIDENT) == (None, [])
+    assert said(fake, RESIDENT) == [
+        "Postcode 1234 is not in the municipality. Send a postcode from the municipality, or "
+        "choose Whole municipality."
+    ]
+
+
+def test_a_second_postcode_moves_the_subscription(client, fake):
+    deliver(client, payload(TEXT, "6586"))
+    deliver(client, payload(TEXT, "6585"))
+    assert subscriber(client, RESIDENT)[1] == ["mook"]
+    assert "postcode 6585" in said(fake, RESIDENT)[-1]
+
+
+def test_stop_unsubscribes(client, fake):
+    deliver(client, payload(TEXT, "6586"))
+    assert deliver(client, payload(TEXT, "/stop")).status_code == 200
+    assert subscriber(client, RESIDENT)[0].state == "unsubscribed"
+    assert said(fake, RESIDENT)[-1].startswith("You are unsubscribed")
+    deliver(client, payload(START, "/stop"))  # a chat that never subscribed
+    assert said(fake, 1111111) == ["U was niet aangemeld. Aanmelden: stuur /start."]
+
+
+def test_free_text_becomes_a_question_and_is_acknowledged(client, fake):
+    replied = {
+        "message_id": 77,
+        "date": 1581448800,
+        "chat": {"id": RESIDENT, "type": "private"},
+        "text": "Waarschuwing – Hoogwater Maas",
+    }
+    data = payload(TEXT, "Is de dijk bij Plasmolen nog veilig?", reply_to_message=replied)
+    assert deliver(client, data).status_code == 200
+
+    [question] = questions(client)
+    assert (question["channel"], question["text"], question["language"]) == (
+        "telegram",
+        "Is de dijk bij Plasmolen nog veilig?",
+        "en",
+    )
+    with client.app.state.db.session_scope() as session:
+        stored = session.get(Question, question["id"])
+        assert (stored.address, stored.reply_to) == (str(RESIDENT), f"{RESIDENT}:77")
+    assert said(fake, RESIDENT)[-1].startswith("Thank you, we have received your question")
+    assert subscriber(client, RESIDENT) == (None, [])
+
+
+def test_a_repeated_update_is_handled_once(client, fake):
+    data = payload(TEXT, "Waar kan ik zandzakken halen?")
+    deliver(client, data)
+    deliver(client, data)
+    assert len(questions(client)) == 1 and len(fake.state.sent) == 1
+
+
+def test_blocking_the_bot_unsubscribes(client, fake):
+    officer = officer_of(client)
+    subscribe(client, officer, 0, ["mook"])
+    assert deliver(client, payload(KICKED)).status_code == 200
+    assert subscriber(client, 0)[0].state == "unsubscribed"
+    assert fake.state.sent == []  # a blocked bot cannot answer
+
+
+def test_buttons_choose_a_language_and_the_whole_municipality(client, fake):
+    tap = payload(BUTTON)
+    tap["callback_query"]["data"] = "lang:en"
+    deliver(client, tap)
+    assert fake.state.callback_answers[-1]["text"] == "English selected"
+    assert "Welcome" in said(fake, 1111111)[-1]
+
+    tap = payload(BUTTON)
+    tap["callback_query"]["data"] = "all:en"
+    deliver(client, tap)
+    found, areas = subscriber(client, 1111111)
+    assert (found.state, found.language, areas) == ("active", "en", [])
+    assert "whole municipality" in said(fake, 1111111)[-1]
+
+
+def test_an_old_button_is_answered_without_changes(client, fake):
+    assert deliver(client, payload(BUTTON)).status_code == 200  # data "Data from button callback"
+    assert fake.state.callback_answers[-1]["callback_query_id"] == "4382bfdwdsb323b2d9"
+    assert subscriber(client, 1111111) == (None, []) and fake.state.sent == []
+
+
+def test_status_lists_the_latest_updates(client, fake):
+    officer = officer_of(client)
+    incident = new_incident(client, officer, title="Hoogwater Maas & Niers")
+    post_update(client, officer, incident["id"], body="Piek vrijdag.\nZandzakken bij de brandweer.")
+    deliver(client, payload(START, "/status"))
+    status = fake.state.messages[(1111111, max(m for c, m in fake.state.messages if c == 1111111))]
+    assert status["text"].startswith("Laatste berichten\n\nHoogwater Maas & Niers\nPiek vrijdag.\n")
+    assert "Zandzakken" not in status["text"]
+
+
+def test_help_lists_the_commands(client, fake):
+    deliver(client, payload(START, "/help"))
+    assert "/gebied 6585" in said(fake, 1111111)[-1]
+
+
+def test_a_flood_controlled_reply_is_dropped_not_fatal(client, fake):
+    """The adapter may not retry; the question is stored and the webhook still answers 200."""
+    fake.state.chat_limit = SlidingWindow(1, 1.0)
+    fake.state.chat_limit.record(RESIDENT)
+    assert (
+        deliver(client, payload(TEXT, "Mag ik de auto bij de dijk laten staan?")).status_code == 200
+    )
+    assert len(questions(client)) == 1
+    assert fake.state.sent == [] and fake.state.rate_limited[0]["chat_id"] == RESIDENT
+
+
+def test_a_private_answer_reaches_the_resident_in_the_same_chat(client, fake):
+    deliver(client, payload(TEXT, "Is het water drinkbaar?"))
+    [question] = questions(client)
+    officer = officer_of(client)
+    response = client.post(
+        f"/api/v1/questions/{question['id']}/answer",
+        json={"body": "Ja, het kraanwater is veilig.", "public": False},
+        headers=auth(officer),
+    )
+    assert response.status_code == 201, response.text
+    wait_for(lambda: len(said(fake, RESIDENT)) == 2)
+    assert "Ja, het kraanwater is veilig." in said(fake, RESIDENT)[-1]

@@ -1,0 +1,86 @@
+"""2,000 private messages through the dispatcher against a Bot API that enforces 30 per second
+(a true sliding window) and 1 per second per chat: none refused, and the pace stays close to
+what Telegram allows."""
+
+from __future__ import annotations
+
+import gc
+from contextlib import contextmanager
+
+import pytest
+from sqlmodel import func, select
+
+from broadcast.common import utcnow
+from broadcast.delivery.models import Delivery
+from broadcast.subscribers.models import Subscriber, SubscriberState
+from channels.telegram import TelegramChannel
+from tests.channels.test_telegram_app import build_client
+from tests.fakes.telegram import FakeTelegram
+from tests.support import new_incident, post_update, token_for, wait_for
+
+RESIDENTS = 2_000
+TELEGRAM_LIMIT = 30.0  # messages per second, the Bot API's published broadcast limit
+FIRST_CHAT = 5_000_000
+
+
+def add_residents(client, count: int) -> None:
+    """Straight into the table: the API's one-by-one path is not what this test measures."""
+    now = utcnow()
+    with client.app.state.db.session_scope() as session:
+        session.add_all(
+            Subscriber(
+                channel="telegram",
+                address=str(FIRST_CHAT + n),
+                state=SubscriberState.active,
+                consent_at=now,
+            )
+            for n in range(count)
+        )
+
+
+@contextmanager
+def frozen_heap():
+    """Move everything alive now out of the collector's reach for the run. This process hosts
+    the service *and* the Bot API stand-in: a full collection of their heap stops both for
+    ~0.2 s, and the sends queued behind it then reach "Telegram" as a burst that a true
+    sliding window refuses (measured: 5-8 refusals per 2,000 without this, none with it)."""
+    gc.collect()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
+def delivered(client, update_id: int) -> int:
+    query = select(func.count()).where(
+        Delivery.update_id == update_id,
+        Delivery.channel == "telegram",
+        Delivery.state == "delivered",
+    )
+    with client.app.state.db.session_scope() as session:
+        return session.exec(query).one()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # the pace, not the store
+def test_two_thousand_residents_at_telegrams_pace_without_a_refusal(app_factory, database_url):
+    with FakeTelegram() as fake, build_client(app_factory, fake, channel_id=None) as client:
+        officer = token_for(client.app, "officer")
+        add_residents(client, RESIDENTS)
+        incident = new_incident(client, officer)
+        expected_seconds = RESIDENTS / TelegramChannel.limits.per_second
+        with frozen_heap():
+            update = post_update(client, officer, incident["id"], body="Evacuatie om 14:00.")
+            wait_for(
+                lambda: delivered(client, update["id"]) == RESIDENTS, timeout=expected_seconds + 30
+            )
+
+    accepted = [m for m in fake.state.sent if m.method == "sendMessage"]
+    assert len(accepted) == RESIDENTS
+    assert len({m.chat_id for m in accepted}) == RESIDENTS  # nobody twice
+    assert fake.state.rate_limited == []
+    seconds = accepted[-1].at - accepted[0].at
+    rate = (len(accepted) - 1) / seconds
+    print(f"\n{len(accepted)} messages in {seconds:.1f} s: {rate:.2f}/s, 0 refused")
+    assert rate >= 0.95 * TELEGRAM_LIMIT
