@@ -2,7 +2,7 @@
 
 from broadcast.areas.models import Area
 from broadcast.audit import AuditEvent
-from broadcast.auth.models import Role, User
+from broadcast.auth.models import ConsoleSession, Role, User
 from broadcast.delivery.models import Delivery, DeliveryState, EarlyReceipt
 from broadcast.incidents.models import Incident, IncidentStatus
 from broadcast.questions.models import Question, QuestionState
@@ -12,6 +12,7 @@ from broadcast.timeline.models import Source, Update, UpdateKind, UpdateState
 __all__ = [
     "Area",
     "AuditEvent",
+    "ConsoleSession",
     "Delivery",
     "DeliveryState",
     "EarlyReceipt",

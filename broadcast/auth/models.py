@@ -32,3 +32,19 @@ class User(SQLModel, table=True):
     @property
     def credit_name(self) -> str:
         return self.display_name or self.name
+
+
+class ConsoleSession(SQLModel, table=True):
+    """A signed-in browser. The cookie holds a random token; only its hash is stored, so a
+    leaked database opens no console. Ended by logging out, by expiry, or by deleting the user."""
+
+    __tablename__ = "console_sessions"
+
+    id: int | None = Field(default=None, primary_key=True)
+    token_hash: str = Field(unique=True, index=True, max_length=64)
+    user_id: int = Field(foreign_key="users.id", index=True)
+    csrf_token: str = Field(max_length=64)  # sent back in every form and fetch
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False)
+    )
+    expires_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False, index=True))
