@@ -13,6 +13,8 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from broadcast.areas import api as areas_api
+from broadcast.console import pages as console
+from broadcast.console.security import SecurityHeaders
 from broadcast.errors import DomainError
 from broadcast.incidents import api as incidents_api
 from broadcast.questions import api as questions_api
@@ -66,8 +68,10 @@ def create_app(
     for channel in channels.active.values():
         if (router := channel.router()) is not None:
             app.include_router(router)
+    console.install(app)
     public.mount_static(app)
     install_error_handlers(app)
+    app.add_middleware(SecurityHeaders)
     return app
 
 

@@ -33,6 +33,7 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///data/broadcast.db"
     public_url: str = "http://127.0.0.1:8000"
     areas_file: Path = Path("config/areas.toml")
+    message_templates_file: Path = Path("config/templates.toml")  # the console's template library
     municipality: str = "Gemeente Mook en Middelaar"
     timezone: str = "Europe/Amsterdam"
 

@@ -1,100 +1,106 @@
-"""Dutch first, English available. The language comes from ``?lang=``, then a cookie."""
+"""Dutch first, English available: gettext catalogues read with Babel.
+
+The message ids are English (the language of the code); ``locale/nl/LC_MESSAGES/messages.po``
+holds the Dutch. Catalogues are compiled in memory at import, so there is no build step and no
+``.mo`` file to forget. The language of a request comes from ``?lang=``, then a cookie.
+``docs/i18n.md`` shows how to extract new strings and update the catalogue.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
+from functools import cache
+from io import BytesIO
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from babel.dates import format_datetime
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+from babel.support import NullTranslations, Translations
 from fastapi import Request
 
 LANGUAGES = ("nl", "en")
+DEFAULT = "nl"
 COOKIE = "lang"
 AMSTERDAM = ZoneInfo("Europe/Amsterdam")
+LOCALE_DIR = Path(__file__).parent / "locale"
+DOMAIN = "messages"
 
-TEXTS: dict[str, dict[str, str]] = {
-    "nl": {
-        "title": "Actuele informatie",
-        "active": "Lopende incidenten",
-        "none_active": "Er zijn op dit moment geen incidenten.",
-        "resolved": "Afgerond",
-        "next_update": "Volgende update verwacht om",
-        "overdue": "De volgende update is later dan beloofd (verwacht om {time}). We werken eraan.",
-        "timeline": "Tijdlijn",
-        "corrected_by": "Gecorrigeerd: zie de correctie",
-        "correction_of": "Correctie op",
-        "retracted": "Ingetrokken",
-        "reason": "Reden",
-        "thanks": "Met dank aan",
-        "live": "Nieuwe berichten verschijnen hier vanzelf.",
-        "feed": "Atom-feed",
-        "exercise": "OEFENING",
-        "updated": "Bijgewerkt",
-        "all": "Alle incidenten",
-        "language": "English",
-        "no_updates": "Nog geen berichten.",
-        "areas": "Gebieden",
-        "severity.info": "Informatie",
-        "severity.advisory": "Let op",
-        "severity.warning": "Waarschuwing",
-        "severity.emergency": "Noodsituatie",
-        "kind.correction": "Correctie",
-        "kind.retraction": "Intrekking",
-        "kind.all_clear": "Alles veilig",
-        "kind.answer": "Vraag en antwoord",
-        "kind.update": "",
-        "status.active": "Actief",
-        "status.monitoring": "We houden het in de gaten",
-        "status.resolved": "Afgerond",
-    },
-    "en": {
-        "title": "Current information",
-        "active": "Ongoing incidents",
-        "none_active": "There are no incidents at the moment.",
-        "resolved": "Resolved",
-        "next_update": "Next update expected at",
-        "overdue": "The next update is later than "
-        "promised (expected at {time}). We are working on it.",
-        "timeline": "Timeline",
-        "corrected_by": "Corrected: see the correction",
-        "correction_of": "Correction of",
-        "retracted": "Retracted",
-        "reason": "Reason",
-        "thanks": "Thanks to",
-        "live": "New updates appear here automatically.",
-        "feed": "Atom feed",
-        "exercise": "EXERCISE",
-        "updated": "Updated",
-        "all": "All incidents",
-        "language": "Nederlands",
-        "no_updates": "No updates yet.",
-        "areas": "Areas",
-        "severity.info": "Information",
-        "severity.advisory": "Advisory",
-        "severity.warning": "Warning",
-        "severity.emergency": "Emergency",
-        "kind.correction": "Correction",
-        "kind.retraction": "Retraction",
-        "kind.all_clear": "All clear",
-        "kind.answer": "Questions and answers",
-        "kind.update": "",
-        "status.active": "Active",
-        "status.monitoring": "Monitoring",
-        "status.resolved": "Resolved",
-    },
+
+def _(message: str) -> str:
+    """Marks a message for extraction where it is defined; translated where it is shown."""
+    return message
+
+
+# Labels of stored values, written out so that extraction finds them.
+SEVERITY = {
+    "info": _("Information"),
+    "advisory": _("Advisory"),
+    "warning": _("Warning"),
+    "emergency": _("Emergency"),
+}
+KIND = {
+    "update": "",
+    "correction": _("Correction"),
+    "retraction": _("Retraction"),
+    "all_clear": _("All clear"),
+    "answer": _("Questions and answers"),
+}
+STATUS = {
+    "active": _("Active"),
+    "monitoring": _("Monitoring"),
+    "resolved": _("Resolved"),
+}
+STATE = {
+    "draft": _("Draft"),
+    "pending_approval": _("Waiting for approval"),
+    "scheduled": _("Scheduled"),
+    "published": _("Published"),
+    "rejected": _("Rejected"),
+    "retracted": _("Retracted"),
 }
 
 
+@cache
+def translations(language: str) -> NullTranslations:
+    po = LOCALE_DIR / language / "LC_MESSAGES" / f"{DOMAIN}.po"
+    if not po.exists():  # English: the message ids themselves
+        return NullTranslations()
+    with po.open("rb") as source:
+        catalog = read_po(source, locale=language, domain=DOMAIN)
+    compiled = BytesIO()
+    write_mo(compiled, catalog)
+    compiled.seek(0)
+    return Translations(compiled, domain=DOMAIN)
+
+
+Gettext = Callable[..., str]
+
+
+def translator(language: str) -> Gettext:
+    """``_("Expected at %(time)s", time=...)``: translate, then fill in the named values."""
+    translate = translations(language if language in LANGUAGES else DEFAULT).gettext
+
+    def _(message: str, **values: object) -> str:
+        text = translate(message)
+        return text % values if values else text
+
+    return _
+
+
 def language_of(request: Request) -> str:
-    wanted = request.query_params.get("lang") or request.cookies.get(COOKIE) or "nl"
-    return wanted if wanted in LANGUAGES else "nl"
-
-
-def translator(language: str):
-    texts = TEXTS[language]
-    return lambda key, **values: (
-        texts.get(key, key).format(**values) if values else texts.get(key, key)
-    )
+    wanted = request.query_params.get("lang") or request.cookies.get(COOKIE) or DEFAULT
+    return wanted if wanted in LANGUAGES else DEFAULT
 
 
 def local_time(value: datetime | None, fmt: str = "%H:%M") -> str:
     return value.astimezone(AMSTERDAM).strftime(fmt) if value else ""
+
+
+def long_time(value: datetime | None, language: str) -> str:
+    """"maandag 23 november 14:05" in the reader's language, Amsterdam time."""
+    if value is None:
+        return ""
+    return format_datetime(value, "EEEE d MMMM HH:mm", tzinfo=AMSTERDAM, locale=language)

@@ -8,7 +8,6 @@ from pathlib import Path
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
-from fastapi.templating import Jinja2Templates
 from feedgen.feed import FeedGenerator
 from sqlmodel import col, select
 from sse_starlette.sse import EventSourceResponse
@@ -19,38 +18,15 @@ from broadcast.incidents.models import Incident, IncidentStatus
 from broadcast.timeline import service as timeline
 from broadcast.timeline.models import Update, UpdateState
 from broadcast.web import i18n, live
+from broadcast.web.rendering import fragment, render
 
-HERE = Path(__file__).parent
-templates = Jinja2Templates(directory=HERE / "templates")
-templates.env.filters["local_time"] = i18n.local_time
-templates.env.globals["local_time"] = i18n.local_time
 router = APIRouter(include_in_schema=False)
 FEED_SIZE = 50
+STATIC = Path(__file__).parent / "static"
 
 
 def mount_static(app: FastAPI) -> None:
-    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
-
-
-def render(request: Request, name: str, **context) -> HTMLResponse:
-    language = i18n.language_of(request)
-    settings = request.app.state.settings
-    response = templates.TemplateResponse(
-        request,
-        name,
-        context
-        | {
-            "lang": language,
-            "t": i18n.translator(language),
-            "now": utcnow(),
-            "municipality": settings.municipality,
-        },
-    )
-    if request.query_params.get("lang") in i18n.LANGUAGES:
-        response.set_cookie(
-            i18n.COOKIE, language, max_age=365 * 86400, samesite="lax", httponly=True
-        )
-    return response
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
 
 def _read(request: Request, work):
@@ -115,8 +91,7 @@ async def _card(request: Request, update_id: int, language: str) -> str | None:
     if found is None:
         return None
     update, by_id = found
-    template = templates.env.get_template("_update.html")
-    return template.render(u=update, by_id=by_id, lang=language, t=i18n.translator(language))
+    return fragment("_update.html", language, u=update, by_id=by_id)
 
 
 @router.get("/u/{update_id}")
@@ -152,6 +127,7 @@ async def atom_feed(request: Request):
         return list(rows)
 
     rows = await _read(request, work)
+    dutch = i18n.translator("nl")
     feed = FeedGenerator()
     feed.id(f"{base}/feed.atom")
     feed.title(f"{settings.municipality}: crisisinformatie")
@@ -163,10 +139,7 @@ async def atom_feed(request: Request):
     for update, incident in reversed(rows):
         entry = feed.add_entry()
         entry.id(f"{base}/u/{update.id}")
-        label = (
-            i18n.TEXTS["nl"].get(f"kind.{update.kind}")
-            or i18n.TEXTS["nl"][f"severity.{update.severity}"]
-        )
+        label = dutch(i18n.KIND[update.kind] or i18n.SEVERITY[update.severity])
         entry.title(f"{label}: {incident.title}")
         entry.link(href=f"{base}/incidents/{incident.slug}#update-{update.id}")
         entry.updated(update.published_at)
