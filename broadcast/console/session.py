@@ -1,0 +1,78 @@
+"""Who is looking at the console: the session cookie, and the checks a form post must pass."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+from urllib.parse import quote
+
+from fastapi import Depends, Request, Response
+
+from broadcast.auth import sessions
+from broadcast.auth.models import Role, User
+from broadcast.console.security import same_origin, tokens_match
+from broadcast.deps import SessionDep
+from broadcast.errors import Forbidden
+
+COOKIE = "bc_session"
+
+
+class LoginRequired(Exception):
+    """Answered with a redirect to the login form (see ``pages.install``)."""
+
+    def __init__(self, next_url: str):
+        self.next_url = next_url
+
+
+@dataclass(frozen=True)
+class Viewer:
+    user: User
+    csrf: str
+
+    @property
+    def is_officer(self) -> bool:
+        return self.user.role in (Role.officer, Role.admin)
+
+
+def current_viewer(request: Request, session: SessionDep) -> Viewer:
+    found = sessions.lookup(session, request.cookies.get(COOKIE))
+    if found is None:
+        raise LoginRequired(quote(request.url.path))
+    user, row = found
+    return Viewer(user=user, csrf=row.csrf_token)
+
+
+async def checked_viewer(request: Request, viewer: Annotated[Viewer, Depends(current_viewer)]):
+    """For every state-changing request: same origin, and the session's CSRF token."""
+    if request.method not in ("GET", "HEAD"):
+        headers = request.headers
+        if not same_origin(headers.get("origin"), headers.get("referer"), headers.get("host")):
+            raise Forbidden("cross-site request refused")
+        presented = headers.get("x-csrf-token")
+        if presented is None and "form" in headers.get("content-type", ""):
+            presented = (await request.form()).get("csrf")
+        if not tokens_match(viewer.csrf, presented if isinstance(presented, str) else None):
+            raise Forbidden("the form has expired; reload the page and try again")
+    return viewer
+
+
+def officer_only(viewer: Annotated[Viewer, Depends(checked_viewer)]) -> Viewer:
+    if not viewer.is_officer:
+        raise Forbidden("only communication advisers may do this")
+    return viewer
+
+
+ViewerDep = Annotated[Viewer, Depends(checked_viewer)]
+OfficerDep = Annotated[Viewer, Depends(officer_only)]
+
+
+def set_session_cookie(response: Response, token: str, *, secure: bool) -> None:
+    response.set_cookie(
+        COOKIE,
+        token,
+        max_age=int(sessions.LIFETIME.total_seconds()),
+        httponly=True,
+        secure=secure,
+        samesite="lax",
+        path="/",
+    )

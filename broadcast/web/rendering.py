@@ -1,0 +1,62 @@
+"""Server-rendered pages: one Jinja2 environment, the reader's language, Amsterdam time."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+from fastapi.templating import Jinja2Templates
+
+from broadcast.common import utcnow
+from broadcast.web import i18n
+
+HERE = Path(__file__).parent
+templates = Jinja2Templates(directory=HERE / "templates")
+templates.env.filters["local_time"] = i18n.local_time
+templates.env.globals["local_time"] = i18n.local_time
+LANGUAGE_COOKIE_AGE = 365 * 86400
+
+
+def language_context(language: str) -> dict:
+    """What every template gets for its language: ``_`` and the labels of stored values."""
+    _ = i18n.translator(language)
+    return {
+        "lang": language,
+        "other_lang": "en" if language == "nl" else "nl",
+        "_": _,
+        "severity_label": lambda value: _(i18n.SEVERITY[value]),
+        "kind_label": lambda value: _(i18n.KIND[value]) if i18n.KIND[value] else "",
+        "status_label": lambda value: _(i18n.STATUS[value]),
+        "state_label": lambda value: _(i18n.STATE[value]),
+        "long_time": lambda value: i18n.long_time(value, language),
+    }
+
+
+def render(request: Request, name: str, *, status_code: int = 200, **context) -> HTMLResponse:
+    language = i18n.language_of(request)
+    settings = request.app.state.settings
+    response = templates.TemplateResponse(
+        request,
+        name,
+        context
+        | language_context(language)
+        | {"now": utcnow(), "municipality": settings.municipality},
+        status_code=status_code,
+    )
+    if request.query_params.get("lang") in i18n.LANGUAGES:
+        response.set_cookie(
+            i18n.COOKIE,
+            language,
+            max_age=LANGUAGE_COOKIE_AGE,
+            samesite="lax",
+            httponly=True,
+            secure=request.url.scheme == "https",
+        )
+    return response
+
+
+def fragment(name: str, language: str, **context) -> str:
+    """A template rendered outside a request (SSE fragments)."""
+    template = templates.env.get_template(name)
+    return template.render(**context, **language_context(language))
