@@ -100,7 +100,7 @@ def local_time(value: datetime | None, fmt: str = "%H:%M") -> str:
 
 
 def long_time(value: datetime | None, language: str) -> str:
-    """"maandag 23 november 14:05" in the reader's language, Amsterdam time."""
+    """ "maandag 23 november 14:05" in the reader's language, Amsterdam time."""
     if value is None:
         return ""
     return format_datetime(value, "EEEE d MMMM HH:mm", tzinfo=AMSTERDAM, locale=language)

@@ -12,6 +12,7 @@ from feedgen.feed import FeedGenerator
 from sqlmodel import col, select
 from sse_starlette.sse import EventSourceResponse
 
+from broadcast.areas import service as areas
 from broadcast.common import utcnow
 from broadcast.incidents import service as incidents
 from broadcast.incidents.models import Incident, IncidentStatus
@@ -149,3 +150,26 @@ async def atom_feed(request: Request):
             text = f"[Ingetrokken: {update.reason}] {text}"
         entry.content(text, type="text")
     return Response(feed.atom_str(pretty=True), media_type="application/atom+xml")
+
+
+@router.get("/subscribe", response_class=HTMLResponse)
+async def subscribe_page(request: Request):
+    """Every way to get the updates: Telegram, SMS (with a code), the Atom feed."""
+    villages = await _read(
+        request, lambda session: [a for a in areas.all_areas(session) if a.postcodes]
+    )
+    channels = request.app.state.channels
+    telegram = channels.active.get("telegram")
+    links = (
+        [(area.name, telegram.deep_link(area.postcodes[0])) for area in villages]
+        if telegram is not None and telegram.deep_link()
+        else []
+    )
+    return render(
+        request,
+        "subscribe.html",
+        telegram_links=links,
+        telegram_link=telegram.deep_link() if telegram is not None else None,
+        sms="sms" in channels,
+        villages=villages,
+    )

@@ -31,8 +31,9 @@ HOST = "127.0.0.1"  # the only address tests may use
 class FakeServer:
     """uvicorn in a daemon thread; ``url`` is ``http://127.0.0.1:<port>`` once started."""
 
-    def __init__(self, app: Any, *, startup_timeout: float = 5.0) -> None:
+    def __init__(self, app: Any, *, startup_timeout: float = 5.0, lifespan: str = "off") -> None:
         self.app = app
+        self.lifespan = lifespan  # "on" to serve our own app with its start-up and shutdown
         self.url = ""
         self.port = 0
         self._startup_timeout = startup_timeout
@@ -51,7 +52,7 @@ class FakeServer:
         config = uvicorn.Config(
             self.app,
             log_level="warning",
-            lifespan="off",
+            lifespan=self.lifespan,
             access_log=False,
             # Requests left hanging by a fault must not block shutdown for long.
             timeout_graceful_shutdown=1,

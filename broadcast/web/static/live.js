@@ -10,6 +10,8 @@
     if (!card) return;
     var existing = document.getElementById(card.id);
     if (existing) existing.replaceWith(card); else timeline.prepend(card);
+    var empty = timeline.querySelector(".empty");
+    if (empty) empty.remove();
     var corrected = card.querySelector(".meta a[href^='#update-']");
     if (card.classList.contains("kind-correction") && corrected) {
       var original = document.querySelector(corrected.getAttribute("href"));

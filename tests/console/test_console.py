@@ -1,0 +1,281 @@
+"""The console over HTTP: signing in, sessions, CSRF and origin checks, roles, and the actions
+each form performs (checked through the JSON API, so the page cannot just claim success)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from sqlmodel import select
+
+from broadcast import audit
+from broadcast.auth.models import ConsoleSession
+from broadcast.questions import service as questions
+from tests.support import auth, new_incident, post_update, token_for
+
+PASSWORD = "correct horse"  # what tests.support.token_for gives every user
+ORIGIN = {"Origin": "http://testserver"}
+
+
+def log_in(client, name: str, password: str = PASSWORD):
+    return client.post(
+        "/console/login",
+        data={"username": name, "password": password, "next": "/console"},
+        headers=ORIGIN,
+        follow_redirects=False,
+    )
+
+
+def csrf_of(client, path: str = "/console") -> str:
+    page = client.get(path)
+    assert page.status_code == 200, page.text
+    return re.search(r'name="csrf-token" content="([^"]+)"', page.text)[1]
+
+
+def post_form(client, path: str, data: dict, *, csrf: str | None = None, headers=None):
+    fields = data | ({"csrf": csrf} if csrf is not None else {})
+    return client.post(path, data=fields, headers=headers or ORIGIN, follow_redirects=False)
+
+
+@pytest.fixture
+def officer(client):
+    token = token_for(client.app, "officer", name="lotte", display_name="Lotte de Wit")
+    assert log_in(client, "lotte").status_code == 303
+    return token
+
+
+def test_anonymous_visitors_are_sent_to_the_login_form(client):
+    response = client.get("/console/questions", follow_redirects=False)
+    assert response.status_code == 303
+    assert response.headers["location"] == "/console/login?next=/console/questions"
+    assert client.get("/console/login").status_code == 200
+
+
+def test_a_wrong_password_is_refused_and_audited_without_the_name(client):
+    token_for(client.app, "officer", name="lotte")
+    response = log_in(client, "lotte", "wrong")
+    assert response.status_code == 401
+    assert "bc_session" not in response.cookies
+    assert "Verkeerde gebruikersnaam of wachtwoord" in response.text
+    with client.app.state.db.session_scope() as session:
+        failed = [e for e in audit.recent(session) if e.action == "console.login_failed"]
+    assert len(failed) == 1 and "lotte" not in str(failed[0].detail)
+
+
+def test_the_session_cookie_is_httponly_samesite_and_only_hashed_in_the_database(client):
+    token_for(client.app, "officer", name="lotte")
+    response = log_in(client, "lotte")
+    cookie = next(h for h in response.headers.get_list("set-cookie") if "bc_session=" in h)
+    assert "HttpOnly" in cookie and "SameSite=lax" in cookie
+    value = re.search(r"bc_session=([^;]+)", cookie)[1]
+    with client.app.state.db.session_scope() as session:
+        stored = session.exec(select(ConsoleSession)).one()
+    assert value not in (stored.token_hash, stored.csrf_token)
+
+
+def test_the_cookie_is_secure_when_the_site_is_served_over_https(app_factory):
+    from fastapi.testclient import TestClient
+
+    with TestClient(app_factory(public_url="https://crisis.example.nl")) as client:
+        token_for(client.app, "officer", name="lotte")
+        cookie = log_in(client, "lotte").headers["set-cookie"]
+    assert "Secure" in cookie
+
+
+def test_login_never_redirects_to_another_site(client):
+    token_for(client.app, "officer", name="lotte")
+    response = client.post(
+        "/console/login",
+        data={"username": "lotte", "password": PASSWORD, "next": "//evil.example/console"},
+        headers=ORIGIN,
+        follow_redirects=False,
+    )
+    assert response.headers["location"] == "/console"
+
+
+def test_forms_without_the_csrf_token_or_from_another_site_change_nothing(client, officer):
+    csrf = csrf_of(client)
+    incident = {"title": "Hoogwater", "severity": "warning", "areas": ["mook"]}
+    assert post_form(client, "/console/incidents", incident).status_code == 403
+    assert post_form(client, "/console/incidents", incident, csrf="forged").status_code == 403
+    foreign = {"Origin": "https://evil.example"}
+    refused = post_form(client, "/console/incidents", incident, csrf=csrf, headers=foreign)
+    assert refused.status_code == 403
+    assert client.get("/api/v1/incidents", headers=auth(officer)).json() == []
+    assert post_form(client, "/console/incidents", incident, csrf=csrf).status_code == 303
+    assert len(client.get("/api/v1/incidents", headers=auth(officer)).json()) == 1
+
+
+def test_logging_out_ends_the_session_for_good(client, officer):
+    csrf = csrf_of(client)
+    cookie = client.cookies.get("bc_session")
+    assert post_form(client, "/console/logout", {}, csrf=csrf).status_code == 303
+    client.cookies.set("bc_session", cookie)  # a copied cookie must not come back to life
+    assert client.get("/console", follow_redirects=False).status_code == 303
+
+
+def test_every_page_carries_a_strict_content_security_policy(client, officer):
+    for path in ("/", "/console", "/console/questions", "/feed.atom"):
+        headers = client.get(path).headers
+        policy = headers["content-security-policy"]
+        assert "script-src 'self'" in policy and "unsafe-inline" not in policy, path
+        assert headers["x-content-type-options"] == "nosniff"
+        assert "frame-ancestors 'none'" in policy
+
+
+def test_an_officer_publishes_from_the_compose_form(client, officer):
+    incident = new_incident(client, officer, areas=["mook", "molenhoek"])
+    csrf = csrf_of(client, f"/console/incidents/{incident['id']}")
+    response = post_form(
+        client,
+        f"/console/incidents/{incident['id']}/updates",
+        {
+            "body_nl": "De Maas stijgt.",
+            "body_en": "The Maas is rising.",
+            "severity": "warning",
+            "areas": ["mook"],
+            "when": "now",
+            "next_update": "23:59",
+        },
+        csrf=csrf,
+    )
+    assert response.status_code == 303
+    detail = client.get(f"/api/v1/incidents/{incident['id']}", headers=auth(officer)).json()
+    [update] = detail["updates"]
+    assert update["state"] == "published"
+    assert update["body"] == {"nl": "De Maas stijgt.", "en": "The Maas is rising."}
+    assert update["areas"] == ["mook"]
+    assert detail["next_update_due"] is not None
+    assert "Bericht geplaatst." in client.get(response.headers["location"]).text
+
+
+def test_a_refused_action_shows_why_and_changes_nothing(client, officer):
+    incident = new_incident(client, officer)
+    csrf = csrf_of(client, f"/console/incidents/{incident['id']}")
+    response = post_form(
+        client,
+        f"/console/incidents/{incident['id']}/updates",
+        {"body_nl": "Tekst", "when": "later", "publish_at": "morgen"},
+        csrf=csrf,
+    )
+    page = client.get(response.headers["location"]).text
+    assert "is not a time" in page and 'role="alert"' in page
+    detail = client.get(f"/api/v1/incidents/{incident['id']}", headers=auth(officer)).json()
+    assert detail["updates"] == []
+
+
+def test_a_volunteer_proposes_and_an_officer_approves_it(client, officer):
+    incident = new_incident(client, officer)
+    token_for(client.app, "volunteer", name="anna", display_name="Anna de Vries")
+    volunteer = client.__class__(client.app)
+    with volunteer:
+        assert log_in(volunteer, "anna").status_code == 303
+        csrf = csrf_of(volunteer, f"/console/incidents/{incident['id']}")
+        sent = post_form(
+            volunteer,
+            f"/console/incidents/{incident['id']}/updates",
+            {"body_nl": "Zandzakken liggen klaar bij de kerk.", "when": "now"},
+            csrf=csrf,
+        )
+        assert sent.status_code == 303
+        [proposal] = client.get(
+            f"/api/v1/incidents/{incident['id']}", headers=auth(officer)
+        ).json()["updates"]
+        assert proposal["state"] == "pending_approval"
+        # the volunteer may not approve their own proposal
+        assert (
+            post_form(
+                volunteer, f"/console/updates/{proposal['id']}/approve", {}, csrf=csrf
+            ).status_code
+            == 403
+        )
+        assert "Wacht op goedkeuring" in volunteer.get("/console").text
+
+    officer_csrf = csrf_of(client)
+    assert proposal["body"]["nl"][:40] in client.get("/console").text  # in the approvals list
+    approved = post_form(
+        client, f"/console/updates/{proposal['id']}/approve", {}, csrf=officer_csrf
+    )
+    assert approved.status_code == 303
+    update = client.get(f"/api/v1/updates/{proposal['id']}", headers=auth(officer)).json()
+    assert update["state"] == "published" and update["credit"] == "Anna de Vries"
+
+
+def test_corrections_and_retractions_from_the_console_stay_in_the_open(client, officer):
+    incident = new_incident(client, officer)
+    original = post_update(client, officer, incident["id"], body="De N271 is dicht.")
+    csrf = csrf_of(client)
+    post_form(
+        client,
+        f"/console/updates/{original['id']}/correct",
+        {"body_nl": "De N271 is open."},
+        csrf=csrf,
+    )
+    public = client.get(f"/incidents/{incident['slug']}").text
+    assert "<del" in public and "De N271 is dicht." in public and "De N271 is open." in public
+    correction = client.get(f"/api/v1/updates/{original['id']}", headers=auth(officer)).json()
+    post_form(
+        client,
+        f"/console/updates/{correction['superseded_by']}/retract",
+        {"reason": "Verkeerde weg genoemd."},
+        csrf=csrf,
+    )
+    assert "Verkeerde weg genoemd." in client.get(f"/incidents/{incident['slug']}").text
+
+
+def test_the_preview_shows_each_channel_and_plain_language_hints(client, officer):
+    csrf = csrf_of(client)
+    long_text = (
+        "Teneinde de veiligheid te waarborgen verzoeken wij u " + "heel " * 40 + "vriendelijk."
+    )
+    response = client.post(
+        "/console/preview",
+        data={"body_nl": long_text, "severity": "warning", "incident_title": "Hoogwater"},
+        headers=ORIGIN | {"X-CSRF-Token": csrf},
+    )
+    assert response.status_code == 200
+    result = response.json()
+    channels = {p["channel"]: p for p in result["channels"]}
+    assert channels["sms"]["unit"] == "segments" and channels["sms"]["length"] == 2
+    assert channels["sms"]["encoding"] == "GSM-7"
+    assert channels["mastodon"]["limit"] == 500
+    assert channels["telegram"]["text"].startswith("Waarschuwing – Hoogwater")
+    kinds = {(h["kind"], h["text"]) for h in result["hints"]}
+    assert ("jargon", "teneinde") in kinds and ("jargon", "verzoeken") in kinds
+    assert any(kind == "long_sentence" for kind, _ in kinds)
+    forged = client.post("/console/preview", data={"body_nl": "x"}, headers=ORIGIN)
+    assert forged.status_code == 403
+
+
+def test_the_questions_inbox_answers_and_measures_response_times(client, officer):
+    with client.app.state.db.session_scope() as session:
+        question = questions.receive(
+            session,
+            channel="webhook",
+            text="Is de Kerkstraat nog open?",
+            address="http://127.0.0.1:9/resident-31612345678",
+        )
+        question_id = question.id
+    page = client.get("/console/questions").text
+    assert "Is de Kerkstraat nog open?" in page and "31612345678" not in page
+    csrf = csrf_of(client, "/console/questions")
+    post_form(
+        client, f"/console/questions/{question_id}/answer", {"body": "Ja, tot 18:00."}, csrf=csrf
+    )
+    answered = client.get("/console/questions?state=answered").text
+    assert "Ja, tot 18:00." in answered
+    assert "1 beantwoord" in answered
+
+
+def test_volunteers_cannot_open_the_officer_pages(client):
+    token_for(client.app, "volunteer", name="anna")
+    log_in(client, "anna")
+    for path in ("/console/questions", "/console/audit"):
+        assert client.get(path).status_code == 403, path
+
+
+def test_pages_are_dutch_by_default_and_english_on_request(client, officer):
+    assert "Overzicht" in client.get("/console").text
+    english = client.get("/console?lang=en").text
+    assert "Overview" in english and 'lang="en"' in english
+    assert "Overview" in client.get("/console").text  # remembered in a cookie

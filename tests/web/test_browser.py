@@ -1,0 +1,165 @@
+"""The pages in a real browser: Debian's headless Chromium driven by Playwright, against the
+whole service (API, console, public site, dispatcher) served over HTTP on 127.0.0.1.
+
+Set ``BROADCAST_SCREENSHOTS=docs/screenshots`` to save the screenshots shown in the README.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from axe_playwright_python.sync_playwright import Axe
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from tests.fakes.server import FakeServer
+from tests.support import auth, new_incident, post_update, token_for
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+PASSWORD = "correct horse"
+SERIOUS = {"serious", "critical"}
+SHOTS = os.environ.get("BROADCAST_SCREENSHOTS")
+pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def site(app_factory):
+    """The service on a free port, with an officer, a volunteer and an incident."""
+    app = app_factory()
+    with FakeServer(app, lifespan="on", startup_timeout=30) as server:
+        server.officer = token_for(app, "officer", name="lotte", display_name="Lotte de Wit")
+        token_for(app, "volunteer", name="anna", display_name="Anna de Vries")
+        yield server
+
+
+@pytest.fixture
+def api(site):
+    import httpx
+
+    with httpx.Client(base_url=site.url, headers=auth(site.officer)) as client:
+        yield client
+
+
+def log_in(browser: Browser, site, name: str) -> Page:
+    page = browser.new_context(viewport={"width": 1100, "height": 900}).new_page()
+    page.goto(f"{site.url}/console/login")
+    page.get_by_label("Gebruikersnaam").fill(name)
+    page.get_by_label("Wachtwoord").fill(PASSWORD)
+    page.get_by_role("button", name="Inloggen").click()
+    expect(page.get_by_role("heading", name="Overzicht")).to_be_visible()
+    return page
+
+
+def resident(browser: Browser, url: str) -> Page:
+    page = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True).new_page()
+    page.goto(url)
+    return page
+
+
+def shot(page: Page, name: str) -> None:
+    if SHOTS:
+        Path(SHOTS).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=f"{SHOTS}/{name}.png", full_page=True)
+
+
+def serious_violations(page: Page) -> list[str]:
+    results = Axe().run(page)
+    return [
+        f"{v['id']} ({v['impact']}): {v['help']} – {[n['target'] for n in v['nodes']][:3]}"
+        for v in results.response["violations"]
+        if v["impact"] in SERIOUS
+    ]
+
+
+def test_an_officer_publishes_and_an_open_resident_page_shows_it_without_reload(browser, site, api):
+    incident = new_incident(api, site.officer, title="Hoogwater Maas", areas=["mook"])
+    reader = resident(browser, f"{site.url}/incidents/{incident['slug']}")
+    reader.evaluate("window.loadedOnce = true")
+
+    officer = log_in(browser, site, "lotte")
+    officer.get_by_role("link", name="Hoogwater Maas").click()
+    officer.get_by_label("Tekst in het Nederlands").fill(
+        "Teneinde de dijk te sparen is de Kerkstraat in Mook dicht. Rijd om via de N271."
+    )
+    preview = officer.locator("#preview")
+    expect(preview.locator("[data-channel=sms]")).to_contain_text("1 / 3 sms-delen")
+    expect(preview.locator("[data-channel=telegram]")).to_contain_text("Kerkstraat in Mook")
+    expect(officer.locator("#hints")).to_contain_text("teneinde")
+    officer.locator("svg.area-map path[data-area=mook]").click()
+    expect(officer.locator("input[name=areas][value=mook]")).to_be_checked()
+    shot(officer, "console-compose")
+    officer.get_by_role("button", name="Publiceren").click()
+    expect(officer.get_by_role("status")).to_contain_text("Bericht geplaatst.")
+
+    card = reader.locator("#timeline .update").first
+    expect(card).to_contain_text("de Kerkstraat in Mook dicht", timeout=10_000)
+    expect(reader.locator("#timeline .empty")).to_have_count(0)
+    assert reader.evaluate("window.loadedOnce") is True  # the same page, not a reload
+    shot(reader, "public-incident-mobile")
+
+
+def test_a_volunteer_proposes_an_officer_approves_and_the_volunteer_is_credited(browser, site, api):
+    incident = new_incident(api, site.officer, title="Hoogwater Maas")
+    volunteer = log_in(browser, site, "anna")
+    volunteer.goto(f"{site.url}/console/incidents/{incident['id']}")
+    volunteer.get_by_label("Tekst in het Nederlands").fill("Bij de kerk liggen zandzakken klaar.")
+    volunteer.get_by_role("button", name="Ter goedkeuring versturen").click()
+    expect(volunteer.get_by_role("status")).to_contain_text("Voorstel verstuurd")
+    volunteer.goto(f"{site.url}/console")
+    expect(volunteer.locator("table")).to_contain_text("Wacht op goedkeuring")
+
+    officer = log_in(browser, site, "lotte")
+    officer.get_by_role("link", name=re.compile("Bij de kerk liggen")).click()
+    shot(officer, "console-approval")
+    officer.get_by_role("button", name="Goedkeuren en publiceren").click()
+    expect(officer.get_by_role("status")).to_contain_text("Goedgekeurd")
+
+    volunteer.reload()
+    expect(volunteer.locator("table")).to_contain_text("vermeld als Anna de Vries")
+    public = resident(browser, f"{site.url}/incidents/{incident['slug']}")
+    expect(public.locator(".credit")).to_contain_text("Met dank aan Anna de Vries")
+
+
+def test_the_main_pages_have_no_serious_accessibility_violations(browser, site, api):
+    incident = new_incident(api, site.officer, title="Hoogwater Maas", areas=["mook"])
+    original = post_update(
+        api,
+        site.officer,
+        incident["id"],
+        body="De N271 is dicht.",
+        next_update_due="2030-01-01T12:00:00+01:00",
+    )
+    api.post(f"/api/v1/updates/{original['id']}/correct", json={"body": "De N271 is open."})
+    officer = log_in(browser, site, "lotte")
+    pages = {
+        "public-status": f"{site.url}/",
+        "public-incident": f"{site.url}/incidents/{incident['slug']}",
+        "public-incident-en": f"{site.url}/incidents/{incident['slug']}?lang=nl",
+        "console-overview": f"{site.url}/console",
+        "console-incident": f"{site.url}/console/incidents/{incident['id']}",
+        "console-questions": f"{site.url}/console/questions",
+        "console-deliveries": f"{site.url}/console/updates/{original['id']}",
+        "console-audit": f"{site.url}/console/audit",
+    }
+    found = {}
+    for name, url in pages.items():
+        page = officer if name.startswith("console") else resident(browser, url)
+        page.goto(url)
+        shot(page, name)
+        if violations := serious_violations(page):
+            found[name] = violations
+    login = browser.new_page()
+    login.goto(f"{site.url}/console/login")
+    found |= {"console-login": v} if (v := serious_violations(login)) else {}
+    assert found == {}
