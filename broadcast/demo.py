@@ -164,6 +164,8 @@ def _seed(session: Session, channels: ChannelSet) -> list[str]:
         "one scheduled update, one proposal waiting for approval and one question",
         f"officer 'adviseur' API token: {officer_token}",
         f"volunteer 'anna' API token: {volunteer_token}",
+        "console (/console): adviseur / demo-adviseur (officer), anna / demo-anna (volunteer);"
+        " demo passwords: never use the demo data in production",
     ]
 
 
