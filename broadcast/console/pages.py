@@ -413,6 +413,12 @@ def install(app: FastAPI) -> None:
         return RedirectResponse(f"/console/login?next={exc.next_url}", status_code=303)
 
 
+def error_page(request: Request, status_code: int, detail: object) -> HTMLResponse:
+    return render(
+        request, "console/error.html", status_code=status_code, viewer=None, detail=detail
+    )
+
+
 def _page(request: Request, name: str, viewer, **context) -> HTMLResponse:
     flash = request.cookies.get(FLASH)
     response = render(
@@ -455,7 +461,7 @@ def _secure(request: Request) -> bool:
 def _bodies(nl: str, en: str, *, required: bool = True) -> dict[str, str]:
     bodies = {lang: text.strip() for lang, text in (("nl", nl), ("en", en)) if text.strip()}
     if required and "nl" not in bodies:
-        raise Invalid("the Dutch text is required")
+        raise Invalid(_("the Dutch text is required"))
     return bodies
 
 

@@ -13,6 +13,7 @@ from broadcast.auth.models import Role, User
 from broadcast.console.security import same_origin, tokens_match
 from broadcast.deps import SessionDep
 from broadcast.errors import Forbidden
+from broadcast.web.i18n import _
 
 COOKIE = "bc_session"
 
@@ -47,18 +48,18 @@ async def checked_viewer(request: Request, viewer: Annotated[Viewer, Depends(cur
     if request.method not in ("GET", "HEAD"):
         headers = request.headers
         if not same_origin(headers.get("origin"), headers.get("referer"), headers.get("host")):
-            raise Forbidden("cross-site request refused")
+            raise Forbidden(_("cross-site request refused"))
         presented = headers.get("x-csrf-token")
         if presented is None and "form" in headers.get("content-type", ""):
             presented = (await request.form()).get("csrf")
         if not tokens_match(viewer.csrf, presented if isinstance(presented, str) else None):
-            raise Forbidden("the form has expired; reload the page and try again")
+            raise Forbidden(_("the form has expired; reload the page and try again"))
     return viewer
 
 
 def officer_only(viewer: Annotated[Viewer, Depends(checked_viewer)]) -> Viewer:
     if not viewer.is_officer:
-        raise Forbidden("only communication advisers may do this")
+        raise Forbidden(_("only communication advisers may do this"))
     return viewer
 
 

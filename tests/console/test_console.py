@@ -279,3 +279,17 @@ def test_pages_are_dutch_by_default_and_english_on_request(client, officer):
     english = client.get("/console?lang=en").text
     assert "Overview" in english and 'lang="en"' in english
     assert "Overview" in client.get("/console").text  # remembered in a cookie
+
+
+def test_console_errors_are_pages_in_the_readers_language(client, officer):
+    missing = client.get("/console/incidents/999")
+    assert missing.status_code == 404
+    assert missing.headers["content-type"].startswith("text/html")
+    assert "Er klopt iets niet" in missing.text
+    token_for(client.app, "volunteer", name="anna")
+    volunteer = client.__class__(client.app)
+    with volunteer:
+        log_in(volunteer, "anna")
+        refused = volunteer.get("/console/audit")
+    assert refused.status_code == 403
+    assert "alleen communicatieadviseurs mogen dit doen" in refused.text
