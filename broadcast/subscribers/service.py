@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from sqlmodel import Session, delete, select
+from sqlmodel import Session, delete, select, update
 
 from broadcast import audit
 from broadcast.areas import service as areas
 from broadcast.common import Language, Severity, utcnow
 from broadcast.delivery.channels import ChannelSet
 from broadcast.errors import Conflict, Invalid, NotFound
+from broadcast.questions.models import Question
 from broadcast.subscribers.models import Subscriber, SubscriberArea, SubscriberState
 
 
@@ -97,8 +98,14 @@ def unsubscribe(session: Session, subscriber: Subscriber, *, actor: str) -> None
 
 
 def erase(session: Session, subscriber: Subscriber, *, actor: str) -> None:
-    """Delete the person's data. Delivery rows keep counts, not the link (ON DELETE SET NULL)."""
+    """Delete the person's data. Delivery rows keep counts, not the link (ON DELETE SET NULL);
+    their questions stay in the inbox without the address they came from."""
     subscriber_id = subscriber.id
+    session.exec(
+        update(Question)
+        .where(Question.channel == subscriber.channel, Question.address == subscriber.address)
+        .values(address=None)
+    )
     session.exec(delete(SubscriberArea).where(SubscriberArea.subscriber_id == subscriber_id))
     session.delete(subscriber)
     audit.record(

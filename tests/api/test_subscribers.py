@@ -8,6 +8,8 @@ from sqlmodel import select
 from broadcast.auth.models import Role
 from broadcast.auth.service import add_user
 from broadcast.delivery.models import Delivery
+from broadcast.questions import service as questions
+from broadcast.questions.models import Question
 from broadcast.subscribers.models import Subscriber, SubscriberArea
 from tests.support import auth, new_incident, post_update
 
@@ -131,3 +133,21 @@ def test_an_erased_address_can_subscribe_again(client, officer):
 
     assert again.status_code == 201, again.text
     assert again.json()["areas"] == ["middelaar"]
+
+
+def test_erasing_a_subscriber_removes_their_address_from_their_questions(client, officer):
+    subscriber = _subscribe(client, officer).json()
+    with client.app.state.db.session_scope() as session:
+        asked = questions.receive(
+            session, channel="webhook", address=HOOK, text="Mag ik naar huis?"
+        ).id
+        other = questions.receive(
+            session, channel="webhook", address="http://127.0.0.1:9/other", text="En ik?"
+        ).id
+
+    client.delete(f"/api/v1/subscribers/{subscriber['id']}", headers=auth(officer))
+
+    with client.app.state.db.session_scope() as session:
+        assert session.get(Question, asked).address is None
+        assert session.get(Question, asked).text == "Mag ik naar huis?"
+        assert session.get(Question, other).address == "http://127.0.0.1:9/other"
