@@ -57,11 +57,16 @@ async def status_page(request: Request):
 async def incident_page(request: Request, slug: str):
     def work(session):
         incident = incidents.by_slug(session, slug)
-        return incident, timeline.for_incident(session, incident.id, viewer=None)
+        others = [
+            i for i in incidents.listing(session, include_resolved=False) if i.id != incident.id
+        ]
+        return incident, timeline.for_incident(session, incident.id, viewer=None), others
 
-    incident, updates = await _read(request, work)
+    incident, updates, others = await _read(request, work)
     by_id = {u.id: u for u in updates}
-    return render(request, "incident.html", incident=incident, updates=updates, by_id=by_id)
+    return render(
+        request, "incident.html", incident=incident, updates=updates, by_id=by_id, banner=others
+    )
 
 
 @router.get("/incidents/{slug}/events")
@@ -155,9 +160,11 @@ async def atom_feed(request: Request):
 @router.get("/subscribe", response_class=HTMLResponse)
 async def subscribe_page(request: Request):
     """Every way to get the updates: Telegram, SMS (with a code), the Atom feed."""
-    villages = await _read(
-        request, lambda session: [a for a in areas.all_areas(session) if a.postcodes]
-    )
+    def work(session):
+        villages = [area for area in areas.all_areas(session) if area.postcodes]
+        return villages, incidents.listing(session, include_resolved=False)
+
+    villages, active = await _read(request, work)
     channels = request.app.state.channels
     telegram = channels.active.get("telegram")
     links = (
@@ -172,4 +179,5 @@ async def subscribe_page(request: Request):
         telegram_link=telegram.deep_link() if telegram is not None else None,
         sms="sms" in channels,
         villages=villages,
+        banner=active,
     )

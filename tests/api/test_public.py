@@ -217,3 +217,13 @@ def test_the_api_is_documented(client):
         assert path in paths, path
         assert methods <= set(paths[path]), (path, set(paths[path]))
     assert "bearer" in str(spec.json()["components"]["securitySchemes"]).lower()
+
+
+def test_other_ongoing_incidents_are_announced_on_every_incident_page(client, officer):
+    flood = new_incident(client, officer, title="Hoogwater Maas")
+    storm = new_incident(client, officer, title="Stormschade Plasmolen")
+    page = client.get(f"/incidents/{flood['slug']}").text
+    banner = page[page.index('class="banner"') : page.index("</aside>")]
+    assert "Stormschade Plasmolen" in banner and "Hoogwater Maas" not in banner
+    assert f"/incidents/{storm['slug']}" in banner
+    assert "Hoogwater Maas" in client.get("/subscribe").text
