@@ -17,6 +17,7 @@ from broadcast.console import pages as console
 from broadcast.console.security import SecurityHeaders
 from broadcast.errors import DomainError
 from broadcast.incidents import api as incidents_api
+from broadcast.media import api as media_api
 from broadcast.questions import api as questions_api
 from broadcast.runtime import Services, assemble, prepare_database
 from broadcast.settings import Settings
@@ -61,6 +62,8 @@ def create_app(
         subscribers_api.router,
         questions_api.router,
         areas_api.router,
+        media_api.router,
+        media_api.files_router,
         ops.router,
         public.router,
     ):

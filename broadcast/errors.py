@@ -29,3 +29,15 @@ class Unauthorized(DomainError):
 
 class Forbidden(DomainError):
     status_code = 403
+
+
+class TooLarge(DomainError):
+    """An upload over its size limit."""
+
+    status_code = 413
+
+
+class UnsupportedType(DomainError):
+    """An upload whose content is not one of the accepted types (whatever its name says)."""
+
+    status_code = 415

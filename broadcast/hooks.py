@@ -17,6 +17,7 @@ from broadcast.delivery.channels import ChannelSet
 from broadcast.delivery.outbox import view_of
 from broadcast.errors import Invalid
 from broadcast.incidents.models import Incident, IncidentStatus
+from broadcast.media import service as media
 from broadcast.questions import service as questions
 from broadcast.subscribers import service as subscribers
 from broadcast.timeline.models import Update, UpdateState
@@ -108,7 +109,9 @@ class CoreHooks:
                     .order_by(col(Update.id).desc())
                 ).first()
                 if update is not None:
-                    views.append(view_of(update, incident, self.public_url))
+                    items = media.for_update(session, update.id)
+                    shown = media.for_channels(items, language, self.public_url)
+                    views.append(view_of(update, incident, self.public_url, shown))
             return views
 
         return await self._run(work)

@@ -5,7 +5,9 @@ from broadcast.audit import AuditEvent
 from broadcast.auth.models import ConsoleSession, Role, User
 from broadcast.delivery.models import Delivery, DeliveryState, EarlyReceipt
 from broadcast.incidents.models import Incident, IncidentStatus
+from broadcast.media.models import MediaItem, MediaKind
 from broadcast.questions.models import Question, QuestionState
+from broadcast.relay.models import Relay
 from broadcast.subscribers.models import Subscriber, SubscriberArea, SubscriberState
 from broadcast.timeline.models import Source, Update, UpdateKind, UpdateState
 
@@ -18,8 +20,11 @@ __all__ = [
     "EarlyReceipt",
     "Incident",
     "IncidentStatus",
+    "MediaItem",
+    "MediaKind",
     "Question",
     "QuestionState",
+    "Relay",
     "Role",
     "Source",
     "Subscriber",

@@ -51,6 +51,14 @@ class Settings(BaseSettings):
     # Scheduling.
     overdue_check_seconds: int = 60
 
+    # Media on updates (photos, short videos): where they are stored and what is accepted.
+    media_dir: Path = Path("data/media")
+    media_max_image_bytes: int = 10 * 1024 * 1024
+    media_max_video_bytes: int = 50 * 1024 * 1024
+    media_max_items: int = 4  # per update
+    media_max_image_side: int = 2048  # longer side after re-encoding, in pixels
+    media_max_image_pixels: int = 50_000_000  # larger images are refused before decoding
+
     log_level: str = "INFO"
     log_json: bool = True
 

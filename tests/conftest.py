@@ -127,9 +127,10 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 
 
 @pytest.fixture
-def settings(database_url: str) -> Settings:
+def settings(database_url: str, tmp_path: Path) -> Settings:
     return Settings(
         database_url=database_url,
+        media_dir=tmp_path / "media",
         public_url="http://127.0.0.1:8000",
         areas_file=ROOT / "config" / "areas.toml",
         log_json=False,

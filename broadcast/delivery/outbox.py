@@ -9,7 +9,7 @@ the claim token, so a worker that lost its lease cannot overwrite a newer claim.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, func, or_, select, update
@@ -20,11 +20,12 @@ from broadcast.delivery import receipts
 from broadcast.delivery.models import Delivery, DeliveryState
 from broadcast.delivery.policy import backoff, exhausted
 from broadcast.incidents.models import Incident
+from broadcast.media import service as media_service
 from broadcast.questions.models import Question
 from broadcast.subscribers import service as subscribers
 from broadcast.subscribers.models import Subscriber
 from broadcast.timeline.models import Update
-from channels.base import UpdateView
+from channels.base import Media, UpdateView
 
 D = Delivery.__table__.c
 
@@ -94,6 +95,8 @@ def claim(
     if not claimed:
         return []
     views = _update_views(session, {row.update_id for row in claimed}, public_url)
+    keys = {(row.update_id, row.language) for row in claimed}
+    localized = _with_media(session, views, keys, public_url)
     addresses = _addresses(session, claimed)
     originals = _original_message_ids(session, channel, claimed, views)
     return [
@@ -104,7 +107,7 @@ def claim(
             target=row.target,
             address=addresses.get(row.id),
             language=row.language,
-            update=views[row.update_id],
+            update=localized[(row.update_id, row.language)],
             attempts=row.attempts,
             per_subscriber=row.target[0] in "sq" and row.target[1:].isdigit(),
             original_message_id=originals.get((row.update_id, row.target)),
@@ -180,7 +183,25 @@ def _update_views(session: Session, update_ids: set[int], public_url: str) -> di
     return {u.id: view_of(u, i, public_url) for u, i in rows}
 
 
-def view_of(update: Update, incident: Incident | None, public_url: str) -> UpdateView:
+def _with_media(
+    session: Session, views: dict[int, UpdateView], keys: set[tuple[int, str]], public_url: str
+) -> dict[tuple[int, str], UpdateView]:
+    """One view per (update, language): the media's alt text is in the delivery's language."""
+    items = media_service.for_updates(session, views)
+    return {
+        (uid, lang): replace(
+            views[uid], media=media_service.for_channels(items.get(uid, ()), lang, public_url)
+        )
+        for uid, lang in keys
+    }
+
+
+def view_of(
+    update: Update,
+    incident: Incident | None,
+    public_url: str,
+    media: tuple[Media, ...] = (),
+) -> UpdateView:
     return UpdateView(
         id=update.id,
         kind=update.kind.value,
@@ -194,6 +215,7 @@ def view_of(update: Update, incident: Incident | None, public_url: str) -> Updat
         areas=tuple(update.areas),
         credit=update.credit,
         supersedes=update.supersedes_id,
+        media=media,
         exercise=bool(incident and incident.exercise),
     )
 
