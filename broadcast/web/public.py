@@ -16,6 +16,7 @@ from broadcast.areas import service as areas
 from broadcast.common import utcnow
 from broadcast.incidents import service as incidents
 from broadcast.incidents.models import Incident, IncidentStatus
+from broadcast.media import service as media
 from broadcast.timeline import service as timeline
 from broadcast.timeline.models import Update, UpdateState
 from broadcast.web import i18n, live
@@ -47,26 +48,39 @@ async def status_page(request: Request):
             (resolved if incident.status == IncidentStatus.resolved else active).append(
                 (incident, updates[0] if updates else None)
             )
-        return active, resolved[:10]
+        shown = [u for _, u in active if u is not None]
+        return active, resolved[:10], _public_media(session, shown)
 
-    active, resolved = await _read(request, work)
-    return render(request, "status.html", active=active, resolved=resolved)
+    active, resolved, items = await _read(request, work)
+    return render(request, "status.html", active=active, resolved=resolved, media=items)
 
 
 @router.get("/incidents/{slug}", response_class=HTMLResponse)
 async def incident_page(request: Request, slug: str):
     def work(session):
         incident = incidents.by_slug(session, slug)
+        updates = timeline.for_incident(session, incident.id, viewer=None)
         others = [
             i for i in incidents.listing(session, include_resolved=False) if i.id != incident.id
         ]
-        return incident, timeline.for_incident(session, incident.id, viewer=None), others
+        return incident, updates, others, _public_media(session, updates)
 
-    incident, updates, others = await _read(request, work)
+    incident, updates, others, items = await _read(request, work)
     by_id = {u.id: u for u in updates}
     return render(
-        request, "incident.html", incident=incident, updates=updates, by_id=by_id, banner=others
+        request,
+        "incident.html",
+        incident=incident,
+        updates=updates,
+        by_id=by_id,
+        banner=others,
+        media=items,
     )
+
+
+def _public_media(session, updates) -> dict:
+    """The photos and videos of the updates that show them to everyone."""
+    return media.for_updates(session, [u.id for u in updates if media.is_public(u)])
 
 
 @router.get("/incidents/{slug}/events")
@@ -89,15 +103,17 @@ async def _card(request: Request, update_id: int, language: str) -> str | None:
         update = session.get(Update, update_id)
         if update is None or not update.public or update.state != UpdateState.published:
             return None
-        return update, {
-            u.id: u for u in timeline.for_incident(session, update.incident_id, viewer=None)
-        }
+        return (
+            update,
+            {u.id: u for u in timeline.for_incident(session, update.incident_id, viewer=None)},
+            _public_media(session, [update]),
+        )
 
     found = await _read(request, work)
     if found is None:
         return None
-    update, by_id = found
-    return fragment("_update.html", language, u=update, by_id=by_id)
+    update, by_id, items = found
+    return fragment("_update.html", language, u=update, by_id=by_id, media=items)
 
 
 @router.get("/u/{update_id}")
@@ -160,6 +176,7 @@ async def atom_feed(request: Request):
 @router.get("/subscribe", response_class=HTMLResponse)
 async def subscribe_page(request: Request):
     """Every way to get the updates: Telegram, SMS (with a code), the Atom feed."""
+
     def work(session):
         villages = [area for area in areas.all_areas(session) if area.postcodes]
         return villages, incidents.listing(session, include_resolved=False)

@@ -1,0 +1,122 @@
+"""Media travel with the update: the adapters receive absolute URLs with the alt text in the
+delivery's language, and Telegram sends the photo (sendPhoto) with the text as its caption."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+from broadcast.delivery import outbox
+from channels.platform import PlatformChannel
+from channels.telegram import TelegramChannel
+from channels.webhook import WebhookChannel
+from tests.conftest import WEBHOOK_SECRET
+from tests.fakes.telegram import FakeTelegram
+from tests.media.conftest import jpeg_with_gps, mp4_with_location, token_for, upload
+from tests.support import auth, new_incident, post_update, wait_for
+
+pytestmark = pytest.mark.filterwarnings("ignore:.*retry_after:DeprecationWarning")
+CHANNEL = "@gemeente"
+
+
+@pytest.fixture
+def fake():
+    with FakeTelegram() as server:
+        yield server
+
+
+@pytest.fixture
+def telegram_client(app_factory, fake):
+    channels = {
+        "webhook": {"secret": WEBHOOK_SECRET},
+        "telegram": {"bot_token": fake.token, "api_url": fake.url, "channel_id": CHANNEL},
+    }
+    app = app_factory(
+        channel_classes=[PlatformChannel, WebhookChannel, TelegramChannel], channels=channels
+    )
+    with TestClient(app) as client:
+        yield client
+
+
+def test_a_published_update_with_a_photo_reaches_telegram_as_a_photo(telegram_client, fake):
+    client = telegram_client
+    officer = token_for(client.app, "officer", "olga")
+    incident = new_incident(client, officer, title="Hoogwater Maas")
+    draft = post_update(
+        client, officer, incident["id"], body="Kerkstraat staat onder water.", draft=True
+    )
+    item = upload(client, officer, draft["id"], jpeg_with_gps()).json()
+    assert not fake.state.sent  # nothing goes out before it is published
+
+    response = client.post(f"/api/v1/updates/{draft['id']}/approve", headers=auth(officer))
+    assert response.json()["state"] == "published"
+
+    sent = wait_for(lambda: [m for m in fake.state.sent if m.chat_id == CHANNEL])
+    assert [m.method for m in sent] == ["sendPhoto"]
+    assert sent[0].params["photo"] == item["url"]
+    assert "Kerkstraat staat onder water." in sent[0].text  # the caption
+    # The URL the provider fetches is public now, and it is the cleaned file.
+    public = client.get("/media/" + item["url"].rsplit("/", 1)[1])
+    assert public.status_code == 200 and b"Canon" not in public.content
+
+
+def test_an_update_without_media_is_a_text_message(telegram_client, fake):
+    client = telegram_client
+    officer = token_for(client.app, "officer", "olga")
+    post_update(client, officer, new_incident(client, officer)["id"], body="Het water zakt.")
+
+    sent = wait_for(lambda: [m for m in fake.state.sent if m.chat_id == CHANNEL])
+    assert [m.method for m in sent] == ["sendMessage"]
+
+
+def test_adapters_get_absolute_urls_and_the_alt_text_in_the_delivery_language(app_factory):
+    with TestClient(app_factory(dispatch=False, public_url="https://crisis.example.nl/")) as client:
+        officer = token_for(client.app, "officer", "olga")
+        for address, language in (("http://127.0.0.1:9/nl", "nl"), ("http://127.0.0.1:9/en", "en")):
+            response = client.post(
+                "/api/v1/subscribers",
+                headers=auth(officer),
+                json={"channel": "webhook", "address": address, "areas": [], "language": language},
+            )
+            assert response.status_code == 201, response.text
+        draft = post_update(client, officer, new_incident(client, officer)["id"], draft=True)
+        photo = upload(
+            client,
+            officer,
+            draft["id"],
+            jpeg_with_gps(),
+            alt="Straat onder water",
+            alt_en="Street under water",
+        ).json()
+        video = upload(
+            client,
+            officer,
+            draft["id"],
+            mp4_with_location(),
+            alt="Filmpje dijk",
+            content_type="video/mp4",
+        ).json()
+        client.post(f"/api/v1/updates/{draft['id']}/approve", headers=auth(officer))
+
+        with client.app.state.db.session_scope() as session:
+            jobs = outbox.claim(
+                session,
+                "webhook",
+                limit=10,
+                lease_seconds=30,
+                public_url="https://crisis.example.nl/",
+            )
+
+    by_language = {job.language: job.update.media for job in jobs}
+    assert set(by_language) == {"nl", "en"}
+    name = photo["url"].rsplit("/", 1)[1]
+    assert by_language["nl"][0].url == f"https://crisis.example.nl/media/{name}"
+    assert [(m.content_type, m.alt) for m in by_language["nl"]] == [
+        ("image/jpeg", "Straat onder water"),
+        ("video/mp4", "Filmpje dijk"),
+    ]
+    assert [(m.content_type, m.alt) for m in by_language["en"]] == [
+        ("image/jpeg", "Street under water"),
+        ("video/mp4", "Filmpje dijk"),
+    ]  # no English: Dutch
+    assert video["url"].endswith(".mp4")
