@@ -19,6 +19,7 @@ from broadcast.errors import DomainError
 from broadcast.incidents import api as incidents_api
 from broadcast.media import api as media_api
 from broadcast.questions import api as questions_api
+from broadcast.relay import api as relay_api
 from broadcast.runtime import Services, assemble, prepare_database
 from broadcast.settings import Settings
 from broadcast.subscribers import api as subscribers_api
@@ -64,6 +65,7 @@ def create_app(
         areas_api.router,
         media_api.router,
         media_api.files_router,
+        relay_api.router,
         ops.router,
         public.router,
     ):
