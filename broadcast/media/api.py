@@ -18,8 +18,10 @@ from fastapi.responses import FileResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 
+from broadcast.auth import sessions as console_sessions
 from broadcast.auth.models import User
 from broadcast.auth.service import user_for_token
+from broadcast.console.session import COOKIE as CONSOLE_COOKIE
 from broadcast.deps import Member, SessionDep, SettingsDep
 from broadcast.errors import NotFound, Unauthorized
 from broadcast.media import service
@@ -82,8 +84,24 @@ async def caller(user: Annotated[User | None, Depends(optional_caller)]) -> User
     return user  # every role is a member: officer, admin, volunteer
 
 
+async def file_viewer(
+    request: Request, user: Annotated[User | None, Depends(optional_caller)]
+) -> User | None:
+    """For reading files only: the bearer token, else the console's session cookie (so the
+    console can show a proposal's photos in an ``<img>``). Never for uploads: a cookie alone
+    is no proof against cross-site requests."""
+    if user is not None or not (cookie := request.cookies.get(CONSOLE_COOKIE)):
+        return user
+
+    def lookup(session):
+        found = console_sessions.lookup(session, cookie)
+        return found[0] if found else None
+
+    return await _in_transaction(request, lookup)
+
+
 Caller = Annotated[User, Depends(caller)]
-OptionalCaller = Annotated[User | None, Depends(optional_caller)]
+FileViewer = Annotated[User | None, Depends(file_viewer)]
 
 _UPLOAD_FORM = {
     "requestBody": {
@@ -191,7 +209,7 @@ def delete_media(media_id: int, session: SessionDep, user: Member, settings: Set
     response_class=FileResponse,
     responses={200: {"content": {"image/jpeg": {}, "image/png": {}, "video/mp4": {}}}},
 )
-async def media_file(name: str, request: Request, viewer: OptionalCaller):
+async def media_file(name: str, request: Request, viewer: FileViewer):
     if not NAME.match(name):
         raise NotFound("no such file")
     settings = request.app.state.settings

@@ -136,3 +136,24 @@ def test_who_may_remove(client, officer, volunteer, incident):
     as_volunteer = auth(volunteer)
     assert client.delete(f"/api/v1/media/{theirs['id']}", headers=as_volunteer).status_code == 403
     assert client.delete(f"/api/v1/media/{own['id']}", headers=as_volunteer).status_code == 204
+
+
+def test_the_console_session_cookie_shows_a_pending_photo_to_the_officer(
+    client, officer, volunteer, incident
+):
+    from broadcast.auth import sessions
+    from broadcast.auth.models import User
+    from broadcast.console.session import COOKIE
+
+    proposal = post_update(client, volunteer, incident["id"], body="Dijk lekt.")
+    item = upload(client, volunteer, proposal["id"], jpeg_with_gps()).json()
+    with client.app.state.db.session_scope() as session:
+        olga = session.exec(select(User).where(User.name == "olga")).first()
+        cookie, _ = sessions.start(session, olga)
+
+    client.cookies.set(COOKIE, cookie)
+    assert client.get(path_of(item)).status_code == 200
+    # Uploading needs the API token: a cookie alone does not prove the request is not forged.
+    assert upload(client, None, proposal["id"], jpeg_with_gps()).status_code == 401
+    client.cookies.set(COOKIE, "stale")
+    assert client.get(path_of(item)).status_code == 404
