@@ -1,16 +1,21 @@
 """Media travel with the update: the adapters receive absolute URLs with the alt text in the
-delivery's language, and Telegram sends the photo (sendPhoto) with the text as its caption."""
+delivery's language; Telegram sends the photo (sendPhoto) with the text as its caption, Mastodon
+fetches it from our site and uploads it with its alt text."""
 
 from __future__ import annotations
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
 from broadcast.delivery import outbox
+from channels.mastodon import MastodonChannel
 from channels.platform import PlatformChannel
 from channels.telegram import TelegramChannel
 from channels.webhook import WebhookChannel
 from tests.conftest import WEBHOOK_SECRET
+from tests.fakes.mastodon import FakeMastodon
+from tests.fakes.server import FakeServer
 from tests.fakes.telegram import FakeTelegram
 from tests.media.conftest import jpeg_with_gps, mp4_with_location, token_for, upload
 from tests.support import auth, new_incident, post_update, wait_for
@@ -120,3 +125,38 @@ def test_adapters_get_absolute_urls_and_the_alt_text_in_the_delivery_language(ap
         ("video/mp4", "Filmpje dijk"),
     ]  # no English: Dutch
     assert video["url"].endswith(".mp4")
+
+
+def test_mastodon_fetches_the_cleaned_photo_from_our_site_and_uploads_it_with_its_alt(
+    app_factory,
+):
+    """Over real HTTP: the adapter downloads /media/<name> from the public URL, as Mastodon's
+    own servers would, and uploads it with the alt text as its description."""
+    with FakeMastodon() as mastodon:
+        channels = {
+            "webhook": {"secret": WEBHOOK_SECRET},
+            "mastodon": {"url": mastodon.url, "token": mastodon.access_token},
+        }
+        app = app_factory(
+            channel_classes=[PlatformChannel, WebhookChannel, MastodonChannel], channels=channels
+        )
+        with FakeServer(app, lifespan="on") as site, httpx.Client(base_url=site.url) as http:
+            app.state.settings.public_url = site.url  # known only once the server listens
+            officer = token_for(app, "officer", "olga")
+            draft = post_update(
+                http,
+                officer,
+                new_incident(http, officer)["id"],
+                draft=True,
+                body="Kerkstraat onder water.",
+            )
+            item = upload(http, officer, draft["id"], jpeg_with_gps(), alt="Straat onder water")
+            assert item.status_code == 201, item.text
+            http.post(f"/api/v1/updates/{draft['id']}/approve", headers=auth(officer))
+
+            [status] = wait_for(lambda: list(mastodon.state.statuses.values()))
+            [uploaded] = mastodon.state.media.values()
+            stored = app.state.settings.media_dir / item.json()["url"].rsplit("/", 1)[1]
+            assert uploaded["description"] == "Straat onder water"
+            assert uploaded["meta"]["original"]["size_bytes"] == stored.stat().st_size
+            assert [m["id"] for m in status["media_attachments"]] == [uploaded["id"]]
