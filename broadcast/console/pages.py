@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Annotated
@@ -23,6 +24,7 @@ from broadcast.console.session import (
     COOKIE,
     LoginRequired,
     OfficerDep,
+    UploaderDep,
     ViewerDep,
     set_session_cookie,
 )
@@ -33,8 +35,11 @@ from broadcast.deps import SessionDep
 from broadcast.errors import DomainError, Invalid
 from broadcast.incidents import service as incidents
 from broadcast.incidents.models import Incident
+from broadcast.media import service as media
+from broadcast.media.api import accept_upload
 from broadcast.questions import service as questions
 from broadcast.questions.models import QuestionState
+from broadcast.relay import service as relay
 from broadcast.timeline import service as timeline
 from broadcast.timeline.models import Update, UpdateKind, UpdateState
 from broadcast.web.i18n import AMSTERDAM, _
@@ -146,11 +151,11 @@ def incident_page(
         incident=incident,
         updates=updates,
         by_id={u.id: u for u in updates},
+        media_of=media.for_updates(session, [u.id for u in updates]),
         areas=all_areas,
         area_map=areamap.area_map(all_areas),
         templates=library.load(request.app.state.settings.message_templates_file),
         chosen=library.find(request.app.state.settings.message_templates_file, template),
-        counts=outbox.counts_by_state(session) if viewer.is_officer else {},
     )
 
 
@@ -350,6 +355,84 @@ def resend_failed(request: Request, update_id: int, session: SessionDep, viewer:
     return _redirect(f"/console/updates/{update_id}", _("Failed deliveries queued again."))
 
 
+# --- photos and videos ---------------------------------------------------------------------
+
+
+@router.post("/updates/{update_id}/media")
+async def add_media(request: Request, update_id: int, viewer: UploaderDep):
+    """A photo or short video for a draft or a proposal (streamed, checked, cleaned)."""
+    back = await _incident_url(request, update_id)
+    try:
+        await accept_upload(request, update_id, viewer.user)
+    except DomainError as exc:
+        return _redirect(back, f"!{exc.detail}")
+    return _redirect(back, _("Photo added; location and camera data were removed."))
+
+
+@router.post("/media/{media_id}/delete")
+def delete_media(request: Request, media_id: int, session: SessionDep, viewer: ViewerDep):
+    item = media.get(session, media_id)
+    back = f"/console/incidents/{timeline.get(session, item.update_id).incident_id}"
+    try:
+        path = media.remove(session, item, user=viewer.user, settings=request.app.state.settings)
+    except DomainError as exc:
+        return _redirect(back, f"!{exc.detail}")
+    session.commit()  # the row first; then the file can go
+    path.unlink(missing_ok=True)
+    return _redirect(f"{back}#update-{item.update_id}", _("Photo removed."))
+
+
+# --- relay kit -----------------------------------------------------------------------------
+
+
+@router.get("/updates/{update_id}/relay", response_class=HTMLResponse)
+def relay_page(request: Request, update_id: int, session: SessionDep, viewer: ViewerDep):
+    language = "en" if request.query_params.get("kit") == "en" else "nl"
+    texts = relay.kit_for(
+        session,
+        update_id,
+        viewer=viewer.user,
+        language=language,
+        public_url=request.app.state.settings.public_url,
+    )
+    update = timeline.get(session, update_id)
+    reached = relay.relays_of(session, update_id) if viewer.is_officer else []
+    return _page(
+        request,
+        "console/relay.html",
+        viewer,
+        update=update,
+        texts=texts,
+        kit_language=language,
+        areas=areas.all_areas(session),
+        reached=reached,
+        by_area=relay.counts([row for row, _user in reached])[0],
+    )
+
+
+@router.post("/updates/{update_id}/relayed")
+def relayed(
+    request: Request,
+    update_id: int,
+    session: SessionDep,
+    viewer: ViewerDep,
+    format: Text,
+    place: OptionalText = "",
+    areas_: Annotated[list[str], Form(alias="areas")] = [],  # noqa: B006
+):
+    here = f"/console/updates/{update_id}/relay"
+
+    def work() -> str:
+        relay.record(
+            session, update_id, user=viewer.user, format=format, place=place, area_codes=areas_
+        )
+        return here
+
+    return _act(
+        request, session, work, fallback=here, done=_("Thank you: noted where you shared it.")
+    )
+
+
 # --- questions -----------------------------------------------------------------------------
 
 
@@ -487,6 +570,15 @@ def _try_moment(value: str) -> datetime | None:
         return local_moment(value, "next_update")
     except Invalid:
         return None
+
+
+async def _incident_url(request: Request, update_id: int) -> str:
+    def find() -> str:
+        with request.app.state.db.session_scope() as session:
+            update = timeline.get(session, update_id)
+            return f"/console/incidents/{update.incident_id}#update-{update_id}"
+
+    return await asyncio.to_thread(find)
 
 
 def _pending(session: Session) -> list[Update]:

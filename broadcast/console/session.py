@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Annotated
 from urllib.parse import quote
@@ -57,6 +58,24 @@ async def checked_viewer(request: Request, viewer: Annotated[Viewer, Depends(cur
     return viewer
 
 
+async def uploading_viewer(request: Request) -> Viewer:
+    """For file uploads, whose body is streamed to disk by the route: the session is looked up
+    in a transaction of its own (none stays open while the file arrives) and the CSRF token
+    comes in the query string, as a multipart form cannot be read twice."""
+
+    def lookup():
+        with request.app.state.db.session_scope() as session:
+            return current_viewer(request, session)
+
+    viewer = await asyncio.to_thread(lookup)
+    headers = request.headers
+    if not same_origin(headers.get("origin"), headers.get("referer"), headers.get("host")):
+        raise Forbidden(_("cross-site request refused"))
+    if not tokens_match(viewer.csrf, request.query_params.get("csrf")):
+        raise Forbidden(_("the form has expired; reload the page and try again"))
+    return viewer
+
+
 def officer_only(viewer: Annotated[Viewer, Depends(checked_viewer)]) -> Viewer:
     if not viewer.is_officer:
         raise Forbidden(_("only communication advisers may do this"))
@@ -65,6 +84,7 @@ def officer_only(viewer: Annotated[Viewer, Depends(checked_viewer)]) -> Viewer:
 
 ViewerDep = Annotated[Viewer, Depends(checked_viewer)]
 OfficerDep = Annotated[Viewer, Depends(officer_only)]
+UploaderDep = Annotated[Viewer, Depends(uploading_viewer)]
 
 
 def set_session_cookie(response: Response, token: str, *, secure: bool) -> None:

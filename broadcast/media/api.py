@@ -140,6 +140,12 @@ _UPLOAD_FORM = {
     responses={413: {"description": "Too large"}, 415: {"description": "Not an accepted type"}},
 )
 async def upload(update_id: int, request: Request, user: Caller) -> MediaOut:
+    item = await accept_upload(request, update_id, user)
+    return media_out(item, request.app.state.settings.public_url)
+
+
+async def accept_upload(request: Request, update_id: int, user: User) -> MediaItem:
+    """Check, stream to disk, clean and attach the request's one file. Also the console's."""
     settings = request.app.state.settings
 
     def precheck(session):
@@ -164,7 +170,7 @@ async def upload(update_id: int, request: Request, user: Caller) -> MediaOut:
     finally:
         received.path.unlink(missing_ok=True)
     try:
-        item = await _in_transaction(
+        return await _in_transaction(
             request,
             lambda s: service.attach(
                 s, update_id, user=user, path=path, cleaned=cleaned, alt=alt, settings=settings
@@ -173,7 +179,6 @@ async def upload(update_id: int, request: Request, user: Caller) -> MediaOut:
     except BaseException:
         path.unlink(missing_ok=True)
         raise
-    return media_out(item, settings.public_url)
 
 
 @router.get(

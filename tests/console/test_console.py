@@ -3,6 +3,7 @@ each form performs (checked through the JSON API, so the page cannot just claim 
 
 from __future__ import annotations
 
+import io
 import re
 
 import pytest
@@ -293,3 +294,79 @@ def test_console_errors_are_pages_in_the_readers_language(client, officer):
         refused = volunteer.get("/console/audit")
     assert refused.status_code == 403
     assert "alleen communicatieadviseurs mogen dit doen" in refused.text
+
+
+def test_a_volunteer_adds_a_photo_to_a_proposal_and_it_arrives_without_location(client, officer):
+    from PIL import Image
+
+    from tests.media.conftest import jpeg_with_gps
+
+    incident = new_incident(client, officer)
+    token_for(client.app, "volunteer", name="anna", display_name="Anna de Vries")
+    volunteer = client.__class__(client.app)
+    with volunteer:
+        log_in(volunteer, "anna")
+        csrf = csrf_of(volunteer, f"/console/incidents/{incident['id']}")
+        post_form(
+            volunteer,
+            f"/console/incidents/{incident['id']}/updates",
+            {"body_nl": "Het water staat tot de kade."},
+            csrf=csrf,
+        )
+        [proposal] = client.get(
+            f"/api/v1/incidents/{incident['id']}", headers=auth(officer)
+        ).json()["updates"]
+        upload = f"/console/updates/{proposal['id']}/media"
+        photo = {"file": ("kade.jpg", jpeg_with_gps(), "image/jpeg")}
+        forged = volunteer.post(
+            upload + "?csrf=wrong",
+            files=photo,
+            data={"alt": "De kade"},
+            headers=ORIGIN,
+            follow_redirects=False,
+        )
+        assert forged.status_code == 403
+        added = volunteer.post(
+            f"{upload}?csrf={csrf}",
+            files=photo,
+            data={"alt": "De kade"},
+            headers=ORIGIN,
+            follow_redirects=False,
+        )
+        assert added.status_code == 303
+        page = volunteer.get(added.headers["location"]).text
+        assert "Foto toegevoegd" in page
+        source = re.search(r'<img src="(/media/[^"]+)" alt="De kade"', page)[1]
+        assert volunteer.get(source).status_code == 200  # the console cookie may read it
+    anonymous = client.__class__(client.app)
+    with anonymous:
+        assert anonymous.get(source).status_code == 404  # not published yet
+        officer_csrf = csrf_of(client)
+        post_form(client, f"/console/updates/{proposal['id']}/approve", {}, csrf=officer_csrf)
+        published = anonymous.get(source)
+        assert published.status_code == 200
+    assert not Image.open(io.BytesIO(published.content)).getexif()
+
+
+def test_the_relay_kit_is_copied_and_noted_per_neighbourhood(client, officer):
+    incident = new_incident(client, officer)
+    update = post_update(client, officer, incident["id"], body="De N271 is dicht bij Mook.")
+    token_for(client.app, "volunteer", name="anna", display_name="Anna de Vries")
+    volunteer = client.__class__(client.app)
+    with volunteer:
+        log_in(volunteer, "anna")
+        page = volunteer.get(f"/console/updates/{update['id']}/relay").text
+        assert "WhatsApp-groep" in page and f"/u/{update['id']}" in page
+        csrf = csrf_of(volunteer, f"/console/updates/{update['id']}/relay")
+        noted = post_form(
+            volunteer,
+            f"/console/updates/{update['id']}/relayed",
+            {"format": "whatsapp", "place": "Buurtapp Heumensoord", "areas": "molenhoek"},
+            csrf=csrf,
+        )
+        assert "Dank u wel" in volunteer.get(noted.headers["location"]).text
+        own_view = volunteer.get(f"/console/updates/{update['id']}/relay").text
+        assert "Gedeeld door buurtverbinders" not in own_view  # the report is for officers
+    report = client.get(f"/console/updates/{update['id']}/relay").text
+    assert "Anna de Vries" in report and "Buurtapp Heumensoord" in report
+    assert "molenhoek: 1" in report

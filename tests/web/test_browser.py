@@ -16,6 +16,7 @@ from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from tests.fakes.server import FakeServer
+from tests.media.conftest import jpeg_with_gps
 from tests.support import auth, new_incident, post_update, token_for
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -109,18 +110,28 @@ def test_an_officer_publishes_and_an_open_resident_page_shows_it_without_reload(
     shot(reader, "public-incident-mobile")
 
 
-def test_a_volunteer_proposes_an_officer_approves_and_the_volunteer_is_credited(browser, site, api):
+def test_a_volunteer_proposes_with_a_photo_an_officer_approves_and_credits_them(
+    browser, site, api, tmp_path
+):
     incident = new_incident(api, site.officer, title="Hoogwater Maas")
     volunteer = log_in(browser, site, "anna")
     volunteer.goto(f"{site.url}/console/incidents/{incident['id']}")
     volunteer.get_by_label("Tekst in het Nederlands").fill("Bij de kerk liggen zandzakken klaar.")
     volunteer.get_by_role("button", name="Ter goedkeuring versturen").click()
     expect(volunteer.get_by_role("status")).to_contain_text("Voorstel verstuurd")
+    photo = tmp_path / "kade.jpg"
+    photo.write_bytes(jpeg_with_gps())
+    volunteer.get_by_text("Foto of korte video toevoegen").click()
+    volunteer.get_by_label("Foto (JPEG, PNG, WebP) of video (MP4, WebM)").set_input_files(photo)
+    volunteer.get_by_label("Wat is er te zien?").fill("Zandzakken bij de kerk")
+    volunteer.get_by_role("button", name="Toevoegen").click()
+    expect(volunteer.get_by_role("status")).to_contain_text("Foto toegevoegd")
     volunteer.goto(f"{site.url}/console")
     expect(volunteer.locator("table")).to_contain_text("Wacht op goedkeuring")
 
     officer = log_in(browser, site, "lotte")
     officer.get_by_role("link", name=re.compile("Bij de kerk liggen")).click()
+    expect(officer.get_by_role("img", name="Zandzakken bij de kerk")).to_be_visible()
     shot(officer, "console-approval")
     officer.get_by_role("button", name="Goedkeuren en publiceren").click()
     expect(officer.get_by_role("status")).to_contain_text("Goedgekeurd")
@@ -129,6 +140,12 @@ def test_a_volunteer_proposes_an_officer_approves_and_the_volunteer_is_credited(
     expect(volunteer.locator("table")).to_contain_text("vermeld als Anna de Vries")
     public = resident(browser, f"{site.url}/incidents/{incident['slug']}")
     expect(public.locator(".credit")).to_contain_text("Met dank aan Anna de Vries")
+    expect(public.get_by_role("img", name="Zandzakken bij de kerk")).to_be_visible()
+
+    volunteer.goto(f"{site.url}/console")
+    volunteer.get_by_role("link", name="Doorstuurset").first.click()
+    expect(volunteer.locator("#text-whatsapp")).to_contain_text("Bij de kerk liggen zandzakken")
+    shot(volunteer, "console-relay-kit")
 
 
 def test_the_main_pages_have_no_serious_accessibility_violations(browser, site, api):
