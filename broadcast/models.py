@@ -4,6 +4,7 @@ from broadcast.areas.models import Area
 from broadcast.audit import AuditEvent
 from broadcast.auth.models import ConsoleSession, Role, User
 from broadcast.delivery.models import Delivery, DeliveryState, EarlyReceipt
+from broadcast.feeds.models import FeedAlert, FeedReading, FeedRuleState, FeedSource
 from broadcast.incidents.models import Incident, IncidentStatus
 from broadcast.media.models import MediaItem, MediaKind
 from broadcast.questions.models import Question, QuestionState
@@ -18,6 +19,10 @@ __all__ = [
     "Delivery",
     "DeliveryState",
     "EarlyReceipt",
+    "FeedAlert",
+    "FeedReading",
+    "FeedRuleState",
+    "FeedSource",
     "Incident",
     "IncidentStatus",
     "MediaItem",
