@@ -16,6 +16,8 @@ from broadcast.areas import api as areas_api
 from broadcast.console import pages as console
 from broadcast.console.security import SecurityHeaders
 from broadcast.errors import DomainError
+from broadcast.feeds import api as feeds_api
+from broadcast.feeds.polling import FeedPoller
 from broadcast.incidents import api as incidents_api
 from broadcast.media import api as media_api
 from broadcast.questions import api as questions_api
@@ -48,6 +50,7 @@ def create_app(
             yield
         finally:
             await services.stop()
+            app.state.feeds.close()
 
     app = FastAPI(
         title="Broadcast",
@@ -57,6 +60,7 @@ def create_app(
         "every channel residents already use.",
     )
     app.state.settings, app.state.db, app.state.channels = settings, db, channels
+    app.state.feeds = FeedPoller(db, channels, settings)  # "poll now" from the API
     for router in (
         incidents_api.router,
         timeline_api.router,
@@ -66,6 +70,7 @@ def create_app(
         media_api.router,
         media_api.files_router,
         relay_api.router,
+        feeds_api.router,
         ops.router,
         public.router,
     ):

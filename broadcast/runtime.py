@@ -16,6 +16,7 @@ from broadcast.delivery import channels as channel_loader
 from broadcast.delivery.channels import ChannelSet
 from broadcast.delivery.dispatcher import Dispatcher
 from broadcast.delivery.listener import listen
+from broadcast.feeds import service as feeds
 from broadcast.hooks import CoreHooks
 from broadcast.scheduling.scheduler import Scheduler
 from broadcast.settings import Settings
@@ -39,14 +40,16 @@ def assemble(
 
 
 def prepare_database(db: Database, settings: Settings) -> None:
-    """Migrate (PostgreSQL: under an advisory lock, so concurrent starts are safe) and load the
-    configured areas."""
+    """Migrate (PostgreSQL: under an advisory lock, so concurrent starts are safe), load the
+    configured areas and the feed sources of the settings file."""
     migrate.upgrade(db.engine)
     if Path(settings.areas_file).exists():
         with db.session_scope() as session:
             areas.sync(session, areas.load_file(Path(settings.areas_file)))
     else:
         log.warning("areas file %s not found; no areas loaded", settings.areas_file)
+    with db.session_scope() as session:
+        feeds.sync_config(session, settings.feeds, min_interval=settings.feed_min_interval_seconds)
 
 
 class Services:

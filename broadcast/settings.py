@@ -59,6 +59,22 @@ class Settings(BaseSettings):
     media_max_image_side: int = 2048  # longer side after re-encoding, in pixels
     media_max_image_pixels: int = 50_000_000  # larger images are refused before decoding
 
+    # Feeds: sources from the settings file ([[feeds]] tables, see docs/feeds.md), and how
+    # every source is fetched and watched.
+    feeds: list[dict[str, Any]] = Field(default_factory=list)
+    feed_timeout_seconds: float = 10.0  # connect, and between two chunks of a body
+    feed_total_seconds: float = 30.0  # a whole download
+    feed_max_bytes: int = 5_000_000
+    feed_max_redirects: int = 5
+    feed_concurrency: int = 4  # polls at the same time (the scheduler's feed thread pool)
+    feed_jitter_seconds: float = 30.0  # at most this, and at most a fifth of the interval
+    feed_min_interval_seconds: int = 60
+    feed_alert_after: int = 3  # consecutive failures before officers are alerted
+    feed_fresh_hours: float = 12.0  # older readings and alerts can re-arm a rule, never fire it
+    feed_chart_days: float = 3.0  # the public incident page's water-level chart
+    feed_user_agent: str = "broadcast-feeds/0.1 (crisis communication; municipality)"
+    cap_sender: str | None = None  # CAP <sender>; default: the host of public_url
+
     log_level: str = "INFO"
     log_json: bool = True
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sqlmodel import select
 
@@ -15,6 +16,9 @@ from broadcast.delivery.channels import ChannelSet
 from broadcast.incidents.models import Incident, IncidentStatus
 from broadcast.timeline import service as timeline
 
+if TYPE_CHECKING:
+    from broadcast.feeds.polling import FeedPoller
+
 log = logging.getLogger(__name__)
 
 
@@ -22,6 +26,7 @@ log = logging.getLogger(__name__)
 class Runtime:
     db: Database
     channels: ChannelSet
+    feeds: FeedPoller | None = None
 
 
 _runtime: Runtime | None = None
@@ -68,3 +73,15 @@ def flag_overdue() -> list[int]:
                 emit(session, "overdue", incident_id=incident.id, due=due)
                 flagged.append(incident.id)
     return flagged
+
+
+def poll_feed(source_id: int) -> str | None:
+    """Poll one feed source (one interval job per source points here). Failures are recorded on
+    the source by the poller; a source removed meanwhile is skipped until the jobs are synced."""
+    assert _runtime is not None and _runtime.feeds is not None, "poll job ran without a runtime"
+    from broadcast.errors import NotFound
+
+    try:
+        return _runtime.feeds.poll(source_id).outcome
+    except NotFound:
+        return None

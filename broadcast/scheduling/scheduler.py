@@ -15,6 +15,7 @@ import contextlib
 import logging
 from datetime import datetime
 
+from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers import SchedulerNotRunningError
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -23,6 +24,8 @@ from sqlmodel import select
 
 from broadcast.db import Database
 from broadcast.delivery.channels import ChannelSet
+from broadcast.feeds import schedule as feed_schedule
+from broadcast.feeds.polling import FeedPoller
 from broadcast.scheduling import jobs
 from broadcast.settings import Settings
 from broadcast.timeline.models import Update, UpdateState
@@ -40,6 +43,7 @@ class Scheduler:
         self._task: asyncio.Task | None = None
         self._in_flight: asyncio.Future | None = None  # thread work that outlives a cancel
         self._lock_connection = None
+        self._feeds: FeedPoller | None = None
 
     @property
     def is_leader(self) -> bool:
@@ -61,6 +65,9 @@ class Scheduler:
                 await asyncio.to_thread(self.scheduler.shutdown, wait=False)
             self.scheduler = None
         jobs.install(None)
+        if self._feeds is not None:
+            self._feeds.close()
+            self._feeds = None
         if self._lock_connection is not None:
             await asyncio.to_thread(self._resign)
 
@@ -73,6 +80,8 @@ class Scheduler:
                 event = await events.get()
                 if event.get("kind") == "scheduled":
                     await asyncio.to_thread(self._schedule_all)
+                elif event.get("kind") == "feeds":
+                    await asyncio.to_thread(self.sync_feeds)
 
     async def _in_thread(self, work):
         """Blocking work in a thread, shielded: a cancel must not leave a lock or a started
@@ -104,10 +113,15 @@ class Scheduler:
         return bool(got)
 
     def _begin(self) -> None:
-        jobs.install(jobs.Runtime(db=self.db, channels=self.channels))
+        self._feeds = FeedPoller(self.db, self.channels, self.settings)
+        jobs.install(jobs.Runtime(db=self.db, channels=self.channels, feeds=self._feeds))
         store = SQLAlchemyJobStore(engine=self.db.engine, tablename="apscheduler_jobs")
         self.scheduler = BackgroundScheduler(
             jobstores={"default": store},
+            executors={
+                "default": ThreadPoolExecutor(10),
+                feed_schedule.EXECUTOR: ThreadPoolExecutor(max(1, self.settings.feed_concurrency)),
+            },
             timezone="UTC",
             job_defaults={"coalesce": True, "misfire_grace_time": None},
         )
@@ -120,7 +134,13 @@ class Scheduler:
         )
         self.scheduler.start()
         self._schedule_all()
+        self.sync_feeds()
         log.info("scheduler started as leader")
+
+    def sync_feeds(self) -> None:
+        """One poll job per enabled feed source (see ``broadcast.feeds.schedule``)."""
+        if self.scheduler is not None:
+            feed_schedule.sync_jobs(self.scheduler, self.db, self.settings)
 
     def _schedule_all(self) -> None:
         """One date job per scheduled update (idempotent), plus publishing anything overdue."""

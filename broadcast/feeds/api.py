@@ -1,0 +1,195 @@
+"""``/api/v1/feeds``: water-level and warning feeds, for officers and admins only.
+
+``POST /feeds/{id}/poll`` fetches outside any transaction (a sync endpoint, so in a worker
+thread) and answers with the source as ``GET`` does.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, Query, Request, Response
+from pydantic import BaseModel, Field
+
+from broadcast.deps import Officer, SessionDep
+from broadcast.feeds import service
+from broadcast.feeds.models import FeedKind, FeedSource, FeedStatus
+
+router = APIRouter(prefix="/api/v1/feeds", tags=["feeds"])
+
+
+class FeedCreate(BaseModel):
+    url: str = Field(description="http or https address of the feed", max_length=2000)
+    kind: FeedKind = Field(description="level (RSS/Atom), cap (CAP index or alert) or json")
+    interval_seconds: int = Field(description="Seconds between two polls")
+    incident_id: int | None = Field(
+        default=None, description="Incident that fired rules add to; none: a new incident"
+    )
+    name: str | None = Field(default=None, max_length=120, description="Station, e.g. Mook")
+    unit: str | None = Field(
+        default=None, max_length=30, description='Unit readings are kept in: "cm", "m NAP"'
+    )
+    value_pattern: str | None = Field(
+        default=None, description="level: regular expression; group 1 is the value"
+    )
+    items_path: str | None = Field(default=None, description='json: dotted path, "data.items"')
+    value_path: str | None = Field(default=None, description="json: path within an item")
+    time_path: str | None = Field(default=None, description="json: ISO-8601 time in an item")
+    areas: list[str] = Field(default=[], description="Area codes of a new incident")
+    rules: list[dict[str, Any]] = Field(
+        default=[],
+        description='{"above": 1100, "reset_below": 1050, "severity"?, "auto_publish": false}, '
+        '{"rise_cm_per_hour": 10} or (cap) {"min_severity": "Severe"}',
+    )
+    enabled: bool = True
+
+
+class FeedChange(BaseModel):
+    url: str | None = None
+    kind: FeedKind | None = None
+    interval_seconds: int | None = None
+    incident_id: int | None = None
+    name: str | None = None
+    unit: str | None = None
+    value_pattern: str | None = None
+    items_path: str | None = None
+    value_path: str | None = None
+    time_path: str | None = None
+    areas: list[str] | None = None
+    rules: list[dict[str, Any]] | None = None
+    enabled: bool | None = None
+
+
+class ReadingOut(BaseModel):
+    value: float
+    unit: str | None
+    observed_at: datetime
+    station: str | None = None
+
+
+class FeedOut(BaseModel):
+    id: int
+    name: str | None
+    url: str
+    kind: FeedKind
+    interval_seconds: int
+    enabled: bool
+    incident_id: int | None
+    areas: list[str]
+    unit: str | None
+    value_pattern: str | None
+    items_path: str | None
+    value_path: str | None
+    time_path: str | None
+    rules: list[dict[str, Any]]
+    origin: str = Field(description="api, or config for a [[feeds]] table of the settings file")
+    status: FeedStatus
+    last_error: str | None
+    last_warning: str | None = Field(description="e.g. a bozo feed whose entries were used")
+    last_polled_at: datetime | None
+    last_success_at: datetime | None
+    consecutive_failures: int
+    alerting: bool = Field(description="officers were alerted: failing many polls in a row")
+    latest: ReadingOut | None
+    created_at: datetime
+
+
+class AlertOut(BaseModel):
+    identifier: str
+    sender: str
+    sent: datetime
+    status: str
+    msg_type: str
+    event: str | None
+    severity: str | None
+    headline: str | None
+    areas: list[str]
+    expires: datetime | None
+    superseded_by: str | None
+    update_id: int | None
+
+
+def feed_out(session, source: FeedSource) -> dict:
+    latest = service.latest(session, source.id)
+    return source.model_dump() | {
+        "origin": "config" if source.config_name else "api",
+        "latest": latest.model_dump() if latest else None,
+    }
+
+
+def _min_interval(request: Request) -> int:
+    return request.app.state.settings.feed_min_interval_seconds
+
+
+@router.post("", status_code=201, response_model=FeedOut, summary="Add a feed source")
+def create_feed(data: FeedCreate, session: SessionDep, user: Officer, request: Request):
+    source = service.create(
+        session, min_interval=_min_interval(request), creator=user, **data.model_dump()
+    )
+    return feed_out(session, source)
+
+
+@router.get("", response_model=list[FeedOut], summary="List feed sources")
+def list_feeds(session: SessionDep, user: Officer):
+    return [feed_out(session, s) for s in service.listing(session)]
+
+
+@router.get("/{feed_id}", response_model=FeedOut, summary="A feed source and its health")
+def get_feed(feed_id: int, session: SessionDep, user: Officer):
+    return feed_out(session, service.get(session, feed_id))
+
+
+@router.patch("/{feed_id}", response_model=FeedOut, summary="Change a feed source")
+def change_feed(
+    feed_id: int, data: FeedChange, session: SessionDep, user: Officer, request: Request
+):
+    source = service.change(
+        session,
+        service.get(session, feed_id),
+        data.model_dump(exclude_unset=True),
+        min_interval=_min_interval(request),
+        actor=user,
+    )
+    return feed_out(session, source)
+
+
+@router.delete("/{feed_id}", status_code=204, summary="Remove a feed source and its readings")
+def delete_feed(feed_id: int, session: SessionDep, user: Officer):
+    service.remove(session, service.get(session, feed_id), actor=user)
+    return Response(status_code=204)
+
+
+@router.post("/{feed_id}/poll", response_model=FeedOut, summary="Poll a feed source now")
+def poll_feed(feed_id: int, session: SessionDep, user: Officer, request: Request):
+    service.get(session, feed_id)
+    session.commit()  # no transaction (on SQLite: the write lock) is held across the fetch
+    request.app.state.feeds.poll(feed_id)
+    session.expire_all()
+    return feed_out(session, service.get(session, feed_id))
+
+
+@router.get(
+    "/{feed_id}/readings",
+    response_model=list[ReadingOut],
+    summary="Readings of a feed source, newest first",
+)
+def feed_readings(
+    feed_id: int,
+    session: SessionDep,
+    user: Officer,
+    limit: int = Query(default=500, ge=1, le=10_000),
+    since: datetime | None = None,
+):
+    service.get(session, feed_id)
+    return [r.model_dump() for r in service.readings(session, feed_id, limit=limit, since=since)]
+
+
+@router.get(
+    "/{feed_id}/alerts",
+    response_model=list[AlertOut],
+    summary="CAP alerts seen on a feed source, newest first",
+)
+def feed_alerts(feed_id: int, session: SessionDep, user: Officer):
+    service.get(session, feed_id)
+    return [a.model_dump() for a in service.alerts(session, feed_id)]

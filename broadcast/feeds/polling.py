@@ -1,0 +1,198 @@
+"""One poll of one source: fetch (no transaction open), extract, then store and run the rules in
+one short transaction that holds the source's row lock, and record the source's health.
+
+A failure (network, HTTP status, size, an unreadable document) never touches what was stored
+before; it sets ``status: failing`` with the reason, counts consecutive failures, and after
+``feed_alert_after`` of them alerts the officers once: an audit event, a ``feed_alert`` event for
+the console, ``alerting: true`` in the API and a log line (with the feed's id, never its URL).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import timedelta
+from urllib.parse import urlsplit
+
+from sqlmodel import Session, select
+
+from broadcast import audit
+from broadcast.common import utcnow
+from broadcast.db import Database, emit
+from broadcast.delivery.channels import ChannelSet
+from broadcast.errors import NotFound
+from broadcast.feeds import intake
+from broadcast.feeds.extract import Options, extract
+from broadcast.feeds.fetch import Clients, FetchError, FetchLimits, fetch
+from broadcast.feeds.models import FeedSource, FeedStatus
+from broadcast.feeds.parsing import FeedError
+from broadcast.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PollResult:
+    source_id: int
+    outcome: str  # "new", "unchanged" (nothing new), "not_modified" (304), "failed"
+    new_readings: int = 0
+    new_alerts: int = 0
+    updates: list[int] = field(default_factory=list)
+    error: str | None = None
+
+
+def limits_from(settings: Settings) -> FetchLimits:
+    return FetchLimits(
+        timeout_seconds=settings.feed_timeout_seconds,
+        total_seconds=settings.feed_total_seconds,
+        max_bytes=settings.feed_max_bytes,
+        max_redirects=settings.feed_max_redirects,
+        user_agent=settings.feed_user_agent,
+    )
+
+
+class FeedPoller:
+    def __init__(self, db: Database, channels: ChannelSet, settings: Settings):
+        self.db, self.channels, self.settings = db, channels, settings
+        self.clients = Clients(limits_from(settings))
+
+    def close(self) -> None:
+        self.clients.close()
+
+    def poll(self, source_id: int) -> PollResult:
+        with self.db.session_scope() as session:
+            source = session.get(FeedSource, source_id)
+            if source is None:
+                raise NotFound(f"feed {source_id} not found")
+            url, kind, etag, modified = source.url, source.kind, source.etag, source.last_modified
+            options = Options(
+                unit=source.unit,
+                value_pattern=source.value_pattern,
+                items_path=source.items_path,
+                value_path=source.value_path,
+                time_path=source.time_path,
+            )
+        try:
+            fetched = fetch(
+                self.clients.get(),
+                url,
+                limits=self.clients.limits,
+                etag=etag,
+                last_modified=modified,
+            )
+            if fetched.not_modified:
+                return self._record(source_id, PollResult(source_id, "not_modified"))
+            extracted = extract(kind, fetched.content, options)
+        except (FetchError, FeedError) as exc:
+            return self._record(source_id, PollResult(source_id, "failed", error=str(exc)))
+        try:
+            with self.db.session_scope() as session:
+                source = _locked(session, source_id)
+                now = utcnow()
+                found = intake.ingest(
+                    session,
+                    source,
+                    extracted,
+                    channels=self.channels,
+                    now=now,
+                    fresh_after=now - timedelta(hours=self.settings.feed_fresh_hours),
+                )
+                result = PollResult(
+                    source_id,
+                    "new" if found.new_readings or found.new_alerts else "unchanged",
+                    found.new_readings,
+                    found.new_alerts,
+                    found.updates,
+                )
+                source.etag, source.last_modified = fetched.etag, fetched.last_modified
+                source.last_warning = "; ".join(found.warnings)[:2000] or None
+                _healthy(session, source, now)
+        except Exception as exc:  # a bug or a database error: recorded, never silent
+            log.exception("feed intake failed", extra={"feed": source_id})
+            reason = f"internal error while storing: {type(exc).__name__}"
+            return self._record(source_id, PollResult(source_id, "failed", error=reason))
+        if result.updates:
+            log.info("feed poll", extra={"feed": source_id, "updates": result.updates})
+        return result
+
+    def _record(self, source_id: int, result: PollResult) -> PollResult:
+        """Health of a poll that stored nothing: a 304, or a failure with its reason."""
+        with self.db.session_scope() as session:
+            source = _locked(session, source_id)
+            now = utcnow()
+            if result.error is None:
+                _healthy(session, source, now)
+            else:
+                _failing(session, source, result.error, now, self.settings.feed_alert_after)
+        return result
+
+
+def _locked(session: Session, source_id: int) -> FeedSource:
+    """The source row, locked until commit (PostgreSQL; SQLite's BEGIN IMMEDIATE already
+    serialises writers): two polls of one source never evaluate its rules at the same time."""
+    source = session.exec(
+        select(FeedSource).where(FeedSource.id == source_id).with_for_update()
+    ).first()
+    if source is None:
+        raise NotFound(f"feed {source_id} not found")
+    return source
+
+
+def _healthy(session: Session, source: FeedSource, now) -> None:
+    if source.status == FeedStatus.failing:
+        audit.record(
+            session,
+            actor=f"feed:{source.id}",
+            action="feed.recovered",
+            subject=f"feed:{source.id}",
+            failures=source.consecutive_failures,
+        )
+        emit(session, "feed_recovered", feed_id=source.id)
+        log.info("feed recovered", extra={"feed": source.id, "host": _host(source.url)})
+    source.status, source.last_error = FeedStatus.ok, None
+    source.consecutive_failures, source.alerting = 0, False
+    source.last_polled_at = source.last_success_at = now
+    session.add(source)
+
+
+def _failing(session: Session, source: FeedSource, reason: str, now, alert_after: int) -> None:
+    if source.status == FeedStatus.ok:
+        audit.record(
+            session,
+            actor=f"feed:{source.id}",
+            action="feed.failing",
+            subject=f"feed:{source.id}",
+            reason=reason[:500],
+        )
+    source.status, source.last_error = FeedStatus.failing, reason[:1000]
+    source.consecutive_failures += 1
+    source.last_polled_at = now
+    log.warning(
+        "feed poll failed",
+        extra={
+            "feed": source.id,
+            "host": _host(source.url),
+            "failures": source.consecutive_failures,
+            "reason": reason[:200],
+        },
+    )
+    if source.consecutive_failures >= alert_after and not source.alerting:
+        source.alerting = True
+        audit.record(
+            session,
+            actor=f"feed:{source.id}",
+            action="feed.alert",
+            subject=f"feed:{source.id}",
+            failures=source.consecutive_failures,
+            reason=reason[:500],
+        )
+        emit(session, "feed_alert", feed_id=source.id, failures=source.consecutive_failures)
+        log.error(
+            "feed failing repeatedly; officers alerted",
+            extra={"feed": source.id, "failures": source.consecutive_failures},
+        )
+    session.add(source)
+
+
+def _host(url: str) -> str:
+    return urlsplit(url).hostname or "?"

@@ -1,0 +1,264 @@
+"""Feed sources: add, change, remove (from the API or the settings file), and their readings.
+
+Services add and flush; the caller's unit of work commits. Every change is audited and emits a
+``feeds`` event, on which the scheduler's leader brings its poll jobs in line.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from sqlmodel import Session, col, delete, select
+
+from broadcast import audit
+from broadcast.areas import service as areas
+from broadcast.auth.models import User
+from broadcast.db import emit
+from broadcast.errors import Conflict, Invalid, NotFound
+from broadcast.feeds.models import (
+    FeedAlert,
+    FeedKind,
+    FeedReading,
+    FeedRuleState,
+    FeedSource,
+)
+from broadcast.feeds.rules import parse_rules
+from broadcast.incidents.models import Incident
+
+log = logging.getLogger(__name__)
+MAX_INTERVAL_SECONDS = 86_400
+FIELDS = (
+    "name", "url", "kind", "interval_seconds", "enabled", "incident_id", "areas", "unit",
+    "value_pattern", "items_path", "value_path", "time_path", "rules",
+)  # fmt: skip
+
+
+def get(session: Session, source_id: int) -> FeedSource:
+    source = session.get(FeedSource, source_id)
+    if source is None:
+        raise NotFound(f"feed {source_id} not found")
+    return source
+
+
+def listing(session: Session) -> list[FeedSource]:
+    return list(session.exec(select(FeedSource).order_by(col(FeedSource.id))))
+
+
+def create(
+    session: Session,
+    *,
+    min_interval: int,
+    creator: User | None = None,
+    config_name: str | None = None,
+    **values: Any,
+) -> FeedSource:
+    checked = check(session, {"areas": [], "rules": [], "enabled": True} | values, min_interval)
+    source = FeedSource(
+        **checked, config_name=config_name, created_by=creator.id if creator else None
+    )
+    session.add(source)
+    session.flush()
+    audit.record(
+        session,
+        actor=creator.name if creator else "config",
+        actor_id=creator.id if creator else None,
+        action="feed.create",
+        subject=f"feed:{source.id}",
+        kind=source.kind,
+        host=urlsplit(source.url).hostname,
+    )
+    emit(session, "feeds", feed_id=source.id)
+    return source
+
+
+def change(
+    session: Session,
+    source: FeedSource,
+    changes: dict[str, Any],
+    *,
+    min_interval: int,
+    actor: User | None = None,
+) -> FeedSource:
+    if source.config_name is not None and actor is not None:
+        raise Conflict(f"feed {source.id} is defined in the settings file; change it there")
+    current = {name: getattr(source, name) for name in FIELDS}
+    checked = check(session, current | changes, min_interval)
+    changed = sorted(name for name in FIELDS if checked[name] != current[name])
+    for name in changed:
+        setattr(source, name, checked[name])
+    if {"url", "kind"} & set(changed):  # another document: what the old server said is moot
+        source.etag = source.last_modified = None
+    session.add(source)
+    if changed:
+        audit.record(
+            session,
+            actor=actor.name if actor else "config",
+            actor_id=actor.id if actor else None,
+            action="feed.change",
+            subject=f"feed:{source.id}",
+            fields=changed,
+        )
+        emit(session, "feeds", feed_id=source.id)
+    return source
+
+
+def remove(session: Session, source: FeedSource, *, actor: User) -> None:
+    """The source, its readings, seen alerts and rule memory go; updates it made stay."""
+    if source.config_name is not None:
+        raise Conflict(f"feed {source.id} is defined in the settings file; remove it there")
+    for table in (FeedReading, FeedAlert, FeedRuleState):
+        session.exec(delete(table).where(table.source_id == source.id))
+    session.delete(source)
+    audit.record(
+        session,
+        actor=actor.name,
+        actor_id=actor.id,
+        action="feed.delete",
+        subject=f"feed:{source.id}",
+    )
+    emit(session, "feeds", feed_id=source.id)
+    session.flush()
+
+
+def check(session: Session, values: dict[str, Any], min_interval: int) -> dict[str, Any]:
+    """The complete, validated field values of a source; ``Invalid`` (422) says what is wrong."""
+    unknown = set(values) - set(FIELDS)
+    if unknown:
+        raise Invalid(f"unknown field(s): {', '.join(sorted(unknown))}")
+    out = {name: values.get(name) for name in FIELDS}
+    out["url"] = _check_url(str(out["url"] or ""))
+    try:
+        out["kind"] = FeedKind(out["kind"])
+    except ValueError:
+        raise Invalid("kind must be level, cap or json") from None
+    interval = out["interval_seconds"]
+    if not isinstance(interval, int) or not min_interval <= interval <= MAX_INTERVAL_SECONDS:
+        raise Invalid(
+            f"interval_seconds must be a whole number from {min_interval} to {MAX_INTERVAL_SECONDS}"
+        )
+    out["enabled"] = bool(True if out["enabled"] is None else out["enabled"])
+    if out["incident_id"] is not None and session.get(Incident, out["incident_id"]) is None:
+        raise Invalid(f"incident {out['incident_id']} not found")
+    out["areas"] = areas.check_codes(session, out["areas"] or [])
+    if out["name"] is not None:
+        out["name"] = str(out["name"]).strip()[:120] or None
+    for name, limit in (("unit", 30), ("items_path", 200), ("value_path", 200), ("time_path", 200)):
+        if out[name] is not None and len(str(out[name])) > limit:
+            raise Invalid(f"{name} is longer than {limit} characters")
+    _check_kind_fields(out)
+    out["rules"] = list(out["rules"] or [])
+    parse_rules(out["kind"], out["rules"], unit=out["unit"])
+    return out
+
+
+def _check_url(url: str) -> str:
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise Invalid("url must be an http or https URL")
+    if len(url) > 2000:
+        raise Invalid("url is longer than 2000 characters")
+    return url.strip()
+
+
+def _check_kind_fields(out: dict[str, Any]) -> None:
+    kind = out["kind"]
+    if out["value_pattern"] is not None:
+        if kind != FeedKind.level:
+            raise Invalid("value_pattern is for level sources")
+        if len(out["value_pattern"]) > 500:
+            raise Invalid("value_pattern is longer than 500 characters")
+        try:
+            re.compile(out["value_pattern"])
+        except re.error as exc:
+            raise Invalid(f"value_pattern is not a regular expression: {exc}") from None
+    json_paths = ("items_path", "value_path", "time_path")
+    if kind == FeedKind.json:
+        if out["items_path"] is None or not out["value_path"] or not out["time_path"]:
+            raise Invalid("a json source needs items_path, value_path and time_path")
+    elif any(out[name] for name in json_paths):
+        raise Invalid("items_path, value_path and time_path are for json sources")
+
+
+# --- readings ----------------------------------------------------------------------------------
+
+
+def readings(
+    session: Session, source_id: int, *, limit: int = 500, since: datetime | None = None
+) -> list[FeedReading]:
+    """Newest first."""
+    query = select(FeedReading).where(FeedReading.source_id == source_id)
+    if since is not None:
+        query = query.where(col(FeedReading.observed_at) >= since)
+    query = query.order_by(col(FeedReading.observed_at).desc(), col(FeedReading.id).desc())
+    return list(session.exec(query.limit(limit)))
+
+
+def latest(session: Session, source_id: int) -> FeedReading | None:
+    found = readings(session, source_id, limit=1)
+    return found[0] if found else None
+
+
+def alerts(session: Session, source_id: int, *, limit: int = 100) -> list[FeedAlert]:
+    query = select(FeedAlert).where(FeedAlert.source_id == source_id)
+    return list(session.exec(query.order_by(col(FeedAlert.sent).desc()).limit(limit)))
+
+
+def level_sources_for(session: Session, incident_id: int) -> list[FeedSource]:
+    return list(
+        session.exec(
+            select(FeedSource)
+            .where(
+                FeedSource.incident_id == incident_id,
+                col(FeedSource.kind).in_([FeedKind.level, FeedKind.json]),
+            )
+            .order_by(col(FeedSource.id))
+        )
+    )
+
+
+# --- the settings file -------------------------------------------------------------------------
+
+
+def sync_config(session: Session, entries: list[dict[str, Any]], *, min_interval: int) -> list[str]:
+    """Sources of ``[[feeds]]`` tables, matched by ``name``: added, changed, and disabled when
+    they left the file (their readings stay). A faulty entry is skipped with a logged reason,
+    so a typo in one feed never keeps the service from starting; the reasons are returned."""
+    problems: list[str] = []
+    seen: set[str] = set()
+    existing = {
+        s.config_name: s
+        for s in session.exec(select(FeedSource).where(col(FeedSource.config_name).is_not(None)))
+    }
+    for index, entry in enumerate(entries):
+        name = str(entry.get("name") or "").strip()
+        if not name:
+            problems.append(f"feeds[{index}]: a feed in the settings file needs a name")
+            continue
+        if name in seen:
+            problems.append(f"feeds[{index}]: the name {name!r} is used twice")
+            continue
+        seen.add(name)
+        values = {k: v for k, v in entry.items() if k in FIELDS}
+        values.setdefault("enabled", True)
+        try:
+            with session.begin_nested():
+                if name in existing:
+                    change(session, existing[name], values, min_interval=min_interval)
+                else:
+                    create(session, config_name=name, min_interval=min_interval, **values)
+        except (Invalid, NotFound, TypeError) as exc:
+            problems.append(f"feeds[{index}] {name!r}: {exc}")
+    for name, source in existing.items():
+        if name not in seen and source.enabled:
+            source.enabled = False
+            session.add(source)
+            subject = f"feed:{source.id}"
+            audit.record(session, actor="config", action="feed.disable", subject=subject)
+            emit(session, "feeds", feed_id=source.id)
+    for problem in problems:
+        log.error("feed in the settings file skipped: %s", problem)
+    return problems

@@ -1,0 +1,124 @@
+"""Fetching feeds from servers on 127.0.0.1: conditional GET, and every way a server fails."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+
+import pytest
+
+from broadcast.feeds.fetch import Clients, FetchError, FetchLimits, fetch
+from tests.fakes.feeds import FeedServer
+
+RSS = b"""<?xml version="1.0"?><rss version="2.0"><channel><title>Maas</title>
+<item><guid>mook-1</guid><title>Mook: 1150 cm</title>
+<pubDate>Wed, 14 Jul 2021 10:00:00 GMT</pubDate></item></channel></rss>"""
+
+
+@pytest.fixture
+def server():
+    with FeedServer() as running:
+        yield running
+
+
+@pytest.fixture
+def clients():
+    made = Clients(FetchLimits(timeout_seconds=1.0, total_seconds=3.0, max_bytes=100_000))
+    yield made
+    made.close()
+
+
+def get(clients, url, **conditional):
+    return fetch(clients.get(), url, limits=clients.limits, **conditional)
+
+
+def test_etag_turns_the_second_fetch_into_a_304_without_a_body(server, clients):
+    server.state.put("/mook.xml", RSS)
+    first = get(clients, server.url_for("/mook.xml"))
+    assert (first.not_modified, first.content) == (False, RSS)
+    assert first.etag
+
+    second = get(clients, server.url_for("/mook.xml"), etag=first.etag)
+
+    assert second.not_modified and second.content == b""
+    assert second.etag == first.etag
+    assert server.state.not_modified["/mook.xml"] == 1
+
+
+def test_a_changed_document_is_fetched_again_despite_the_old_etag(server, clients):
+    server.state.put("/mook.xml", RSS)
+    first = get(clients, server.url_for("/mook.xml"))
+    server.state.put("/mook.xml", RSS.replace(b"1150", b"1160"))
+    second = get(clients, server.url_for("/mook.xml"), etag=first.etag)
+    assert not second.not_modified
+    assert b"1160" in second.content and second.etag != first.etag
+
+
+def test_last_modified_alone_also_gives_a_304(server, clients):
+    stamp = datetime(2021, 7, 14, 10, 0, tzinfo=UTC)
+    server.state.put("/venlo.xml", RSS, etag=False, last_modified=stamp)
+    first = get(clients, server.url_for("/venlo.xml"))
+    assert first.etag is None and first.last_modified == "Wed, 14 Jul 2021 10:00:00 GMT"
+    second = get(clients, server.url_for("/venlo.xml"), last_modified=first.last_modified)
+    assert second.not_modified
+
+
+def test_a_slow_server_times_out(server, clients):
+    server.state.put("/slow.xml", RSS, delay=3)
+    started = time.monotonic()
+    with pytest.raises(FetchError, match="timed out"):
+        get(clients, server.url_for("/slow.xml"))
+    assert time.monotonic() - started < 2.5
+
+
+@pytest.mark.parametrize("status", [500, 503, 404, 403])
+def test_an_error_status_is_a_failure_with_the_status(server, clients, status):
+    server.state.fail("/down.xml", status)
+    with pytest.raises(FetchError, match=f"HTTP {status}"):
+        get(clients, server.url_for("/down.xml"))
+
+
+def test_a_declared_oversized_body_is_refused_before_reading_it(server, clients):
+    server.state.put("/big.xml", b"x" * 200_000)
+    with pytest.raises(FetchError, match="too large: Content-Length 200000"):
+        get(clients, server.url_for("/big.xml"))
+
+
+def test_an_endless_body_without_content_length_is_cut_off_at_the_cap(server, clients):
+    server.state.endless("/endless.xml")
+    started = time.monotonic()
+    with pytest.raises(FetchError, match="more than 100000 bytes; download stopped"):
+        get(clients, server.url_for("/endless.xml"))
+    assert time.monotonic() - started < 2
+
+
+def test_a_redirect_loop_stops_after_the_redirect_limit(server, clients):
+    server.state.redirect("/a", "/b")
+    server.state.redirect("/b", "/a")
+    with pytest.raises(FetchError, match="more than 5 redirects"):
+        get(clients, server.url_for("/a"))
+    assert server.state.hits["/a"] + server.state.hits["/b"] == 6  # the first + 5 redirects
+
+
+def test_a_short_redirect_chain_is_followed(server, clients):
+    server.state.redirect("/old.xml", "/moved.xml")
+    server.state.redirect("/moved.xml", "/mook.xml")
+    server.state.put("/mook.xml", RSS)
+    assert get(clients, server.url_for("/old.xml")).content == RSS
+
+
+def test_a_closed_port_is_a_connection_failure(clients):
+    import socket
+
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(FetchError, match="connection failed"):
+        get(clients, f"http://127.0.0.1:{port}/feed.xml")
+
+
+def test_the_reason_never_contains_the_url(server, clients):
+    server.state.fail("/down.xml", 500)
+    with pytest.raises(FetchError) as failure:
+        get(clients, server.url_for("/down.xml?api_key=secret"))
+    assert "secret" not in str(failure.value)
