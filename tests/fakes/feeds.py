@@ -19,8 +19,8 @@ import hashlib
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
-from email.utils import format_datetime
 from datetime import UTC, datetime
+from email.utils import format_datetime
 
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse

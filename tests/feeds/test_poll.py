@@ -64,8 +64,9 @@ def test_every_cap_document_and_index_yields_its_alerts(world, feed_server):
         source = world.source(source_id)
         assert source.status == FeedStatus.ok, (path.name, source.last_error)
         assert len(world.alerts(source_id)) == CAP_INDEXES.get(path.name, 1), path.name
-    cap11 = world.source(world.add(feed_server.url_for("/nws_blizzard_warning_cap11_namespace.xml"),
-                                   kind="cap"))
+    cap11 = world.source(
+        world.add(feed_server.url_for("/nws_blizzard_warning_cap11_namespace.xml"), kind="cap")
+    )
     world.poll(cap11.id)
     assert "CAP 1.1" in world.source(cap11.id).last_warning
 
@@ -112,13 +113,22 @@ def test_json_gauge_readings_with_dotted_paths(world, feed_server):
         {"meting": {"waarde": 1120}, "tijd": at(-1).isoformat()},
         {"meting": {"waarde": "11,35 m"}, "tijd": at(0).isoformat()},
     ]}}  # fmt: skip
-    feed_server.state.put("/api.json", json.dumps(document).encode(),
-                          content_type="application/json")
-    source_id = world.add(feed_server.url_for("/api.json"), kind="json", unit="cm",
-                          items_path="data.items", value_path="meting.waarde", time_path="tijd")
+    feed_server.state.put(
+        "/api.json", json.dumps(document).encode(), content_type="application/json"
+    )
+    source_id = world.add(
+        feed_server.url_for("/api.json"),
+        kind="json",
+        unit="cm",
+        items_path="data.items",
+        value_path="meting.waarde",
+        time_path="tijd",
+    )
     world.poll(source_id)
-    assert [(r.value, r.unit) for r in world.readings(source_id)] == [(1135.0, "cm"),
-                                                                      (1120.0, "cm")]
+    assert [(r.value, r.unit) for r in world.readings(source_id)] == [
+        (1135.0, "cm"),
+        (1120.0, "cm"),
+    ]
 
 
 def test_a_304_costs_no_parsing_and_a_new_document_is_read(world, feed_server, monkeypatch):
@@ -144,8 +154,9 @@ def test_a_304_costs_no_parsing_and_a_new_document_is_read(world, feed_server, m
 
 
 def test_a_restart_reads_nothing_as_new(settings, feed_server):
-    feed_server.state.put("/mook.xml", gauge_rss([(at(-2), "1000 cm"), (at(-1), "1120 cm")]),
-                          etag=False)  # no conditional GET: the whole document is read again
+    feed_server.state.put(
+        "/mook.xml", gauge_rss([(at(-2), "1000 cm"), (at(-1), "1120 cm")]), etag=False
+    )  # no conditional GET: the whole document is read again
     first = World(feed_settings(settings))
     source_id = first.add(feed_server.url_for("/mook.xml"), rules=[{"above": 1100}])
     assert first.poll(source_id).updates
@@ -162,10 +173,13 @@ def test_a_restart_reads_nothing_as_new(settings, feed_server):
 
 
 def test_a_republished_entry_with_a_new_id_but_the_same_observation_is_a_new_reading(
-        world, feed_server):
+    world, feed_server
+):
     """Entry keys are ids; only an entry without an id falls back to link/title/date."""
-    no_ids = (b"<rss version='2.0'><channel><title>t</title><item><title>Mook: 1100 cm</title>"
-              b"<link>http://127.0.0.1/m</link><pubDate>%s</pubDate></item></channel></rss>")
+    no_ids = (
+        b"<rss version='2.0'><channel><title>t</title><item><title>Mook: 1100 cm</title>"
+        b"<link>http://127.0.0.1/m</link><pubDate>%s</pubDate></item></channel></rss>"
+    )
     stamp = at(-1).strftime("%a, %d %b %Y %H:%M:%S GMT").encode()
     feed_server.state.put("/noid.xml", no_ids % stamp, etag=False)
     source_id = world.add(feed_server.url_for("/noid.xml"))
@@ -175,7 +189,8 @@ def test_a_republished_entry_with_a_new_id_but_the_same_observation_is_a_new_rea
 
 
 def test_a_failing_feed_keeps_its_readings_and_alerts_officers_once_after_n_failures(
-        world, feed_server):
+    world, feed_server
+):
     feed_server.state.put("/mook.xml", gauge_rss([(at(-1), "1100 cm")]))
     source_id = world.add(feed_server.url_for("/mook.xml"))
     world.poll(source_id)
@@ -185,7 +200,10 @@ def test_a_failing_feed_keeps_its_readings_and_alerts_officers_once_after_n_fail
         assert world.poll(source_id).outcome == "failed"
         source = world.source(source_id)
         assert (source.status, source.consecutive_failures, source.alerting) == (
-            FeedStatus.failing, expected, False)
+            FeedStatus.failing,
+            expected,
+            False,
+        )
     assert source.last_error == "HTTP 500 Internal Server Error"
     world.poll(source_id)
     world.poll(source_id)
@@ -205,8 +223,14 @@ def test_a_failing_feed_keeps_its_readings_and_alerts_officers_once_after_n_fail
 @pytest.mark.parametrize(
     ("setup", "reason"),
     [
-        (lambda s: s.put("/f.xml", b"\x00\xff\x13garbage\x89PNG" * 50,
-                         content_type="application/octet-stream"), "not a feed"),
+        (
+            lambda s: s.put(
+                "/f.xml",
+                b"\x00\xff\x13garbage\x89PNG" * 50,
+                content_type="application/octet-stream",
+            ),
+            "not a feed",
+        ),
         (lambda s: s.put("/f.xml", b"x" * 3_000_000), "too large"),
         (lambda s: s.endless("/f.xml"), "download stopped"),
         (lambda s: s.put("/f.xml", b"<rss/>", delay=2), "timed out"),
