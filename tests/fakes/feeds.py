@@ -45,6 +45,8 @@ class FeedState:
     documents: dict[str, Document] = field(default_factory=dict)
     hits: Counter = field(default_factory=Counter)
     not_modified: Counter = field(default_factory=Counter)
+    in_flight: int = 0
+    max_in_flight: int = 0  # the most requests answered at the same time
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def put(self, path: str, body: bytes, **options) -> None:
@@ -74,11 +76,17 @@ def feed_app(state: FeedState):
         with state.lock:
             state.hits[path] += 1
             document = state.documents.get(path)
-        if document is None:
-            response = Response(b"Not Found", status_code=404, media_type="text/plain")
-        else:
-            response = await _answer(state, request, path, document)
-        await response(scope, receive, send)
+            state.in_flight += 1
+            state.max_in_flight = max(state.max_in_flight, state.in_flight)
+        try:
+            if document is None:
+                response = Response(b"Not Found", status_code=404, media_type="text/plain")
+            else:
+                response = await _answer(state, request, path, document)
+            await response(scope, receive, send)
+        finally:
+            with state.lock:
+                state.in_flight -= 1
 
     return app
 

@@ -63,9 +63,8 @@ class World:
 
     def add(self, url: str, kind: str = "level", **values) -> int:
         with self.db.session_scope() as session:
-            source = service.create(
-                session, url=url, kind=kind, interval_seconds=60, min_interval=1, **values
-            )
+            values = {"interval_seconds": 60} | values
+            source = service.create(session, url=url, kind=kind, min_interval=1, **values)
             return source.id
 
     def incident(self, **fields) -> int:
