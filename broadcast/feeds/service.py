@@ -19,6 +19,7 @@ from broadcast.areas import service as areas
 from broadcast.auth.models import User
 from broadcast.db import emit
 from broadcast.errors import Conflict, Invalid, NotFound
+from broadcast.feeds.chart import Series
 from broadcast.feeds.models import (
     FeedAlert,
     FeedKind,
@@ -26,7 +27,7 @@ from broadcast.feeds.models import (
     FeedRuleState,
     FeedSource,
 )
-from broadcast.feeds.rules import parse_rules
+from broadcast.feeds.rules import LevelRule, parse_rules
 from broadcast.incidents.models import Incident
 
 log = logging.getLogger(__name__)
@@ -218,6 +219,26 @@ def level_sources_for(session: Session, incident_id: int) -> list[FeedSource]:
             .order_by(col(FeedSource.id))
         )
     )
+
+
+def chart_series(session: Session, incident_id: int, *, since: datetime) -> list[Series]:
+    """The level of each gauge that feeds the incident, since ``since``, with the ``above``
+    thresholds of its rules; gauges without readings in the period are left out."""
+    found = []
+    for source in level_sources_for(session, incident_id):
+        rows = list(reversed(readings(session, source.id, limit=5000, since=since)))
+        if not rows:
+            continue
+        unit = rows[-1].unit
+        points = [(r.observed_at, r.value) for r in rows if r.unit == unit]
+        try:
+            rules = parse_rules(source.kind, source.rules, unit=source.unit)
+        except Invalid:
+            rules = []
+        thresholds = sorted({r.above for r in rules if isinstance(r, LevelRule)})
+        station = source.name or rows[-1].station or f"feed {source.id}"
+        found.append(Series(str(source.id), station, unit, points, thresholds))
+    return found
 
 
 # --- the settings file -------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from pathlib import Path
 
 from fastapi import APIRouter, FastAPI, Request
@@ -14,6 +15,8 @@ from sse_starlette.sse import EventSourceResponse
 
 from broadcast.areas import service as areas
 from broadcast.common import utcnow
+from broadcast.feeds import chart
+from broadcast.feeds import service as feeds
 from broadcast.incidents import service as incidents
 from broadcast.incidents.models import Incident, IncidentStatus
 from broadcast.media import service as media
@@ -57,16 +60,21 @@ async def status_page(request: Request):
 
 @router.get("/incidents/{slug}", response_class=HTMLResponse)
 async def incident_page(request: Request, slug: str):
+    now, days = utcnow(), request.app.state.settings.feed_chart_days
+
     def work(session):
         incident = incidents.by_slug(session, slug)
         updates = timeline.for_incident(session, incident.id, viewer=None)
         others = [
             i for i in incidents.listing(session, include_resolved=False) if i.id != incident.id
         ]
-        return incident, updates, others, _public_media(session, updates)
+        series = feeds.chart_series(session, incident.id, since=now - timedelta(days=days))
+        return incident, updates, others, _public_media(session, updates), series
 
-    incident, updates, others, items = await _read(request, work)
+    incident, updates, others, items, series = await _read(request, work)
     by_id = {u.id: u for u in updates}
+    language = i18n.language_of(request)
+    charts = [chart.render(s, language=language, now=now, days=days) for s in series]
     return render(
         request,
         "incident.html",
@@ -75,6 +83,7 @@ async def incident_page(request: Request, slug: str):
         by_id=by_id,
         banner=others,
         media=items,
+        charts=charts,
     )
 
 
