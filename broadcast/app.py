@@ -26,7 +26,7 @@ from broadcast.runtime import Services, assemble, prepare_database
 from broadcast.settings import Settings
 from broadcast.subscribers import api as subscribers_api
 from broadcast.timeline import api as timeline_api
-from broadcast.web import ops, public
+from broadcast.web import cap, ops, public
 from channels.base import Channel
 
 
@@ -72,6 +72,7 @@ def create_app(
         relay_api.router,
         feeds_api.router,
         ops.router,
+        cap.router,
         public.router,
     ):
         app.include_router(router)
