@@ -74,8 +74,8 @@ class Scheduler:
     async def _run(self) -> None:
         while not await self._in_thread(self._try_lead):
             await asyncio.sleep(LEADERSHIP_RETRY_SECONDS)
-        await self._in_thread(self._begin)
-        with self.db.bus.subscribe() as events:
+        with self.db.bus.subscribe() as events:  # before _begin: no change falls in between
+            await self._in_thread(self._begin)
             while True:
                 event = await events.get()
                 if event.get("kind") == "scheduled":

@@ -156,7 +156,7 @@ def test_poll_now_answers_like_get_and_readings_are_newest_first(client, officer
     assert (
         client.get(f"/api/v1/updates/{updates[0]['id']}/deliveries", headers=officer).json() == {}
     )
-    assert "1120 cm" not in client.get(f"/incidents/{incident['slug']}").text
+    assert "boven de signaalwaarde" not in client.get(f"/incidents/{incident['slug']}").text
 
 
 def test_a_failing_poll_shows_status_and_error(client, officer, feed_server):

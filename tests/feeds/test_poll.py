@@ -90,13 +90,16 @@ def test_a_document_of_another_kind_fails_with_a_clear_reason(world, feed_server
 
 
 def test_readings_are_stored_with_value_unit_station_and_time(world, feed_server):
-    feed_server.state.put("/mook.xml", gauge_rss([(at(-2), "1.234,5 cm"), (at(-1), "1.240 cm")]))
+    two_hours_ago = at(-2)
+    feed_server.state.put(
+        "/mook.xml", gauge_rss([(two_hours_ago, "1.234,5 cm"), (at(-1), "1.240 cm")])
+    )
     source_id = world.add(feed_server.url_for("/mook.xml"), unit="cm")
     result = world.poll(source_id)
     assert (result.outcome, result.new_readings) == ("new", 2)
     newest, older = world.readings(source_id)
     assert (newest.value, newest.unit, newest.station) == (1240.0, "cm", "Mook")
-    assert (older.value, older.observed_at) == (1234.5, at(-2))
+    assert (older.value, older.observed_at) == (1234.5, two_hours_ago)
 
 
 def test_lengths_convert_into_the_configured_unit_and_other_units_are_skipped(world, feed_server):
@@ -132,7 +135,8 @@ def test_json_gauge_readings_with_dotted_paths(world, feed_server):
 
 
 def test_a_304_costs_no_parsing_and_a_new_document_is_read(world, feed_server, monkeypatch):
-    feed_server.state.put("/mook.xml", gauge_rss([(at(-1), "1100 cm")]))
+    earlier, later = at(-1), at(0)
+    feed_server.state.put("/mook.xml", gauge_rss([(earlier, "1100 cm")]))
     source_id = world.add(feed_server.url_for("/mook.xml"))
     assert world.poll(source_id).outcome == "new"
     before = world.source(source_id).last_polled_at
@@ -148,7 +152,7 @@ def test_a_304_costs_no_parsing_and_a_new_document_is_read(world, feed_server, m
     assert world.source(source_id).last_polled_at > before
     monkeypatch.undo()
 
-    feed_server.state.put("/mook.xml", gauge_rss([(at(-1), "1100 cm"), (at(0), "1110 cm")]))
+    feed_server.state.put("/mook.xml", gauge_rss([(earlier, "1100 cm"), (later, "1110 cm")]))
     result = world.poll(source_id)
     assert (result.outcome, result.new_readings) == ("new", 1)
 

@@ -9,7 +9,7 @@ from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from fastapi.testclient import TestClient
 
-from broadcast.feeds import schedule
+from broadcast.feeds import schedule, service
 from broadcast.feeds.models import FeedSource
 from tests.feeds.conftest import World, at, feed_settings, gauge_rss
 from tests.support import wait_for
@@ -67,13 +67,18 @@ def test_the_scheduler_polls_sources_with_at_most_the_configured_concurrency(set
     )
     with TestClient(app):
         world = World(app.state.settings)
-        ids = [
-            world.add(feed_server.url_for(f"/g{n}.xml"), interval_seconds=3600) for n in range(6)
-        ]
-        with world.db.session_scope() as session:
-            from broadcast.db import emit
-
-            emit(session, "feeds")  # what the API does after a change: the leader syncs
+        ids = []
+        with app.state.db.session_scope() as session:  # the app's own bus hears the change
+            for n in range(6):
+                source = service.create(
+                    session,
+                    url=feed_server.url_for(f"/g{n}.xml"),
+                    kind="level",
+                    interval_seconds=3600,
+                    min_interval=1,
+                )
+                session.flush()
+                ids.append(source.id)
 
         def all_polled():
             return all(world.source(i).last_polled_at is not None for i in ids)
