@@ -39,6 +39,7 @@ class PollResult:
     new_alerts: int = 0
     updates: list[int] = field(default_factory=list)
     error: str | None = None
+    downloaded: int = 0  # bytes of the document (0 for a 304 or a failure)
 
 
 def limits_from(settings: Settings) -> FetchLimits:
@@ -103,6 +104,7 @@ class FeedPoller:
                     found.new_readings,
                     found.new_alerts,
                     found.updates,
+                    downloaded=len(fetched.content),
                 )
                 source.etag, source.last_modified = fetched.etag, fetched.last_modified
                 source.last_warning = "; ".join(found.warnings)[:2000] or None

@@ -1,0 +1,366 @@
+"""Feed-polling benchmark: 500 gauge feeds served on 127.0.0.1, polled by the real poller.
+
+    python -m bench.feeds [--feeds 500] [--entries 48] [--concurrency 4] [--repeat 3]
+                          [--backend sqlite|postgresql] [--postgres-url URL]
+
+The feed server is a minimal ASGI app under uvicorn in its own process (so its CPU time is not
+this process's): ``/f/<n>.xml`` is an RSS gauge feed of ``--entries`` readings with an ETag,
+answering ``304`` to a matching ``If-None-Match``; ``POST /advance?every=k`` adds one reading to
+every k-th feed. The sources (kind ``level``, unit cm, one ``above`` rule that never fires) are in
+a fresh database: a SQLite file in a temporary directory, or the PostgreSQL database
+``bench_feeds`` (created when missing, its schema dropped and recreated; never ``test``).
+
+Rounds, each polling every feed once through ``FeedPoller.poll`` (fetch, parse, de-duplicate,
+rules, health) from a thread pool of ``--concurrency`` threads (the scheduler's feed executor):
+1. first poll: every reading is new and stored;
+2. conditional, unchanged: the stored ETag makes every answer a 304, nothing is parsed;
+3. unconditional, unchanged: the ETags are cleared first, so every feed is downloaded, parsed and
+   found to hold nothing new: what the poller would cost without conditional GET;
+4. conditional, 10 % changed: one feed in ten has one new reading.
+Baselines in the same run, without the database: a bare unconditional fetch + ``feedparser``
+parse of every feed, and a bare conditional fetch (304), on the same thread pool and clients.
+Figures: polls per second (wall clock), CPU time per poll (this process, all threads; the
+figure least disturbed by other load on the machine), and bytes downloaded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import logging
+import multiprocessing
+import os
+import platform
+import socket
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+HOST = "127.0.0.1"
+DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/bench_feeds"
+SPAWN = multiprocessing.get_context("spawn")
+
+
+# --- the feed server (its own process) ---------------------------------------------------------
+
+
+def _rss(n: int, entries: int, shift: int, now: datetime) -> bytes:
+    items = []
+    for k in range(entries):
+        moment = now - timedelta(hours=k - shift)
+        value = 900 + (n * 7 + k * 3 + shift) % 150
+        items.append(
+            f"<item><guid isPermaLink='false'>g{n}-{moment:%Y%m%d%H}</guid>"
+            f"<title>Station {n}: {value} cm</title>"
+            f"<link>http://{HOST}/station/{n}</link>"
+            f"<description>Waterstand bij station {n}: {value} cm t.o.v. NAP</description>"
+            f"<pubDate>{format_datetime(moment, usegmt=True)}</pubDate></item>"
+        )
+    return (
+        "<?xml version='1.0' encoding='utf-8'?><rss version='2.0'><channel>"
+        f"<title>Station {n}</title><link>http://{HOST}/station/{n}</link>"
+        f"<description>Waterstanden</description>{''.join(items)}</channel></rss>"
+    ).encode()
+
+
+def _server_app(count: int, entries: int):
+    now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    shifts = [0] * count
+    bodies: dict[int, tuple[bytes, bytes]] = {}
+
+    def build(n: int) -> None:
+        body = _rss(n, entries, shifts[n], now)
+        bodies[n] = (body, b'"' + hashlib.sha1(body).hexdigest()[:20].encode() + b'"')
+
+    for n in range(count):
+        build(n)
+
+    async def app(scope, receive, send):
+        if scope["type"] != "http":
+            return
+        while (await receive()).get("more_body"):
+            pass
+        path = scope["path"]
+        if scope["method"] == "POST" and path == "/advance":
+            every = int(dict(p.split("=") for p in scope["query_string"].decode().split("&"))
+                        ["every"])
+            for n in range(0, count, every):
+                shifts[n] += 1
+                build(n)
+            await _answer(send, 200, b"ok", [])
+            return
+        try:
+            n = int(path.removeprefix("/f/").removesuffix(".xml"))
+            body, etag = bodies[n]
+        except (ValueError, KeyError):
+            await _answer(send, 404, b"not found", [])
+            return
+        wanted = next((v for k, v in scope["headers"] if k == b"if-none-match"), None)
+        if wanted == etag:
+            await _answer(send, 304, b"", [(b"etag", etag)])
+        else:
+            await _answer(send, 200, body, [(b"etag", etag),
+                                            (b"content-type", b"application/rss+xml")])
+
+    return app
+
+
+async def _answer(send, status: int, body: bytes, headers: list) -> None:
+    headers = [*headers, (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _server_main(ports, count: int, entries: int) -> None:
+    import uvicorn
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((HOST, 0))
+    options = {}
+    try:
+        import httptools  # noqa: F401
+        import uvloop  # noqa: F401
+
+        options = {"loop": "uvloop", "http": "httptools"}
+    except ImportError:
+        pass
+    config = uvicorn.Config(_server_app(count, entries), lifespan="off", access_log=False,
+                            log_level="warning", backlog=2048, timeout_keep_alive=120, **options)
+    ports.put(sock.getsockname()[1])
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+class FeedServer:
+    def __init__(self, count: int, entries: int):
+        self._ports = SPAWN.Queue()
+        self.process = SPAWN.Process(target=_server_main, args=(self._ports, count, entries),
+                                     name="bench-feed-server", daemon=True)
+
+    def __enter__(self) -> FeedServer:
+        import httpx
+
+        self.process.start()
+        self.url = f"http://{HOST}:{self._ports.get(timeout=60)}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(f"{self.url}/f/0.xml", timeout=1)
+                return self
+            except httpx.TransportError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    def advance(self, every: int) -> None:
+        import httpx
+
+        httpx.post(f"{self.url}/advance?every={every}", timeout=30).raise_for_status()
+
+    def __exit__(self, *exc) -> None:
+        self.process.terminate()
+        self.process.join(10)
+
+
+# --- the database ------------------------------------------------------------------------------
+
+
+def isolate_environment() -> None:
+    for name in list(os.environ):
+        if name.startswith("BROADCAST_"):
+            del os.environ[name]
+    os.environ["BROADCAST_CONFIG"] = str(ROOT / "bench" / "no-such-config.toml")
+    logging.basicConfig(level=logging.ERROR)
+    logging.getLogger().setLevel(logging.ERROR)
+
+
+def settings_for(url: str):
+    from broadcast.settings import Settings
+
+    return Settings(database_url=url, public_url="http://127.0.0.1:8000",
+                    areas_file=ROOT / "config" / "areas.toml", log_json=False,
+                    feed_min_interval_seconds=60, feed_timeout_seconds=10,
+                    feed_total_seconds=30)
+
+
+def fresh_database(backend: str, workdir: Path, postgres_url: str) -> str:
+    from sqlalchemy import create_engine, make_url, text
+
+    if backend == "sqlite":
+        return f"sqlite:///{workdir / 'feeds.db'}"
+    parsed = make_url(postgres_url)
+    if "bench" not in (parsed.database or ""):
+        raise SystemExit(f"refusing database {parsed.database!r}: its schema is dropped")
+    admin = create_engine(parsed.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        if not connection.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"),
+                                  {"n": parsed.database}).scalar():
+            connection.execute(text(f'CREATE DATABASE "{parsed.database}"'))
+    admin.dispose()
+    engine = create_engine(postgres_url)
+    with engine.begin() as connection:
+        connection.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
+        connection.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+    return postgres_url
+
+
+# --- measurement -------------------------------------------------------------------------------
+
+
+class Round:
+    def __init__(self, name: str, polls: int, wall: float, cpu: float, downloaded: int,
+                 outcomes: dict[str, int]):
+        self.name, self.polls, self.wall, self.cpu = name, polls, wall, cpu
+        self.downloaded, self.outcomes = downloaded, outcomes
+
+    @property
+    def per_second(self) -> float:
+        return self.polls / self.wall
+
+    @property
+    def cpu_ms(self) -> float:
+        return self.cpu / self.polls * 1000
+
+
+def timed(name: str, work, items: list, concurrency: int) -> Round:
+    with ThreadPoolExecutor(concurrency) as pool:
+        list(pool.map(lambda _: None, range(concurrency)))  # threads exist before the clock
+        cpu, wall = time.process_time(), time.perf_counter()
+        results = list(pool.map(work, items))
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    outcomes: dict[str, int] = {}
+    downloaded = 0
+    for outcome, size in results:
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+        downloaded += size
+    return Round(name, len(items), wall, cpu, downloaded, outcomes)
+
+
+def median_round(rounds: list[Round]) -> Round:
+    """The median round by CPU time per poll (the wall clock of a loaded machine wobbles)."""
+    return sorted(rounds, key=lambda r: r.cpu)[len(rounds) // 2]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--feeds", type=int, default=500)
+    parser.add_argument("--entries", type=int, default=48)
+    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--backend", choices=["sqlite", "postgresql"], default="sqlite")
+    parser.add_argument("--postgres-url", default=os.environ.get("BENCH_POSTGRES_URL",
+                                                                   DEFAULT_POSTGRES_URL))
+    args = parser.parse_args()
+    isolate_environment()
+    sys.path.insert(0, str(ROOT))
+    with tempfile.TemporaryDirectory() as tmp, FeedServer(args.feeds, args.entries) as server:
+        url = fresh_database(args.backend, Path(tmp), args.postgres_url)
+        report(run(server, url, args), args)
+
+
+def run(server: FeedServer, url: str, args) -> list[Round]:
+    import feedparser
+    from sqlalchemy import update as sql_update
+
+    from broadcast.db import Database
+    from broadcast.delivery.channels import ChannelSet
+    from broadcast.feeds import service
+    from broadcast.feeds.fetch import Clients, fetch
+    from broadcast.feeds.models import FeedSource
+    from broadcast.feeds.polling import FeedPoller, limits_from
+    from broadcast.runtime import prepare_database
+
+    settings = settings_for(url)
+    db = Database(url)
+    prepare_database(db, settings)
+    with db.session_scope() as session:
+        ids = [service.create(session, url=f"{server.url}/f/{n}.xml", kind="level",
+                              interval_seconds=600, unit="cm", name=f"Station {n}",
+                              rules=[{"above": 5000, "reset_below": 4900}], min_interval=60).id
+               for n in range(args.feeds)]
+    poller = FeedPoller(db, ChannelSet(), settings)
+    clients = Clients(limits_from(settings))
+    urls = [f"{server.url}/f/{n}.xml" for n in range(args.feeds)]
+    etags: dict[str, str | None] = {}
+
+    def bare_unconditional(feed_url):
+        fetched = fetch(clients.get(), feed_url, limits=clients.limits)
+        etags[feed_url] = fetched.etag
+        assert feedparser.parse(fetched.content).entries
+        return "200+parse", len(fetched.content)
+
+    def bare_conditional(feed_url):
+        fetched = fetch(clients.get(), feed_url, limits=clients.limits, etag=etags[feed_url])
+        return ("304" if fetched.not_modified else "200"), len(fetched.content)
+
+    def poll(source_id):
+        result = poller.poll(source_id)
+        return result.outcome, result.downloaded
+
+    def clear_etags():
+        with db.session_scope() as session:
+            session.exec(sql_update(FeedSource).values(etag=None, last_modified=None))
+
+    # warm-up: connections, imports, caches (not measured)
+    for feed_url in urls[:20]:
+        bare_unconditional(feed_url)
+    rounds = []
+    rounds.append(median_round([timed("bare fetch + parse (baseline)", bare_unconditional, urls,
+                                 args.concurrency) for _ in range(args.repeat)]))
+    rounds.append(median_round([timed("bare conditional fetch (304)", bare_conditional, urls,
+                                 args.concurrency) for _ in range(args.repeat)]))
+    rounds.append(timed("poll: first (all readings new)", poll, ids, args.concurrency))
+    rounds.append(median_round([timed("poll: conditional, unchanged (304)", poll, ids,
+                                 args.concurrency) for _ in range(args.repeat)]))
+    unconditional = []
+    for _ in range(args.repeat):
+        clear_etags()
+        unconditional.append(timed("poll: unconditional, unchanged", poll, ids,
+                                   args.concurrency))
+    rounds.append(median_round(unconditional))
+    changed = []
+    for _ in range(args.repeat):
+        server.advance(10)
+        changed.append(timed("poll: conditional, 10 % changed", poll, ids, args.concurrency))
+    rounds.append(median_round(changed))
+    with db.session_scope() as session:
+        readings = len(service.readings(session, ids[0], limit=100_000))
+    assert readings == args.entries + args.repeat, readings  # feed 0 advanced every time
+    poller.close()
+    clients.close()
+    db.dispose()
+    return rounds
+
+
+def report(rounds: list[Round], args) -> None:
+    print(f"\n{args.feeds} feeds x {args.entries} entries, {args.concurrency} threads, "
+          f"{args.backend}; median of {args.repeat} where repeated")
+    print(f"machine: {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}, Python "
+          f"{platform.python_version()}, {platform.system()} {platform.release()}\n")
+    print("| round | polls/s | CPU ms/poll | downloaded | outcomes |")
+    print("|---|---:|---:|---:|---|")
+    for r in rounds:
+        outcomes = ", ".join(f"{k} {v}" for k, v in sorted(r.outcomes.items()))
+        print(f"| {r.name} | {r.per_second:,.0f} | {r.cpu_ms:.2f} | "
+              f"{r.downloaded / 1e6:.2f} MB | {outcomes} |")
+    by_name = {r.name: r for r in rounds}
+    conditional = by_name["poll: conditional, unchanged (304)"]
+    full = by_name["poll: unconditional, unchanged"]
+    print(f"\nconditional GET saves {1 - conditional.cpu_ms / full.cpu_ms:.0%} of the CPU time "
+          f"per unchanged poll ({full.cpu_ms:.2f} -> {conditional.cpu_ms:.2f} ms), downloads "
+          f"{conditional.downloaded / 1e6:.2f} MB instead of {full.downloaded / 1e6:.2f} MB per "
+          f"round, and polls {conditional.per_second / full.per_second:.1f}x as many feeds per "
+          "second")
+    base = by_name["bare fetch + parse (baseline)"]
+    print(f"a full poll costs {full.cpu_ms / base.cpu_ms:.2f}x the CPU of a bare fetch + parse "
+          f"({base.cpu_ms:.2f} ms)")
+
+
+if __name__ == "__main__":
+    main()
