@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -303,3 +304,47 @@ def test_a_cap_rule_with_its_own_areas_matches_geocodes_and_names(world, feed_se
     )
     world.poll(source_id)
     assert len(world.updates()) == 1
+
+
+def test_the_worked_example_of_docs_feeds_md(world, feed_server):
+    """docs/feeds.md: the Maas at Mook, hourly readings in m NAP, a threshold and a rise rule."""
+    incident_id = world.incident(area_codes=["mook", "middelaar", "plasmolen"])
+    gauge = Gauge(
+        world,
+        feed_server,
+        incident_id=incident_id,
+        rules=[
+            {"above": 13.5, "reset_below": 13.3, "severity": "warning"},
+            {"rise_cm_per_hour": 20, "window_minutes": 180, "severity": "advisory"},
+        ],
+    )
+    with world.db.session_scope() as session:
+        from broadcast.feeds.models import FeedSource
+
+        source = session.get(FeedSource, gauge.id)
+        source.unit, source.name = "m NAP", "Maas bij Mook"
+
+    def read(*values):
+        for value in values:
+            moment = gauge.start + timedelta(hours=len(gauge.readings))
+            gauge.readings.append((moment, f"{value:.2f}".replace(".", ",") + " m NAP"))
+            feed_server.state.put(gauge.path, gauge_rss(gauge.readings, station="Maas bij Mook"))
+            world.poll(gauge.id)
+
+    read(13.20, 13.31, 13.44)
+    assert world.updates() == []
+    read(13.62)
+    (draft,) = world.updates()
+    assert draft.state == UpdateState.draft and draft.severity == "warning"
+    assert re.fullmatch(
+        r"Waterstand Maas bij Mook: 13,62 m NAP om \d\d-\d\d-\d{4} \d\d:\d\d\. Dat is boven de "
+        r"signaalwaarde van 13,5 m NAP\. We houden de situatie in de gaten en melden het als er "
+        r"iets verandert\.",
+        draft.body["nl"],
+    )
+    assert draft.body["en"].startswith("Water level at Maas bij Mook: 13.62 m NAP at ")
+    read(13.48, 13.55, 13.41)
+    assert len(world.updates()) == 1
+    read(13.10, 13.60)
+    assert len(world.updates()) == 2
+    assert world.deliveries() == 0
