@@ -1,7 +1,7 @@
 """Feed-polling benchmark: 500 gauge feeds served on 127.0.0.1, polled by the real poller.
 
     python -m bench.feeds [--feeds 500] [--entries 48] [--concurrency 4] [--repeat 3]
-                          [--backend sqlite|postgresql] [--postgres-url URL]
+                          [--backend sqlite|postgresql|both] [--postgres-url URL] [--output F]
 
 The feed server is a minimal ASGI app under uvicorn in its own process (so its CPU time is not
 this process's): ``/f/<n>.xml`` is an RSS gauge feed of ``--entries`` readings with an ETag,
@@ -27,10 +27,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import logging
-import multiprocessing
-import os
-import platform
 import socket
 import sys
 import tempfile
@@ -40,10 +36,19 @@ from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-HOST = "127.0.0.1"
+from bench.common import (
+    HOST,
+    SPAWN,
+    bench_settings,
+    ensure_postgres_database,
+    fresh_database,
+    isolate_environment,
+    load_average,
+    machine_facts,
+)
+
+# Its own database: the fan-out benchmark drops the schema of "bench".
 DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/bench_feeds"
-SPAWN = multiprocessing.get_context("spawn")
 
 
 # --- the feed server (its own process) ---------------------------------------------------------
@@ -167,49 +172,6 @@ class FeedServer:
         self.process.join(10)
 
 
-# --- the database ------------------------------------------------------------------------------
-
-
-def isolate_environment() -> None:
-    for name in list(os.environ):
-        if name.startswith("BROADCAST_"):
-            del os.environ[name]
-    os.environ["BROADCAST_CONFIG"] = str(ROOT / "bench" / "no-such-config.toml")
-    logging.basicConfig(level=logging.ERROR)
-    logging.getLogger().setLevel(logging.ERROR)
-
-
-def settings_for(url: str):
-    from broadcast.settings import Settings
-
-    return Settings(database_url=url, public_url="http://127.0.0.1:8000",
-                    areas_file=ROOT / "config" / "areas.toml", log_json=False,
-                    feed_min_interval_seconds=60, feed_timeout_seconds=10,
-                    feed_total_seconds=30)
-
-
-def fresh_database(backend: str, workdir: Path, postgres_url: str) -> str:
-    from sqlalchemy import create_engine, make_url, text
-
-    if backend == "sqlite":
-        return f"sqlite:///{workdir / 'feeds.db'}"
-    parsed = make_url(postgres_url)
-    if "bench" not in (parsed.database or ""):
-        raise SystemExit(f"refusing database {parsed.database!r}: its schema is dropped")
-    admin = create_engine(parsed.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        if not connection.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"),
-                                  {"n": parsed.database}).scalar():
-            connection.execute(text(f'CREATE DATABASE "{parsed.database}"'))
-    admin.dispose()
-    engine = create_engine(postgres_url)
-    with engine.begin() as connection:
-        connection.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
-        connection.execute(text("CREATE SCHEMA public"))
-    engine.dispose()
-    return postgres_url
-
-
 # --- measurement -------------------------------------------------------------------------------
 
 
@@ -247,23 +209,6 @@ def median_round(rounds: list[Round]) -> Round:
     return sorted(rounds, key=lambda r: r.cpu)[len(rounds) // 2]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--feeds", type=int, default=500)
-    parser.add_argument("--entries", type=int, default=48)
-    parser.add_argument("--concurrency", type=int, default=4)
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--backend", choices=["sqlite", "postgresql"], default="sqlite")
-    parser.add_argument("--postgres-url", default=os.environ.get("BENCH_POSTGRES_URL",
-                                                                   DEFAULT_POSTGRES_URL))
-    args = parser.parse_args()
-    isolate_environment()
-    sys.path.insert(0, str(ROOT))
-    with tempfile.TemporaryDirectory() as tmp, FeedServer(args.feeds, args.entries) as server:
-        url = fresh_database(args.backend, Path(tmp), args.postgres_url)
-        report(run(server, url, args), args)
-
-
 def run(server: FeedServer, url: str, args) -> list[Round]:
     import feedparser
     from sqlalchemy import update as sql_update
@@ -274,11 +219,9 @@ def run(server: FeedServer, url: str, args) -> list[Round]:
     from broadcast.feeds.fetch import Clients, fetch
     from broadcast.feeds.models import FeedSource
     from broadcast.feeds.polling import FeedPoller, limits_from
-    from broadcast.runtime import prepare_database
 
-    settings = settings_for(url)
+    settings = bench_settings(url, feed_min_interval_seconds=60)
     db = Database(url)
-    prepare_database(db, settings)
     with db.session_scope() as session:
         ids = [service.create(session, url=f"{server.url}/f/{n}.xml", kind="level",
                               interval_seconds=600, unit="cm", name=f"Station {n}",
@@ -313,6 +256,7 @@ def run(server: FeedServer, url: str, args) -> list[Round]:
     rounds = []
     rounds.append(median_round([timed("bare fetch + parse (baseline)", bare_unconditional, urls,
                                  args.concurrency) for _ in range(args.repeat)]))
+    args.body_kb = rounds[0].downloaded / args.feeds / 1000
     rounds.append(median_round([timed("bare conditional fetch (304)", bare_conditional, urls,
                                  args.concurrency) for _ in range(args.repeat)]))
     rounds.append(timed("poll: first (all readings new)", poll, ids, args.concurrency))
@@ -338,29 +282,81 @@ def run(server: FeedServer, url: str, args) -> list[Round]:
     return rounds
 
 
-def report(rounds: list[Round], args) -> None:
-    print(f"\n{args.feeds} feeds x {args.entries} entries, {args.concurrency} threads, "
-          f"{args.backend}; median of {args.repeat} where repeated")
-    print(f"machine: {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}, Python "
-          f"{platform.python_version()}, {platform.system()} {platform.release()}\n")
-    print("| round | polls/s | CPU ms/poll | downloaded | outcomes |")
-    print("|---|---:|---:|---:|---|")
-    for r in rounds:
-        outcomes = ", ".join(f"{k} {v}" for k, v in sorted(r.outcomes.items()))
-        print(f"| {r.name} | {r.per_second:,.0f} | {r.cpu_ms:.2f} | "
-              f"{r.downloaded / 1e6:.2f} MB | {outcomes} |")
-    by_name = {r.name: r for r in rounds}
-    conditional = by_name["poll: conditional, unchanged (304)"]
-    full = by_name["poll: unconditional, unchanged"]
-    print(f"\nconditional GET saves {1 - conditional.cpu_ms / full.cpu_ms:.0%} of the CPU time "
-          f"per unchanged poll ({full.cpu_ms:.2f} -> {conditional.cpu_ms:.2f} ms), downloads "
-          f"{conditional.downloaded / 1e6:.2f} MB instead of {full.downloaded / 1e6:.2f} MB per "
-          f"round, and polls {conditional.per_second / full.per_second:.1f}x as many feeds per "
-          "second")
-    base = by_name["bare fetch + parse (baseline)"]
-    print(f"a full poll costs {full.cpu_ms / base.cpu_ms:.2f}x the CPU of a bare fetch + parse "
-          f"({base.cpu_ms:.2f} ms)")
+NAMES = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}
+
+
+def report(results: dict[str, list[Round]], facts: dict[str, str], args, command: str) -> str:
+    lines = [
+        f"Command: `{command}`",
+        "",
+        "| Machine | |",
+        "|---|---|",
+        *[f"| {k} | {v} |" for k, v in facts.items()],
+        "",
+        f"{args.feeds} feeds of {args.entries} entries ({args.body_kb:.1f} kB each), "
+        f"{args.concurrency} polling threads; repeated rounds: the median of {args.repeat} by "
+        "CPU time.",
+        "",
+        "| Backend | Round | polls/s | CPU ms/poll | downloaded | outcomes |",
+        "|---|---|---:|---:|---:|---|",
+    ]
+    for backend, rounds in results.items():
+        for r in rounds:
+            outcomes = ", ".join(f"{k} {v}" for k, v in sorted(r.outcomes.items()))
+            lines.append(f"| {NAMES[backend]} | {r.name} | {r.per_second:,.0f} | {r.cpu_ms:.2f} "
+                         f"| {r.downloaded / 1e6:.2f} MB | {outcomes} |")
+    lines.append("")
+    for backend, rounds in results.items():
+        by_name = {r.name: r for r in rounds}
+        conditional = by_name["poll: conditional, unchanged (304)"]
+        full = by_name["poll: unconditional, unchanged"]
+        base = by_name["bare fetch + parse (baseline)"]
+        lines.append(
+            f"{NAMES[backend]}: conditional GET saves "
+            f"{1 - conditional.cpu_ms / full.cpu_ms:.0%} of the CPU time of an unchanged poll "
+            f"({full.cpu_ms:.2f} → {conditional.cpu_ms:.2f} ms), downloads "
+            f"{conditional.downloaded / 1e6:.2f} instead of {full.downloaded / 1e6:.2f} MB per "
+            f"round and polls {conditional.per_second / full.per_second:.1f}× as many feeds per "
+            f"second; a full poll that finds nothing new costs {full.cpu_ms / base.cpu_ms:.2f}× "
+            f"the CPU of the bare fetch + parse ({base.cpu_ms:.2f} ms).")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.feeds", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--feeds", type=int, default=500)
+    parser.add_argument("--entries", type=int, default=48, help="readings per feed")
+    parser.add_argument("--concurrency", type=int, default=4,
+                        help="polling threads (the default feed_concurrency)")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
+    parser.add_argument("--postgres-url", default=DEFAULT_POSTGRES_URL,
+                        help="its database name must contain 'bench' (default %(default)s)")
+    parser.add_argument("--output", type=Path, help="also write the Markdown report here")
+    args = parser.parse_args(argv)
+    isolate_environment()
+    backends = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
+    if "postgresql" in backends:
+        ensure_postgres_database(args.postgres_url)
+    command = "python -m bench.feeds " + " ".join(argv if argv is not None else sys.argv[1:])
+    started, load_at_start = time.perf_counter(), load_average()
+    results: dict[str, list[Round]] = {}
+    with tempfile.TemporaryDirectory(prefix="bench-feeds-") as tmp, \
+            FeedServer(args.feeds, args.entries) as server:
+        for backend in backends:
+            print(f"[{backend}] polling", file=sys.stderr, flush=True)
+            url = fresh_database(backend, Path(tmp), "feeds", args.postgres_url)
+            results[backend] = run(server, url, args)
+    facts = machine_facts(args.postgres_url if "postgresql" in backends else None)
+    facts["Load average (1 min), start → end"] = f"{load_at_start} → {load_average()}"
+    facts["Duration"] = f"{time.perf_counter() - started:.0f} s"
+    text = report(results, facts, args, command.strip())
+    print(text)
+    if args.output:
+        args.output.write_text(text + "\n")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())
