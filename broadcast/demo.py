@@ -11,6 +11,8 @@ from broadcast.auth import service as auth
 from broadcast.auth.models import Role, User
 from broadcast.common import utcnow
 from broadcast.delivery.channels import ChannelSet
+from broadcast.feeds import service as feeds
+from broadcast.feeds.models import FeedReading
 from broadcast.incidents import service as incidents
 from broadcast.incidents.models import Incident
 from broadcast.questions import service as questions
@@ -152,6 +154,7 @@ def _seed(session: Session, channels: ChannelSet) -> list[str]:
     incident.next_update_due = now + timedelta(hours=1)
     session.add(incident)
     _subscribers(session)
+    _gauge(session, incident, now)
     questions.receive(
         session,
         channel="sms",
@@ -184,3 +187,34 @@ def _subscribers(session: Session) -> None:
         session.add(subscriber)
         session.flush()
         session.add_all(SubscriberArea(subscriber_id=subscriber.id, area_code=a) for a in areas)
+
+
+def _gauge(session: Session, incident: Incident, now) -> None:
+    """The Maas at Mook over the last three days, rising to 14.85 m NAP: the chart on the incident
+    page. The source is disabled (its address is an example), so nothing is polled."""
+    source = feeds.create(
+        session,
+        name="Maas bij Mook",
+        url="https://gauges.example.nl/maas/mook.rss",
+        kind="level",
+        interval_seconds=600,
+        unit="m NAP",
+        incident_id=incident.id,
+        enabled=False,
+        rules=[{"above": 13.5, "reset_below": 13.3, "severity": "warning"}],
+        min_interval=60,
+    )
+    hours = 72
+    for hour in range(hours + 1):
+        share = hour / hours
+        level = 11.2 + 3.65 * share**1.6  # slow at first, then faster: 11.20 to 14.85 m NAP
+        session.add(
+            FeedReading(
+                source_id=source.id,
+                key_hash=f"demo-{hour}",
+                value=round(level, 2),
+                unit="m NAP",
+                observed_at=(now - timedelta(hours=hours - hour)).replace(second=0, microsecond=0),
+                station="Maas bij Mook",
+            )
+        )

@@ -5,6 +5,7 @@ text alternative. Pure: readings in, markup out (every text is escaped)."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from html import escape
@@ -16,30 +17,11 @@ LEFT, RIGHT, TOP, BOTTOM = 64, 20, 30, 36
 MAX_POINTS = 600
 TABLE_ROWS = 12
 
-TEXTS = {
-    "nl": {
-        "title": "Waterstand {station}",
-        "desc": "Lijngrafiek van de waterstand bij {station} over de afgelopen {days} dagen.",
-        "now": "nu {value} {unit} ({time})",
-        "range": "hoogste {high}, laagste {low} {unit}",
-        "threshold": "signaalwaarde",
-        "thresholds": "Signaalwaarde {values}.",
-        "table": "Metingen in een tabel",
-        "time": "Tijd",
-        "value": "Waterstand",
-    },
-    "en": {
-        "title": "Water level {station}",
-        "desc": "Line chart of the water level at {station} over the last {days} days.",
-        "now": "now {value} {unit} ({time})",
-        "range": "highest {high}, lowest {low} {unit}",
-        "threshold": "alert level",
-        "thresholds": "Alert level {values}.",
-        "table": "Readings as a table",
-        "time": "Time",
-        "value": "Water level",
-    },
-}
+Gettext = Callable[..., str]  # broadcast.web.i18n.translator(language): the catalogue
+
+
+def _untranslated(message: str, **values: object) -> str:
+    return message % values if values else message
 
 
 @dataclass(frozen=True)
@@ -68,17 +50,23 @@ def number(value: float, language: str) -> str:
     return text.replace(".", ",") if language == "nl" else text
 
 
-def render(series: Series, *, language: str, now: datetime, days: float) -> Chart:
-    texts = TEXTS[language]
+def render(
+    series: Series, *, language: str, now: datetime, days: float, _: Gettext = _untranslated
+) -> Chart:
+    """``_`` translates (the web catalogue); ``language`` picks the decimal mark."""
     points = _thin(series.points)
     unit = series.unit or ""
     start = now - timedelta(days=days)
-    values = [v for _, v in points] + list(series.thresholds)
+    values = [v for _t, v in points] + list(series.thresholds)
     low, high = _nice_range(min(values), max(values))
     x_of = _scale(start.timestamp(), now.timestamp(), LEFT, WIDTH - RIGHT)
     y_of = _scale(low, high, HEIGHT - BOTTOM, TOP)
-    title = texts["title"].format(station=series.station)
-    desc = texts["desc"].format(station=series.station, days=number(days, language))
+    title = _("Water level %(station)s", station=series.station)
+    desc = _(
+        "Line chart of the water level at %(station)s over the last %(days)s days.",
+        station=series.station,
+        days=number(days, language),
+    )
     ids = f"chart-{series.key}"
     parts = [
         f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" width="100%" role="img" '
@@ -88,9 +76,10 @@ def render(series: Series, *, language: str, now: datetime, days: float) -> Char
     ]
     parts += _y_axis(low, high, y_of, unit, language)
     parts += _x_axis(start, now, x_of)
+    alert_level = _("alert level")
     for threshold in series.thresholds:
         y = y_of(threshold)
-        label = f"{number(threshold, language)} {unit} {texts['threshold']}".strip()
+        label = f"{number(threshold, language)} {unit} {alert_level}".strip()
         parts.append(
             f'<line class="threshold" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y:.1f}" y2="{y:.1f}" '
             'stroke="#c0392b" stroke-width="1.5" stroke-dasharray="6 4"/>'
@@ -115,11 +104,11 @@ def render(series: Series, *, language: str, now: datetime, days: float) -> Char
         key=ids,
         title=title,
         svg="".join(parts),
-        caption=_caption(series, points, language, title),
+        caption=_caption(series, points, language, title, _),
         rows=_rows(points, unit, language),
-        table_label=texts["table"],
-        time_label=texts["time"],
-        value_label=texts["value"],
+        table_label=_("Readings as a table"),
+        time_label=_("Time"),
+        value_label=_("Water level"),
     )
 
 
@@ -196,25 +185,27 @@ def _local(moment: datetime) -> str:
     return moment.astimezone(AMSTERDAM).strftime("%d-%m %H:%M")
 
 
-def _caption(series: Series, points, language: str, title: str) -> str:
-    texts = TEXTS[language]
+def _caption(series: Series, points, language: str, title: str, _: Gettext) -> str:
     unit = series.unit or ""
-    parts = [title]
+    text = title
     if points:
         last_t, last_v = points[-1]
-        values = [v for _, v in points]
-        parts.append(
-            texts["now"].format(value=number(last_v, language), unit=unit, time=_local(last_t))
+        values = [v for _t, v in points]
+        now = _(
+            "now %(value)s (%(time)s)",
+            value=f"{number(last_v, language)} {unit}".strip(),
+            time=_local(last_t),
         )
-        parts.append(
-            texts["range"].format(
-                high=number(max(values), language), low=number(min(values), language), unit=unit
-            )
+        extremes = _(
+            "highest %(high)s, lowest %(low)s",
+            high=number(max(values), language),
+            low=f"{number(min(values), language)} {unit}".strip(),
         )
-    text = ": ".join(parts[:2]) + (", " + parts[2] if len(parts) > 2 else "") + "."
+        text = f"{title}: {now}, {extremes}"
+    text += "."
     if series.thresholds:
         shown = ", ".join(f"{number(t, language)} {unit}".strip() for t in series.thresholds)
-        text += " " + texts["thresholds"].format(values=shown)
+        text += " " + _("Alert level %(values)s.", values=shown)
     return " ".join(text.split())
 
 

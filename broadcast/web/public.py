@@ -74,7 +74,8 @@ async def incident_page(request: Request, slug: str):
     incident, updates, others, items, series = await _read(request, work)
     by_id = {u.id: u for u in updates}
     language = i18n.language_of(request)
-    charts = [chart.render(s, language=language, now=now, days=days) for s in series]
+    translate = i18n.translator(language)
+    charts = [chart.render(s, language=language, now=now, days=days, _=translate) for s in series]
     return render(
         request,
         "incident.html",

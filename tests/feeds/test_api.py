@@ -237,3 +237,46 @@ def test_the_openapi_document_describes_the_feed_endpoints(client):
     assert paths["/api/v1/feeds/{feed_id}/poll"]["post"]["summary"] == "Poll a feed source now"
     schema = paths["/api/v1/feeds/{feed_id}/readings"]["get"]["responses"]["200"]
     assert schema["content"]["application/json"]["schema"]["type"] == "array"
+
+
+def test_feeds_are_read_from_feeds_tables_of_the_toml_file(settings, tmp_path, monkeypatch):
+    from broadcast.feeds import service
+    from broadcast.settings import Settings
+    from tests.feeds.conftest import World
+
+    config = tmp_path / "broadcast.toml"
+    config.write_text("""
+[[feeds]]
+name = "Maas bij Mook"
+url = "https://gauges.example.nl/maas/mook.rss"
+kind = "level"
+interval_seconds = 300
+unit = "m NAP"
+areas = ["mook", "middelaar", "plasmolen"]
+
+[[feeds.rules]]
+above = 13.5
+reset_below = 13.3
+severity = "warning"
+
+[[feeds.rules]]
+rise_cm_per_hour = 20
+""")
+    monkeypatch.setenv("BROADCAST_CONFIG", str(config))
+    from_file = Settings(database_url=settings.database_url, areas_file=settings.areas_file)
+    world = World(feed_settings(from_file))
+    try:
+        with world.db.session_scope() as session:
+            (source,) = service.listing(session)
+        assert (source.config_name, source.unit, source.interval_seconds) == (
+            "Maas bij Mook",
+            "m NAP",
+            300,
+        )
+        assert source.rules == [
+            {"above": 13.5, "reset_below": 13.3, "severity": "warning"},
+            {"rise_cm_per_hour": 20},
+        ]
+        assert source.areas == ["mook", "middelaar", "plasmolen"]
+    finally:
+        world.close()

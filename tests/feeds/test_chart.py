@@ -9,6 +9,7 @@ from xml.etree import ElementTree
 from fastapi.testclient import TestClient
 
 from broadcast.feeds.chart import Series, render
+from broadcast.web.i18n import translator
 from tests.feeds.conftest import at, feed_settings, gauge_rss
 from tests.support import auth
 
@@ -22,7 +23,7 @@ def series(values, thresholds=(1100,), station="Mook"):
 
 
 def test_the_chart_is_well_formed_svg_with_the_level_and_the_threshold():
-    chart = render(series([1000, 1050, 1120]), language="nl", now=at(0), days=3)
+    chart = render(series([1000, 1050, 1120]), language="nl", now=at(0), days=3, _=translator("nl"))
     root = ElementTree.fromstring(chart.svg)
     assert root.tag == f"{SVG}svg" and root.get("role") == "img"
     assert root.find(f"{SVG}title").text == "Waterstand Mook"
@@ -46,6 +47,7 @@ def test_the_chart_escapes_station_names_and_speaks_english():
         language="en",
         now=at(0),
         days=2,
+        _=translator("en"),
     )
     ElementTree.fromstring(chart.svg)  # still well-formed
     assert "&lt;Mook &amp; Co&gt;" in chart.svg
