@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from broadcast.feeds.cap import CapAlert, parse_cap
 from broadcast.feeds.parsing import FeedError, Reading, parse_json, parse_levels
@@ -73,7 +72,3 @@ def extract(kind: str, content: bytes, options: Options) -> Extracted:
         raise
     except Exception as exc:  # a parser bug must not look like a healthy feed
         raise FeedError(f"could not be read: {type(exc).__name__}: {exc}") from exc
-
-
-def describe(extracted: Extracted) -> dict[str, Any]:
-    return {"readings": len(extracted.readings), "alerts": len(extracted.alerts)}

@@ -13,6 +13,7 @@ from broadcast import audit
 from broadcast.common import utcnow
 from broadcast.db import Database, emit
 from broadcast.delivery.channels import ChannelSet
+from broadcast.errors import NotFound
 from broadcast.incidents.models import Incident, IncidentStatus
 from broadcast.timeline import service as timeline
 
@@ -79,8 +80,6 @@ def poll_feed(source_id: int) -> str | None:
     """Poll one feed source (one interval job per source points here). Failures are recorded on
     the source by the poller; a source removed meanwhile is skipped until the jobs are synced."""
     assert _runtime is not None and _runtime.feeds is not None, "poll job ran without a runtime"
-    from broadcast.errors import NotFound
-
     try:
         return _runtime.feeds.poll(source_id).outcome
     except NotFound:
