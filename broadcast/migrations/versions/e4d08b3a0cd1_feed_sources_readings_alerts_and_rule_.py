@@ -1,7 +1,7 @@
 """feed sources, readings, alerts and rule states
 
 Revision ID: e4d08b3a0cd1
-Revises: 80c22cc5282a
+Revises: 102c790de4c5
 Create Date: 2026-11-23 11:25:28.557776
 """
 from collections.abc import Sequence
@@ -14,7 +14,7 @@ from alembic import op
 import broadcast.common
 
 revision: str = 'e4d08b3a0cd1'
-down_revision: str | None = '80c22cc5282a'
+down_revision: str | None = '102c790de4c5'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
