@@ -33,6 +33,7 @@ from broadcast.delivery import outbox
 from broadcast.delivery.outbox import view_of
 from broadcast.deps import SessionDep
 from broadcast.errors import DomainError, Invalid
+from broadcast.feeds import service as feeds
 from broadcast.incidents import service as incidents
 from broadcast.incidents.models import Incident
 from broadcast.media import service as media
@@ -104,6 +105,7 @@ def dashboard(request: Request, session: SessionDep, viewer: ViewerDep):
         "pending": _pending(session),
         "waiting": stats.waiting_questions(session),
         "recent": _recent_published(session),
+        "failing_feeds": [f for f in feeds.listing(session) if f.enabled and f.alerting],
     }
     if not viewer.is_officer:
         context["mine"] = _proposals_of(session, viewer.user.id)

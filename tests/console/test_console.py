@@ -370,3 +370,23 @@ def test_the_relay_kit_is_copied_and_noted_per_neighbourhood(client, officer):
     report = client.get(f"/console/updates/{update['id']}/relay").text
     assert "Anna de Vries" in report and "Buurtapp Heumensoord" in report
     assert "molenhoek: 1" in report
+
+
+def test_the_overview_warns_officers_of_a_feed_that_keeps_failing(client, officer):
+    from broadcast.feeds.models import FeedKind, FeedSource, FeedStatus
+
+    with client.app.state.db.session_scope() as session:
+        session.add(
+            FeedSource(
+                name="Maas bij Mook",
+                url="http://127.0.0.1:9/mook.xml",
+                kind=FeedKind.level,
+                interval_seconds=300,
+                status=FeedStatus.failing,
+                last_error="HTTP 503",
+                consecutive_failures=4,
+                alerting=True,
+            )
+        )
+    page = client.get("/console").text
+    assert "Feed faalt" in page and "Maas bij Mook" in page and "HTTP 503" in page
