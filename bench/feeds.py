@@ -220,7 +220,7 @@ def run(server: FeedServer, url: str, args) -> list[Round]:
     from broadcast.feeds.models import FeedSource
     from broadcast.feeds.polling import FeedPoller, limits_from
 
-    settings = bench_settings(url, feed_min_interval_seconds=60)
+    settings = bench_settings(url, feed_min_interval_seconds=60, feed_allow_private_addresses=True)
     db = Database(url)
     with db.session_scope() as session:
         ids = [service.create(session, url=f"{server.url}/f/{n}.xml", kind="level",

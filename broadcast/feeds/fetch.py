@@ -9,6 +9,8 @@ reason, never the URL with its query string).
 
 from __future__ import annotations
 
+import ipaddress
+import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -32,6 +34,10 @@ class FetchLimits:
     max_bytes: int = 5_000_000
     max_redirects: int = 5
     user_agent: str = "broadcast-feeds/0.1"
+    # Feeds live on the internet. Loopback, private, link-local (cloud metadata) and other
+    # special addresses are refused, so a feed URL cannot make the service probe the network
+    # it runs in; tests and an intranet gauge server switch this on.
+    allow_private_addresses: bool = False
 
 
 @dataclass(frozen=True)
@@ -78,6 +84,8 @@ def fetch(
                 last_modified=response.headers.get("last-modified"),
                 status_code=response.status_code,
             )
+    except FetchError:
+        raise
     except httpx.TooManyRedirects:
         raise FetchError(f"more than {limits.max_redirects} redirects (a redirect loop?)") from None
     except httpx.TimeoutException as exc:
@@ -112,6 +120,21 @@ def _short(exc: Exception) -> str:
     return text.split("\n", 1)[0][:200]
 
 
+def refuse_private_addresses(request: httpx.Request) -> None:
+    """An httpx request hook, so every redirect hop is checked too. The name is resolved here
+    and again when httpx connects; a DNS answer that changes in between (rebinding) is not
+    caught, which is why docs/feeds.md also asks for an egress firewall."""
+    host = request.url.host
+    try:
+        infos = socket.getaddrinfo(host, request.url.port or 443, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError):
+        return  # httpx reports the failed lookup as a connection error
+    for info in infos:
+        address = ipaddress.ip_address(info[4][0].split("%", 1)[0])
+        if not address.is_global or address.is_multicast:
+            raise FetchError(f"refused: {host} resolves to a non-public address ({address})")
+
+
 class Clients:
     """One ``httpx.Client`` per thread (polls run in a thread pool), all closed together."""
 
@@ -129,6 +152,9 @@ class Clients:
                 follow_redirects=True,
                 max_redirects=self.limits.max_redirects,
                 headers={"User-Agent": self.limits.user_agent},
+                event_hooks={"request": []}
+                if self.limits.allow_private_addresses
+                else {"request": [refuse_private_addresses]},
             )
             self._local.client = client
             with self._lock:

@@ -49,6 +49,7 @@ def limits_from(settings: Settings) -> FetchLimits:
         max_bytes=settings.feed_max_bytes,
         max_redirects=settings.feed_max_redirects,
         user_agent=settings.feed_user_agent,
+        allow_private_addresses=settings.feed_allow_private_addresses,
     )
 
 

@@ -23,7 +23,11 @@ def server():
 
 @pytest.fixture
 def clients():
-    made = Clients(FetchLimits(timeout_seconds=1.0, total_seconds=3.0, max_bytes=100_000))
+    made = Clients(
+        FetchLimits(
+            timeout_seconds=1.0, total_seconds=3.0, max_bytes=100_000, allow_private_addresses=True
+        )
+    )
     yield made
     made.close()
 
@@ -122,3 +126,43 @@ def test_the_reason_never_contains_the_url(server, clients):
     with pytest.raises(FetchError) as failure:
         get(clients, server.url_for("/down.xml?api_key=secret"))
     assert "secret" not in str(failure.value)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:9/feed.xml",
+        "http://localhost:9/feed.xml",
+        "http://169.254.169.254/latest/meta-data/",  # cloud metadata
+        "http://10.1.2.3/feed.xml",
+        "http://[::1]:9/feed.xml",
+    ],
+)
+def test_non_public_addresses_are_refused_unless_allowed(url):
+    guarded = Clients(FetchLimits(timeout_seconds=1.0))
+    try:
+        with pytest.raises(FetchError, match="non-public address"):
+            fetch(guarded.get(), url, limits=guarded.limits)
+    finally:
+        guarded.close()
+
+
+def test_a_redirect_to_a_private_address_is_refused_at_the_hop():
+    """The first address is public; its redirect points inside. MockTransport answers both, so
+    nothing leaves this process."""
+    import httpx
+
+    from broadcast.feeds.fetch import refuse_private_addresses
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.host == "93.184.215.14":
+            return httpx.Response(302, headers={"Location": "http://10.0.0.7/internal"})
+        return httpx.Response(200, text="<rss/>")
+
+    client = httpx.Client(
+        transport=httpx.MockTransport(answer),
+        follow_redirects=True,
+        event_hooks={"request": [refuse_private_addresses]},
+    )
+    with client, pytest.raises(FetchError, match=r"10\.0\.0\.7"):
+        fetch(client, "http://93.184.215.14/feed.xml", limits=FetchLimits())
