@@ -10,13 +10,26 @@ class ChannelError(Exception):
     """Base class of every classified send outcome that is not a receipt."""
 
 
+CHANNEL = "channel"  # the refusal holds for every send of the channel (account-wide limit)
+TARGET = "target"  # it holds for this one recipient only (a per-chat or per-number limit)
+
+
 class RetryLater(ChannelError):
     """Temporary failure (rate limit, 5xx, timeout); ``retry_after`` in seconds if the provider
-    said how long to wait."""
+    said how long to wait.
 
-    def __init__(self, reason: str, retry_after: float | None = None):
+    ``scope`` says whom the refusal concerns. ``"channel"`` (the default, and the safe guess):
+    the core pauses the channel's whole lane for ``retry_after``. ``"target"``: only this
+    delivery (and other sends to the same address) wait; the lane carries on with everybody
+    else, so one busy chat cannot slow a broadcast to ten thousand others.
+    """
+
+    def __init__(self, reason: str, retry_after: float | None = None, scope: str = CHANNEL):
+        if scope not in (CHANNEL, TARGET):
+            raise ValueError(f"scope must be {CHANNEL!r} or {TARGET!r}, not {scope!r}")
         super().__init__(reason)
         self.retry_after = retry_after
+        self.scope = scope
 
 
 class PermanentFailure(ChannelError):

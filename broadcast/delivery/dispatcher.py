@@ -21,7 +21,7 @@ from broadcast.delivery.outbox import Job, Outcome
 from broadcast.delivery.pacing import Pacer
 from broadcast.settings import Settings
 from channels.base import Channel, Message, Target
-from channels.errors import PermanentFailure, RecipientGone, RetryLater, TargetMoved
+from channels.errors import TARGET, PermanentFailure, RecipientGone, RetryLater, TargetMoved
 
 log = logging.getLogger(__name__)
 RECORD_EVERY = 0.05  # seconds: outcomes are written back in small batches
@@ -160,7 +160,9 @@ class Lane:
         except PermanentFailure as exc:
             return Outcome(job, "failed", error=str(exc))
         except RetryLater as exc:
-            if exc.retry_after:
+            if exc.scope == TARGET:  # one busy recipient: everybody else carries on
+                self.pacer.hold(job.address, exc.retry_after or 0.0)
+            elif exc.retry_after:
                 self.pacer.pause(exc.retry_after)
             return Outcome(job, "retry", error=str(exc), retry_after=exc.retry_after)
         except TargetMoved as exc:
@@ -194,6 +196,7 @@ class Lane:
             await self._flush()
             if loop.time() - renewed > self.lease / 3:
                 await self._renew_leases()
+                self.pacer.forget_idle()
                 renewed = loop.time()
 
     async def _renew_leases(self) -> None:

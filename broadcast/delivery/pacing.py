@@ -1,6 +1,7 @@
 """One pacer per channel, built from the adapter's declared limits: an overall rate (evenly
 spaced slots, never bursts that trip the provider's limiter), a minimum interval per target,
-and a pause for everybody when the provider answered "retry after"."""
+a pause for everybody when the provider refused the channel as a whole ("retry after"), and a
+hold on one target when only that recipient was refused (a busy chat, a per-number limit)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import asyncio
 import time
 
 from channels.base import Limits
+
+HOLD_MEMORY = 10_000  # targets with a hold remembered at once (holds are rare and short)
 
 
 class Pacer:
@@ -18,6 +21,7 @@ class Pacer:
         self._next_slot = 0.0
         self._paused_until = 0.0
         self._last_by_target: dict[str, float] = {}
+        self._held_until: dict[str, float] = {}
 
     async def acquire(self, target: str) -> None:
         """Wait until one more send to ``target`` keeps within every limit, then claim the slot."""
@@ -36,14 +40,34 @@ class Pacer:
             return
 
     def pause(self, seconds: float) -> None:
+        """The provider refused the channel: nobody is sent anything for ``seconds``."""
         self._paused_until = max(self._paused_until, self._clock() + seconds)
 
+    def hold(self, target: str, seconds: float) -> None:
+        """The provider refused one recipient: only sends to ``target`` wait."""
+        if seconds <= 0:
+            return
+        if len(self._held_until) >= HOLD_MEMORY:
+            self._forget_expired_holds()
+        until = self._clock() + seconds
+        self._held_until[target] = max(self._held_until.get(target, 0.0), until)
+
+    @property
+    def paused_for(self) -> float:
+        return max(0.0, self._paused_until - self._clock())
+
     def _target_ready(self, target: str) -> float:
-        if not self.per_target or target not in self._last_by_target:
-            return 0.0
-        return self._last_by_target[target] + self.per_target
+        ready = self._held_until.get(target, 0.0)
+        if self.per_target and target in self._last_by_target:
+            ready = max(ready, self._last_by_target[target] + self.per_target)
+        return ready
 
     def forget_idle(self) -> None:
         """Drop per-target history that no longer constrains anything (bounded memory)."""
         horizon = self._clock() - self.per_target
         self._last_by_target = {t: at for t, at in self._last_by_target.items() if at > horizon}
+        self._forget_expired_holds()
+
+    def _forget_expired_holds(self) -> None:
+        now = self._clock()
+        self._held_until = {t: until for t, until in self._held_until.items() if until > now}

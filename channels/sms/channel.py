@@ -30,7 +30,14 @@ from channels.base import (
     Target,
     UpdateView,
 )
-from channels.errors import ChannelError, NotConfigured, PermanentFailure, RecipientGone, RetryLater
+from channels.errors import (
+    TARGET,
+    ChannelError,
+    NotConfigured,
+    PermanentFailure,
+    RecipientGone,
+    RetryLater,
+)
 from channels.sms.numbers import to_e164
 from channels.text import compose_plain, fit, fit_sms, gsm_friendly
 
@@ -44,11 +51,16 @@ CONCURRENCY = 8  # below requests' default pool of 10 connections per host
 
 # Twilio error codes (https://www.twilio.com/docs/api/errors). Reasons never repeat Twilio's
 # message: it names the phone number, which must not reach logs or the deliveries table.
-RETRY_CODES = frozenset({20429, 20500, 20503})
+RETRY_CODES = frozenset({20429, 20500, 20503, 63017, 63018})  # 6301x: account/sender rate
+# 14107: too many messages between our sender and this one number (a loop guard); Twilio holds
+# that pair for 30 seconds. Only this recipient waits; the rest of the broadcast carries on.
+PAIR_LIMIT_CODES = frozenset({14107})
+PAIR_LIMIT_SECONDS = 30.0
 GONE_CODES = frozenset({21610})  # the resident texted STOP: carriers refuse everything
 INVALID_NUMBER_CODES = frozenset({21211, 21614})  # not a (mobile) number: nobody to reach
 ERROR_NAMES = {
     20003: "authentication failed",
+    14107: "too many messages to this number in a short time",
     20429: "too many requests",
     21211: "invalid 'To' number",
     21408: "region not enabled in the account's geo permissions",
@@ -57,6 +69,8 @@ ERROR_NAMES = {
     21614: "'To' number is not a mobile number",
     21617: "body too long",
     63016: "WhatsApp: outside the 24-hour window, a template is required",
+    63017: "account rate limit exceeded",
+    63018: "rate limit exceeded for the channel",
 }
 
 
@@ -205,8 +219,10 @@ def classify(exc: TwilioRestException, target: Target) -> ChannelError:
     reason = f"Twilio error {code} (HTTP {status})"
     if code in ERROR_NAMES:
         reason += f": {ERROR_NAMES[code]}"
+    if code in PAIR_LIMIT_CODES:
+        return RetryLater(reason, retry_after=PAIR_LIMIT_SECONDS, scope=TARGET)
     if status in (408, 429) or status >= 500 or code in RETRY_CODES:
-        return RetryLater(reason)
+        return RetryLater(reason)  # account-wide: the lane pauses
     if code in GONE_CODES or (code in INVALID_NUMBER_CODES and target.per_subscriber):
         return RecipientGone(reason)
     return PermanentFailure(reason)

@@ -31,7 +31,7 @@ from channels.base import (
     UpdateView,
 )
 from channels.errors import NotConfigured
-from channels.telegram.classify import classify
+from channels.telegram.classify import RecentChats, classify
 from channels.telegram.render import MARKS, PARSE_MODE, mark_original, render
 
 if TYPE_CHECKING:
@@ -88,6 +88,7 @@ class TelegramChannel(Channel):
         )
         self.api_url = settings.api_url.rstrip("/")
         self._bot: Bot | None = None
+        self.recent = RecentChats()  # tells a chat's own flood control from the bot's
         self._opening = asyncio.Lock()  # sends before start() must not open two bots
 
     # --- configuration ----------------------------------------------------------------------
@@ -185,7 +186,8 @@ class TelegramChannel(Channel):
         try:
             sent = await _post(bot, message, target.address, original)
         except TelegramError as exc:
-            raise classify(exc, target) from exc
+            raise classify(exc, target, recent=self.recent.recent(target.address)) from exc
+        self.recent.sent(target.address)
         if original is not None and not target.per_subscriber and message.data.get("kind") in MARKS:
             # Sent first, edited second: the reply carries the original's text, which the Bot
             # API offers nowhere else, and a failed edit can never hold the notice back.

@@ -6,13 +6,17 @@ The error texts are the Bot API's ``description``; chat ids and the token never 
 
 from __future__ import annotations
 
+import time
 import warnings
+from collections import OrderedDict
+from collections.abc import Callable
 from datetime import timedelta
 
 from telegram import error as tg
 
 from channels.base import Target
 from channels.errors import (
+    TARGET,
     ChannelError,
     PermanentFailure,
     RecipientGone,
@@ -24,11 +28,58 @@ from channels.errors import (
 _UNREACHABLE = ("chat not found", "peer_id_invalid", "user not found", "user is deactivated")
 
 
-def classify(exc: tg.TelegramError, target: Target) -> ChannelError:
+# Telegram's flood control has two limits behind one answer (429 "retry after N"): about one
+# message per second in a private chat (20 per minute in a group or channel), and about 30 per
+# second for the whole bot. The answer does not say which one refused, so the adapter judges
+# by what it did itself: a chat it sent to within that chat's window is the likely cause, and
+# only that chat has to wait. Anything else is taken as the bot-wide limit (the safe guess:
+# the whole lane pauses). A wrong "chat" guess costs one more 429 on the next chat, which is
+# then judged bot-wide; it cannot make the lane hammer the API.
+PRIVATE_CHAT_WINDOW = 3.0  # seconds: the 1 s limit, plus room for the pacer's spacing and jitter
+GROUP_CHAT_WINDOW = 60.0  # seconds: 20 messages per minute in groups and channels
+MEMORY = 50_000  # chats remembered at once; older entries fall out of the window anyway
+
+
+class RecentChats:
+    """When this process last sent to each chat, for as long as a chat's own limit can look
+    back. Per process: a send by another worker is not seen, and is then judged bot-wide."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic):
+        self._clock = clock
+        self._last: OrderedDict[str, float] = OrderedDict()
+
+    def sent(self, chat: str) -> None:
+        now = self._clock()
+        self._last[chat] = now
+        self._last.move_to_end(chat)
+        while self._last and (
+            len(self._last) > MEMORY or next(iter(self._last.values())) < now - GROUP_CHAT_WINDOW
+        ):
+            self._last.popitem(last=False)
+
+    def recent(self, chat: str) -> bool:
+        at = self._last.get(chat)
+        return at is not None and self._clock() - at <= window_of(chat)
+
+
+def window_of(chat: str) -> float:
+    """Private chats have positive ids; groups, supergroups and channels negative ones or a
+    ``@username``."""
+    return PRIVATE_CHAT_WINDOW if chat.isdigit() else GROUP_CHAT_WINDOW
+
+
+def classify(exc: tg.TelegramError, target: Target, *, recent: bool = False) -> ChannelError:
     """The channel error for one failed Bot API call (order matters: BadRequest and TimedOut
-    are NetworkErrors in PTB's hierarchy)."""
+    are NetworkErrors in PTB's hierarchy). ``recent``: this process sent to the target's chat
+    within the chat's own flood-control window."""
     if isinstance(exc, tg.RetryAfter):
         seconds = retry_after_seconds(exc)
+        if recent:
+            return RetryLater(
+                f"flood control for this chat: retry after {seconds:g} s",
+                retry_after=seconds,
+                scope=TARGET,
+            )
         return RetryLater(f"flood control: retry after {seconds:g} s", retry_after=seconds)
     if isinstance(exc, tg.ChatMigrated):
         return TargetMoved("the group became a supergroup", new_address=str(exc.new_chat_id))

@@ -13,6 +13,7 @@ from TWILIO_EDGE/TWILIO_REGION too) because ``get_hostname`` would rewrite the h
         fake.state.blocked_prefixes.add("+7")            # -> 400, code 21408
         fake.state.delivery_failures["+31600000001"] = ("undelivered", 30003)
         fake.state.rate_limit = SlidingWindow(10, 1.0)   # -> 429, code 20429
+        fake.state.pair_limit = SlidingWindow(1, 30.0)   # per number -> 429, code 14107
         fake.state.faults.fail_next(1, 503)              # or hang_next(1, seconds)
         ... fake.state.messages / callbacks / rate_limited hold what happened.
 
@@ -65,9 +66,13 @@ class TwilioError(Exception):
         self.status, self.code, self.message, self.extra = status, code, message, extra
 
     def response(self) -> JSONResponse:
-        body = {"code": self.code, "message": self.message,
-                "more_info": f"https://www.twilio.com/docs/errors/{self.code}",
-                "status": self.status, **self.extra}
+        body = {
+            "code": self.code,
+            "message": self.message,
+            "more_info": f"https://www.twilio.com/docs/errors/{self.code}",
+            "status": self.status,
+            **self.extra,
+        }
         headers = {"WWW-Authenticate": 'Basic realm="Twilio API"'} if self.status == 401 else {}
         return JSONResponse(body, status_code=self.status, headers=headers)
 
@@ -88,9 +93,14 @@ class TwilioState:
     blocked_prefixes: set[str] = field(default_factory=set)  # geo permissions -> 21408
     delivery_failures: dict[str, tuple[str, int]] = field(default_factory=dict)
     rate_limit: SlidingWindow = field(default_factory=lambda: SlidingWindow(10, 1.0))
+    # Twilio's loop guard between two numbers (error 14107, the pair held for 30 s). Twilio
+    # documents it as a failed message; this stand-in refuses the create call with it (429),
+    # which is how a per-recipient refusal reaches the adapter synchronously. Off by default.
+    pair_limit: SlidingWindow | None = None
     callback_delay: float = 0.0  # seconds between accepting and each callback
     faults: Faults = field(default_factory=Faults)
     messages: list[dict[str, Any]] = field(default_factory=list)  # accepted resources
+    accepted: list[tuple[str, float]] = field(default_factory=list)  # (to, time.time())
     requests: list[dict[str, Any]] = field(default_factory=list)  # every create's params
     callbacks: list[Callback] = field(default_factory=list)
     rate_limited: list[dict[str, Any]] = field(default_factory=list)
@@ -122,10 +132,12 @@ def twilio_client(fake: FakeTwilio, timeout: float = 2.0) -> Client:
 
 def create_app(state: TwilioState) -> Starlette:
     base = f"/{API}/Accounts/{{sid}}"
-    app = Starlette(routes=[
-        Route(f"{base}/Messages.json", create_message, methods=["POST"]),
-        Route(f"{base}/Messages/{{message_sid}}.json", fetch_message, methods=["GET"]),
-    ])
+    app = Starlette(
+        routes=[
+            Route(f"{base}/Messages.json", create_message, methods=["POST"]),
+            Route(f"{base}/Messages/{{message_sid}}.json", fetch_message, methods=["GET"]),
+        ]
+    )
     app.state.twilio = state
     app.state.faults = state.faults
     return app
@@ -145,6 +157,7 @@ async def create_message(request: Request) -> JSONResponse:
     except TwilioError as exc:
         return exc.response()
     state.messages.append(message)
+    state.accepted.append((message["to"], time.time()))
     task = None
     if params.get("StatusCallback"):
         task = BackgroundTask(_deliver, state, message, str(params["StatusCallback"]))
@@ -160,8 +173,11 @@ async def fetch_message(request: Request) -> JSONResponse:
     sid = request.path_params["message_sid"]
     found = next((m for m in state.messages if m["sid"] == sid), None)
     if found is None:
-        return TwilioError(404, 20404, f"The requested resource {request.url.path} was not found",
-                           ).response()
+        return TwilioError(
+            404,
+            20404,
+            f"The requested resource {request.url.path} was not found",
+        ).response()
     return JSONResponse(found)
 
 
@@ -173,8 +189,9 @@ async def _preflight(state: TwilioState, request: Request) -> None:
         text = "Service Unavailable" if status == 503 else "Internal Server Error"
         raise TwilioError(status, code, text)
     if _credentials(request) != (state.account_sid, state.auth_token):
-        raise TwilioError(401, 20003, "Authenticate",
-                          detail="Your AccountSid or AuthToken was incorrect.")
+        raise TwilioError(
+            401, 20003, "Authenticate", detail="Your AccountSid or AuthToken was incorrect."
+        )
     if request.path_params["sid"] != state.account_sid:
         raise TwilioError(404, 20404, f"The requested resource {request.url.path} was not found")
 
@@ -191,11 +208,16 @@ def _credentials(request: Request) -> tuple[str, str] | None:
 
 
 def _admit(state: TwilioState, to: str) -> None:
+    if state.pair_limit is not None and (wait := state.pair_limit.wait_time(to)) > 0:
+        state.rate_limited.append({"to": to, "at": time.time(), "wait": wait, "code": 14107})
+        raise TwilioError(429, 14107, "SMS send rate limit exceeded")
     wait = state.rate_limit.wait_time(state.account_sid)
     if wait > 0:
-        state.rate_limited.append({"to": to, "at": time.time(), "wait": wait})
+        state.rate_limited.append({"to": to, "at": time.time(), "wait": wait, "code": 20429})
         raise TwilioError(429, 20429, "Too Many Requests")
     state.rate_limit.record(state.account_sid)
+    if state.pair_limit is not None:
+        state.pair_limit.record(to)
 
 
 def _validate_and_build(state: TwilioState, sid: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -204,24 +226,31 @@ def _validate_and_build(state: TwilioState, sid: str, params: dict[str, Any]) ->
     media = params.get("MediaUrl") or []
     media = [media] if isinstance(media, str) else list(media)
     if not to:
-        raise TwilioError(400, 21604, "The destination 'To' phone number is required to send "
-                                      "an SMS")
+        raise TwilioError(
+            400, 21604, "The destination 'To' phone number is required to send an SMS"
+        )
     if not sender and not service:
-        raise TwilioError(400, 21603, "A 'From' or 'MessagingServiceSid' parameter is required "
-                                      "to send a message.")
+        raise TwilioError(
+            400, 21603, "A 'From' or 'MessagingServiceSid' parameter is required to send a message."
+        )
     if not body and not media:
         raise TwilioError(400, 21602, "Message body is required.")
     number = to.removeprefix("whatsapp:")
     if not E164.fullmatch(number):
         raise TwilioError(400, 21211, f"The 'To' number {to} is not a valid phone number.")
     if any(number.startswith(prefix) for prefix in state.blocked_prefixes):
-        raise TwilioError(400, 21408, "Permission to send an SMS has not been enabled for the "
-                                      f"region indicated by the 'To' number: {number}")
+        raise TwilioError(
+            400,
+            21408,
+            "Permission to send an SMS has not been enabled for the "
+            f"region indicated by the 'To' number: {number}",
+        )
     if number in state.unsubscribed:
         raise TwilioError(400, 21610, "Attempt to send to unsubscribed recipient")
     if len(body) > MAX_BODY:
-        raise TwilioError(400, 21617, "The concatenated message body exceeds the 1600 character "
-                                      "limit.")
+        raise TwilioError(
+            400, 21617, "The concatenated message body exceeds the 1600 character limit."
+        )
     return _resource(sid, to, sender, service, body, media)
 
 
@@ -233,16 +262,27 @@ def _resource(
     now = formatdate(usegmt=False).replace("-0000", "+0000")
     uri = f"/{API}/Accounts/{account}/Messages/{sid}"
     return {
-        "account_sid": account, "api_version": API, "body": body,
-        "date_created": now, "date_sent": None, "date_updated": now,
-        "direction": "outbound-api", "error_code": None, "error_message": None,
-        "from": sender, "messaging_service_sid": service,
-        "num_media": str(len(media)), "num_segments": str(segments(body)),
-        "price": None, "price_unit": "USD", "sid": sid,
+        "account_sid": account,
+        "api_version": API,
+        "body": body,
+        "date_created": now,
+        "date_sent": None,
+        "date_updated": now,
+        "direction": "outbound-api",
+        "error_code": None,
+        "error_message": None,
+        "from": sender,
+        "messaging_service_sid": service,
+        "num_media": str(len(media)),
+        "num_segments": str(segments(body)),
+        "price": None,
+        "price_unit": "USD",
+        "sid": sid,
         # A messaging service picks the sender later, so Twilio reports "accepted" first.
         "status": "queued" if sender else "accepted",
         "subresource_uris": {"media": f"{uri}/Media.json", "feedback": f"{uri}/Feedback.json"},
-        "to": to, "uri": f"{uri}.json",
+        "to": to,
+        "uri": f"{uri}.json",
     }
 
 
@@ -260,24 +300,34 @@ def segments(body: str) -> int:
 # --- status callbacks and inbound webhooks --------------------------------------------------
 
 
-def _callback_params(state: TwilioState, message: dict[str, Any], status: str,
-                     error: int | None) -> dict[str, str]:
+def _callback_params(
+    state: TwilioState, message: dict[str, Any], status: str, error: int | None
+) -> dict[str, str]:
     # Field order and names follow real callbacks (fixtures/twilio/status_callback_*).
     params: dict[str, str] = {"ErrorCode": str(error)} if error else {}
     if status == "delivered":
         params["RawDlrDoneDate"] = time.strftime("%y%m%d%H%M", time.gmtime())
-    params |= {"SmsSid": message["sid"], "SmsStatus": status, "MessageStatus": status,
-               "To": message["to"]}
+    params |= {
+        "SmsSid": message["sid"],
+        "SmsStatus": status,
+        "MessageStatus": status,
+        "To": message["to"],
+    }
     if message["messaging_service_sid"]:
         params["MessagingServiceSid"] = message["messaging_service_sid"]
-    params |= {"MessageSid": message["sid"], "AccountSid": state.account_sid,
-               "From": message["from"] or "+3197010000000", "ApiVersion": API}
+    params |= {
+        "MessageSid": message["sid"],
+        "AccountSid": state.account_sid,
+        "From": message["from"] or "+3197010000000",
+        "ApiVersion": API,
+    }
     return params
 
 
 async def _deliver(state: TwilioState, message: dict[str, Any], url: str) -> None:
-    final, error = state.delivery_failures.get(message["to"].removeprefix("whatsapp:"),
-                                               ("delivered", None))
+    final, error = state.delivery_failures.get(
+        message["to"].removeprefix("whatsapp:"), ("delivered", None)
+    )
     steps = [("sent", None), (final, error)] if final != "failed" else [(final, error)]
     for status, code in steps:
         await asyncio.sleep(state.callback_delay)
@@ -290,8 +340,11 @@ async def _post_signed(url: str, params: dict[str, str], auth_token: str) -> Cal
     signature = RequestValidator(auth_token).compute_signature(url, params)
     if urlsplit(url).hostname not in ("127.0.0.1", "localhost"):
         return Callback(url, params, signature, None)  # never leave the machine
-    headers = {"X-Twilio-Signature": signature, "User-Agent": "TwilioProxy/1.1",
-               "I-Twilio-Idempotency-Token": str(uuid.uuid4())}
+    headers = {
+        "X-Twilio-Signature": signature,
+        "User-Agent": "TwilioProxy/1.1",
+        "I-Twilio-Idempotency-Token": str(uuid.uuid4()),
+    }
     try:
         async with httpx.AsyncClient(timeout=5.0, trust_env=False) as client:
             answer = await client.post(url, data=params, headers=headers)
@@ -301,17 +354,36 @@ async def _post_signed(url: str, params: dict[str, str], auth_token: str) -> Cal
 
 
 def signed_inbound_sms(
-    url: str, from_: str, body: str, auth_token: str, *, to: str = "+3197010000000",
+    url: str,
+    from_: str,
+    body: str,
+    auth_token: str,
+    *,
+    to: str = "+3197010000000",
     account_sid: str = "AC" + "0123456789abcdef" * 2,
 ) -> tuple[dict[str, str], str]:
     """The form fields Twilio POSTs for an incoming SMS, and their X-Twilio-Signature."""
     sid = "SM" + secrets.token_hex(16)
     params = {
-        "ToCountry": _country(to), "ToState": "", "SmsMessageSid": sid, "NumMedia": "0",
-        "ToCity": "", "FromZip": "", "SmsSid": sid, "FromState": "", "SmsStatus": "received",
-        "FromCity": "", "Body": body, "FromCountry": _country(from_), "To": to, "ToZip": "",
-        "NumSegments": str(segments(body)), "MessageSid": sid, "AccountSid": account_sid,
-        "From": from_, "ApiVersion": API,
+        "ToCountry": _country(to),
+        "ToState": "",
+        "SmsMessageSid": sid,
+        "NumMedia": "0",
+        "ToCity": "",
+        "FromZip": "",
+        "SmsSid": sid,
+        "FromState": "",
+        "SmsStatus": "received",
+        "FromCity": "",
+        "Body": body,
+        "FromCountry": _country(from_),
+        "To": to,
+        "ToZip": "",
+        "NumSegments": str(segments(body)),
+        "MessageSid": sid,
+        "AccountSid": account_sid,
+        "From": from_,
+        "ApiVersion": API,
     }
     return params, RequestValidator(auth_token).compute_signature(url, params)
 
@@ -321,12 +393,21 @@ def post_inbound_sms(url: str, from_: str, body: str, auth_token: str, **kw: str
     if urlsplit(url).hostname not in ("127.0.0.1", "localhost"):
         raise ValueError("fakes only talk to 127.0.0.1")
     params, signature = signed_inbound_sms(url, from_, body, auth_token, **kw)
-    headers = {"X-Twilio-Signature": signature, "User-Agent": "TwilioProxy/1.1",
-               "I-Twilio-Idempotency-Token": str(uuid.uuid4())}
+    headers = {
+        "X-Twilio-Signature": signature,
+        "User-Agent": "TwilioProxy/1.1",
+        "I-Twilio-Idempotency-Token": str(uuid.uuid4()),
+    }
     return httpx.post(url, data=params, headers=headers, timeout=5.0, trust_env=False)
 
 
 def _country(number: str) -> str:
     number = number.removeprefix("whatsapp:")
-    return next((c for p, c in sorted(COUNTRIES.items(), key=lambda kv: -len(kv[0]))
-                 if number.startswith(p)), "")
+    return next(
+        (
+            c
+            for p, c in sorted(COUNTRIES.items(), key=lambda kv: -len(kv[0]))
+            if number.startswith(p)
+        ),
+        "",
+    )
