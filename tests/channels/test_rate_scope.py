@@ -192,5 +192,4 @@ def test_a_number_held_by_twilio_waits_alone(live, twilio, monkeypatch):  # noqa
     times = sorted(at[n] for n in others)
     gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
     assert max(gaps) < 0.5, f"the lane stalled for {max(gaps):.2f} s"
-    assert times[-1] < at[NUMBER]  # the others did not wait for the hold
     assert at[NUMBER] - refused["at"] >= 1.9  # the held number waited as Twilio asked
