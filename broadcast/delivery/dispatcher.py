@@ -166,6 +166,14 @@ class Lane:
                 self.pacer.pause(exc.retry_after)
             return Outcome(job, "retry", error=str(exc), retry_after=exc.retry_after)
         except TargetMoved as exc:
+            if not job.per_subscriber:  # the operator's configuration is out of date
+                log.warning(
+                    "the %s broadcast target %s moved to %s: update the channel's setting",
+                    self.channel.name,
+                    job.address,
+                    exc.new_address,
+                    extra={"delivery": job.delivery_id},
+                )
             return Outcome(job, "moved", error=str(exc), new_address=exc.new_address)
         except Exception as exc:  # an adapter bug: retried until the attempts run out, then dead
             log.exception(

@@ -240,11 +240,14 @@ def record(
         subscriber_id = _subscriber_of(job)
         if outcome.kind == "gone" and subscriber_id:
             subscribers.mark_gone(session, subscriber_id)
-        if outcome.kind == "moved" and subscriber_id and outcome.new_address:
-            moved = session.get(Subscriber, subscriber_id)
-            if moved is not None:
-                moved.address = outcome.new_address
-                session.add(moved)
+        following = outcome.kind == "moved" and values["state"] == DeliveryState.pending
+        if following and not subscribers.move(session, subscriber_id, outcome.new_address):
+            # The new address has a subscriber of its own, who gets the update there.
+            session.execute(
+                update(Delivery.__table__)
+                .where(D.id == job.delivery_id)
+                .values(state=DeliveryState.failed, last_error=MOVED_TO_SUBSCRIBER)
+            )
     for channel in {o.job.channel for o in outcomes}:
         sent = [
             o.provider_id
@@ -282,7 +285,7 @@ def _values_for(outcome: Outcome, max_attempts: int, base: float, cap: float) ->
     if outcome.kind in ("failed", "gone"):
         return common | {"state": DeliveryState.failed}
     if outcome.kind == "moved":
-        return common | {"state": DeliveryState.pending, "next_attempt_at": outcome.at}
+        return common | _moved(outcome, attempts, max_attempts)
     if exhausted(attempts, max_attempts):
         return common | {"state": DeliveryState.dead}
     delay = backoff(attempts, base=base, cap=cap, retry_after=outcome.retry_after)
@@ -290,6 +293,34 @@ def _values_for(outcome: Outcome, max_attempts: int, base: float, cap: float) ->
         "state": DeliveryState.pending,
         "next_attempt_at": outcome.at + timedelta(seconds=delay),
     }
+
+
+MOVED_TO_SUBSCRIBER = "the chat moved to an address that has a subscriber of its own"
+
+
+def _moved(outcome: Outcome, attempts: int, max_attempts: int) -> dict:
+    """A subscriber's address is followed (at once, counted as an attempt, so a chain of moves
+    ends when the attempts run out). A broadcast target's address is the channel's
+    configuration, which only the operator can change: retrying it would meet the same answer,
+    so it fails at once and says what to do. Never pending for ever."""
+    job = outcome.job
+    if not job.per_subscriber:
+        return {
+            "state": DeliveryState.failed,
+            "last_error": (
+                f"the {job.channel} broadcast target moved to {outcome.new_address}: set the "
+                "channel's address setting to the new one and restart (updates published "
+                "until then do not reach it)"
+            ),
+        }
+    if _subscriber_of(job) is None or not outcome.new_address:
+        return {"state": DeliveryState.failed, "last_error": "the recipient's chat moved"}
+    if exhausted(attempts, max_attempts):
+        return {
+            "state": DeliveryState.failed,
+            "last_error": f"the recipient's chat moved {attempts} times; gave up following it",
+        }
+    return {"state": DeliveryState.pending, "next_attempt_at": outcome.at}
 
 
 def _subscriber_of(job: Job) -> int | None:

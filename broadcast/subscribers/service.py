@@ -119,3 +119,23 @@ def mark_gone(session: Session, subscriber_id: int) -> None:
     if subscriber is not None and subscriber.state == SubscriberState.active:
         subscriber.state = SubscriberState.gone
         session.add(subscriber)
+
+
+def move(session: Session, subscriber_id: int | None, new_address: str | None) -> bool:
+    """The provider says the subscriber's chat has a new address (Telegram: a group became a
+    supergroup). False when another subscriber has that address already: this one is then
+    marked gone, so nobody gets an update twice."""
+    subscriber = session.get(Subscriber, subscriber_id) if subscriber_id else None
+    if subscriber is None or not new_address:
+        return True  # erased meanwhile: nothing to follow
+    if subscriber.address == new_address:
+        return True
+    if find(session, subscriber.channel, new_address) is not None:
+        mark_gone(session, subscriber.id)
+        return False
+    subscriber.address = new_address
+    session.add(subscriber)
+    audit.record(
+        session, actor="provider", action="subscriber.moved", subject=f"subscriber:{subscriber.id}"
+    )
+    return True
