@@ -12,7 +12,7 @@ from sqlmodel import col, select
 
 from broadcast.areas import service as areas
 from broadcast.db import Database
-from broadcast.delivery import receipts
+from broadcast.delivery import direct, receipts
 from broadcast.delivery.channels import ChannelSet
 from broadcast.delivery.outbox import view_of
 from broadcast.errors import Invalid
@@ -90,6 +90,22 @@ class CoreHooks:
             return receipts.apply_status(
                 session, channel=channel, provider_id=provider_id, status=status, error=error
             )
+
+        return await self._run(work)
+
+    async def reply(
+        self, *, channel, address, text, data=None, language=None, ttl_seconds=None
+    ) -> int:
+        def work(session):
+            return direct.queue(
+                session,
+                channel=channel,
+                address=address,
+                text=text,
+                data=data,
+                language=language or "nl",
+                ttl_seconds=ttl_seconds,
+            ).id
 
         return await self._run(work)
 

@@ -3,7 +3,7 @@
 from broadcast.areas.models import Area
 from broadcast.audit import AuditEvent
 from broadcast.auth.models import ConsoleSession, Role, User
-from broadcast.delivery.models import Delivery, DeliveryState, EarlyReceipt
+from broadcast.delivery.models import Delivery, DeliveryState, DirectMessage, EarlyReceipt
 from broadcast.feeds.models import FeedAlert, FeedReading, FeedRuleState, FeedSource
 from broadcast.incidents.models import Incident, IncidentStatus
 from broadcast.media.models import MediaItem, MediaKind
@@ -18,6 +18,7 @@ __all__ = [
     "ConsoleSession",
     "Delivery",
     "DeliveryState",
+    "DirectMessage",
     "EarlyReceipt",
     "FeedAlert",
     "FeedReading",

@@ -81,7 +81,7 @@ class UpdateView:
 class Message:
     """An update rendered for one channel and one language."""
 
-    update_id: int
+    update_id: int | None  # None for a direct message (a reply, a sign-up code)
     language: str
     text: str
     parts: int = 1  # SMS segments
@@ -136,6 +136,23 @@ class InboundHooks(Protocol):
     ) -> bool: ...
 
     async def latest(self, language: str) -> list[UpdateView]: ...
+
+    async def reply(
+        self,
+        *,
+        channel: str,
+        address: str,
+        text: str,
+        data: dict[str, Any] | None = None,
+        language: str | None = None,
+        ttl_seconds: float | None = None,
+    ) -> int:
+        """Queue a direct message to one person (the bot's answer to a command, a code) as a
+        delivery of ``channel``: it goes out through the outbox like an update, paced and
+        retried by the core, and comes back to the adapter's ``send`` as a ``Message`` with
+        ``update_id=None``, this ``text`` (final: already escaped for the channel) and
+        ``data``. Not sent once ``ttl_seconds`` have passed. Returns the direct message id."""
+        ...
 
 
 @dataclass(frozen=True)

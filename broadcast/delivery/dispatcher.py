@@ -143,8 +143,10 @@ class Lane:
             raise
 
     async def _attempt(self, job: Job) -> Outcome:
-        if job.address is None:
+        if job.address is None or (job.update is None and job.message is None):
             return Outcome(job, "failed", error="recipient no longer exists")
+        if job.expires_at is not None and utcnow() > job.expires_at:
+            return Outcome(job, "failed", error="expired before it could be sent")
         try:
             message = self._render(job)
             await self.pacer.acquire(job.address)
@@ -182,13 +184,16 @@ class Lane:
                 extra={"delivery": job.delivery_id},
             )
             return Outcome(job, "retry", error=f"unexpected {type(exc).__name__}: {exc}")
-        if job.update.published_at is not None:
+        if job.update is not None and job.update.published_at is not None:
             metrics.observe_latency(
                 self.channel.name, (utcnow() - job.update.published_at).total_seconds()
             )
         return Outcome(job, "sent", provider_id=receipt.provider_id, delivered=receipt.delivered)
 
     def _render(self, job: Job) -> Message:
+        if job.message is not None:  # a direct message: its text is final
+            return job.message
+        assert job.update is not None
         key = (job.update.id, job.language)
         if key not in self._rendered:
             if len(self._rendered) > 1000:

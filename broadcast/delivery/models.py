@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import Column, Index, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from broadcast.common import UTCDateTime, enum_type, utcnow
@@ -38,14 +38,19 @@ class Delivery(SQLModel, table=True):
     )
 
     id: int | None = Field(default=None, primary_key=True)
-    update_id: int = Field(foreign_key="updates.id", index=True)
+    update_id: int | None = Field(default=None, foreign_key="updates.id", index=True)
     channel: str = Field(max_length=40)
-    # "s<subscriber id>", "q<question id>" or a broadcast target of the channel: never personal data
+    # "s<subscriber id>", "q<question id>", "m<direct message id>" or a broadcast target of the
+    # channel: never personal data
     target: str = Field(max_length=500)
     subscriber_id: int | None = Field(
         default=None, foreign_key="subscribers.id", ondelete="SET NULL"
     )
     question_id: int | None = Field(default=None, foreign_key="questions.id", ondelete="SET NULL")
+    # A direct message instead of an update: the bot's replies, sign-up codes ("m<id>" target)
+    direct_message_id: int | None = Field(
+        default=None, foreign_key="direct_messages.id", ondelete="SET NULL", index=True
+    )
     language: str = Field(default="nl", max_length=8)
     state: DeliveryState = Field(default=DeliveryState.pending, sa_type=enum_type(DeliveryState))
     attempts: int = 0
@@ -74,5 +79,24 @@ class EarlyReceipt(SQLModel, table=True):
     status: str = Field(max_length=20)
     error: str | None = Field(default=None, max_length=500)
     received_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False)
+    )
+
+
+class DirectMessage(SQLModel, table=True):
+    """One message to one person that is not an update: the bot's replies, a sign-up code. It is
+    queued as a delivery, so it gets the channel's pacing and retries like any update; its
+    address and text are personal and are erased as soon as the delivery is final."""
+
+    __tablename__ = "direct_messages"
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel: str = Field(max_length=40)
+    address: str | None = Field(default=None, max_length=500)  # erased once final
+    text: str | None = Field(default=None, sa_column=Column(Text))  # erased once final
+    data: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    language: str = Field(default="nl", max_length=8)
+    expires_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime))
+    created_at: datetime = Field(
         default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False)
     )

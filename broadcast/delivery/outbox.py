@@ -17,7 +17,7 @@ from sqlmodel import Session
 
 from broadcast.common import utcnow
 from broadcast.delivery import receipts
-from broadcast.delivery.models import Delivery, DeliveryState
+from broadcast.delivery.models import Delivery, DeliveryState, DirectMessage
 from broadcast.delivery.policy import backoff, exhausted
 from broadcast.incidents.models import Incident
 from broadcast.media import service as media_service
@@ -25,14 +25,15 @@ from broadcast.questions.models import Question
 from broadcast.subscribers import service as subscribers
 from broadcast.subscribers.models import Subscriber
 from broadcast.timeline.models import Update
-from channels.base import Media, UpdateView
+from channels.base import Media, Message, UpdateView
 
 D = Delivery.__table__.c
 
 
 @dataclass(frozen=True)
 class Job:
-    """One claimed delivery, with everything the adapter call needs."""
+    """One claimed delivery, with everything the adapter call needs: an update to render, or a
+    direct message whose text is final."""
 
     delivery_id: int
     token: str
@@ -40,10 +41,13 @@ class Job:
     target: str  # the row's target key
     address: str | None  # resolved address; None when the subscriber or question is gone
     language: str
-    update: UpdateView
+    update: UpdateView | None
     attempts: int
     per_subscriber: bool
     original_message_id: str | None = None
+    message: Message | None = None  # a direct message, already rendered
+    direct_message_id: int | None = None
+    expires_at: datetime | None = None  # a direct message not sent by then is not sent at all
 
 
 @dataclass
@@ -73,47 +77,81 @@ def claim(
 ) -> list[Job]:
     now = utcnow()
     token = str(uuid.uuid4())
-    ids = (
-        select(D.id)
-        .where(due_filter(channel, now))
-        .order_by(D.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
-    claimed = session.execute(
-        update(Delivery.__table__)
-        .where(D.id.in_(ids.scalar_subquery()))
-        .values(
-            state=DeliveryState.sending,
-            claim_token=token,
-            lease_until=now + timedelta(seconds=lease_seconds),
-        )
-        .returning(
-            D.id, D.update_id, D.target, D.subscriber_id, D.question_id, D.language, D.attempts
-        )
-    ).all()
+    lease = now + timedelta(seconds=lease_seconds)
+    # Direct messages first: a resident waiting for the bot's answer must not queue behind a
+    # broadcast to ten thousand (the index on direct_message_id keeps this query cheap).
+    direct = and_(due_filter(channel, now), D.direct_message_id.is_not(None))
+    claimed = _claim_rows(session, direct, limit, token, lease)
+    if (room := limit - len(claimed)) > 0:
+        claimed += _claim_rows(session, due_filter(channel, now), room, token, lease)
     if not claimed:
         return []
-    views = _update_views(session, {row.update_id for row in claimed}, public_url)
-    keys = {(row.update_id, row.language) for row in claimed}
+    views = _update_views(session, {r.update_id for r in claimed if r.update_id}, public_url)
+    keys = {(r.update_id, r.language) for r in claimed if r.update_id}
     localized = _with_media(session, views, keys, public_url)
     addresses = _addresses(session, claimed)
+    directs = _direct_messages(session, claimed)
     originals = _original_message_ids(session, channel, claimed, views)
-    return [
-        Job(
-            delivery_id=row.id,
-            token=token,
-            channel=channel,
-            target=row.target,
-            address=addresses.get(row.id),
-            language=row.language,
-            update=localized[(row.update_id, row.language)],
-            attempts=row.attempts,
-            per_subscriber=row.target[0] in "sq" and row.target[1:].isdigit(),
-            original_message_id=originals.get((row.update_id, row.target)),
+    jobs = []
+    for row in claimed:
+        direct_message = directs.get(row.direct_message_id)
+        jobs.append(
+            Job(
+                delivery_id=row.id,
+                token=token,
+                channel=channel,
+                target=row.target,
+                address=direct_message.address if direct_message else addresses.get(row.id),
+                language=row.language,
+                update=localized.get((row.update_id, row.language)),
+                attempts=row.attempts,
+                per_subscriber=row.target[0] in "sqm" and row.target[1:].isdigit(),
+                original_message_id=originals.get((row.update_id, row.target)),
+                message=_rendered(direct_message, row.language),
+                direct_message_id=row.direct_message_id,
+                expires_at=direct_message.expires_at if direct_message else None,
+            )
         )
-        for row in sorted(claimed, key=lambda r: r.id)
-    ]
+    return jobs
+
+
+def _claim_rows(session: Session, where, limit: int, token: str, lease: datetime) -> list:
+    ids = select(D.id).where(where).order_by(D.id).limit(limit).with_for_update(skip_locked=True)
+    rows = session.execute(
+        update(Delivery.__table__)
+        .where(D.id.in_(ids.scalar_subquery()))
+        .values(state=DeliveryState.sending, claim_token=token, lease_until=lease)
+        .returning(
+            D.id,
+            D.update_id,
+            D.target,
+            D.subscriber_id,
+            D.question_id,
+            D.direct_message_id,
+            D.language,
+            D.attempts,
+        )
+    ).all()
+    return sorted(rows, key=lambda r: r.id)
+
+
+def _direct_messages(session: Session, rows) -> dict[int, DirectMessage]:
+    ids = {r.direct_message_id for r in rows if r.direct_message_id}
+    if not ids:
+        return {}
+    found = session.execute(select(DirectMessage).where(DirectMessage.id.in_(ids))).scalars()
+    return {m.id: m for m in found}
+
+
+def _rendered(direct_message: DirectMessage | None, language: str) -> Message | None:
+    if direct_message is None or direct_message.text is None:
+        return None
+    return Message(
+        update_id=None,
+        language=language,
+        text=direct_message.text,
+        data=dict(direct_message.data or {}),
+    )
 
 
 def _addresses(session: Session, rows) -> dict[int, str | None]:
@@ -139,7 +177,9 @@ def _addresses(session: Session, rows) -> dict[int, str | None]:
     )
     result: dict[int, str | None] = {}
     for row in rows:
-        if row.subscriber_id or row.target.startswith("s") and row.target[1:].isdigit():
+        if row.direct_message_id or row.target.startswith("m") and row.target[1:].isdigit():
+            result[row.id] = None  # looked up with the direct message
+        elif row.subscriber_id or row.target.startswith("s") and row.target[1:].isdigit():
             result[row.id] = subs.get(row.subscriber_id)
         elif row.question_id or row.target.startswith("q") and row.target[1:].isdigit():
             result[row.id] = asks.get(row.question_id)
@@ -153,7 +193,9 @@ def _original_message_ids(
 ) -> dict[tuple[int, str], str]:
     """For corrections: the provider id of the superseded update's message to the same target."""
     pairs = {
-        (r.update_id, views[r.update_id].supersedes) for r in rows if views[r.update_id].supersedes
+        (r.update_id, views[r.update_id].supersedes)
+        for r in rows
+        if r.update_id in views and views[r.update_id].supersedes
     }
     if not pairs:
         return {}
@@ -228,6 +270,7 @@ def record(
     retry_base: float,
     retry_cap: float,
 ) -> None:
+    finished_directs = []
     for outcome in outcomes:
         job = outcome.job
         guard = and_(
@@ -237,6 +280,8 @@ def record(
         changed = session.execute(update(Delivery.__table__).where(guard).values(**values)).rowcount
         if not changed:
             continue  # the lease was lost meanwhile; the newer claim owns the row
+        if job.direct_message_id and values["state"] != DeliveryState.pending:
+            finished_directs.append(job.direct_message_id)
         subscriber_id = _subscriber_of(job)
         if outcome.kind == "gone" and subscriber_id:
             subscribers.mark_gone(session, subscriber_id)
@@ -248,6 +293,12 @@ def record(
                 .where(D.id == job.delivery_id)
                 .values(state=DeliveryState.failed, last_error=MOVED_TO_SUBSCRIBER)
             )
+    if finished_directs:  # personal data: kept no longer than it is needed
+        session.execute(
+            update(DirectMessage.__table__)
+            .where(DirectMessage.id.in_(finished_directs))
+            .values(address=None, text=None)
+        )
     for channel in {o.job.channel for o in outcomes}:
         sent = [
             o.provider_id

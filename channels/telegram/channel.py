@@ -14,7 +14,7 @@ import re
 from typing import TYPE_CHECKING
 
 from pydantic import SecretStr, field_validator
-from telegram import Bot, LinkPreviewOptions, ReplyParameters
+from telegram import Bot, InlineKeyboardMarkup, LinkPreviewOptions, ReplyParameters
 from telegram import Message as TgMessage
 from telegram.error import TelegramError
 from telegram.request import HTTPXRequest
@@ -235,6 +235,9 @@ async def _post(bot: Bot, message: Message, chat: str, reply_to: int | None) -> 
         if reply_to is not None
         else None
     )
+    # Buttons of a direct message (the bot's welcome), kept as plain JSON in the outbox.
+    markup = message.data.get("reply_markup")
+    keyboard = InlineKeyboardMarkup.de_json(markup, bot) if markup else None
     if message.media:
         return await bot.send_photo(
             chat,
@@ -242,12 +245,14 @@ async def _post(bot: Bot, message: Message, chat: str, reply_to: int | None) -> 
             caption=message.text,
             parse_mode=PARSE_MODE,
             reply_parameters=reply,
+            reply_markup=keyboard,
         )
     return await bot.send_message(
         chat,
         message.text,
         parse_mode=PARSE_MODE,
         reply_parameters=reply,
+        reply_markup=keyboard,
         link_preview_options=_NO_PREVIEW,
     )
 

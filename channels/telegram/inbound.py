@@ -34,6 +34,7 @@ AREA_COMMANDS = frozenset({"gebied", "postcode", "area"})
 GONE_STATUSES = frozenset({"kicked", "left"})  # a private chat's "kicked" = bot blocked
 MEMORY = 10_000  # chats whose language choice / update ids are remembered (in this process)
 STATUS_ITEMS = 5
+REPLY_TTL = 15 * 60  # seconds: an answer to a command later than this would only confuse
 REQUIRED_DEFAULTS: dict[str, dict[str, Any]] = {
     "from": {"is_bot": False},
     "user": {"is_bot": False},
@@ -207,9 +208,26 @@ class Conversation:
     async def _say(
         self, chat_id: int, text: str, keyboard: InlineKeyboardMarkup | None = None
     ) -> None:
+        """Through the core's outbox (``hooks.reply``): paced with everything else this bot
+        sends, retried on flood control or an outage, and sent by whichever process runs the
+        dispatcher. Only when the core cannot take it (its database is down) is it tried once
+        directly, so the resident still hears something."""
+        data = {"reply_markup": keyboard.to_dict()} if keyboard else None
+        try:
+            await self.hooks.reply(
+                channel=self.name,
+                address=str(chat_id),
+                text=text,
+                data=data,
+                language=self._languages.get(chat_id),
+                ttl_seconds=REPLY_TTL,
+            )
+            return
+        except Exception:
+            log.exception("queueing a reply to a Telegram resident failed; sending it directly")
         try:
             await self.bot.send_message(chat_id, text, parse_mode=PARSE_MODE, reply_markup=keyboard)
-        except TelegramError as exc:  # blocked meanwhile, flood control: nothing to redo here
+        except TelegramError as exc:
             log.warning("replying to a Telegram resident failed: %s", type(exc).__name__)
 
     async def _answer(self, query: CallbackQuery, text: str | None = None) -> None:
