@@ -6,7 +6,9 @@ hold on one target when only that recipient was refused (a busy chat, a per-numb
 from __future__ import annotations
 
 import asyncio
+import math
 import time
+from collections import deque
 
 from channels.base import Limits
 
@@ -22,6 +24,13 @@ class Pacer:
         self._paused_until = 0.0
         self._last_by_target: dict[str, float] = {}
         self._held_until: dict[str, float] = {}
+        # Evenly spaced slots alone are not enough: when the process stalls (a GC pass, a busy
+        # CPU), every send whose slot passed meanwhile wakes at once, and together with the
+        # sends on time they put more into one second than the provider's sliding window
+        # allows. So the sends actually let through are counted too: at most per_second of
+        # them in any second.
+        per_window = math.floor(limits.per_second) if limits.per_second else 0
+        self._granted: deque[float] = deque(maxlen=per_window or None)
 
     async def acquire(self, target: str) -> None:
         """Wait until one more send to ``target`` keeps within every limit, then claim the slot."""
@@ -37,7 +46,16 @@ class Pacer:
                 self._last_by_target[target] = slot
             if slot > now:
                 await asyncio.sleep(slot - now)
+            await self._within_window()
             return
+
+    async def _within_window(self) -> None:
+        granted = self._granted
+        if granted.maxlen is None:
+            return
+        while len(granted) == granted.maxlen and (wait := granted[0] + 1.0 - self._clock()) > 0:
+            await asyncio.sleep(wait)
+        granted.append(self._clock())
 
     def pause(self, seconds: float) -> None:
         """The provider refused the channel: nobody is sent anything for ``seconds``."""

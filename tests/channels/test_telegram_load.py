@@ -1,6 +1,7 @@
-"""2,000 private messages through the dispatcher against a Bot API that enforces 30 per second
-(a true sliding window) and 1 per second per chat: none refused, and the pace stays close to
-what Telegram allows."""
+"""10,000 private messages through the dispatcher against a Bot API that enforces 30 per second
+(a true sliding window) and 1 per second per chat: none refused, and the pace stays at 95% or
+more of what Telegram allows (the issue's acceptance figure). About 345 seconds; marked slow,
+SQLite only (the subject is the pace, not the store)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from tests.channels.test_telegram_app import build_client
 from tests.fakes.telegram import FakeTelegram
 from tests.support import new_incident, post_update, token_for, wait_for
 
-RESIDENTS = 2_000
+RESIDENTS = 10_000
 TELEGRAM_LIMIT = 30.0  # messages per second, the Bot API's published broadcast limit
 FIRST_CHAT = 5_000_000
 
@@ -43,7 +44,8 @@ def frozen_heap():
     """Move everything alive now out of the collector's reach for the run. This process hosts
     the service *and* the Bot API stand-in: a full collection of their heap stops both for
     ~0.2 s, and the sends queued behind it then reach "Telegram" as a burst that a true
-    sliding window refuses (measured: 5-8 refusals per 2,000 without this, none with it)."""
+    sliding window refuses (measured: 5-8 refusals per 2,000 without this, none with it).
+    Objects created after the freeze are still collected as usual."""
     gc.collect()
     gc.freeze()
     try:
@@ -64,7 +66,7 @@ def delivered(client, update_id: int) -> int:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # the pace, not the store
-def test_two_thousand_residents_at_telegrams_pace_without_a_refusal(app_factory, database_url):
+def test_ten_thousand_residents_at_telegrams_pace_without_a_refusal(app_factory, database_url):
     with FakeTelegram() as fake, build_client(app_factory, fake, channel_id=None) as client:
         officer = token_for(client.app, "officer")
         add_residents(client, RESIDENTS)
@@ -73,14 +75,17 @@ def test_two_thousand_residents_at_telegrams_pace_without_a_refusal(app_factory,
         with frozen_heap():
             update = post_update(client, officer, incident["id"], body="Evacuatie om 14:00.")
             wait_for(
-                lambda: delivered(client, update["id"]) == RESIDENTS, timeout=expected_seconds + 30
+                lambda: delivered(client, update["id"]) == RESIDENTS,
+                timeout=expected_seconds + 30,
+                interval=0.5,
             )
 
     accepted = [m for m in fake.state.sent if m.method == "sendMessage"]
+    seconds = accepted[-1].at - accepted[0].at
+    rate = (len(accepted) - 1) / seconds
+    refused = len(fake.state.rate_limited)
+    print(f"\n{len(accepted)} messages in {seconds:.1f} s: {rate:.2f}/s, {refused} refused (429)")
     assert len(accepted) == RESIDENTS
     assert len({m.chat_id for m in accepted}) == RESIDENTS  # nobody twice
     assert fake.state.rate_limited == []
-    seconds = accepted[-1].at - accepted[0].at
-    rate = (len(accepted) - 1) / seconds
-    print(f"\n{len(accepted)} messages in {seconds:.1f} s: {rate:.2f}/s, 0 refused")
     assert rate >= 0.95 * TELEGRAM_LIMIT
