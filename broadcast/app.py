@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from broadcast.areas import api as areas_api
 from broadcast.console import pages as console
 from broadcast.console.security import SecurityHeaders
+from broadcast.deps import domain_error_response
 from broadcast.errors import DomainError
 from broadcast.feeds import api as feeds_api
 from broadcast.feeds.polling import FeedPoller
@@ -24,6 +25,7 @@ from broadcast.questions import api as questions_api
 from broadcast.relay import api as relay_api
 from broadcast.runtime import Services, assemble, prepare_database
 from broadcast.settings import Settings
+from broadcast.signup import api as signup_api
 from broadcast.subscribers import api as subscribers_api
 from broadcast.timeline import api as timeline_api
 from broadcast.web import cap, ops, public
@@ -71,6 +73,7 @@ def create_app(
         media_api.files_router,
         relay_api.router,
         feeds_api.router,
+        signup_api.router,
         ops.router,
         cap.router,
         public.router,
@@ -93,8 +96,7 @@ def install_error_handlers(app: FastAPI) -> None:
     async def domain_error(request: Request, exc: DomainError):
         if request.url.path.startswith("/console"):
             return console.error_page(request, exc.status_code, exc.detail)
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
-        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=headers)
+        return domain_error_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_input(request: Request, exc: RequestValidationError):

@@ -6,12 +6,13 @@ from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
 
 from broadcast.auth.models import Role, User
 from broadcast.auth.service import user_for_token
-from broadcast.errors import Forbidden, Unauthorized
+from broadcast.errors import DomainError, Forbidden, Unauthorized
 from broadcast.settings import Settings
 
 
@@ -56,3 +57,11 @@ def require(*roles: Role):
 
 Officer = Annotated[User, require(Role.officer, Role.admin)]
 Member = Annotated[User, require(Role.officer, Role.admin, Role.volunteer)]
+
+
+def domain_error_response(exc: DomainError) -> JSONResponse:
+    """The one error shape, ``{"detail": ...}``, with the headers the error calls for."""
+    headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else {}
+    if (retry_after := getattr(exc, "retry_after", None)) is not None:
+        headers["Retry-After"] = str(retry_after)
+    return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=headers)

@@ -41,3 +41,19 @@ class UnsupportedType(DomainError):
     """An upload whose content is not one of the accepted types (whatever its name says)."""
 
     status_code = 415
+
+
+class TooManyRequests(DomainError):
+    """A rate limit; ``retry_after`` (seconds) becomes the ``Retry-After`` header."""
+
+    status_code = 429
+
+    def __init__(self, detail: str, retry_after: int | None = None):
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+
+class Unavailable(DomainError):
+    """A feature that needs something that is not configured (a channel that is off)."""
+
+    status_code = 503

@@ -9,6 +9,7 @@ from broadcast.incidents.models import Incident, IncidentStatus
 from broadcast.media.models import MediaItem, MediaKind
 from broadcast.questions.models import Question, QuestionState
 from broadcast.relay.models import Relay
+from broadcast.signup.models import SmsSignup
 from broadcast.subscribers.models import Subscriber, SubscriberArea, SubscriberState
 from broadcast.timeline.models import Source, Update, UpdateKind, UpdateState
 
@@ -32,6 +33,7 @@ __all__ = [
     "QuestionState",
     "Relay",
     "Role",
+    "SmsSignup",
     "Source",
     "Subscriber",
     "SubscriberArea",

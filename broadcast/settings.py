@@ -10,7 +10,7 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -76,6 +76,13 @@ class Settings(BaseSettings):
     feed_user_agent: str = "broadcast-feeds/0.1 (crisis communication; municipality)"
     cap_sender: str | None = None  # CAP <sender>; default: the host of public_url
 
+    # Web sign-up by SMS (double opt-in), limited against SMS pumping.
+    signup_countries: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["31"])
+    signup_codes_per_number: int = Field(3, ge=1)  # codes per phone number per hour
+    signup_codes_per_client: int = Field(10, ge=1)  # codes per client IP address per hour
+    signup_codes_per_hour: int = Field(200, ge=1)  # codes in total per hour
+    signup_secret: SecretStr | None = None  # key of the hashes of numbers and client addresses
+
     log_level: str = "INFO"
     log_json: bool = True
 
@@ -84,6 +91,15 @@ class Settings(BaseSettings):
     def _split_commas(cls, value: Any) -> Any:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("signup_countries", mode="before")
+    @classmethod
+    def _calling_codes(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = value.split(",")
+        if isinstance(value, list | tuple):
+            return [str(code).strip().lstrip("+") for code in value if str(code).strip()]
         return value
 
     @classmethod

@@ -1,0 +1,78 @@
+"""``/api/v1/signup/sms``: the JSON side of the public SMS sign-up form (no token needed)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, Field
+
+from broadcast.common import Language
+from broadcast.deps import SessionDep, domain_error_response
+from broadcast.signup import service
+
+router = APIRouter(prefix="/api/v1/signup/sms", tags=["sign-up"])
+
+
+class CodeRequest(BaseModel):
+    phone: str = Field(min_length=1, max_length=40)
+    postcode: str | None = Field(default=None, max_length=10)
+    areas: list[str] | None = None
+    language: Language = Language.nl
+
+
+class CodeSent(BaseModel):
+    status: str = "code_sent"
+    expires_in: int  # seconds the code is valid
+
+
+class CodeConfirmation(BaseModel):
+    phone: str = Field(min_length=1, max_length=40)
+    code: str = Field(min_length=1, max_length=12)
+
+
+class Subscribed(BaseModel):
+    status: str = "subscribed"
+    areas: list[str]
+    language: Language
+
+
+@router.post(
+    "",
+    status_code=202,
+    response_model=CodeSent,
+    description="Send a six-digit code by SMS (429 with Retry-After when a limit is reached).",
+)
+def request_code(data: CodeRequest, session: SessionDep, request: Request):
+    service.request_code(
+        session,
+        settings=request.app.state.settings,
+        channels=request.app.state.channels,
+        phone=data.phone,
+        client=request.client.host if request.client else "",
+        postcode=data.postcode,
+        area_codes=data.areas,
+        language=data.language,
+    )
+    return CodeSent(expires_in=int(service.CODE_TTL.total_seconds()))
+
+
+@router.post(
+    "/confirm",
+    status_code=201,
+    response_model=Subscribed,
+    responses={422: {"description": "wrong or expired code"}, 429: {"description": "5 wrong"}},
+    description="Subscribe the number with the code it received.",
+)
+def confirm(data: CodeConfirmation, session: SessionDep, request: Request):
+    result = service.confirm(
+        session,
+        settings=request.app.state.settings,
+        channels=request.app.state.channels,
+        phone=data.phone,
+        code=data.code,
+    )
+    if result.problem is not None:  # answered, not raised: the wrong attempt must be committed
+        return domain_error_response(result.problem)
+    subscriber = result.subscriber
+    assert subscriber is not None
+    areas = service.subscribers.area_codes(session, subscriber.id)
+    return Subscribed(areas=areas, language=subscriber.language)

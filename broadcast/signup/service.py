@@ -1,0 +1,223 @@
+"""Web sign-up for SMS with double opt-in: a six-digit code by SMS, then the subscriber.
+
+Against SMS pumping (someone making the form text premium or foreign numbers at our cost):
+numbers only from the allowed countries (default +31) and only mobile numbers, and at most so
+many codes per number, per client and in total per hour. Codes are queued as direct messages
+through the outbox, like the bot's replies (paced with everything else the account sends,
+retried through an outage, never sent after they expired).
+
+Nothing here logs or stores a phone number before the resident confirmed: the number and the
+client address are kept as keyed hashes (HMAC-SHA-256 with ``BROADCAST_SIGNUP_SECRET``), the
+code as a salted SHA-256. A six-digit code can be found from its hash by trying them all, so the
+hash only keeps codes out of plain sight (backups, dumps); what protects them is the ten-minute
+expiry and the five attempts. The code's text sits in the outbox until the SMS went out, then
+it is erased.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import math
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import phonenumbers
+from sqlmodel import Session, col, delete, func, select
+
+from broadcast import audit
+from broadcast.areas import service as areas
+from broadcast.common import Language, utcnow
+from broadcast.delivery import direct
+from broadcast.delivery.channels import ChannelSet
+from broadcast.errors import DomainError, Invalid, TooManyRequests, Unavailable
+from broadcast.settings import Settings
+from broadcast.signup.models import SmsSignup
+from broadcast.subscribers import service as subscribers
+from broadcast.subscribers.models import Subscriber
+
+CHANNEL = "sms"
+CODE_TTL = timedelta(minutes=10)
+MAX_ATTEMPTS = 5
+WINDOW = timedelta(hours=1)
+DEFAULT_REGION = "NL"
+# GSM-7 only, one segment with the longest municipality name we know of.
+CODE_TEXT = {
+    Language.nl: "Uw code voor de crisisberichten van {who}: {code}. 10 minuten geldig. "
+    "Niet aangevraagd? Negeer dit bericht.",
+    Language.en: "Your code for crisis updates from {who}: {code}. Valid for 10 minutes. "
+    "Did not ask for it? Ignore this message.",
+}
+WELCOME_TEXT = {
+    Language.nl: "U bent aangemeld voor de crisisberichten van {who}. Afmelden: stuur STOP.",
+    Language.en: "You are subscribed to crisis updates from {who}. To stop, reply STOP.",
+}
+
+
+@dataclass(frozen=True)
+class Confirmation:
+    subscriber: Subscriber | None = None
+    problem: DomainError | None = None  # answered without rolling back the attempt counted
+
+
+def request_code(
+    session: Session,
+    *,
+    settings: Settings,
+    channels: ChannelSet,
+    phone: str,
+    client: str,
+    postcode: str | None = None,
+    area_codes: list[str] | None = None,
+    language: Language = Language.nl,
+) -> SmsSignup:
+    """Check the number and the limits, then queue a code by SMS."""
+    if CHANNEL not in channels:
+        raise Unavailable("sign-up by SMS is not available")
+    number = allowed_number(settings, channels, phone)
+    codes = chosen_areas(session, postcode, area_codes)
+    now = utcnow()
+    session.exec(delete(SmsSignup).where(col(SmsSignup.created_at) < now - WINDOW))
+    phone_key, client_key = keyed(settings, number), keyed(settings, client)
+    check_limits(session, settings, phone_key=phone_key, client_key=client_key, now=now)
+    code = f"{secrets.randbelow(10**6):06d}"
+    salt = secrets.token_hex(16)
+    signup = SmsSignup(
+        phone_key=phone_key,
+        client_key=client_key,
+        code_hash=code_hash(salt, code),
+        salt=salt,
+        areas=codes,
+        language=language,
+        created_at=now,
+        expires_at=now + CODE_TTL,
+    )
+    session.add(signup)
+    session.flush()
+    text = CODE_TEXT[language].format(who=settings.municipality, code=code)
+    direct.queue(
+        session,
+        channel=CHANNEL,
+        address=number,
+        text=text,
+        language=language.value,
+        ttl_seconds=CODE_TTL.total_seconds(),
+    )
+    audit.record(session, actor="resident:web", action="signup.code", subject=f"signup:{signup.id}")
+    return signup
+
+
+def confirm(
+    session: Session, *, settings: Settings, channels: ChannelSet, phone: str, code: str
+) -> Confirmation:
+    """The subscriber, when the code is right. A wrong code counts (and must be committed)."""
+    if CHANNEL not in channels:
+        raise Unavailable("sign-up by SMS is not available")
+    number = allowed_number(settings, channels, phone)
+    now = utcnow()
+    pending = select(SmsSignup).where(
+        SmsSignup.phone_key == keyed(settings, number), col(SmsSignup.confirmed_at).is_(None)
+    )
+    signup = session.exec(pending.order_by(col(SmsSignup.id).desc())).first()
+    if signup is None or signup.expires_at <= now:
+        return Confirmation(problem=Invalid("no valid code for this number: ask for a new one"))
+    if signup.attempts >= MAX_ATTEMPTS:
+        return Confirmation(problem=TooManyRequests("too many wrong codes: ask for a new one"))
+    if not hmac.compare_digest(signup.code_hash, code_hash(signup.salt, code.strip())):
+        signup.attempts += 1
+        session.add(signup)
+        left = MAX_ATTEMPTS - signup.attempts
+        return Confirmation(problem=Invalid(f"wrong code ({left} attempts left)"))
+    signup.confirmed_at = now
+    session.add(signup)
+    subscriber = subscribers.subscribe(
+        session,
+        channels=channels,
+        channel=CHANNEL,
+        address=number,
+        area_codes=signup.areas,
+        language=signup.language,
+        confirmed=True,
+        actor="resident:web",
+        update_existing=True,
+    )
+    direct.queue(
+        session,
+        channel=CHANNEL,
+        address=number,
+        text=WELCOME_TEXT[signup.language].format(who=settings.municipality),
+        language=signup.language.value,
+        ttl_seconds=24 * 3600,
+    )
+    return Confirmation(subscriber=subscriber)
+
+
+def allowed_number(settings: Settings, channels: ChannelSet, phone: str) -> str:
+    """E.164, from an allowed country, and one the SMS adapter accepts (a mobile number)."""
+    try:
+        parsed = phonenumbers.parse(phone.strip(), DEFAULT_REGION)
+    except phonenumbers.NumberParseException:
+        raise Invalid("this is not a phone number") from None
+    if not phonenumbers.is_valid_number(parsed):
+        raise Invalid("this is not a valid phone number")
+    allowed = settings.signup_countries
+    if allowed and str(parsed.country_code) not in allowed:
+        countries = ", ".join(f"+{c}" for c in allowed)
+        raise Invalid(f"only numbers from {countries} can sign up here")
+    e164 = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+    return subscribers.normalize(channels, CHANNEL, e164)
+
+
+def chosen_areas(session: Session, postcode: str | None, codes: list[str] | None) -> list[str]:
+    """A postcode (PC4, "6585" or "6585 AB") or area codes; neither: the whole municipality."""
+    if postcode:
+        area = areas.for_postcode(session, postcode)
+        if area is None:
+            raise Invalid("this postcode is not in the municipality")
+        return [area.code]
+    return areas.check_codes(session, codes or [])
+
+
+def check_limits(
+    session: Session, settings: Settings, *, phone_key: str, client_key: str, now: datetime
+) -> None:
+    """At most so many codes per number, per client and in total in the last hour."""
+    since = now - WINDOW
+    limits = [
+        (SmsSignup.phone_key == phone_key, settings.signup_codes_per_number, "this number"),
+        (SmsSignup.client_key == client_key, settings.signup_codes_per_client, "this address"),
+        (None, settings.signup_codes_per_hour, "sign-ups"),
+    ]
+    waits = []
+    for condition, limit, what in limits:
+        query = select(func.count(), func.min(SmsSignup.created_at)).where(
+            col(SmsSignup.created_at) >= since
+        )
+        if condition is not None:
+            query = query.where(condition)
+        count, oldest = session.exec(query).one()
+        if count >= limit:
+            # Free again when enough of the counted codes are older than an hour.
+            enough = _nth_oldest(session, since, condition, count - limit) or oldest
+            waits.append((what, max(1, math.ceil((enough + WINDOW - now).total_seconds()))))
+    if waits:
+        what, seconds = max(waits, key=lambda w: w[1])
+        raise TooManyRequests(f"too many codes for {what}: try again later", retry_after=seconds)
+
+
+def _nth_oldest(session: Session, since: datetime, condition, n: int) -> datetime | None:
+    query = select(SmsSignup.created_at).where(col(SmsSignup.created_at) >= since)
+    if condition is not None:
+        query = query.where(condition)
+    return session.exec(query.order_by(col(SmsSignup.created_at)).offset(n).limit(1)).first()
+
+
+def keyed(settings: Settings, value: str) -> str:
+    secret = settings.signup_secret.get_secret_value() if settings.signup_secret else ""
+    key = (secret or "broadcast-sms-signup").encode()
+    return hmac.new(key, value.encode(), hashlib.sha256).hexdigest()
+
+
+def code_hash(salt: str, code: str) -> str:
+    return hashlib.sha256(f"{salt}:{code}".encode()).hexdigest()
