@@ -121,3 +121,15 @@ def test_a_direct_message_past_its_time_is_not_sent(client, fake):
     )
     assert row.last_error == "expired before it could be sent" and message.text is None
     assert fake.state.sent == []
+
+
+def test_when_the_outbox_cannot_take_a_reply_it_is_sent_directly(client, fake, monkeypatch):
+    hooks = client.app.state.channels["telegram"].context.hooks
+
+    async def database_down(**_):
+        raise RuntimeError("database is down")
+
+    monkeypatch.setattr(hooks, "reply", database_down)
+    assert deliver(client, payload(START, "/help")).status_code == 200
+    assert "/gebied 6585" in said(fake, CHAT, 1)[0]
+    assert replies(client) == []
