@@ -101,6 +101,7 @@ class TwilioState:
     faults: Faults = field(default_factory=Faults)
     messages: list[dict[str, Any]] = field(default_factory=list)  # accepted resources
     accepted: list[tuple[str, float]] = field(default_factory=list)  # (to, time.time())
+    refusals: list[tuple[str, float, int]] = field(default_factory=list)  # (to, time, code)
     requests: list[dict[str, Any]] = field(default_factory=list)  # every create's params
     callbacks: list[Callback] = field(default_factory=list)
     rate_limited: list[dict[str, Any]] = field(default_factory=list)
@@ -148,13 +149,14 @@ def create_app(state: TwilioState) -> Starlette:
 
 async def create_message(request: Request) -> JSONResponse:
     state: TwilioState = request.app.state.twilio
+    params, _ = await read_params(request)
     try:
         await _preflight(state, request)
-        params, _ = await read_params(request)
         state.requests.append(params)
         message = _validate_and_build(state, request.path_params["sid"], params)
         _admit(state, message["to"])
     except TwilioError as exc:
+        state.refusals.append((str(params.get("To") or ""), time.time(), exc.code))
         return exc.response()
     state.messages.append(message)
     state.accepted.append((message["to"], time.time()))
