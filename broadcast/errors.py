@@ -4,9 +4,12 @@
 class DomainError(Exception):
     status_code = 400
 
-    def __init__(self, detail: str):
-        super().__init__(detail)
-        self.detail = detail
+    def __init__(self, detail: str, **values: object):
+        """``detail`` may hold named values (``"%(left)s attempts left"``): the API answers the
+        filled-in English, a page translates the template first (``message`` + ``values``)."""
+        self.message, self.values = detail, values
+        self.detail = detail % values if values else detail
+        super().__init__(self.detail)
 
 
 class NotFound(DomainError):

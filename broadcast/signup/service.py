@@ -36,6 +36,7 @@ from broadcast.settings import Settings
 from broadcast.signup.models import SmsSignup
 from broadcast.subscribers import service as subscribers
 from broadcast.subscribers.models import Subscriber
+from broadcast.web.i18n import _
 
 CHANNEL = "sms"
 CODE_TTL = timedelta(minutes=10)
@@ -74,7 +75,7 @@ def request_code(
 ) -> SmsSignup:
     """Check the number and the limits, then queue a code by SMS."""
     if CHANNEL not in channels:
-        raise Unavailable("sign-up by SMS is not available")
+        raise Unavailable(_("sign-up by SMS is not available"))
     number = allowed_number(settings, channels, phone)
     codes = chosen_areas(session, postcode, area_codes)
     now = utcnow()
@@ -113,7 +114,7 @@ def confirm(
 ) -> Confirmation:
     """The subscriber, when the code is right. A wrong code counts (and must be committed)."""
     if CHANNEL not in channels:
-        raise Unavailable("sign-up by SMS is not available")
+        raise Unavailable(_("sign-up by SMS is not available"))
     number = allowed_number(settings, channels, phone)
     now = utcnow()
     pending = select(SmsSignup).where(
@@ -121,14 +122,14 @@ def confirm(
     )
     signup = session.exec(pending.order_by(col(SmsSignup.id).desc())).first()
     if signup is None or signup.expires_at <= now:
-        return Confirmation(problem=Invalid("no valid code for this number: ask for a new one"))
+        return Confirmation(problem=Invalid(_("no valid code for this number: ask for a new one")))
     if signup.attempts >= MAX_ATTEMPTS:
-        return Confirmation(problem=TooManyRequests("too many wrong codes: ask for a new one"))
+        return Confirmation(problem=TooManyRequests(_("too many wrong codes: ask for a new one")))
     if not hmac.compare_digest(signup.code_hash, code_hash(signup.salt, code.strip())):
         signup.attempts += 1
         session.add(signup)
         left = MAX_ATTEMPTS - signup.attempts
-        return Confirmation(problem=Invalid(f"wrong code ({left} attempts left)"))
+        return Confirmation(problem=Invalid(_("wrong code (%(left)s attempts left)"), left=left))
     signup.confirmed_at = now
     session.add(signup)
     subscriber = subscribers.subscribe(
@@ -158,9 +159,9 @@ def allowed_number(settings: Settings, channels: ChannelSet, phone: str) -> str:
     try:
         parsed = phonenumbers.parse(phone.strip(), DEFAULT_REGION)
     except phonenumbers.NumberParseException:
-        raise Invalid("this is not a phone number") from None
+        raise Invalid(_("this is not a phone number")) from None
     if not phonenumbers.is_valid_number(parsed):
-        raise Invalid("this is not a valid phone number")
+        raise Invalid(_("this is not a valid phone number"))
     allowed = settings.signup_countries
     if allowed and str(parsed.country_code) not in allowed:
         countries = ", ".join(f"+{c}" for c in allowed)
@@ -174,7 +175,7 @@ def chosen_areas(session: Session, postcode: str | None, codes: list[str] | None
     if postcode:
         area = areas.for_postcode(session, postcode)
         if area is None:
-            raise Invalid("this postcode is not in the municipality")
+            raise Invalid(_("this postcode is not in the municipality"))
         return [area.code]
     return areas.check_codes(session, codes or [])
 

@@ -14,12 +14,15 @@ from sqlmodel import col, select
 from sse_starlette.sse import EventSourceResponse
 
 from broadcast.areas import service as areas
-from broadcast.common import utcnow
+from broadcast.common import Language, utcnow
+from broadcast.console.security import same_origin
+from broadcast.errors import DomainError
 from broadcast.feeds import chart
 from broadcast.feeds import service as feeds
 from broadcast.incidents import service as incidents
 from broadcast.incidents.models import Incident, IncidentStatus
 from broadcast.media import service as media
+from broadcast.signup import service as signup
 from broadcast.timeline import service as timeline
 from broadcast.timeline.models import Update, UpdateState
 from broadcast.web import i18n, live
@@ -185,8 +188,11 @@ async def atom_feed(request: Request):
 
 @router.get("/subscribe", response_class=HTMLResponse)
 async def subscribe_page(request: Request):
-    """Every way to get the updates: Telegram, SMS (with a code), the Atom feed."""
+    """Every way to get the updates: Telegram, SMS (with a code), the Atom feed and CAP."""
+    return await _subscribe(request)
 
+
+async def _subscribe(request: Request, *, status_code: int = 200, **sms) -> HTMLResponse:
     def work(session):
         villages = [area for area in areas.all_areas(session) if area.postcodes]
         return villages, incidents.listing(session, include_resolved=False)
@@ -202,9 +208,70 @@ async def subscribe_page(request: Request):
     return render(
         request,
         "subscribe.html",
+        status_code=status_code,
         telegram_links=links,
         telegram_link=telegram.deep_link() if telegram is not None else None,
         sms="sms" in channels,
-        villages=villages,
         banner=active,
+        **({"sms_step": "start"} | sms),
+    )
+
+
+@router.post("/subscribe/sms", response_class=HTMLResponse)
+async def sms_signup(request: Request):
+    """Step 1 of the double opt-in: a code by SMS to the number given."""
+    form = await request.form()
+    phone, postcode = str(form.get("phone", "")).strip(), str(form.get("postcode", "")).strip()
+    language = Language.en if form.get("language") == "en" else Language.nl
+
+    def work(session):
+        signup.request_code(
+            session,
+            settings=request.app.state.settings,
+            channels=request.app.state.channels,
+            phone=phone,
+            client=request.client.host if request.client else "",
+            postcode=postcode or None,
+            language=language,
+        )
+
+    return await _sms_step(request, work, phone=phone, postcode=postcode, step="code")
+
+
+@router.post("/subscribe/sms/confirm", response_class=HTMLResponse)
+async def sms_confirm(request: Request):
+    """Step 2: the code proves the number is the resident's own."""
+    form = await request.form()
+    phone, code = str(form.get("phone", "")).strip(), str(form.get("code", "")).strip()
+
+    def work(session):
+        result = signup.confirm(
+            session,
+            settings=request.app.state.settings,
+            channels=request.app.state.channels,
+            phone=phone,
+            code=code,
+        )
+        return result.problem  # a wrong code is counted, so it is committed, not raised
+
+    return await _sms_step(request, work, phone=phone, step="done")
+
+
+async def _sms_step(request: Request, work, *, phone: str, step: str, postcode: str = ""):
+    headers = request.headers
+    if not same_origin(headers.get("origin"), headers.get("referer"), headers.get("host")):
+        return HTMLResponse("cross-site request refused", status_code=403)
+    try:
+        problem = await _read(request, work)
+    except DomainError as exc:
+        problem = exc
+    if problem is not None:
+        step = "code" if step == "done" else "start"
+    return await _subscribe(
+        request,
+        sms_step=step,
+        sms_phone=phone,
+        sms_postcode=postcode,
+        sms_problem=problem,
+        status_code=problem.status_code if problem is not None else 200,
     )

@@ -180,3 +180,40 @@ def test_the_main_pages_have_no_serious_accessibility_violations(browser, site, 
     login.goto(f"{site.url}/console/login")
     found |= {"console-login": v} if (v := serious_violations(login)) else {}
     assert found == {}
+
+
+def test_a_resident_subscribes_by_sms_with_the_code_they_receive(browser, app_factory):
+    from channels.platform import PlatformChannel
+    from channels.sms import SmsChannel
+    from tests.api.test_signup import code_sent_to
+    from tests.channels.test_sms import sms_config
+    from tests.conftest import WEBHOOK_SECRET
+    from tests.fakes.twilio import FakeTwilio
+
+    with FakeTwilio() as twilio:
+        app = app_factory(
+            channel_classes=[PlatformChannel, SmsChannel],
+            channels={"webhook": {"secret": WEBHOOK_SECRET}, "sms": sms_config(twilio)},
+        )
+        with FakeServer(app, lifespan="on", startup_timeout=30) as server:
+            page = resident(browser, f"{server.url}/subscribe")
+            page.get_by_label("Mobiel nummer").fill("06 12345678")
+            page.get_by_label("Postcode (4 cijfers)").fill("6585")
+            page.get_by_role("button", name="Stuur mij een code").click()
+            expect(page.get_by_role("status")).to_contain_text("We hebben een code per sms")
+            code = code_sent_to(twilio, "+31612345678")
+            page.get_by_label("Code uit de sms").fill("000000" if code != "000000" else "111111")
+            page.get_by_role("button", name="Bevestigen").click()
+            expect(page.get_by_role("alert")).to_contain_text("verkeerde code")
+            page.get_by_label("Code uit de sms").fill(code)
+            page.get_by_role("button", name="Bevestigen").click()
+            expect(page.get_by_role("status")).to_contain_text("U bent aangemeld")
+            shot(page, "public-subscribe-sms")
+            assert serious_violations(page) == []
+            with app.state.db.session_scope() as session:
+                from sqlmodel import select
+
+                from broadcast.subscribers.models import Subscriber
+
+                [subscriber] = session.exec(select(Subscriber)).all()
+                assert (subscriber.channel, subscriber.address) == ("sms", "+31612345678")
