@@ -138,6 +138,7 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         retry_max_seconds=1.0,
         safety_poll_seconds=0.5,
         feed_allow_private_addresses=True,  # the feed stand-ins listen on 127.0.0.1
+        signup_secret="test-signup-key",
         channels={"webhook": {"secret": WEBHOOK_SECRET}},
     )
 

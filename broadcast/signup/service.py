@@ -74,7 +74,7 @@ def request_code(
     language: Language = Language.nl,
 ) -> SmsSignup:
     """Check the number and the limits, then queue a code by SMS."""
-    if CHANNEL not in channels:
+    if not available(settings, channels):
         raise Unavailable(_("sign-up by SMS is not available"))
     number = allowed_number(settings, channels, phone)
     codes = chosen_areas(session, postcode, area_codes)
@@ -113,7 +113,7 @@ def confirm(
     session: Session, *, settings: Settings, channels: ChannelSet, phone: str, code: str
 ) -> Confirmation:
     """The subscriber, when the code is right. A wrong code counts (and must be committed)."""
-    if CHANNEL not in channels:
+    if not available(settings, channels):
         raise Unavailable(_("sign-up by SMS is not available"))
     number = allowed_number(settings, channels, phone)
     now = utcnow()
@@ -214,10 +214,18 @@ def _nth_oldest(session: Session, since: datetime, condition, n: int) -> datetim
     return session.exec(query.order_by(col(SmsSignup.created_at)).offset(n).limit(1)).first()
 
 
+def available(settings: Settings, channels: ChannelSet) -> bool:
+    """SMS must be on, and the key of the stored hashes must come from the settings: a key
+    in the code would make those hashes of phone numbers reversible by anyone."""
+    return CHANNEL in channels and bool(_secret(settings))
+
+
 def keyed(settings: Settings, value: str) -> str:
-    secret = settings.signup_secret.get_secret_value() if settings.signup_secret else ""
-    key = (secret or "broadcast-sms-signup").encode()
-    return hmac.new(key, value.encode(), hashlib.sha256).hexdigest()
+    return hmac.new(_secret(settings).encode(), value.encode(), hashlib.sha256).hexdigest()
+
+
+def _secret(settings: Settings) -> str:
+    return settings.signup_secret.get_secret_value() if settings.signup_secret else ""
 
 
 def code_hash(salt: str, code: str) -> str:

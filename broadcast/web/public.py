@@ -211,7 +211,7 @@ async def _subscribe(request: Request, *, status_code: int = 200, **sms) -> HTML
         status_code=status_code,
         telegram_links=links,
         telegram_link=telegram.deep_link() if telegram is not None else None,
-        sms="sms" in channels,
+        sms=signup.available(request.app.state.settings, channels),
         banner=active,
         **({"sms_step": "start"} | sms),
     )

@@ -197,3 +197,11 @@ def test_no_phone_number_reaches_the_logs(client, twilio, caplog):
     assert caplog.records  # the service did log
     assert not re.search(r"6\s?1234\s?5678", caplog.text)  # (the account SID has 12345678)
     assert code not in caplog.text
+
+
+def test_without_a_signup_secret_the_web_sign_up_is_off(start, twilio):
+    client = start(signup_secret=None)
+    refused = ask(client)
+    assert refused.status_code == 503
+    assert twilio.state.bodies_to(NUMBER) == []
+    assert "Sms is nog niet beschikbaar" in client.get("/subscribe").text
