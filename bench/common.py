@@ -16,6 +16,7 @@ import queue
 import re
 import socket
 import sqlite3
+import sys
 import threading
 import time
 from importlib import metadata
@@ -391,3 +392,22 @@ def machine_facts(postgres_url: str | None) -> dict[str, str]:
             libs.append(f"{package} {metadata.version(package)}")
     facts["Libraries"] = ", ".join(libs)
     return facts
+
+
+def database_arguments(parser) -> None:
+    """The options every benchmark shares: which databases, where PostgreSQL is, a report file."""
+    parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
+    parser.add_argument("--postgres-url", default=DEFAULT_POSTGRES_URL,
+                        help="its database name must contain 'bench' (default %(default)s)")
+    parser.add_argument("--output", type=Path, help="also write the Markdown report here")
+
+
+def prepare(args, module: str, argv: list[str] | None) -> tuple[list[str], str]:
+    """Isolate the environment, create the PostgreSQL database if needed; returns the backends
+    to measure and the command line to print in the report."""
+    isolate_environment()
+    backends = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
+    if "postgresql" in backends:
+        ensure_postgres_database(args.postgres_url)
+    given = argv if argv is not None else sys.argv[1:]
+    return backends, f"python -m {module} " + " ".join(given)

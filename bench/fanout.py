@@ -46,7 +46,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.common import (
-    DEFAULT_POSTGRES_URL,
     SPAWN,
     WEBHOOK_SECRET,
     PeakRss,
@@ -55,13 +54,14 @@ from bench.common import (
     channel_classes,
     clear_deliveries,
     clock_ns,
-    ensure_postgres_database,
+    database_arguments,
     fresh_database,
     isolate_environment,
     load_average,
     machine_facts,
     median,
     percentile,
+    prepare,
     seed_subscribers,
 )
 
@@ -620,7 +620,6 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--subscribers", type=int, default=100_000,
                         help="audience of the expanded update (default 100,000)")
-    parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
     parser.add_argument("--publishes", type=int, default=200,
                         help="publishes for the latency percentiles (default 200)")
     parser.add_argument("--deliveries", type=int, default=5_000,
@@ -628,15 +627,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--expansion-runs", type=int, default=3)
     parser.add_argument("--orm-runs", type=int, default=1)
     parser.add_argument("--throughput-runs", type=int, default=2)
-    parser.add_argument("--postgres-url", default=DEFAULT_POSTGRES_URL,
-                        help="its database name must contain 'bench' (default %(default)s)")
-    parser.add_argument("--output", type=Path, help="also write the Markdown report here")
+    database_arguments(parser)
     args = parser.parse_args(argv)
-    isolate_environment()
-    backends = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
-    if "postgresql" in backends:
-        ensure_postgres_database(args.postgres_url)
-    command = "python -m bench.fanout " + " ".join(argv if argv is not None else sys.argv[1:])
+    backends, command = prepare(args, "bench.fanout", argv)
 
     def say(text: str) -> None:
         print(text, file=sys.stderr, flush=True)

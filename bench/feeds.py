@@ -40,11 +40,11 @@ from bench.common import (
     HOST,
     SPAWN,
     bench_settings,
-    ensure_postgres_database,
+    database_arguments,
     fresh_database,
-    isolate_environment,
     load_average,
     machine_facts,
+    prepare,
 )
 
 # Its own database: the fan-out benchmark drops the schema of "bench".
@@ -330,16 +330,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=4,
                         help="polling threads (the default feed_concurrency)")
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
-    parser.add_argument("--postgres-url", default=DEFAULT_POSTGRES_URL,
-                        help="its database name must contain 'bench' (default %(default)s)")
-    parser.add_argument("--output", type=Path, help="also write the Markdown report here")
+    database_arguments(parser)
     args = parser.parse_args(argv)
-    isolate_environment()
-    backends = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
-    if "postgresql" in backends:
-        ensure_postgres_database(args.postgres_url)
-    command = "python -m bench.feeds " + " ".join(argv if argv is not None else sys.argv[1:])
+    backends, command = prepare(args, "bench.feeds", argv)
     started, load_at_start = time.perf_counter(), load_average()
     results: dict[str, list[Round]] = {}
     with tempfile.TemporaryDirectory(prefix="bench-feeds-") as tmp, \
