@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Annotated
@@ -367,7 +368,7 @@ async def add_media(request: Request, update_id: int, viewer: UploaderDep):
     try:
         await accept_upload(request, update_id, viewer.user)
     except DomainError as exc:
-        return _redirect(back, f"!{exc.detail}")
+        return _refused(back, exc)
     return _redirect(back, _("Photo added; location and camera data were removed."))
 
 
@@ -378,7 +379,7 @@ def delete_media(request: Request, media_id: int, session: SessionDep, viewer: V
     try:
         path = media.remove(session, item, user=viewer.user, settings=request.app.state.settings)
     except DomainError as exc:
-        return _redirect(back, f"!{exc.detail}")
+        return _refused(back, exc)
     session.commit()  # the row first; then the file can go
     path.unlink(missing_ok=True)
     return _redirect(f"{back}#update-{item.update_id}", _("Photo removed."))
@@ -506,9 +507,7 @@ def error_page(request: Request, status_code: int, detail: object) -> HTMLRespon
 
 def _page(request: Request, name: str, viewer, **context) -> HTMLResponse:
     flash = request.cookies.get(FLASH)
-    response = render(
-        request, name, viewer=viewer, flash=unquote(flash) if flash else None, **context
-    )
+    response = render(request, name, viewer=viewer, flash=_read_flash(flash), **context)
     if flash:
         response.delete_cookie(FLASH, path="/console")
     return response
@@ -520,16 +519,40 @@ def _act(request: Request, session: Session, work: Callable[[], str], *, fallbac
         with session.begin_nested():
             target = work()
     except DomainError as exc:
-        return _redirect(fallback, f"!{exc.detail}")
+        return _refused(fallback, exc)
     return _redirect(target, done)
 
 
-def _redirect(url: str, message: str) -> Response:
+def _redirect(url: str, message: str, *, error: bool = False, values: dict | None = None):
+    """Back to a page, which then shows ``message`` once (translated, values filled in)."""
+    note = {
+        "message": message,
+        "error": error,
+        "values": {k: str(v) for k, v in (values or {}).items()},
+    }
     response = RedirectResponse(url, status_code=303)
     response.set_cookie(
-        FLASH, quote(message), max_age=60, httponly=True, samesite="lax", path="/console"
+        FLASH, quote(json.dumps(note)), max_age=60, httponly=True, samesite="lax", path="/console"
     )
     return response
+
+
+def _refused(url: str, exc: DomainError) -> Response:
+    return _redirect(url, exc.message, error=True, values=exc.values)
+
+
+def _read_flash(cookie: str | None) -> dict | None:
+    try:
+        note = json.loads(unquote(cookie)) if cookie else None
+    except ValueError:
+        return None
+    if not isinstance(note, dict) or not isinstance(note.get("message"), str):
+        return None
+    return {
+        "message": note["message"],
+        "error": bool(note.get("error")),
+        "values": note.get("values") or {},
+    }
 
 
 def _safe_next(url: str) -> str:

@@ -22,6 +22,7 @@ from broadcast.media.upload import Received
 from broadcast.settings import Settings
 from broadcast.timeline import service as timeline
 from broadcast.timeline.models import Update, UpdateState
+from broadcast.web.i18n import _
 from channels.base import Media
 
 # Media can be added until the update goes out: published content never changes.
@@ -75,7 +76,7 @@ def check_upload(session: Session, update: Update, user: User, settings: Setting
     """Raise unless ``user`` may add one more item to ``update`` now."""
     if user.role == Role.volunteer:
         if update.author_id != user.id:
-            raise Forbidden("volunteers may add photos and videos only to their own proposals")
+            raise Forbidden(_("volunteers may add photos and videos only to their own proposals"))
         if update.state != UpdateState.pending_approval:
             raise Conflict(f"update {update.id} is {update.state}; media can no longer be added")
     elif update.state not in OPEN_STATES:
@@ -110,7 +111,7 @@ def alt_texts(fields: dict[str, str]) -> dict[str, str]:
     }
     alt = {lang: " ".join(text.split()) for lang, text in alt.items() if text.strip()}
     if not alt:
-        raise Invalid("describe the photo or video in the field 'alt' (for screen readers)")
+        raise Invalid(_("describe the photo or video in the field 'alt' (for screen readers)"))
     if too_long := [lang for lang, text in alt.items() if len(text) > MAX_ALT_CHARS]:
         raise Invalid(f"alt text too long in {', '.join(too_long)}: at most {MAX_ALT_CHARS}")
     return alt
@@ -190,7 +191,7 @@ def remove(session: Session, item: MediaItem, *, user: User, settings: Settings)
         and update.author_id == user.id
         and update.state == UpdateState.pending_approval
     ):
-        raise Forbidden("volunteers may remove media only from their own pending proposals")
+        raise Forbidden(_("volunteers may remove media only from their own pending proposals"))
     session.delete(item)
     session.flush()
     audit.record(

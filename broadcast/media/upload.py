@@ -19,6 +19,7 @@ from starlette.requests import Request
 
 from broadcast.errors import Invalid, TooLarge, UnsupportedType
 from broadcast.media.files import ACCEPTED, SNIFF_BYTES, Detected, sniff
+from broadcast.web.i18n import _
 
 FIELD_LIMIT = 4096  # bytes of a text field (alt texts)
 MULTIPART_SLACK = 64 * 1024  # headers and text fields around the file in the body
@@ -102,7 +103,7 @@ class _Reader:
                 self._detect()
         self.size += len(chunk)
         if self._limit and self.size > self._limit:
-            raise TooLarge(self._too_large())
+            raise self._too_large()
         assert self._handle is not None
         self._handle.write(chunk)
 
@@ -111,7 +112,7 @@ class _Reader:
             if self.detected is None:
                 self._detect()
             if self.size > self._limit:
-                raise TooLarge(self._too_large())
+                raise self._too_large()
             self.close()
         elif self._name is not None:
             self.fields[self._name] = self._data.decode("utf-8", "replace").strip()
@@ -119,12 +120,16 @@ class _Reader:
     def _detect(self) -> None:
         self.detected = sniff(self._head)
         if self.detected is None:
-            raise UnsupportedType(f"the file is not one of the accepted types: {ACCEPTED}")
+            raise UnsupportedType(
+                _("the file is not one of the accepted types: %(accepted)s"), accepted=ACCEPTED
+            )
         self._limit = self.limit_for(self.detected)
 
-    def _too_large(self) -> str:
+    def _too_large(self) -> TooLarge:
         assert self.detected is not None
-        return f"the {self.detected.kind} is larger than {_mb(self._limit)}, the limit for its type"
+        kind, limit = self.detected.kind, _mb(self._limit)
+        message = _("the %(kind)s is larger than %(limit)s, the limit for its type")
+        return TooLarge(message, kind=kind, limit=limit)
 
     def close(self) -> None:
         if self._handle is not None:

@@ -20,6 +20,7 @@ from broadcast.delivery.channels import ChannelSet
 from broadcast.errors import Conflict, Invalid, NotFound
 from broadcast.incidents.models import Incident, IncidentStatus
 from broadcast.timeline.models import Source, Update, UpdateKind, UpdateState
+from broadcast.web.i18n import _
 
 MAX_BODY_CHARS = 10_000
 SCHEDULE_SLACK = timedelta(seconds=1)  # a publish_at this close to now means "now"
@@ -70,7 +71,7 @@ def post(
     """A new update on the timeline: published now, scheduled, a draft, or (from a volunteer)
     waiting for an officer's approval."""
     if incident.status == IncidentStatus.resolved:
-        raise Conflict("the incident is resolved; open a new one")
+        raise Conflict(_("the incident is resolved; open a new one"))
     update = Update(
         incident_id=incident.id,
         kind=kind,
@@ -129,7 +130,7 @@ def publish(
     if update.state in (UpdateState.published, UpdateState.retracted, UpdateState.rejected):
         raise Conflict(f"update {update.id} is {update.state} and cannot be published")
     if incident.status == IncidentStatus.resolved and update.kind != UpdateKind.all_clear:
-        raise Conflict("the incident is resolved; nothing more is published on it")
+        raise Conflict(_("the incident is resolved; nothing more is published on it"))
     now = utcnow()
     update.state, update.published_at = UpdateState.published, now
     incident.next_update_due = update.next_update_due
@@ -204,7 +205,7 @@ def retract(
     """The original is marked retracted (with the reason, still readable) and a short notice
     follows it to everyone who received it."""
     if not reason.strip():
-        raise Invalid("a retraction needs a reason")
+        raise Invalid(_("a retraction needs a reason"))
     notice = _supersede(
         session, update, officer=officer, body=reason, channels=channels, kind=UpdateKind.retraction
     )
@@ -303,7 +304,7 @@ def _expect(update: Update, *states: UpdateState) -> None:
 def _check_body(body: str | dict) -> dict[str, str]:
     bodies = as_bodies(body)
     if not bodies:
-        raise Invalid("the body must not be empty")
+        raise Invalid(_("the body must not be empty"))
     if unknown := set(bodies) - {"nl", "en"}:
         raise Invalid(f"unsupported language(s): {', '.join(sorted(unknown))}; use nl or en")
     if too_long := [lang for lang, text in bodies.items() if len(text) > MAX_BODY_CHARS]:

@@ -390,3 +390,26 @@ def test_the_overview_warns_officers_of_a_feed_that_keeps_failing(client, office
         )
     page = client.get("/console").text
     assert "Feed faalt" in page and "Maas bij Mook" in page and "HTTP 503" in page
+
+
+def test_refusals_are_shown_in_the_readers_language_with_their_values(client, officer):
+    incident = new_incident(client, officer)
+    update = post_update(client, officer, incident["id"], body="De N271 is dicht.")
+    csrf = csrf_of(client)
+    refused = post_form(client, f"/console/updates/{update['id']}/retract", {"reason": " "},
+                        csrf=csrf)
+    assert "bij intrekken hoort een reden" in client.get(refused.headers["location"]).text
+
+    draft = post_update(client, officer, incident["id"], body="Foto volgt.", draft=True)
+    client.app.state.settings.media_max_image_bytes = 1_000
+    from tests.media.conftest import jpeg_with_gps
+
+    too_big = client.post(
+        f"/console/updates/{draft['id']}/media?csrf={csrf}",
+        files={"file": ("kade.jpg", jpeg_with_gps(), "image/jpeg")},
+        data={"alt": "De kade"},
+        headers=ORIGIN,
+        follow_redirects=False,
+    )
+    page = client.get(too_big.headers["location"]).text
+    assert "het bestand (image) is groter dan" in page and 'role="alert"' in page
