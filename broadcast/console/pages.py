@@ -80,7 +80,7 @@ def login(
             error="wrong",
             username=username,
         )
-    token, _ = sessions.start(session, user)
+    token, _session_row = sessions.start(session, user)
     response = RedirectResponse(_safe_next(next), status_code=303)
     set_session_cookie(response, token, secure=_secure(request))
     return response
