@@ -222,6 +222,24 @@ def _receiver_main(ports: Any, log: Any) -> None:
     server.run(sockets=[sock])
 
 
+def start_server(process, ports, probe: str) -> str:
+    """Start a server process that puts its port on ``ports``; return its URL once ``probe``
+    answers."""
+    import httpx
+
+    process.start()
+    url = f"http://{HOST}:{ports.get(timeout=60)}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            httpx.get(f"{url}{probe}", timeout=1)
+            return url
+        except httpx.TransportError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 class Receiver:
     """The zero-latency partner system, in its own process (uvicorn + uvloop + httptools), so its
     CPU time does not compete for the benchmark process's GIL. The same receiver serves the
@@ -235,20 +253,8 @@ class Receiver:
         self.url = ""
 
     def __enter__(self) -> Receiver:
-        import httpx
-
-        self.process.start()
-        port = self._ports.get(timeout=30)
-        self.url = f"http://{HOST}:{port}"
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(f"{self.url}/count", timeout=1)
-                return self
-            except httpx.TransportError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
+        self.url = start_server(self.process, self._ports, "/count")
+        return self
 
     def __exit__(self, *exc: object) -> None:
         self.process.terminate()

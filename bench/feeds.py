@@ -45,6 +45,7 @@ from bench.common import (
     load_average,
     machine_facts,
     prepare,
+    start_server,
 )
 
 # Its own database: the fan-out benchmark drops the schema of "bench".
@@ -148,19 +149,8 @@ class FeedServer:
                                      name="bench-feed-server", daemon=True)
 
     def __enter__(self) -> FeedServer:
-        import httpx
-
-        self.process.start()
-        self.url = f"http://{HOST}:{self._ports.get(timeout=60)}"
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(f"{self.url}/f/0.xml", timeout=1)
-                return self
-            except httpx.TransportError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
+        self.url = start_server(self.process, self._ports, "/f/0.xml")
+        return self
 
     def advance(self, every: int) -> None:
         import httpx
