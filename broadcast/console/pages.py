@@ -49,8 +49,7 @@ from broadcast.web.rendering import render
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 FLASH = "bc_flash"
-Text = Annotated[str, Form()]
-OptionalText = Annotated[str, Form()]
+Text = Annotated[str, Form()]  # a form field; optional ones get a default
 
 
 # --- signing in ----------------------------------------------------------------------------
@@ -67,7 +66,7 @@ def login(
     session: SessionDep,
     username: Text,
     password: Text,
-    next: OptionalText = "/console",
+    next: Text = "/console",
 ):
     user = user_for_password(session, username.strip(), password)
     if user is None:
@@ -169,12 +168,12 @@ def compose(
     session: SessionDep,
     viewer: ViewerDep,
     body_nl: Text,
-    body_en: OptionalText = "",
-    severity: OptionalText = "",
+    body_en: Text = "",
+    severity: Text = "",
     areas_: Annotated[list[str], Form(alias="areas")] = [],  # noqa: B006
-    when: OptionalText = "now",  # now, later, draft
-    publish_at: OptionalText = "",
-    next_update: OptionalText = "",
+    when: Text = "now",  # now, later, draft
+    publish_at: Text = "",
+    next_update: Text = "",
 ):
     here = f"/console/incidents/{incident_id}"
 
@@ -205,7 +204,7 @@ def resolve(
     session: SessionDep,
     viewer: OfficerDep,
     body_nl: Text,
-    body_en: OptionalText = "",
+    body_en: Text = "",
 ):
     here = f"/console/incidents/{incident_id}"
 
@@ -289,7 +288,7 @@ def reject(
     update_id: int,
     session: SessionDep,
     viewer: OfficerDep,
-    reason: OptionalText = "",
+    reason: Text = "",
 ):
     def act(update: Update) -> Update:
         return timeline.reject(session, update, officer=viewer.user, reason=reason or None)
@@ -304,7 +303,7 @@ def correct(
     session: SessionDep,
     viewer: OfficerDep,
     body_nl: Text,
-    body_en: OptionalText = "",
+    body_en: Text = "",
 ):
     def act(update: Update) -> Update:
         return timeline.correct(
@@ -420,7 +419,7 @@ def relayed(
     session: SessionDep,
     viewer: ViewerDep,
     format: Text,
-    place: OptionalText = "",
+    place: Text = "",
     areas_: Annotated[list[str], Form(alias="areas")] = [],  # noqa: B006
 ):
     here = f"/console/updates/{update_id}/relay"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
 
 from broadcast.common import utcnow
 from broadcast.questions.models import Question, QuestionState
@@ -23,7 +23,8 @@ class ResponseTimes:
 
 
 def waiting_questions(session: Session) -> int:
-    return len(session.exec(select(Question.id).where(Question.state == QuestionState.new)).all())
+    waiting = select(func.count()).where(Question.state == QuestionState.new)
+    return session.exec(waiting).one()
 
 
 def response_times(session: Session) -> ResponseTimes:
