@@ -14,7 +14,6 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from broadcast.areas import api as areas_api
 from broadcast.console import pages as console
-from broadcast.console.security import SecurityHeaders
 from broadcast.deps import domain_error_response
 from broadcast.errors import DomainError
 from broadcast.feeds import api as feeds_api
@@ -29,6 +28,7 @@ from broadcast.signup import api as signup_api
 from broadcast.subscribers import api as subscribers_api
 from broadcast.timeline import api as timeline_api
 from broadcast.web import cap, ops, public
+from broadcast.web.security import SecurityHeaders
 from channels.base import Channel
 
 

@@ -11,10 +11,10 @@ from fastapi import Depends, Request, Response
 
 from broadcast.auth import sessions
 from broadcast.auth.models import Role, User
-from broadcast.console.security import same_origin, tokens_match
 from broadcast.deps import SessionDep
 from broadcast.errors import Forbidden
 from broadcast.web.i18n import _
+from broadcast.web.security import same_origin, tokens_match
 
 COOKIE = "bc_session"
 

@@ -15,7 +15,6 @@ from sse_starlette.sse import EventSourceResponse
 
 from broadcast.areas import service as areas
 from broadcast.common import Language, utcnow
-from broadcast.console.security import same_origin
 from broadcast.errors import DomainError
 from broadcast.feeds import chart
 from broadcast.feeds import service as feeds
@@ -27,6 +26,7 @@ from broadcast.timeline import service as timeline
 from broadcast.timeline.models import Update, UpdateState
 from broadcast.web import i18n, live
 from broadcast.web.rendering import fragment, render
+from broadcast.web.security import same_origin
 
 router = APIRouter(include_in_schema=False)
 FEED_SIZE = 50

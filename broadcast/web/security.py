@@ -1,5 +1,5 @@
-"""Browser-facing protections: security headers on every response, CSRF tokens on every
-console form, and a same-origin check on every state-changing console request."""
+"""Browser-facing protections: security headers on every response (public site and console),
+CSRF tokens on console forms, and a same-origin check on every state-changing browser request."""
 
 from __future__ import annotations
 
