@@ -149,14 +149,14 @@ class Lane:
             return Outcome(job, "failed", error="expired before it could be sent")
         try:
             message = self._render(job)
-            await self.pacer.acquire(job.address)
             target = Target(
                 address=job.address,
                 delivery_id=job.delivery_id,
                 per_subscriber=job.per_subscriber,
                 original_message_id=job.original_message_id,
             )
-            receipt = await self.channel.send(message, target)
+            async with self.pacer.slot(job.address):
+                receipt = await self.channel.send(message, target)
         except RecipientGone as exc:
             return Outcome(job, "gone", error=f"recipient gone: {exc}")
         except PermanentFailure as exc:

@@ -50,15 +50,15 @@ async def test_a_hold_delays_only_its_target_and_a_pause_everybody():
     pacer = Pacer(Limits(per_second=None))
     pacer.hold("busy", 0.3)
     start = time.monotonic()
-    await pacer.acquire("other")
-    assert time.monotonic() - start < 0.1
-    await pacer.acquire("busy")
-    assert time.monotonic() - start >= 0.28
+    async with pacer.slot("other"):
+        assert time.monotonic() - start < 0.1
+    async with pacer.slot("busy"):
+        assert time.monotonic() - start >= 0.28
 
     pacer.pause(0.3)
     start = time.monotonic()
-    await pacer.acquire("third")
-    assert time.monotonic() - start >= 0.28
+    async with pacer.slot("third"):
+        assert time.monotonic() - start >= 0.28
 
 
 def test_expired_holds_are_forgotten():

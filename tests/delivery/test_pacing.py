@@ -1,9 +1,11 @@
-"""The pacer: evenly spaced sends, and no burst over the provider's sliding window even when the
-process stalls and the sends whose slots passed meanwhile all wake at once."""
+"""The pacer: evenly spaced sends, no burst over the provider's sliding window when the process
+stalls, and none either when requests reach the provider late or out of order: a send counts
+from when it is let through until its answer is in."""
 
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 
 from broadcast.delivery.pacing import Pacer
@@ -11,6 +13,8 @@ from channels.base import Limits
 
 
 def most_in_one_second(times: list[float]) -> int:
+    """The most events a strict one-second sliding window would have seen at once."""
+    times = sorted(times)
     return max(sum(1 for u in times if t - 1.0 < u <= t) for t in times)
 
 
@@ -19,8 +23,8 @@ async def test_a_stalled_process_does_not_catch_up_in_a_burst():
     granted: list[float] = []
 
     async def send(n: int) -> None:
-        await pacer.acquire(f"chat-{n}")
-        granted.append(time.monotonic())
+        async with pacer.slot(f"chat-{n}"):
+            granted.append(time.monotonic())
 
     tasks = [asyncio.create_task(send(n)) for n in range(25)]
     await asyncio.sleep(0.25)
@@ -35,5 +39,75 @@ async def test_without_a_stall_the_pace_is_the_declared_rate():
     pacer = Pacer(Limits(per_second=20))
     start = time.monotonic()
     for n in range(41):
-        await pacer.acquire(f"chat-{n}")
+        async with pacer.slot(f"chat-{n}"):
+            pass
     assert 1.9 <= time.monotonic() - start <= 2.3
+
+
+async def test_requests_that_arrive_late_or_out_of_order_never_overfill_the_window():
+    """Each request reaches the "provider" at a random moment up to 120 ms after it was let
+    through (a slow connection, a busy loop), and is answered right then. Counted from when
+    they were let through, 40 per second would put up to 43 arrivals into one second here."""
+    pacer, rng, arrivals = Pacer(Limits(per_second=40)), random.Random(7), []
+
+    async def send(n: int) -> None:
+        async with pacer.slot(f"chat-{n}"):
+            await asyncio.sleep(rng.choice([0.0, 0.0, 0.0, 0.12]) * rng.random())
+            arrivals.append(time.monotonic())
+
+    start = time.monotonic()
+    await asyncio.gather(*(send(n) for n in range(160)))
+    elapsed = time.monotonic() - start
+
+    assert most_in_one_second(arrivals) <= 40
+    assert 159 / elapsed >= 0.85 * 40  # the latency costs a little pace, not a lot
+
+
+async def test_with_every_send_of_a_window_in_flight_the_next_waits_for_an_answer():
+    pacer, answered, granted = Pacer(Limits(per_second=3)), [], []
+
+    async def send(n: int) -> None:
+        async with pacer.slot(f"chat-{n}"):
+            granted.append(time.monotonic())
+            await asyncio.sleep(0.5 if n < 3 else 0.0)
+            answered.append(time.monotonic())
+
+    await asyncio.gather(*(send(n) for n in range(4)))
+    assert granted[3] >= answered[0] + 1.0 - 0.005
+
+
+async def test_a_targets_next_send_waits_its_interval_after_the_answer():
+    pacer = Pacer(Limits(per_second=None, per_target_interval=0.3))
+    events: list[tuple[str, float]] = []
+
+    async def send(latency: float) -> None:
+        async with pacer.slot("chat-1"):
+            events.append(("granted", time.monotonic()))
+            await asyncio.sleep(latency)
+            events.append(("answered", time.monotonic()))
+
+    await asyncio.gather(send(0.4), send(0.0))
+    (_, first_answer), (_, second_grant) = events[1], events[2]
+    assert [kind for kind, _ in events] == ["granted", "answered", "granted", "answered"]
+    assert second_grant - first_answer >= 0.3 - 0.005
+
+
+async def test_a_send_that_fails_or_is_cancelled_still_ends():
+    pacer = Pacer(Limits(per_second=None, per_target_interval=0.2))
+    try:
+        async with pacer.slot("chat-1"):
+            raise ConnectionError("provider down")
+    except ConnectionError:
+        pass
+    stuck = asyncio.create_task(_send_forever(pacer, "chat-2"))
+    await asyncio.sleep(0.05)
+    stuck.cancel()
+    start = time.monotonic()
+    for target in ("chat-1", "chat-2"):  # neither waits for ever on a send that never ended
+        await asyncio.wait_for(_send_forever(pacer, target, 0.0), timeout=1.0)
+    assert 0.15 <= time.monotonic() - start <= 0.5  # each waited its interval after the end
+
+
+async def _send_forever(pacer: Pacer, target: str, seconds: float = 10.0) -> None:
+    async with pacer.slot(target):
+        await asyncio.sleep(seconds)
