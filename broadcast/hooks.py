@@ -25,8 +25,8 @@ from channels.base import UpdateView
 
 
 class CoreHooks:
-    def __init__(self, db: Database, public_url: str):
-        self.db, self.public_url = db, public_url
+    def __init__(self, db: Database, public_url: str, *, max_attempts: int):
+        self.db, self.public_url, self.max_attempts = db, public_url, max_attempts
         self.channels: ChannelSet | None = None  # set once the channels are loaded
 
     async def _run(self, work):
@@ -85,10 +85,18 @@ class CoreHooks:
 
         return await self._run(work)
 
-    async def delivery_status(self, *, channel, provider_id, status, error=None) -> bool:
+    async def delivery_status(
+        self, *, channel, provider_id, status, error=None, retry_after=None
+    ) -> bool:
         def work(session):
             return receipts.apply_status(
-                session, channel=channel, provider_id=provider_id, status=status, error=error
+                session,
+                channel=channel,
+                provider_id=provider_id,
+                status=status,
+                error=error,
+                retry_after=retry_after,
+                max_attempts=self.max_attempts,
             )
 
         return await self._run(work)

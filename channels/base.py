@@ -132,8 +132,16 @@ class InboundHooks(Protocol):
     async def unsubscribe(self, *, channel: str, address: str) -> bool: ...
 
     async def delivery_status(
-        self, *, channel: str, provider_id: str, status: str, error: str | None = None
-    ) -> bool: ...
+        self,
+        *,
+        channel: str,
+        provider_id: str,
+        status: str,
+        error: str | None = None,
+        retry_after: float | None = None,
+    ) -> bool:
+        """A provider's final status for a sent message. ``retry_after``: it failed for a
+        passing reason; send it again after that many seconds if it has attempts left."""
 
     async def latest(self, language: str) -> list[UpdateView]: ...
 

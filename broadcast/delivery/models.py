@@ -78,6 +78,7 @@ class EarlyReceipt(SQLModel, table=True):
     channel: str = Field(max_length=40)
     status: str = Field(max_length=20)
     error: str | None = Field(default=None, max_length=500)
+    retry_after: float | None = None  # a passing failure: due again after this many seconds
     received_at: datetime = Field(
         default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False)
     )

@@ -305,7 +305,7 @@ def record(
             for o in outcomes
             if o.job.channel == channel and o.kind == "sent" and o.provider_id
         ]
-        receipts.apply_early(session, channel, sent)
+        receipts.apply_early(session, channel, sent, max_attempts=max_attempts)
 
 
 def renew(session: Session, tokens: set[str], lease_seconds: float) -> None:

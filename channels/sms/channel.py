@@ -56,6 +56,10 @@ RETRY_CODES = frozenset({20429, 20500, 20503, 63017, 63018})  # 6301x: account/s
 # that pair for 30 seconds. Only this recipient waits; the rest of the broadcast carries on.
 PAIR_LIMIT_CODES = frozenset({14107})
 PAIR_LIMIT_SECONDS = 30.0
+# Failures that a status callback reports after the message was accepted, but that pass: the
+# message is sent again after this many seconds (14107 as above; 30001: the sender's queue
+# overflowed; 63017/63018: rate limits), as long as the delivery has attempts left.
+CALLBACK_RETRY_SECONDS = {14107: PAIR_LIMIT_SECONDS, 30001: 300.0, 63017: 60.0, 63018: 60.0}
 GONE_CODES = frozenset({21610})  # the resident texted STOP: carriers refuse everything
 INVALID_NUMBER_CODES = frozenset({21211, 21614})  # not a (mobile) number: nobody to reach
 ERROR_NAMES = {
@@ -68,6 +72,7 @@ ERROR_NAMES = {
     21612: "'To' number cannot be reached from this sender",
     21614: "'To' number is not a mobile number",
     21617: "body too long",
+    30001: "queue overflow",
     63016: "WhatsApp: outside the 24-hour window, a template is required",
     63017: "account rate limit exceeded",
     63018: "rate limit exceeded for the channel",

@@ -17,6 +17,7 @@ from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
 from channels.base import InboundHooks
+from channels.sms.channel import CALLBACK_RETRY_SECONDS, ERROR_NAMES
 
 if TYPE_CHECKING:
     from channels.sms.channel import SmsChannel
@@ -88,8 +89,14 @@ async def record_status(channel: str, hooks: InboundHooks, form: FormData) -> No
     code = str(form.get("ErrorCode") or "") or None
     if not sid or status not in FINAL_STATUSES:
         return
+    number = int(code) if code and code.isdigit() else None
     error = f"Twilio error {code}" if code else None
-    await hooks.delivery_status(channel=channel, provider_id=sid, status=status, error=error)
+    if number in ERROR_NAMES:
+        error = f"{error}: {ERROR_NAMES[number]}"
+    retry_after = CALLBACK_RETRY_SECONDS.get(number) if status != "delivered" else None
+    await hooks.delivery_status(
+        channel=channel, provider_id=sid, status=status, error=error, retry_after=retry_after
+    )
     recipient = str(form.get("To") or "")
     if code == UNSUBSCRIBED_CODE and recipient:
         # A messaging service may accept first and fail later: the resident sent STOP.

@@ -6,12 +6,22 @@ from __future__ import annotations
 import time
 
 import pytest
+from sqlmodel import select
 
+from broadcast.delivery.models import Delivery
 from broadcast.delivery.pacing import Pacer
 from channels.base import Limits, Target
 from channels.errors import CHANNEL, TARGET, RetryLater
+from channels.sms.channel import CALLBACK_RETRY_SECONDS
 from channels.telegram.classify import GROUP_CHAT_WINDOW, PRIVATE_CHAT_WINDOW, RecentChats
-from tests.channels.test_sms import NUMBER, live, sms_channel, subscribe, twilio  # noqa: F401
+from tests.channels.test_sms import (  # noqa: F401
+    NUMBER,
+    counts,
+    live,
+    sms_channel,
+    subscribe,
+    twilio,
+)
 from tests.channels.test_telegram import RESIDENT, channel_for, view
 from tests.channels.test_telegram_app import build_client, settled
 from tests.channels.test_telegram_app import subscribe as subscribe_chat
@@ -193,3 +203,33 @@ def test_a_number_held_by_twilio_waits_alone(live, twilio, monkeypatch):  # noqa
     gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
     assert max(gaps) < 0.5, f"the lane stalled for {max(gaps):.2f} s"
     assert at[NUMBER] - refused["at"] >= 1.9  # the held number waited as Twilio asked
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_14107_in_the_status_callback_sends_the_message_again(live, twilio, monkeypatch):  # noqa: F811
+    """As Twilio documents it: the message is accepted, then fails with 14107 while the pair is
+    held. It is sent again once the hold is over and then delivered; nobody else waits."""
+    monkeypatch.setitem(CALLBACK_RETRY_SECONDS, 14107, 2.0)
+    twilio.state.pair_limit = SlidingWindow(1, 2.0)
+    twilio.state.pair_limit_in_callback = True
+    twilio.state.pair_limit.record(NUMBER)  # texted a moment ago
+    app = live()
+    subscribe(app, NUMBER, [])
+    subscribe(app, "+31612340001", [])
+    incident = new_incident(app.http, app.officer)
+    update = post_update(app.http, app.officer, incident["id"])
+
+    wait_for(lambda: counts(app, update).get("sms") == {"delivered": 2}, timeout=15)
+    with app.app.state.db.session_scope() as session:
+        query = select(Delivery).where(Delivery.channel == "sms")
+        rows = {d.attempts: d for d in session.exec(query)}
+    assert set(rows) == {1, 2}  # the other number once, the held one twice
+    assert rows[2].last_error is None and rows[2].provider_id == twilio.state.messages[-1]["sid"]
+    first, again = [m for m in twilio.state.messages if m["to"] == NUMBER]
+    failed = [c for c in twilio.state.callbacks if c.params["MessageSid"] == first["sid"]]
+    assert [(c.params["MessageStatus"], c.params.get("ErrorCode")) for c in failed] == [
+        ("failed", "14107")
+    ]
+    [refused] = twilio.state.rate_limited
+    accepted_again = dict(twilio.state.accepted)[NUMBER]
+    assert accepted_again - refused["at"] >= 1.9  # waited as long as the pair was held

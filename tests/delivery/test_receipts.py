@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import select
 
+from broadcast.common import utcnow
 from broadcast.delivery import outbox, receipts
 from broadcast.delivery.models import Delivery, EarlyReceipt
 from broadcast.delivery.outbox import Outcome
@@ -41,6 +45,7 @@ def test_status_arriving_before_the_send_is_recorded_is_applied_later(app_factor
                 provider_id="SM1",
                 status="undelivered",
                 error="30003 unreachable",
+                max_attempts=3,
             )
         record_sent(db, "SM1")
         row = delivery(db)
@@ -58,10 +63,67 @@ def test_status_after_the_send_moves_the_delivery_and_interim_statuses_are_ignor
         record_sent(db, "SM2")
         with db.session_scope() as session:
             assert not receipts.apply_status(
-                session, channel="platform", provider_id="SM2", status="sent", error=None
+                session,
+                channel="platform",
+                provider_id="SM2",
+                status="sent",
+                error=None,
+                max_attempts=3,
             )
             assert receipts.apply_status(
-                session, channel="platform", provider_id="SM2", status="delivered", error=None
+                session,
+                channel="platform",
+                provider_id="SM2",
+                status="delivered",
+                error=None,
+                max_attempts=3,
             )
         row = delivery(db)
     assert row.state == "delivered" and row.delivered_at is not None
+
+
+def fail_for_a_while(db, provider_id: str, *, max_attempts: int = 3) -> None:
+    """A callback: the message failed for a passing reason (Twilio's 14107), retry in 30 s."""
+    with db.session_scope() as session:
+        receipts.apply_status(
+            session,
+            channel="platform",
+            provider_id=provider_id,
+            status="failed",
+            error="Twilio error 14107",
+            retry_after=30.0,
+            max_attempts=max_attempts,
+        )
+
+
+@pytest.mark.parametrize("early", [False, True], ids=["after the send", "before the send"])
+def test_a_passing_failure_makes_the_delivery_due_again(app_factory, early):
+    with TestClient(app_factory(dispatch=False)) as client:
+        officer = token_for(client.app, "officer")
+        post_update(client, officer, new_incident(client, officer)["id"])
+        db = client.app.state.db
+        if early:
+            fail_for_a_while(db, "SM3")
+            record_sent(db, "SM3")
+        else:
+            record_sent(db, "SM3")
+            fail_for_a_while(db, "SM3")
+        row = delivery(db)
+        with db.session_scope() as session:  # due in 30 s, not now
+            due = outbox.claim(session, "platform", limit=10, lease_seconds=30, public_url="x")
+        assert due == []
+    assert (row.state, row.attempts, row.provider_id) == ("pending", 1, None)
+    assert row.last_error == "Twilio error 14107"
+    wait = row.next_attempt_at - utcnow()
+    assert timedelta(seconds=28) < wait <= timedelta(seconds=30)
+
+
+def test_a_passing_failure_without_attempts_left_is_final(app_factory):
+    with TestClient(app_factory(dispatch=False)) as client:
+        officer = token_for(client.app, "officer")
+        post_update(client, officer, new_incident(client, officer)["id"])
+        db = client.app.state.db
+        record_sent(db, "SM4")  # the first attempt of at most one
+        fail_for_a_while(db, "SM4", max_attempts=1)
+        row = delivery(db)
+    assert (row.state, row.last_error) == ("failed", "Twilio error 14107")

@@ -14,6 +14,7 @@ from TWILIO_EDGE/TWILIO_REGION too) because ``get_hostname`` would rewrite the h
         fake.state.delivery_failures["+31600000001"] = ("undelivered", 30003)
         fake.state.rate_limit = SlidingWindow(10, 1.0)   # -> 429, code 20429
         fake.state.pair_limit = SlidingWindow(1, 30.0)   # per number -> 429, code 14107
+        fake.state.pair_limit_in_callback = True         # ... or 201, then failed with 14107
         fake.state.faults.fail_next(1, 503)              # or hang_next(1, seconds)
         ... fake.state.messages / callbacks / rate_limited hold what happened.
 
@@ -93,14 +94,17 @@ class TwilioState:
     blocked_prefixes: set[str] = field(default_factory=set)  # geo permissions -> 21408
     delivery_failures: dict[str, tuple[str, int]] = field(default_factory=dict)
     rate_limit: SlidingWindow = field(default_factory=lambda: SlidingWindow(10, 1.0))
-    # Twilio's loop guard between two numbers (error 14107, the pair held for 30 s). Twilio
-    # documents it as a failed message; this stand-in refuses the create call with it (429),
-    # which is how a per-recipient refusal reaches the adapter synchronously. Off by default.
+    # Twilio's loop guard between two numbers (error 14107, the pair held for 30 s). Off by
+    # default. Twilio documents it as a message that fails after it was accepted: with
+    # ``pair_limit_in_callback`` the stand-in does that (201, then a "failed" callback with
+    # 14107); without, it refuses the create call (429), a per-recipient refusal that reaches
+    # the adapter synchronously.
     pair_limit: SlidingWindow | None = None
+    pair_limit_in_callback: bool = False
     callback_delay: float = 0.0  # seconds between accepting and each callback
     faults: Faults = field(default_factory=Faults)
     messages: list[dict[str, Any]] = field(default_factory=list)  # accepted resources
-    accepted: list[tuple[str, float]] = field(default_factory=list)  # (to, time.time())
+    accepted: list[tuple[str, float]] = field(default_factory=list)  # (to, time) of those sent
     refusals: list[tuple[str, float, int]] = field(default_factory=list)  # (to, time, code)
     requests: list[dict[str, Any]] = field(default_factory=list)  # every create's params
     callbacks: list[Callback] = field(default_factory=list)
@@ -154,15 +158,16 @@ async def create_message(request: Request) -> JSONResponse:
         await _preflight(state, request)
         state.requests.append(params)
         message = _validate_and_build(state, request.path_params["sid"], params)
-        _admit(state, message["to"])
+        outcome = _admit(state, message["to"])
     except TwilioError as exc:
         state.refusals.append((str(params.get("To") or ""), time.time(), exc.code))
         return exc.response()
     state.messages.append(message)
-    state.accepted.append((message["to"], time.time()))
+    if outcome is None:
+        state.accepted.append((message["to"], time.time()))
     task = None
     if params.get("StatusCallback"):
-        task = BackgroundTask(_deliver, state, message, str(params["StatusCallback"]))
+        task = BackgroundTask(_deliver, state, message, str(params["StatusCallback"]), outcome)
     return JSONResponse(message, status_code=201, background=task)
 
 
@@ -209,9 +214,12 @@ def _credentials(request: Request) -> tuple[str, str] | None:
     return user, password
 
 
-def _admit(state: TwilioState, to: str) -> None:
+def _admit(state: TwilioState, to: str) -> tuple[str, int] | None:
+    """Refuse the call, or return the failure the message will end in (None: it goes out)."""
     if state.pair_limit is not None and (wait := state.pair_limit.wait_time(to)) > 0:
         state.rate_limited.append({"to": to, "at": time.time(), "wait": wait, "code": 14107})
+        if state.pair_limit_in_callback:
+            return ("failed", 14107)
         raise TwilioError(429, 14107, "SMS send rate limit exceeded")
     wait = state.rate_limit.wait_time(state.account_sid)
     if wait > 0:
@@ -220,6 +228,7 @@ def _admit(state: TwilioState, to: str) -> None:
     state.rate_limit.record(state.account_sid)
     if state.pair_limit is not None:
         state.pair_limit.record(to)
+    return None
 
 
 def _validate_and_build(state: TwilioState, sid: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -326,8 +335,10 @@ def _callback_params(
     return params
 
 
-async def _deliver(state: TwilioState, message: dict[str, Any], url: str) -> None:
-    final, error = state.delivery_failures.get(
+async def _deliver(
+    state: TwilioState, message: dict[str, Any], url: str, outcome: tuple[str, int] | None
+) -> None:
+    final, error = outcome or state.delivery_failures.get(
         message["to"].removeprefix("whatsapp:"), ("delivered", None)
     )
     steps = [("sent", None), (final, error)] if final != "failed" else [(final, error)]
