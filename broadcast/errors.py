@@ -51,8 +51,8 @@ class TooManyRequests(DomainError):
 
     status_code = 429
 
-    def __init__(self, detail: str, retry_after: int | None = None):
-        super().__init__(detail)
+    def __init__(self, detail: str, retry_after: int | None = None, **values: object):
+        super().__init__(detail, **values)
         self.retry_after = retry_after
 
 

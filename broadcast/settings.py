@@ -76,6 +76,10 @@ class Settings(BaseSettings):
     feed_user_agent: str = "broadcast-feeds/0.1 (crisis communication; municipality)"
     cap_sender: str | None = None  # CAP <sender>; default: the host of public_url
 
+    # Console logins: failures counted over 15 minutes before logins are refused for a while.
+    login_failures_per_account: int = Field(5, ge=1)  # one account from one client address
+    login_failures_per_client: int = Field(20, ge=1)  # one client address, all accounts
+
     # Web sign-up by SMS (double opt-in), limited against SMS pumping.
     signup_countries: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["31"])
     signup_codes_per_number: int = Field(3, ge=1)  # codes per phone number per hour

@@ -16,7 +16,7 @@ from sqlmodel import Session, col, select
 
 from broadcast import audit
 from broadcast.areas import service as areas
-from broadcast.auth import sessions
+from broadcast.auth import sessions, throttle
 from broadcast.auth.service import user_for_password
 from broadcast.common import utcnow
 from broadcast.console import areamap, library, stats
@@ -33,7 +33,7 @@ from broadcast.db import emit
 from broadcast.delivery import outbox
 from broadcast.delivery.outbox import view_of
 from broadcast.deps import SessionDep
-from broadcast.errors import DomainError, Invalid
+from broadcast.errors import DomainError, Invalid, TooManyRequests
 from broadcast.feeds import service as feeds
 from broadcast.incidents import service as incidents
 from broadcast.incidents.models import Incident
@@ -68,21 +68,36 @@ def login(
     password: Text,
     next: Text = "/console",
 ):
+    attempt = {"account": username, "client": request.client.host if request.client else ""}
+    try:
+        throttle.check(session, request.app.state.settings, **attempt)
+    except TooManyRequests as refused:
+        response = _login_refused(request, next, username, 429, minutes=refused.values["minutes"])
+        response.headers["Retry-After"] = str(refused.retry_after)
+        return response
     user = user_for_password(session, username.strip(), password)
     if user is None:
+        throttle.failed(session, **attempt)
         audit.record(session, actor="anonymous", action="console.login_failed", subject="console")
-        return render(
-            request,
-            "console/login.html",
-            status_code=401,
-            next=_safe_next(next),
-            error="wrong",
-            username=username,
-        )
+        return _login_refused(request, next, username, 401)
+    throttle.succeeded(session, **attempt)
     token, _session_row = sessions.start(session, user)
     response = RedirectResponse(_safe_next(next), status_code=303)
     set_session_cookie(response, token, secure=_secure(request))
     return response
+
+
+def _login_refused(request: Request, next: str, username: str, status_code: int, **values):
+    """The form again, saying why: a wrong name or password (401), or too many of them (429)."""
+    return render(
+        request,
+        "console/login.html",
+        status_code=status_code,
+        next=_safe_next(next),
+        error=status_code,
+        username=username,
+        **values,
+    )
 
 
 @router.post("/logout")

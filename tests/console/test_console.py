@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import io
 import re
+from datetime import timedelta
 
 import pytest
-from sqlmodel import select
+from fastapi.testclient import TestClient
+from sqlmodel import select, update
 
 from broadcast import audit
-from broadcast.auth.models import ConsoleSession
+from broadcast.auth.models import ConsoleSession, LoginFailure
+from broadcast.common import utcnow
 from broadcast.questions import service as questions
 from tests.support import auth, new_incident, post_update, token_for
 
@@ -63,6 +66,43 @@ def test_a_wrong_password_is_refused_and_audited_without_the_name(client):
     assert len(failed) == 1 and "lotte" not in str(failed[0].detail)
 
 
+def test_after_five_wrong_passwords_that_address_waits_even_with_the_right_one(client):
+    token_for(client.app, "officer", name="lotte")
+    for _ in range(5):
+        assert log_in(client, "lotte", "wrong").status_code == 401
+    refused = log_in(client, "lotte")  # the right password, but the guessing stops here
+    assert refused.status_code == 429 and "bc_session" not in refused.cookies
+    assert 14 * 60 < int(refused.headers["Retry-After"]) <= 15 * 60
+    assert "Te veel mislukte pogingen. Probeer het over 15 minuten opnieuw." in refused.text
+
+    # Nobody can lock the team out of its console by typing wrong passwords for their names.
+    elsewhere = TestClient(client.app, client=("192.0.2.7", 40000))
+    assert log_in(elsewhere, "lotte").status_code == 303
+
+    with client.app.state.db.session_scope() as session:  # a quarter of an hour later
+        session.execute(update(LoginFailure).values(at=utcnow() - timedelta(minutes=15)))
+    assert log_in(client, "lotte").status_code == 303
+
+
+def test_one_address_gets_twenty_wrong_logins_over_all_accounts(client):
+    for n in range(20):
+        assert log_in(client, f"medewerker{n}", "wrong").status_code == 401
+    assert log_in(client, "nog-een-naam", "wrong").status_code == 429
+
+
+def test_a_login_clears_its_count_and_no_typed_name_or_address_is_stored(client):
+    token_for(client.app, "officer", name="lotte")
+    log_in(client, "Geheim-Wachtwoord-Als-Naam", "x")  # a password typed into the name field
+    for _ in range(4):
+        assert log_in(client, "lotte", "wrong").status_code == 401
+    assert log_in(client, "lotte").status_code == 303
+    with client.app.state.db.session_scope() as session:
+        left = session.exec(select(LoginFailure)).all()
+    assert len(left) == 1  # only the other name's failure counts on
+    stored = str([(f.account_key, f.client_key) for f in left])
+    assert "Geheim" not in stored and "testclient" not in stored
+
+
 def test_the_session_cookie_is_httponly_samesite_and_only_hashed_in_the_database(client):
     token_for(client.app, "officer", name="lotte")
     response = log_in(client, "lotte")
@@ -75,8 +115,6 @@ def test_the_session_cookie_is_httponly_samesite_and_only_hashed_in_the_database
 
 
 def test_the_cookie_is_secure_when_the_site_is_served_over_https(app_factory):
-    from fastapi.testclient import TestClient
-
     with TestClient(app_factory(public_url="https://crisis.example.nl")) as client:
         token_for(client.app, "officer", name="lotte")
         cookie = log_in(client, "lotte").headers["set-cookie"]
