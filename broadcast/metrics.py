@@ -1,11 +1,15 @@
-"""Prometheus metrics: what the dispatcher observes in-process, and what the database knows at
-scrape time (deliveries by channel and state, queue depth)."""
+"""Prometheus metrics: what this process observes (send latency and outcomes, feed polls), and
+what the database knows at scrape time, the same whichever process is scraped: deliveries by
+channel and state, queue depth, the health of every feed, and what needs a person's attention
+(incidents whose promised next update is overdue, residents' questions waiting)."""
 
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
-from sqlmodel import Session
+from sqlmodel import Session, col, func, select
+
+from broadcast.common import utcnow
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -24,6 +28,14 @@ OUTCOMES = Counter(
 )
 
 
+FEED_POLLS = Counter(
+    "broadcast_feed_polls",
+    "Feed polls by outcome (new, unchanged, not_modified, failed); on the scheduler's leader",
+    ["outcome"],
+    registry=REGISTRY,
+)
+
+
 def observe_latency(channel: str, seconds: float) -> None:
     PUBLISH_TO_SEND.labels(channel).observe(max(seconds, 0.0))
 
@@ -32,11 +44,20 @@ def count_outcome(channel: str, outcome: str) -> None:
     OUTCOMES.labels(channel, outcome).inc()
 
 
+def count_poll(outcome: str) -> None:
+    FEED_POLLS.labels(outcome).inc()
+
+
 class _DatabaseCollector:
     def __init__(self, session: Session):
         self.session = session
 
     def collect(self):
+        yield from self._deliveries()
+        yield from self._feeds()
+        yield from self._attention()
+
+    def _deliveries(self):
         from broadcast.delivery.outbox import counts_by_state
 
         deliveries = GaugeMetricFamily(
@@ -51,6 +72,56 @@ class _DatabaseCollector:
             queue.add_metric([channel], states.get("pending", 0) + states.get("sending", 0))
         yield deliveries
         yield queue
+
+    def _feeds(self):
+        from broadcast.feeds.models import FeedSource, FeedStatus
+
+        labels = ["feed", "name"]
+        up = GaugeMetricFamily("broadcast_feed_up", "1 if the last poll succeeded", labels=labels)
+        failures = GaugeMetricFamily(
+            "broadcast_feed_consecutive_failures", "Failed polls in a row", labels=labels
+        )
+        success = GaugeMetricFamily(
+            "broadcast_feed_last_success_timestamp_seconds",
+            "When the feed was last read successfully (Unix time)",
+            labels=labels,
+        )
+        for source in self.session.exec(select(FeedSource).where(FeedSource.enabled)):
+            names = [str(source.id), source.name or source.config_name or source.url]
+            up.add_metric(names, 1 if source.status == FeedStatus.ok else 0)
+            failures.add_metric(names, source.consecutive_failures)
+            if source.last_success_at is not None:
+                success.add_metric(names, source.last_success_at.timestamp())
+        yield from (up, failures, success)
+
+    def _attention(self):
+        from broadcast.incidents.models import Incident, IncidentStatus
+        from broadcast.questions.models import Question, QuestionState
+
+        now = utcnow()
+        overdue = self.session.exec(
+            select(func.count()).where(
+                Incident.status != IncidentStatus.resolved, col(Incident.next_update_due) < now
+            )
+        ).one()
+        waiting, oldest = self.session.exec(
+            select(func.count(), func.min(Question.received_at)).where(
+                Question.state == QuestionState.new
+            )
+        ).one()
+        yield GaugeMetricFamily(
+            "broadcast_incidents_overdue",
+            "Open incidents whose promised next update is overdue",
+            value=overdue,
+        )
+        yield GaugeMetricFamily(
+            "broadcast_questions_waiting", "Residents' questions not yet answered", value=waiting
+        )
+        yield GaugeMetricFamily(
+            "broadcast_questions_oldest_waiting_seconds",
+            "How long the oldest unanswered question has waited (0: none waiting)",
+            value=(now - oldest).total_seconds() if oldest else 0.0,
+        )
 
 
 def exposition(session: Session) -> bytes:

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 from sqlmodel import Session, select
 
-from broadcast import audit
+from broadcast import audit, metrics
 from broadcast.common import utcnow
 from broadcast.db import Database, emit
 from broadcast.delivery.channels import ChannelSet
@@ -62,6 +62,11 @@ class FeedPoller:
         self.clients.close()
 
     def poll(self, source_id: int) -> PollResult:
+        result = self._poll(source_id)
+        metrics.count_poll(result.outcome)
+        return result
+
+    def _poll(self, source_id: int) -> PollResult:
         with self.db.session_scope() as session:
             source = session.get(FeedSource, source_id)
             if source is None:

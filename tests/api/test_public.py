@@ -4,10 +4,14 @@ Atom feed, short links, health, metrics and the API documentation."""
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 import feedparser
 from fastapi.testclient import TestClient
 
+from broadcast.common import utcnow
+from broadcast.incidents.models import Incident
+from broadcast.questions import service as questions
 from tests.support import auth, new_incident, post_update
 
 BASE = "http://127.0.0.1:8000"
@@ -186,6 +190,19 @@ def test_metrics_expose_deliveries_and_publish_to_send_latency(client, officer, 
               if line.startswith('broadcast_publish_to_send_seconds_count{channel="platform"}')]
     assert counts and float(counts[0].split()[-1]) >= 1
     assert any(line.startswith("broadcast_queue_depth{") for line in lines)
+
+
+def test_metrics_count_what_needs_attention(client, officer):
+    """An overdue promised update and a waiting question: what an on-call alert watches."""
+    incident = new_incident(client, officer)
+    with client.app.state.db.session_scope() as session:
+        session.get(Incident, incident["id"]).next_update_due = utcnow() - timedelta(minutes=5)
+        questions.receive(session, channel="web", text="Is de dijk bij Mook nog veilig?")
+    lines = client.get("/metrics").text.splitlines()
+    assert "broadcast_incidents_overdue 1.0" in lines
+    assert "broadcast_questions_waiting 1.0" in lines
+    [oldest] = [line for line in lines if line.startswith("broadcast_questions_oldest_waiting_")]
+    assert 0 <= float(oldest.split()[-1]) < 60
 
 
 CONTRACT_PATHS = {

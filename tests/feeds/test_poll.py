@@ -4,10 +4,12 @@ failures and their alert, de-duplication across restarts."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
 
+from broadcast import metrics
 from broadcast.feeds.models import FeedStatus
 from tests.feeds.conftest import World, at, feed_settings, gauge_rss
 
@@ -270,3 +272,29 @@ def test_a_failed_parse_keeps_the_old_etag_so_the_document_is_read_again(world, 
     assert world.source(source_id).etag is None
     world.poll(source_id)
     assert feed_server.state.not_modified["/mook.xml"] == 0
+
+
+def test_metrics_show_each_feeds_health_and_count_the_polls(world, feed_server):
+    feed_server.state.put("/mook.xml", gauge_rss([(at(-1), "1120 cm")]))
+    feed_server.state.fail("/down.xml", 500)
+    healthy = world.add(feed_server.url_for("/mook.xml"), name="Maas bij Mook", unit="cm")
+    failing = world.add(feed_server.url_for("/down.xml"), name="Maas bij Venlo")
+    before = polls_counted("failed")
+    world.poll(healthy)
+    for _ in range(2):
+        world.poll(failing)
+
+    with world.db.session_scope() as session:
+        lines = metrics.exposition(session).decode().splitlines()
+    assert f'broadcast_feed_up{{feed="{healthy}",name="Maas bij Mook"}} 1.0' in lines
+    assert f'broadcast_feed_up{{feed="{failing}",name="Maas bij Venlo"}} 0.0' in lines
+    failures = f'broadcast_feed_consecutive_failures{{feed="{failing}",name="Maas bij Venlo"}} 2.0'
+    assert failures in lines
+    [success] = [line for line in lines if line.startswith("broadcast_feed_last_success_")]
+    assert f'feed="{healthy}"' in success and abs(float(success.split()[-1]) - time.time()) < 60
+    assert polls_counted("failed") == before + 2
+
+
+def polls_counted(outcome: str) -> float:
+    sample = metrics.REGISTRY.get_sample_value("broadcast_feed_polls_total", {"outcome": outcome})
+    return sample or 0.0
