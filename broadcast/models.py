@@ -8,6 +8,7 @@ from broadcast.feeds.models import FeedAlert, FeedReading, FeedRuleState, FeedSo
 from broadcast.incidents.models import Incident, IncidentStatus
 from broadcast.media.models import MediaItem, MediaKind
 from broadcast.questions.models import Question, QuestionState
+from broadcast.ratelimit import RateEvent
 from broadcast.relay.models import Relay
 from broadcast.signup.models import SmsSignup
 from broadcast.subscribers.models import Subscriber, SubscriberArea, SubscriberState
@@ -31,6 +32,7 @@ __all__ = [
     "MediaKind",
     "Question",
     "QuestionState",
+    "RateEvent",
     "Relay",
     "Role",
     "SmsSignup",

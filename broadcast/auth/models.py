@@ -49,17 +49,3 @@ class ConsoleSession(SQLModel, table=True):
     )
     expires_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False, index=True))
 
-
-class LoginFailure(SQLModel, table=True):
-    """A failed console login, kept only for the throttle's window (15 minutes) and then deleted.
-    The account name as typed and the client's address are stored as hashes: a password typed
-    into the name field by mistake must not end up readable in the database."""
-
-    __tablename__ = "login_failures"
-
-    id: int | None = Field(default=None, primary_key=True)
-    account_key: str = Field(max_length=64, index=True)
-    client_key: str = Field(max_length=64, index=True)
-    at: datetime = Field(
-        default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False, index=True)
-    )

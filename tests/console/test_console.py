@@ -12,9 +12,10 @@ from fastapi.testclient import TestClient
 from sqlmodel import select, update
 
 from broadcast import audit
-from broadcast.auth.models import ConsoleSession, LoginFailure
+from broadcast.auth.models import ConsoleSession
 from broadcast.common import utcnow
 from broadcast.questions import service as questions
+from broadcast.ratelimit import RateEvent
 from tests.support import auth, new_incident, post_update, token_for
 
 PASSWORD = "correct horse"  # what tests.support.token_for gives every user
@@ -80,7 +81,7 @@ def test_after_five_wrong_passwords_that_address_waits_even_with_the_right_one(c
     assert log_in(elsewhere, "lotte").status_code == 303
 
     with client.app.state.db.session_scope() as session:  # a quarter of an hour later
-        session.execute(update(LoginFailure).values(at=utcnow() - timedelta(minutes=15)))
+        session.execute(update(RateEvent).values(at=utcnow() - timedelta(minutes=15)))
     assert log_in(client, "lotte").status_code == 303
 
 
@@ -97,9 +98,10 @@ def test_a_login_clears_its_count_and_no_typed_name_or_address_is_stored(client)
         assert log_in(client, "lotte", "wrong").status_code == 401
     assert log_in(client, "lotte").status_code == 303
     with client.app.state.db.session_scope() as session:
-        left = session.exec(select(LoginFailure)).all()
-    assert len(left) == 1  # only the other name's failure counts on
-    stored = str([(f.account_key, f.client_key) for f in left])
+        left = session.exec(select(RateEvent)).all()
+    # The other name's failure counts on (per account and address, and per address).
+    assert sorted(e.kind for e in left) == ["login-account", "login-client"] + ["login-client"] * 4
+    stored = str([(e.kind, e.key) for e in left])
     assert "Geheim" not in stored and "testclient" not in stored
 
 

@@ -1,0 +1,67 @@
+"""Events counted per key over a sliding window, in the database, so that every process shares
+the count and a restart forgets nothing: failed console logins, questions from the public site.
+
+Keys are stored only as SHA-256 hashes (a password typed into a name field, a client's address),
+and a row only as long as its window lasts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import Column, Index, delete
+from sqlmodel import Field, Session, SQLModel, col, select
+
+from broadcast.common import UTCDateTime, utcnow
+
+
+class RateEvent(SQLModel, table=True):
+    __tablename__ = "rate_events"
+    __table_args__ = (Index("ix_rate_events_kind_key_at", "kind", "key", "at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=40)  # what is counted: "login-account", "question-client", ...
+    key: str = Field(max_length=64)  # whose: a hash
+    at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
+
+
+@dataclass(frozen=True)
+class Limit:
+    kind: str
+    count: int  # at most this many events ...
+    window: timedelta  # ... in any window this long
+
+
+def key(*parts: str) -> str:
+    """The stored form of who is counted (case and surrounding spaces do not matter)."""
+    return hashlib.sha256("\x1f".join(p.strip().lower() for p in parts).encode()).hexdigest()
+
+
+def wait(session: Session, limit: Limit, of: str) -> int:
+    """Seconds until one more event of ``of`` keeps within ``limit`` (0: it does now). Rows
+    older than the window are deleted on the way."""
+    now = utcnow()
+    since = now - limit.window
+    session.execute(
+        delete(RateEvent).where(RateEvent.kind == limit.kind, col(RateEvent.at) < since)
+    )
+    newest = session.exec(
+        select(RateEvent.at)
+        .where(RateEvent.kind == limit.kind, RateEvent.key == of, col(RateEvent.at) >= since)
+        .order_by(col(RateEvent.at).desc())
+        .limit(limit.count)
+    ).all()
+    if len(newest) < limit.count:
+        return 0
+    return max(1, math.ceil((newest[-1] + limit.window - now).total_seconds()))
+
+
+def record(session: Session, kind: str, of: str) -> None:
+    session.add(RateEvent(kind=kind, key=of))
+
+
+def forget(session: Session, kind: str, of: str) -> None:
+    session.execute(delete(RateEvent).where(RateEvent.kind == kind, RateEvent.key == of))
