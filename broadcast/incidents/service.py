@@ -16,6 +16,7 @@ from broadcast.errors import Conflict, Invalid, NotFound
 from broadcast.incidents.models import Incident, IncidentStatus
 from broadcast.timeline import service as timeline
 from broadcast.timeline.models import Update, UpdateKind
+from broadcast.web.i18n import _
 
 
 def slugify(title: str) -> str:
@@ -34,7 +35,7 @@ def create(
 ) -> Incident:
     title = title.strip()
     if not title:
-        raise Invalid("the title must not be empty")
+        raise Invalid(_("the title must not be empty"))
     base = f"{utcnow():%Y-%m-%d}-{slugify(title)}"
     slug, n = base, 1
     while session.exec(select(Incident.id).where(Incident.slug == slug)).first():
@@ -64,14 +65,14 @@ def create(
 def get(session: Session, incident_id: int) -> Incident:
     incident = session.get(Incident, incident_id)
     if incident is None:
-        raise NotFound(f"incident {incident_id} not found")
+        raise NotFound(_("incident %(id)s not found"), id=incident_id)
     return incident
 
 
 def by_slug(session: Session, slug: str) -> Incident:
     incident = session.exec(select(Incident).where(Incident.slug == slug)).first()
     if incident is None:
-        raise NotFound(f"incident {slug!r} not found")
+        raise NotFound(_("incident %(slug)s not found"), slug=repr(slug))
     return incident
 
 
@@ -87,7 +88,7 @@ def resolve(
 ) -> Update:
     """The all-clear goes to every area of the incident; no further update is promised."""
     if incident.status == IncidentStatus.resolved:
-        raise Conflict("the incident is resolved already")
+        raise Conflict(_("the incident is resolved already"))
     update = timeline.post(
         session, incident, author=officer, body=body, channels=channels, kind=UpdateKind.all_clear
     )

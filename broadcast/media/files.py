@@ -20,6 +20,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from broadcast.errors import Invalid, TooLarge, UnsupportedType
 from broadcast.media.models import MediaKind
+from broadcast.web.i18n import _
 
 log = logging.getLogger(__name__)
 
@@ -78,13 +79,20 @@ def clean_image(
         with Image.open(source, formats=[_PILLOW_FORMATS[detected.content_type]]) as opened:
             if opened.width * opened.height > max_pixels:
                 raise TooLarge(
-                    f"the image has {opened.width}×{opened.height} pixels; "
-                    f"at most {max_pixels // 1_000_000} megapixels are accepted"
+                    _(
+                        "the image has %(width)s×%(height)s pixels; "
+                        "at most %(most)s megapixels are accepted"
+                    ),
+                    width=opened.width,
+                    height=opened.height,
+                    most=max_pixels // 1_000_000,
                 )
             opened.load()
             image = ImageOps.exif_transpose(opened)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError):
-        raise Invalid(f"the file looks like {detected.content_type} but cannot be read") from None
+        raise Invalid(
+            _("the file looks like %(type)s but cannot be read"), type=detected.content_type
+        ) from None
     image = _to_srgb(image)
     alpha = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
     image = image.convert("RGBA" if alpha else ("L" if image.mode in ("1", "L") else "RGB"))
@@ -144,7 +152,7 @@ def strip_mp4(path: Path) -> int:
         end = handle.seek(0, io.SEEK_END)
         top = list(_mp4_boxes(handle, 0, end))
         if not top or top[0][0] != b"ftyp" or not any(box[0] == b"moov" for box in top):
-            raise Invalid("the MP4 file has no movie header (moov); it cannot be played")
+            raise Invalid(_("the MP4 file has no movie header (moov); it cannot be played"))
         pending = [(box, 0) for box in top]
         while pending:
             (kind, start, payload, stop), depth = pending.pop()
@@ -168,7 +176,7 @@ def _mp4_boxes(handle, start: int, end: int):
         elif size == 0:
             size = end - position
         if size < payload - position or position + size > end:
-            raise Invalid("the MP4 file is damaged (a box runs past its end)")
+            raise Invalid(_("the MP4 file is damaged (a box runs past its end)"))
         yield kind, position, payload, position + size
         position += size
 
@@ -193,7 +201,7 @@ def _check_webm(path: Path) -> None:
     with path.open("rb") as handle:
         head = handle.read(SNIFF_BYTES)
     if _ebml_doctype(head) != b"webm":
-        raise UnsupportedType(f"not a WebM video; accepted are {ACCEPTED}")
+        raise UnsupportedType(_("not a WebM video; accepted are %(accepted)s"), accepted=ACCEPTED)
 
 
 def _ebml_doctype(head: bytes) -> bytes | None:

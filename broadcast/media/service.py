@@ -33,7 +33,7 @@ MAX_ALT_CHARS = 1000  # Mastodon takes 1500; screen readers want far less
 def get(session: Session, media_id: int) -> MediaItem:
     item = session.get(MediaItem, media_id)
     if item is None:
-        raise NotFound(f"media {media_id} not found")
+        raise NotFound(_("media %(id)s not found"), id=media_id)
     return item
 
 
@@ -78,19 +78,29 @@ def check_upload(session: Session, update: Update, user: User, settings: Setting
         if update.author_id != user.id:
             raise Forbidden(_("volunteers may add photos and videos only to their own proposals"))
         if update.state != UpdateState.pending_approval:
-            raise Conflict(f"update {update.id} is {update.state}; media can no longer be added")
+            raise Conflict(
+                _("update %(id)s is %(state)s; media can no longer be added"),
+                id=update.id,
+                state=str(update.state),
+            )
     elif update.state not in OPEN_STATES:
         raise Conflict(
-            f"update {update.id} is {update.state}; media can be added only before it is "
-            "published (post it as a draft, add the media, then approve it)"
+            _(
+                "update %(id)s is %(state)s; media can be added only before it is "
+                "published (post it as a draft, add the media, then approve it)"
+            ),
+            id=update.id,
+            state=str(update.state),
         )
     count = session.exec(
         select(func.count()).select_from(MediaItem).where(MediaItem.update_id == update.id)
     ).one()
     if count >= settings.media_max_items:
         raise Conflict(
-            f"update {update.id} has {count} media items already; "
-            f"at most {settings.media_max_items} per update"
+            _("update %(id)s has %(count)s media items already; at most %(most)s per update"),
+            id=update.id,
+            count=count,
+            most=settings.media_max_items,
         )
 
 
@@ -99,7 +109,7 @@ def update_for_upload(session: Session, update_id: int, *, lock: bool = False) -
     count check; SQLite serialises writers already)."""
     update = session.get(Update, update_id, with_for_update=lock or None)
     if update is None:
-        raise NotFound(f"update {update_id} not found")
+        raise NotFound(_("update %(id)s not found"), id=update_id)
     return update
 
 
@@ -113,7 +123,11 @@ def alt_texts(fields: dict[str, str]) -> dict[str, str]:
     if not alt:
         raise Invalid(_("describe the photo or video in the field 'alt' (for screen readers)"))
     if too_long := [lang for lang, text in alt.items() if len(text) > MAX_ALT_CHARS]:
-        raise Invalid(f"alt text too long in {', '.join(too_long)}: at most {MAX_ALT_CHARS}")
+        raise Invalid(
+            _("alt text too long in %(languages)s: at most %(most)s"),
+            languages=", ".join(too_long),
+            most=MAX_ALT_CHARS,
+        )
     return alt
 
 

@@ -79,22 +79,26 @@ class _Reader:
         self._header_name = self._header_value = b""
 
     def headers_finished(self) -> None:
-        _, options = parse_options_header(self._disposition)
+        _type, options = parse_options_header(self._disposition)
         if b"name" not in options:
-            raise Invalid("every part of the form needs a name")
+            raise Invalid(_("every part of the form needs a name"))
         self._name = options[b"name"].decode("utf-8", "replace")
         self._is_file = b"filename" in options or self._name == "file"
         if self._is_file:
             self.files += 1
             if self.files > 1 or self._name != "file":
-                raise Invalid("send exactly one file, in the form field 'file'")
+                raise Invalid(_("send exactly one file, in the form field 'file'"))
             self._handle = self.path.open("wb")
 
     def part_data(self, data: bytes, start: int, end: int) -> None:
         chunk = data[start:end]
         if not self._is_file:
             if len(self._data) + len(chunk) > FIELD_LIMIT:
-                raise Invalid(f"form field {self._name!r} is longer than {FIELD_LIMIT} bytes")
+                raise Invalid(
+                    _("form field %(name)s is longer than %(limit)s bytes"),
+                    name=repr(self._name),
+                    limit=FIELD_LIMIT,
+                )
             self._data += chunk
             return
         if self.detected is None:
@@ -143,10 +147,12 @@ async def receive(
     """Read the request's one file part into ``directory``; raise 413, 415 or 422 early."""
     content_type, options = parse_options_header(request.headers.get("content-type", ""))
     if content_type != b"multipart/form-data" or b"boundary" not in options:
-        raise Invalid("send multipart/form-data with the file in the field 'file'")
+        raise Invalid(_("send multipart/form-data with the file in the field 'file'"))
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > largest + MULTIPART_SLACK:
-        raise TooLarge(f"the upload is larger than {_mb(largest)}, the largest accepted")
+        raise TooLarge(
+            _("the upload is larger than %(limit)s, the largest accepted"), limit=_mb(largest)
+        )
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"incoming-{secrets.token_hex(16)}"
     reader = _Reader(path, limit_for)
@@ -156,11 +162,11 @@ async def receive(
             parser.write(chunk)
         parser.finalize()
         if reader.detected is None:
-            raise Invalid("no file in the form field 'file'")
+            raise Invalid(_("no file in the form field 'file'"))
     except MultipartParseError:
         reader.close()
         path.unlink(missing_ok=True)
-        raise Invalid("the multipart/form-data body is malformed") from None
+        raise Invalid(_("the multipart/form-data body is malformed")) from None
     except BaseException:
         reader.close()
         path.unlink(missing_ok=True)

@@ -15,6 +15,7 @@ from broadcast.incidents import service as incidents
 from broadcast.questions.models import Question, QuestionState
 from broadcast.timeline import service as timeline
 from broadcast.timeline.models import Source, Update, UpdateKind, UpdateState
+from broadcast.web.i18n import _
 
 MAX_QUESTION_CHARS = 2_000
 
@@ -31,7 +32,7 @@ def receive(
 ) -> Question:
     text = text.strip()
     if not text:
-        raise Invalid("an empty question")
+        raise Invalid(_("an empty question"))
     question = Question(
         channel=channel,
         address=address,
@@ -62,7 +63,7 @@ def listing(session: Session, *, state: QuestionState | None = None) -> list[Que
 def get(session: Session, question_id: int) -> Question:
     question = session.get(Question, question_id)
     if question is None:
-        raise NotFound(f"question {question_id} not found")
+        raise NotFound(_("question %(id)s not found"), id=question_id)
     return question
 
 
@@ -79,9 +80,9 @@ def answer(
     """Answer privately through the channel it came in on, or publish a Q&A entry on the
     timeline (on the public site; the resident who asked gets the answer privately too)."""
     if question.state == QuestionState.answered:
-        raise Conflict(f"question {question.id} is answered already")
+        raise Conflict(_("question %(id)s is answered already"), id=question.id)
     if not body.strip():
-        raise Invalid("the answer must not be empty")
+        raise Invalid(_("the answer must not be empty"))
     if public:
         update = _publish_answer(
             session,
@@ -100,8 +101,12 @@ def answer(
         emit(session, "queued", update_id=update.id)
     elif not public:
         raise Conflict(
-            f"question {question.id} cannot be answered privately: "
-            f"channel {question.channel} has no reply address or is off"
+            _(
+                "question %(id)s cannot be answered privately: "
+                "channel %(channel)s has no reply address or is off"
+            ),
+            id=question.id,
+            channel=question.channel,
         )
     question.state, question.answer = QuestionState.answered, body.strip()
     question.answered_at, question.answered_by = utcnow(), officer.id
@@ -129,7 +134,7 @@ def _publish_answer(
 ) -> Update:
     incident_id = incident_id or question.incident_id
     if incident_id is None:
-        raise Invalid("a public answer needs an incident_id (the question has none)")
+        raise Invalid(_("a public answer needs an incident_id (the question has none)"))
     incident = incidents.get(session, incident_id)
     qa = {question.language.value: f"{question.text}\n\n{body.strip()}"}
     return timeline.post(

@@ -17,12 +17,15 @@ from broadcast.relay import kit
 from broadcast.relay.models import Relay
 from broadcast.timeline import service as timeline
 from broadcast.timeline.models import Update, UpdateState
+from broadcast.web.i18n import _
+
+NOT_PUBLISHED = _("update %(id)s is %(state)s; only published updates are relayed")
 
 
 def _visible(session: Session, update_id: int, viewer: User) -> Update:
     update = timeline.get(session, update_id)
     if not timeline.visible_to(update, viewer):
-        raise NotFound(f"update {update_id} not found")
+        raise NotFound(_("update %(id)s not found"), id=update_id)
     return update
 
 
@@ -30,13 +33,14 @@ def relayable(session: Session, update_id: int, viewer: User) -> Update:
     """The update, when it may be forwarded: published, public, and not corrected since."""
     update = _visible(session, update_id, viewer)
     if not update.public:
-        raise Conflict(f"update {update_id} is a private answer; it is not for relaying")
+        raise Conflict(_("update %(id)s is a private answer; it is not for relaying"), id=update_id)
     if update.state != UpdateState.published:
-        raise Conflict(f"update {update_id} is {update.state}; only published updates are relayed")
+        raise Conflict(NOT_PUBLISHED, id=update_id, state=str(update.state))
     if update.superseded_by_id is not None:
         raise Conflict(
-            f"update {update_id} was corrected by update {update.superseded_by_id}; "
-            "relay the correction instead"
+            _("update %(id)s was corrected by update %(newer)s; relay the correction instead"),
+            id=update_id,
+            newer=update.superseded_by_id,
         )
     return update
 
@@ -68,9 +72,13 @@ def record(
     then), but never an update that was not published."""
     update = _visible(session, update_id, user)
     if not update.public or update.state not in (UpdateState.published, UpdateState.retracted):
-        raise Conflict(f"update {update_id} is {update.state}; only published updates are relayed")
+        raise Conflict(NOT_PUBLISHED, id=update_id, state=str(update.state))
     if format not in kit.FORMAT_KEYS:
-        raise Invalid(f"unknown format {format!r}; use one of {', '.join(kit.FORMAT_KEYS)}")
+        raise Invalid(
+            _("unknown format %(format)s; use one of %(formats)s"),
+            format=repr(format),
+            formats=", ".join(kit.FORMAT_KEYS),
+        )
     relay = Relay(
         update_id=update_id,
         user_id=user.id,

@@ -11,6 +11,7 @@ from broadcast.delivery.channels import ChannelSet
 from broadcast.errors import Conflict, Invalid, NotFound
 from broadcast.questions.models import Question
 from broadcast.subscribers.models import Subscriber, SubscriberArea, SubscriberState
+from broadcast.web.i18n import _
 
 
 def subscribe(
@@ -33,7 +34,9 @@ def subscribe(
     subscriber = find(session, channel, normalized)
     active = subscriber is not None and subscriber.state == SubscriberState.active
     if active and confirmed and not update_existing:
-        raise Conflict(f"subscriber {subscriber.id} exists already on {channel}")
+        raise Conflict(
+            _("subscriber %(id)s exists already on %(channel)s"), id=subscriber.id, channel=channel
+        )
     if subscriber is None:
         subscriber = Subscriber(channel=channel, address=normalized)
     subscriber.language = Language(language)
@@ -56,14 +59,22 @@ def subscribe(
 def normalize(channels: ChannelSet, channel: str, address: str) -> str:
     if channel not in channels:
         reason = channels.disabled.get(channel)
-        raise Invalid(f"channel {channel!r} is not available" + (f": {reason}" if reason else ""))
+        if reason:
+            raise Invalid(
+                _("channel %(channel)s is not available: %(reason)s"),
+                channel=repr(channel),
+                reason=reason,
+            )
+        raise Invalid(_("channel %(channel)s is not available"), channel=repr(channel))
     adapter = channels[channel]
     if not adapter.capabilities.per_subscriber:
-        raise Invalid(f"channel {channel!r} has no individual subscribers")
+        raise Invalid(_("channel %(channel)s has no individual subscribers"), channel=repr(channel))
     try:
         return adapter.normalize_address(address)
     except ValueError as exc:
-        raise Invalid(f"invalid address for {channel}: {exc}") from exc
+        raise Invalid(
+            _("invalid address for %(channel)s: %(reason)s"), channel=channel, reason=str(exc)
+        ) from exc
 
 
 def set_areas(session: Session, subscriber: Subscriber, codes: list[str]) -> None:
@@ -85,7 +96,7 @@ def find(session: Session, channel: str, address: str) -> Subscriber | None:
 def get(session: Session, subscriber_id: int) -> Subscriber:
     subscriber = session.get(Subscriber, subscriber_id)
     if subscriber is None:
-        raise NotFound(f"subscriber {subscriber_id} not found")
+        raise NotFound(_("subscriber %(id)s not found"), id=subscriber_id)
     return subscriber
 
 

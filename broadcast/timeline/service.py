@@ -29,7 +29,7 @@ SCHEDULE_SLACK = timedelta(seconds=1)  # a publish_at this close to now means "n
 def get(session: Session, update_id: int) -> Update:
     update = session.get(Update, update_id)
     if update is None:
-        raise NotFound(f"update {update_id} not found")
+        raise NotFound(_("update %(id)s not found"), id=update_id)
     return update
 
 
@@ -128,7 +128,11 @@ def publish(
     session: Session, update: Update, incident: Incident, *, channels: ChannelSet, actor: str
 ) -> Update:
     if update.state in (UpdateState.published, UpdateState.retracted, UpdateState.rejected):
-        raise Conflict(f"update {update.id} is {update.state} and cannot be published")
+        raise Conflict(
+            _("update %(id)s is %(state)s and cannot be published"),
+            id=update.id,
+            state=str(update.state),
+        )
     if incident.status == IncidentStatus.resolved and update.kind != UpdateKind.all_clear:
         raise Conflict(_("the incident is resolved; nothing more is published on it"))
     now = utcnow()
@@ -227,8 +231,9 @@ def _supersede(
     _expect(update, UpdateState.published)
     if update.superseded_by_id is not None:
         raise Conflict(
-            f"update {update.id} was already superseded by {update.superseded_by_id}; "
-            "correct that one"
+            _("update %(id)s was already superseded by %(newer)s; correct that one"),
+            id=update.id,
+            newer=update.superseded_by_id,
         )
     incident = _incident(session, update)
     follow_up = Update(
@@ -291,14 +296,18 @@ def publish_due(
 def _incident(session: Session, update: Update) -> Incident:
     incident = session.get(Incident, update.incident_id) if update.incident_id else None
     if incident is None:
-        raise NotFound(f"update {update.id} has no incident")
+        raise NotFound(_("update %(id)s has no incident"), id=update.id)
     return incident
 
 
 def _expect(update: Update, *states: UpdateState) -> None:
     if update.state not in states:
-        allowed = " or ".join(states)
-        raise Conflict(f"update {update.id} is {update.state}; this needs {allowed}")
+        raise Conflict(
+            _("update %(id)s is %(state)s; this needs %(allowed)s"),
+            id=update.id,
+            state=str(update.state),
+            allowed=" or ".join(states),
+        )
 
 
 def _check_body(body: str | dict) -> dict[str, str]:
@@ -306,10 +315,15 @@ def _check_body(body: str | dict) -> dict[str, str]:
     if not bodies:
         raise Invalid(_("the body must not be empty"))
     if unknown := set(bodies) - {"nl", "en"}:
-        raise Invalid(f"unsupported language(s): {', '.join(sorted(unknown))}; use nl or en")
+        raise Invalid(
+            _("unsupported language(s): %(languages)s; use nl or en"),
+            languages=", ".join(sorted(unknown)),
+        )
     if too_long := [lang for lang, text in bodies.items() if len(text) > MAX_BODY_CHARS]:
         raise Invalid(
-            f"body too long in {', '.join(too_long)}: at most {MAX_BODY_CHARS} characters"
+            _("body too long in %(languages)s: at most %(most)s characters"),
+            languages=", ".join(too_long),
+            most=MAX_BODY_CHARS,
         )
     return bodies
 
@@ -319,13 +333,13 @@ def _check_channels(names: list[str] | None, channels: ChannelSet) -> list[str] 
         return None
     unknown = [n for n in names if n not in channels and n not in channels.disabled]
     if unknown:
-        raise Invalid(f"unknown channel(s): {', '.join(unknown)}")
+        raise Invalid(_("unknown channel(s): %(channels)s"), channels=", ".join(unknown))
     return list(dict.fromkeys(names))
 
 
 def _check_aware(moment: datetime | None, name: str = "next_update_due") -> datetime | None:
     if moment is not None and moment.tzinfo is None:
-        raise Invalid(f"{name} needs a time zone, e.g. 2026-11-23T18:00:00+01:00")
+        raise Invalid(_("%(name)s needs a time zone, e.g. 2026-11-23T18:00:00+01:00"), name=name)
     return moment
 
 

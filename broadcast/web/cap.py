@@ -17,6 +17,7 @@ from broadcast.errors import NotFound
 from broadcast.feeds import capout
 from broadcast.incidents.models import Incident, IncidentStatus
 from broadcast.timeline.models import Update, UpdateKind, UpdateState
+from broadcast.web.i18n import _
 
 router = APIRouter(tags=["cap"])
 INDEX_SIZE = 100
@@ -72,7 +73,7 @@ async def cap_alert(update_id: int, request: Request):
     def work(session):
         update = session.get(Update, update_id)
         if update is None or not capout.is_cap_alert(update) or update.incident_id is None:
-            raise NotFound(f"update {update_id} is not a published alert")
+            raise NotFound(_("update %(id)s is not a published alert"), id=update_id)
         incident = session.get(Incident, update.incident_id)
         names, postcodes = _areas(session)
         return capout.alert_document(

@@ -8,6 +8,8 @@ from babel.messages.extract import extract_from_dir
 from babel.messages.pofile import read_po
 
 from broadcast.web.i18n import translator
+from tests.console.test_console import csrf_of, log_in, post_form
+from tests.support import auth, new_incident, post_update, token_for
 
 ROOT = Path(__file__).resolve().parents[2]
 METHODS = [("broadcast/**.py", "python"), ("broadcast/web/templates/**.html", "jinja2")]
@@ -32,3 +34,42 @@ def test_named_values_are_filled_in_after_translation():
     assert translator("nl")("promised at %(time)s", time="14:30") == "beloofd om 14:30"
     assert translator("en")("promised at %(time)s", time="14:30") == "promised at 14:30"
     assert translator("xx")("Publish") == "Publiceren"  # unknown languages fall back to Dutch
+
+
+def test_a_refused_console_action_is_explained_in_dutch_and_the_api_keeps_english(client):
+    officer = token_for(client.app, "officer", name="lotte")
+    assert log_in(client, "lotte").status_code == 303
+    incident = new_incident(client, officer)
+    original = post_update(client, officer, incident["id"], body="De N271 is dicht.")
+    fixed = client.post(
+        f"/api/v1/updates/{original['id']}/correct",
+        json={"body": "De N271 is open."},
+        headers=auth(officer),
+    )
+    assert fixed.status_code == 201, fixed.text
+    correction = fixed.json()["id"]
+
+    # Correcting the original again is refused: the console says why, in Dutch, with the numbers.
+    refused = post_form(
+        client,
+        f"/console/updates/{original['id']}/correct",
+        {"body_nl": "De N271 is weer dicht."},
+        csrf=csrf_of(client),
+    )
+    assert refused.status_code == 303
+    page = client.get(refused.headers["location"]).text
+    dutch = (
+        f"bericht {original['id']} is al vervangen door bericht {correction}; corrigeer dat bericht"
+    )
+    assert dutch in page and 'role="alert"' in page
+    assert "already superseded" not in page
+
+    # The JSON API answers the same refusal in English, filled in exactly as before.
+    again = client.post(
+        f"/api/v1/updates/{original['id']}/correct",
+        json={"body": "De N271 is weer dicht."},
+        headers=auth(officer),
+    )
+    assert again.status_code == 409
+    english = f"update {original['id']} was already superseded by {correction}; correct that one"
+    assert again.json() == {"detail": english}
