@@ -76,6 +76,10 @@ class Settings(BaseSettings):
     feed_user_agent: str = "broadcast-feeds/0.1 (crisis communication; municipality)"
     cap_sender: str | None = None  # CAP <sender>; default: the host of public_url
 
+    # Questions asked on the public site (no reply address: answered on the timeline), per hour.
+    site_questions_per_client: int = Field(5, ge=1)  # from one client address
+    site_questions_per_hour: int = Field(300, ge=1)  # from everyone together
+
     # Console logins: failures counted over 15 minutes before logins are refused for a while.
     login_failures_per_account: int = Field(5, ge=1)  # one account from one client address
     login_failures_per_client: int = Field(20, ge=1)  # one client address, all accounts

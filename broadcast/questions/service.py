@@ -2,22 +2,31 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from sqlmodel import Session, col, select
 
-from broadcast import audit
+from broadcast import audit, ratelimit
 from broadcast.auth.models import User
 from broadcast.common import Language, Severity, utcnow
 from broadcast.db import emit
 from broadcast.delivery import audience
 from broadcast.delivery.channels import ChannelSet
-from broadcast.errors import Conflict, Invalid, NotFound
+from broadcast.errors import Conflict, Invalid, NotFound, TooManyRequests
 from broadcast.incidents import service as incidents
+from broadcast.incidents.models import Incident, IncidentStatus
 from broadcast.questions.models import Question, QuestionState
+from broadcast.ratelimit import Limit
+from broadcast.settings import Settings
 from broadcast.timeline import service as timeline
 from broadcast.timeline.models import Source, Update, UpdateKind, UpdateState
 from broadcast.web.i18n import _
 
 MAX_QUESTION_CHARS = 2_000
+MAX_SITE_QUESTION_CHARS = 1_000
+SITE = "web"  # the channel name of questions asked on the public site
+SITE_CLIENT, SITE_ALL = "question-client", "question-site"  # the rate limits' kinds
+HOUR = timedelta(hours=1)
 
 
 def receive(
@@ -51,6 +60,37 @@ def receive(
         channel=channel,
     )
     return question
+
+
+def ask_on_site(
+    session: Session,
+    settings: Settings,
+    *,
+    incident: Incident,
+    text: str,
+    language: str,
+    client: str,
+) -> Question:
+    """A question from the incident's public page. It has no reply address, so its answer is
+    published on the timeline. Limited per client address and in total, against flooding."""
+    text = text.strip()
+    if len(text) > MAX_SITE_QUESTION_CHARS:
+        raise Invalid(
+            _("the question is longer than %(limit)s characters"), limit=MAX_SITE_QUESTION_CHARS
+        )
+    if incident.status == IncidentStatus.resolved:
+        raise Conflict(_("this incident is over; questions are no longer taken here"))
+    limits = [
+        (Limit(SITE_CLIENT, settings.site_questions_per_client, HOUR), ratelimit.key(client)),
+        (Limit(SITE_ALL, settings.site_questions_per_hour, HOUR), ratelimit.key("everyone")),
+    ]
+    if seconds := max(ratelimit.wait(session, limit, key) for limit, key in limits):
+        raise TooManyRequests(
+            _("too many questions at once; please try again later"), retry_after=seconds
+        )
+    for limit, key in limits:
+        ratelimit.record(session, limit.kind, key)
+    return receive(session, channel=SITE, text=text, language=language, incident_id=incident.id)
 
 
 def listing(session: Session, *, state: QuestionState | None = None) -> list[Question]:

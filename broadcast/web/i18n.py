@@ -99,6 +99,17 @@ def local_time(value: datetime | None, fmt: str = "%H:%M") -> str:
     return value.astimezone(AMSTERDAM).strftime(fmt) if value else ""
 
 
+def moment(value: datetime | None, language: str, now: datetime | None = None) -> str:
+    """ "14:05" today, "dinsdag 24 november 09:00" on any other day: a promise of an update
+    at "09:00" must not be read as today when it means tomorrow."""
+    if value is None:
+        return ""
+    today = (now or datetime.now(AMSTERDAM)).astimezone(AMSTERDAM).date()
+    if value.astimezone(AMSTERDAM).date() == today:
+        return local_time(value)
+    return long_time(value, language)
+
+
 def long_time(value: datetime | None, language: str) -> str:
     """ "maandag 23 november 14:05" in the reader's language, Amsterdam time."""
     if value is None:

@@ -21,6 +21,7 @@ from broadcast.feeds import service as feeds
 from broadcast.incidents import service as incidents
 from broadcast.incidents.models import Incident, IncidentStatus
 from broadcast.media import service as media
+from broadcast.questions import service as questions
 from broadcast.signup import service as signup
 from broadcast.timeline import service as timeline
 from broadcast.timeline.models import Update, UpdateState
@@ -63,6 +64,13 @@ async def status_page(request: Request):
 
 @router.get("/incidents/{slug}", response_class=HTMLResponse)
 async def incident_page(request: Request, slug: str):
+    return await _incident(request, slug)
+
+
+async def _incident(
+    request: Request, slug: str, *, question: str = "", problem: DomainError | None = None
+) -> HTMLResponse:
+    """The page, or with a refused question: the reason, and the text kept for another try."""
     now, days = utcnow(), request.app.state.settings.feed_chart_days
 
     def work(session):
@@ -88,7 +96,45 @@ async def incident_page(request: Request, slug: str):
         banner=others,
         media=items,
         charts=charts,
+        asked=request.query_params.get("asked") == "1" and problem is None,
+        question=question,
+        problem=problem,
+        status_code=problem.status_code if problem is not None else 200,
     )
+
+
+@router.post("/incidents/{slug}/questions", response_class=HTMLResponse)
+async def ask(request: Request, slug: str):
+    """A resident's question from the incident page; answered on the timeline (post/redirect/get,
+    so a reload does not ask twice)."""
+    headers = request.headers
+    if not same_origin(headers.get("origin"), headers.get("referer"), headers.get("host")):
+        return HTMLResponse("cross-site request refused", status_code=403)
+    form = await request.form()
+    text = str(form.get("question", ""))
+    language = i18n.language_of(request)
+    done = RedirectResponse(f"/incidents/{slug}?lang={language}&asked=1#ask", status_code=303)
+    if form.get("website"):  # a field people do not see: only robots fill it in
+        return done
+
+    def work(session):
+        questions.ask_on_site(
+            session,
+            request.app.state.settings,
+            incident=incidents.by_slug(session, slug),
+            text=text,
+            language=language,
+            client=request.client.host if request.client else "",
+        )
+
+    try:
+        await _read(request, work)
+    except DomainError as problem:
+        page = await _incident(request, slug, question=text, problem=problem)
+        if retry_after := getattr(problem, "retry_after", None):
+            page.headers["Retry-After"] = str(retry_after)
+        return page
+    return done
 
 
 def _public_media(session, updates) -> dict:

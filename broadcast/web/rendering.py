@@ -30,6 +30,7 @@ def language_context(language: str) -> dict:
         "status_label": lambda value: _(i18n.STATUS[value]),
         "state_label": lambda value: _(i18n.STATE[value]),
         "long_time": lambda value: i18n.long_time(value, language),
+        "moment": lambda value: i18n.moment(value, language),
     }
 
 

@@ -148,6 +148,27 @@ def test_a_volunteer_proposes_with_a_photo_an_officer_approves_and_credits_them(
     shot(volunteer, "console-relay-kit")
 
 
+def test_a_resident_asks_on_the_page_and_the_public_answer_appears_there(browser, site, api):
+    incident = new_incident(api, site.officer, title="Hoogwater Maas", areas=["mook"])
+    reader = resident(browser, f"{site.url}/incidents/{incident['slug']}")
+    reader.get_by_label("Uw vraag").fill("Mag ik mijn boot nog aan de Maas laten liggen?")
+    reader.get_by_role("button", name="Vraag versturen").click()
+    expect(reader.get_by_role("status")).to_contain_text("Bedankt, uw vraag is bij")
+    assert serious_violations(reader) == []
+
+    officer = log_in(browser, site, "lotte")
+    officer.goto(f"{site.url}/console/questions")
+    question = officer.locator("article.question").first
+    expect(question).to_contain_text("Mag ik mijn boot nog aan de Maas laten liggen?")
+    expect(question).to_contain_text("Gesteld op de website")
+    question.get_by_label("Uw antwoord").fill("Nee, haal boten vóór 18:00 uit het water.")
+    question.get_by_role("button", name="Antwoord versturen").click()
+
+    answer = reader.locator("#timeline .update").first
+    expect(answer).to_contain_text("haal boten vóór 18:00 uit het water", timeout=10_000)
+    expect(answer).to_contain_text("Mag ik mijn boot nog aan de Maas laten liggen?")
+
+
 def test_the_main_pages_have_no_serious_accessibility_violations(browser, site, api):
     incident = new_incident(api, site.officer, title="Hoogwater Maas", areas=["mook"])
     original = post_update(
@@ -162,7 +183,7 @@ def test_the_main_pages_have_no_serious_accessibility_violations(browser, site, 
     pages = {
         "public-status": f"{site.url}/",
         "public-incident": f"{site.url}/incidents/{incident['slug']}",
-        "public-incident-en": f"{site.url}/incidents/{incident['slug']}?lang=nl",
+        "public-incident-en": f"{site.url}/incidents/{incident['slug']}?lang=en",
         "console-overview": f"{site.url}/console",
         "console-incident": f"{site.url}/console/incidents/{incident['id']}",
         "console-questions": f"{site.url}/console/questions",

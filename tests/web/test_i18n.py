@@ -73,3 +73,18 @@ def test_a_refused_console_action_is_explained_in_dutch_and_the_api_keeps_englis
     assert again.status_code == 409
     english = f"update {original['id']} was already superseded by {correction}; correct that one"
     assert again.json() == {"detail": english}
+
+
+def test_a_promised_time_names_the_day_unless_it_is_today():
+    from datetime import UTC, datetime
+
+    from broadcast.web.i18n import moment
+
+    now = datetime(2026, 11, 23, 20, 0, tzinfo=UTC)  # 21:00 in Mook
+    tonight = datetime(2026, 11, 23, 22, 30, tzinfo=UTC)
+    tomorrow = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
+    after_midnight = datetime(2026, 11, 23, 23, 30, tzinfo=UTC)  # 00:30 on the 24th in Mook
+    assert moment(tonight, "nl", now) == "23:30"
+    assert moment(tomorrow, "nl", now) == "dinsdag 24 november 09:00"
+    assert moment(tomorrow, "en", now) == "Tuesday 24 November 09:00"
+    assert moment(after_midnight, "nl", now) == "dinsdag 24 november 00:30"
