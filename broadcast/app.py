@@ -95,7 +95,7 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def domain_error(request: Request, exc: DomainError):
         if request.url.path.startswith("/console"):
-            return console.error_page(request, exc.status_code, exc.detail)
+            return console.error_page(request, exc.status_code, exc.message, exc.values)
         return domain_error_response(exc)
 
     @app.exception_handler(RequestValidationError)

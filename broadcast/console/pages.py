@@ -513,9 +513,17 @@ def install(app: FastAPI) -> None:
         return RedirectResponse(f"/console/login?next={exc.next_url}", status_code=303)
 
 
-def error_page(request: Request, status_code: int, detail: object) -> HTMLResponse:
+def error_page(
+    request: Request, status_code: int, message: str, values: dict | None = None
+) -> HTMLResponse:
+    """``message`` is translated, then filled in with ``values`` (a domain error's template)."""
     return render(
-        request, "console/error.html", status_code=status_code, viewer=None, detail=detail
+        request,
+        "console/error.html",
+        status_code=status_code,
+        viewer=None,
+        message=message,
+        values=values or {},
     )
 
 

@@ -75,6 +75,14 @@ def test_a_refused_console_action_is_explained_in_dutch_and_the_api_keeps_englis
     assert again.json() == {"detail": english}
 
 
+def test_a_console_page_that_cannot_be_shown_says_why_in_dutch(client):
+    token_for(client.app, "officer", name="lotte")
+    assert log_in(client, "lotte").status_code == 303
+    page = client.get("/console/incidents/999")
+    assert page.status_code == 404
+    assert "incident 999 niet gevonden" in page.text and "not found" not in page.text
+
+
 def test_a_promised_time_names_the_day_unless_it_is_today():
     from datetime import UTC, datetime
 
