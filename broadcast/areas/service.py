@@ -10,6 +10,7 @@ from sqlmodel import Session, select
 from broadcast.areas.models import Area
 from broadcast.errors import Invalid
 from broadcast.settings import read_toml
+from broadcast.web.i18n import _
 
 
 def load_file(path: Path) -> list[Area]:
@@ -49,7 +50,7 @@ def check_codes(session: Session, codes: Iterable[str]) -> list[str]:
     )
     unknown = [c for c in codes if c not in known]
     if unknown:
-        raise Invalid(f"unknown area(s): {', '.join(unknown)}")
+        raise Invalid(_("unknown area(s): %(areas)s"), areas=", ".join(unknown))
     return codes
 
 

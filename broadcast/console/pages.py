@@ -609,7 +609,11 @@ def local_moment(value: str, name: str) -> datetime | None:
         moment = now.replace(hour=hour, minute=minute, second=0, microsecond=0)
         return moment if moment > now else moment + timedelta(days=1)
     except ValueError:
-        raise Invalid(f"{name}: {value!r} is not a time (use 14:30 or a date and time)") from None
+        raise Invalid(
+            _("%(field)s: %(value)s is not a time (use 14:30 or a date and time)"),
+            field=name,
+            value=repr(value),
+        ) from None
 
 
 def _try_moment(value: str) -> datetime | None:

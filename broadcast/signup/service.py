@@ -165,7 +165,7 @@ def allowed_number(settings: Settings, channels: ChannelSet, phone: str) -> str:
     allowed = settings.signup_countries
     if allowed and str(parsed.country_code) not in allowed:
         countries = ", ".join(f"+{c}" for c in allowed)
-        raise Invalid(f"only numbers from {countries} can sign up here")
+        raise Invalid(_("only numbers from %(countries)s can sign up here"), countries=countries)
     e164 = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
     return subscribers.normalize(channels, CHANNEL, e164)
 
@@ -186,12 +186,20 @@ def check_limits(
     """At most so many codes per number, per client and in total in the last hour."""
     since = now - WINDOW
     limits = [
-        (SmsSignup.phone_key == phone_key, settings.signup_codes_per_number, "this number"),
-        (SmsSignup.client_key == client_key, settings.signup_codes_per_client, "this address"),
-        (None, settings.signup_codes_per_hour, "sign-ups"),
+        (
+            SmsSignup.phone_key == phone_key,
+            settings.signup_codes_per_number,
+            _("too many codes for this number: try again later"),
+        ),
+        (
+            SmsSignup.client_key == client_key,
+            settings.signup_codes_per_client,
+            _("too many codes for this address: try again later"),
+        ),
+        (None, settings.signup_codes_per_hour, _("too many codes for sign-ups: try again later")),
     ]
     waits = []
-    for condition, limit, what in limits:
+    for condition, limit, refusal in limits:
         query = select(func.count(), func.min(SmsSignup.created_at)).where(
             col(SmsSignup.created_at) >= since
         )
@@ -201,10 +209,10 @@ def check_limits(
         if count >= limit:
             # Free again when enough of the counted codes are older than an hour.
             enough = _nth_oldest(session, since, condition, count - limit) or oldest
-            waits.append((what, max(1, math.ceil((enough + WINDOW - now).total_seconds()))))
+            waits.append((refusal, max(1, math.ceil((enough + WINDOW - now).total_seconds()))))
     if waits:
-        what, seconds = max(waits, key=lambda w: w[1])
-        raise TooManyRequests(f"too many codes for {what}: try again later", retry_after=seconds)
+        refusal, seconds = max(waits, key=lambda w: w[1])
+        raise TooManyRequests(refusal, retry_after=seconds)
 
 
 def _nth_oldest(session: Session, since: datetime, condition, n: int) -> datetime | None:

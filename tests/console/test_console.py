@@ -200,7 +200,7 @@ def test_a_refused_action_shows_why_and_changes_nothing(client, officer):
         csrf=csrf,
     )
     page = client.get(response.headers["location"]).text
-    assert "is not a time" in page and 'role="alert"' in page
+    assert "morgen&#39; is geen tijd (gebruik 14:30" in page and 'role="alert"' in page
     detail = client.get(f"/api/v1/incidents/{incident['id']}", headers=auth(officer)).json()
     assert detail["updates"] == []
 
