@@ -136,6 +136,7 @@ def check_video(path: Path, detected: Detected) -> Cleaned:
         strip_mp4(path)
     else:
         _check_webm(path)
+        strip_webm(path)
     return Cleaned(MediaKind.video, detected.content_type, detected.extension)
 
 
@@ -202,6 +203,95 @@ def _check_webm(path: Path) -> None:
         head = handle.read(SNIFF_BYTES)
     if _ebml_doctype(head) != b"webm":
         raise UnsupportedType(_("not a WebM video; accepted are %(accepted)s"), accepted=ACCEPTED)
+
+
+# Matroska/WebM element ids (https://www.matroska.org/technical/elements.html)
+_SEGMENT, _CLUSTER, _INFO, _VOID = 0x18538067, 0x1F43B675, 0x1549A966, 0xEC
+_SEGMENT_CHILDREN = {  # level 1: what ends a Cluster of unknown size (a live recording's)
+    0x114D9B74, _INFO, 0x1654AE6B, _CLUSTER, 0x1C53BB6B, 0x1941A469, 0x1043A770, 0x1254C367,
+}
+_WEBM_METADATA = {
+    0x1254C367,  # Tags: anything, e.g. RECORDING_LOCATION, DATE_RECORDED, the device
+    0x1941A469,  # Attachments: files carried along (a cover picture with its own EXIF)
+}
+_INFO_METADATA = {0x7BA9}  # Info/Title: often a name
+
+
+def strip_webm(path: Path) -> int:
+    """Turn a WebM's metadata elements into Void elements of the same length, in place, their
+    bytes zeroed; every other byte and offset stays as it was. Returns how many were cleared.
+    Refuses files whose element structure does not add up."""
+    cleared = 0
+    with path.open("r+b") as handle:
+        end = handle.seek(0, io.SEEK_END)
+        for element, _start, payload, stop in _ebml_elements(handle, 0, end):
+            if element == _SEGMENT:
+                cleared += _strip_segment(handle, payload, stop)
+    return cleared
+
+
+def _strip_segment(handle, start: int, end: int) -> int:
+    wiped = []
+    for child, child_start, child_payload, child_stop in _ebml_elements(handle, start, end):
+        if child in _WEBM_METADATA:
+            wiped.append((child_start, child_stop))
+        elif child == _INFO:
+            info = _ebml_elements(handle, child_payload, child_stop)
+            wiped += [(at, stop) for kind, at, _, stop in info if kind in _INFO_METADATA]
+    for at, stop in wiped:
+        _void(handle, at, stop)
+    return len(wiped)
+
+
+def _ebml_elements(handle, start: int, end: int):
+    """(id, start, payload start, stop) of the elements between ``start`` and ``end``. An
+    unknown size runs to ``end``, except a Cluster's, which ends where the next level-1
+    element begins."""
+    position = start
+    while position < end:
+        head = _read_at(handle, position, 12)
+        try:
+            element, id_width = _ebml_id(head)
+            size, size_width = _vint(head, id_width)
+        except IndexError:
+            raise Invalid(_("the WebM file is damaged (an element cannot be read)")) from None
+        payload = position + id_width + size_width
+        if size == (1 << (7 * size_width)) - 1:  # all ones: unknown size
+            stop = _cluster_end(handle, payload, end) if element == _CLUSTER else end
+        else:
+            stop = payload + size
+        if stop > end:
+            raise Invalid(_("the WebM file is damaged (an element runs past its end)"))
+        yield element, position, payload, stop
+        position = stop
+
+
+def _cluster_end(handle, payload: int, end: int) -> int:
+    for element, start, _payload, _stop in _ebml_elements(handle, payload, end):
+        if element in _SEGMENT_CHILDREN:
+            return start
+    return end
+
+
+def _ebml_id(data: bytes) -> tuple[int, int]:
+    """An element id keeps its length marker: 0x1A45DFA3, 0xEC."""
+    width = next((i + 1 for i in range(4) if data[0] & (0x80 >> i)), 0)
+    if not width or len(data) < width:
+        raise IndexError("invalid EBML id")
+    return int.from_bytes(data[:width], "big"), width
+
+
+def _void(handle, start: int, stop: int) -> None:
+    """Overwrite an element with a Void element of exactly the same length."""
+    width = min(8, stop - start - 1)  # the size field; the rest of the length is payload
+    size = stop - start - 1 - width
+    handle.seek(start)
+    handle.write(bytes([_VOID]) + (size | (1 << (7 * width))).to_bytes(width, "big"))
+    remaining = size
+    while remaining:
+        chunk = min(remaining, 1 << 16)
+        handle.write(bytes(chunk))
+        remaining -= chunk
 
 
 def _ebml_doctype(head: bytes) -> bytes | None:

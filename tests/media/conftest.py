@@ -75,19 +75,42 @@ def mp4_with_location() -> bytes:
     return ftyp + moov + mdat
 
 
-def webm_header(doctype: bytes = b"webm") -> bytes:
+def ebml(element: bytes, payload: bytes) -> bytes:
+    """One EBML element: its id, its size (1 byte when it fits, else 8) and its payload."""
+    if len(payload) < 127:
+        return element + bytes([0x80 | len(payload)]) + payload
+    return element + b"\x01" + len(payload).to_bytes(7) + payload
+
+
+UNKNOWN_SIZE = b"\x01\xff\xff\xff\xff\xff\xff\xff"  # a live recording's Segment and Clusters
+TITLE, RECORDED_AT = b"Filmpje van Jan de Vries", b"+51.7536+005.8836/"
+
+
+def webm_header(doctype: bytes = b"webm", *, metadata: bool = False) -> bytes:
+    """A minimal WebM as a browser's MediaRecorder writes it (Segment and Cluster of unknown
+    size); with ``metadata``, an Info/Title and, after the Cluster, Tags with a location."""
     fields = (
         b"\x42\x86\x81\x01"  # EBMLVersion 1
         b"\x42\xf7\x81\x01"  # EBMLReadVersion 1
         b"\x42\xf2\x81\x04"  # EBMLMaxIDLength 4
         b"\x42\xf3\x81\x08"  # EBMLMaxSizeLength 8
-        + b"\x42\x82"
-        + bytes([0x80 | len(doctype)])
-        + doctype
+        + ebml(b"\x42\x82", doctype)
         + b"\x42\x87\x81\x04\x42\x85\x81\x02"
     )
-    segment = b"\x18\x53\x80\x67\x01\xff\xff\xff\xff\xff\xff\xff" + bytes(200)
-    return b"\x1a\x45\xdf\xa3" + bytes([0x80 | len(fields)]) + fields + segment
+    info = ebml(b"\x2a\xd7\xb1", (1_000_000).to_bytes(3)) + ebml(b"\x4d\x80", b"Chrome")
+    if metadata:
+        info += ebml(b"\x7b\xa9", TITLE)
+    track = ebml(b"\xd7", b"\x01") + ebml(b"\x83", b"\x01") + ebml(b"\x86", b"V_VP8")
+    cluster = ebml(b"\xe7", b"\x00") + ebml(b"\xa3", b"\x81\x00\x00\x80" + b"vp8-frame" * 20)
+    segment = (
+        ebml(b"\x15\x49\xa9\x66", info)
+        + ebml(b"\x16\x54\xae\x6b", ebml(b"\xae", track))
+        + b"\x1f\x43\xb6\x75" + UNKNOWN_SIZE + cluster
+    )
+    if metadata:
+        tag = ebml(b"\x45\xa3", b"RECORDING_LOCATION") + ebml(b"\x44\x87", RECORDED_AT)
+        segment += ebml(b"\x12\x54\xc3\x67", ebml(b"\x73\x73", ebml(b"\x67\xc8", tag)))
+    return ebml(b"\x1a\x45\xdf\xa3", fields) + b"\x18\x53\x80\x67" + UNKNOWN_SIZE + segment
 
 
 def upload(

@@ -10,8 +10,11 @@ from PIL import Image
 from sqlmodel import select
 
 from broadcast.audit import AuditEvent
+from broadcast.media.files import strip_webm
 from tests.media.conftest import (
     LOCATION,
+    RECORDED_AT,
+    TITLE,
     image_bytes,
     jpeg_with_gps,
     mp4_with_location,
@@ -291,6 +294,37 @@ def test_a_webm_video_is_accepted(client, officer, draft):
 
     assert response.status_code == 201, response.text
     assert response.json()["content_type"] == "video/webm"
+
+
+def test_a_webm_keeps_its_layout_but_loses_its_title_and_tags(client, officer, draft, tmp_path):
+    original = webm_header(metadata=True)
+    assert TITLE in original and RECORDED_AT in original
+
+    response = upload(
+        client, officer, draft["id"], original, filename="clip.webm", content_type="video/webm"
+    )
+
+    assert response.status_code == 201, response.text
+    data = stored_file(client, response.json())
+    assert len(data) == len(original)
+    assert TITLE not in data and RECORDED_AT not in data and b"RECORDING_LOCATION" not in data
+    assert b"Chrome" in data and data.count(b"vp8-frame") == 20  # the rest is untouched
+    title_at = original.index(TITLE) - 3  # id (2 bytes) and size (1) before the text
+    assert data[title_at] == 0xEC  # a Void element where the Title was, as long as it was
+    stored = tmp_path / "stored.webm"
+    stored.write_bytes(data)
+    assert strip_webm(stored) == 0  # nothing left to clear
+
+
+def test_a_damaged_webm_is_refused(client, officer, draft):
+    damaged = webm_header(metadata=True)[:-5]  # the Tags claim more bytes than there are
+
+    response = upload(
+        client, officer, draft["id"], damaged, filename="clip.webm", content_type="video/webm"
+    )
+
+    assert response.status_code == 422
+    assert "WebM" in response.json()["detail"]
 
 
 def test_a_broken_mp4_is_refused(client, officer, draft):
