@@ -1,0 +1,211 @@
+"""The overview and one incident's page: compose with a live preview, resolve."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, JSONResponse
+from sqlmodel import Session, col, select
+
+from broadcast.areas import service as areas
+from broadcast.console import areamap, library, stats
+from broadcast.console.pages.common import (
+    Text,
+    bodies_of,
+    local_moment,
+    perform,
+    show_page,
+    try_moment,
+)
+from broadcast.console.preview import plain_language_hints, previews
+from broadcast.console.session import OfficerDep, ViewerDep
+from broadcast.delivery.outbox import view_of
+from broadcast.deps import SessionDep
+from broadcast.feeds import service as feeds
+from broadcast.incidents import service as incidents
+from broadcast.incidents.models import Incident
+from broadcast.media import service as media
+from broadcast.timeline import service as timeline
+from broadcast.timeline.models import Update, UpdateKind, UpdateState
+from broadcast.web.i18n import _
+
+router = APIRouter()
+
+
+# --- overview ------------------------------------------------------------------------------
+
+
+@router.get("", response_class=HTMLResponse)
+def dashboard(request: Request, session: SessionDep, viewer: ViewerDep):
+    active = incidents.listing(session, include_resolved=False)
+    context = {
+        "active": active,
+        "areas": areas.all_areas(session),
+        "pending": _pending(session),
+        "waiting": stats.waiting_questions(session),
+        "recent": _recent_published(session),
+        "failing_feeds": [f for f in feeds.listing(session) if f.enabled and f.alerting],
+    }
+    if not viewer.is_officer:
+        context["mine"] = _proposals_of(session, viewer.user.id)
+    return show_page(request, "console/dashboard.html", viewer, **context)
+
+
+@router.post("/incidents")
+def create_incident(
+    request: Request,
+    session: SessionDep,
+    viewer: OfficerDep,
+    title: Text,
+    severity: Text,
+    areas_: Annotated[list[str], Form(alias="areas")] = [],  # noqa: B006 (FastAPI copies it)
+    exercise: Annotated[bool, Form()] = False,
+):
+    def work() -> str:
+        incident = incidents.create(
+            session,
+            title=title,
+            severity=severity,
+            area_codes=areas_,
+            exercise=exercise,
+            creator=viewer.user,
+        )
+        return f"/console/incidents/{incident.id}"
+
+    return perform(request, session, work, fallback="/console", done=_("Incident created."))
+
+
+# --- one incident --------------------------------------------------------------------------
+
+
+@router.get("/incidents/{incident_id}", response_class=HTMLResponse)
+def incident_page(
+    request: Request, incident_id: int, session: SessionDep, viewer: ViewerDep, template: str = ""
+):
+    incident = incidents.get(session, incident_id)
+    updates = timeline.for_incident(session, incident.id, viewer=viewer.user)
+    all_areas = areas.all_areas(session)
+    return show_page(
+        request,
+        "console/incident.html",
+        viewer,
+        incident=incident,
+        updates=updates,
+        by_id={u.id: u for u in updates},
+        media_of=media.for_updates(session, [u.id for u in updates]),
+        areas=all_areas,
+        area_map=areamap.area_map(all_areas),
+        templates=library.load(request.app.state.settings.message_templates_file),
+        chosen=library.find(request.app.state.settings.message_templates_file, template),
+    )
+
+
+@router.post("/incidents/{incident_id}/updates")
+def compose(
+    request: Request,
+    incident_id: int,
+    session: SessionDep,
+    viewer: ViewerDep,
+    body_nl: Text,
+    body_en: Text = "",
+    severity: Text = "",
+    areas_: Annotated[list[str], Form(alias="areas")] = [],  # noqa: B006
+    when: Text = "now",  # now, later, draft
+    publish_at: Text = "",
+    next_update: Text = "",
+):
+    here = f"/console/incidents/{incident_id}"
+
+    def work() -> str:
+        incident = incidents.get(session, incident_id)
+        update = timeline.post(
+            session,
+            incident,
+            author=viewer.user,
+            body=bodies_of(body_nl, body_en),
+            channels=request.app.state.channels,
+            severity=severity or None,
+            areas_=areas_ or None,
+            publish_at=local_moment(publish_at, "publish_at") if when == "later" else None,
+            next_update_due=local_moment(next_update, "next_update"),
+            draft=when == "draft" and viewer.is_officer,
+        )
+        return f"{here}#update-{update.id}"
+
+    done = _("Update posted.") if viewer.is_officer else _("Proposal sent for approval.")
+    return perform(request, session, work, fallback=here, done=done)
+
+
+@router.post("/incidents/{incident_id}/resolve")
+def resolve(
+    request: Request,
+    incident_id: int,
+    session: SessionDep,
+    viewer: OfficerDep,
+    body_nl: Text,
+    body_en: Text = "",
+):
+    here = f"/console/incidents/{incident_id}"
+
+    def work() -> str:
+        incident = incidents.get(session, incident_id)
+        incidents.resolve(
+            session,
+            incident,
+            officer=viewer.user,
+            body=bodies_of(body_nl, body_en),
+            channels=request.app.state.channels,
+        )
+        return here
+
+    return perform(request, session, work, fallback=here, done=_("All-clear published."))
+
+
+@router.post("/preview")
+async def preview(request: Request, viewer: ViewerDep):
+    """Per-channel previews and plain-language hints for the compose form (JSON)."""
+    form = await request.form()
+    body = bodies_of(str(form.get("body_nl", "")), str(form.get("body_en", "")), required=False)
+    language = "en" if form.get("language") == "en" else "nl"
+    settings = request.app.state.settings
+    draft = Update(
+        id=0,
+        state=UpdateState.draft,
+        body=body or {"nl": ""},
+        severity=str(form.get("severity") or "info"),
+        next_update_due=try_moment(str(form.get("next_update", ""))),
+    )
+    incident = Incident(id=0, title=str(form.get("incident_title", "")), slug="", severity="info")
+    incident.exercise = form.get("exercise") == "true"
+    view = view_of(draft, incident, settings.public_url)
+    return JSONResponse(
+        {
+            "channels": [
+                p.__dict__ for p in previews(view, language, request.app.state.channels.active)
+            ],
+            "hints": [h.__dict__ for h in plain_language_hints(body.get(language, ""))],
+        }
+    )
+
+
+def _pending(session: Session) -> list[Update]:
+    query = select(Update).where(Update.state == UpdateState.pending_approval)
+    return list(session.exec(query.order_by(col(Update.created_at))))
+
+
+def _proposals_of(session: Session, user_id: int) -> list[Update]:
+    query = select(Update).where(Update.author_id == user_id)
+    return list(session.exec(query.order_by(col(Update.created_at).desc()).limit(20)))
+
+
+def _recent_published(session: Session) -> list[tuple[Update, Incident]]:
+    query = (
+        select(Update, Incident)
+        .join(Incident, Incident.id == Update.incident_id)
+        .where(Update.state == UpdateState.published, col(Update.public))
+        .where(Update.kind != UpdateKind.answer)
+        .order_by(col(Update.published_at).desc())
+        .limit(10)
+    )
+    return list(session.exec(query))
