@@ -96,6 +96,8 @@ def install_error_handlers(app: FastAPI) -> None:
     async def domain_error(request: Request, exc: DomainError):
         if request.url.path.startswith("/console"):
             return console.error_page(request, exc.status_code, exc.message, exc.values)
+        if public.wants_page(request):
+            return public.error_page(request, exc.status_code, exc.message, exc.values)
         return domain_error_response(exc)
 
     @app.exception_handler(RequestValidationError)
@@ -113,6 +115,8 @@ def install_error_handlers(app: FastAPI) -> None:
                 status_code=401,
                 headers={"WWW-Authenticate": "Bearer"},
             )
+        if public.wants_page(request):
+            return public.error_page(request, exc.status_code, str(exc.detail))
         return JSONResponse(
             {"detail": exc.detail},
             status_code=exc.status_code,

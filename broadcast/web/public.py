@@ -137,6 +137,27 @@ async def ask(request: Request, slug: str):
     return done
 
 
+def wants_page(request: Request) -> bool:
+    """A resident's browser on the public site (not the API, a webhook or a file)."""
+    path = request.url.path
+    return (
+        request.method == "GET"
+        and "text/html" in request.headers.get("accept", "")
+        and not path.startswith(("/api/", "/webhooks/", "/media/", "/static/", "/console"))
+    )
+
+
+def error_page(request: Request, status_code: int, message: str, values: dict | None = None):
+    return render(
+        request,
+        "error.html",
+        status_code=status_code,
+        code=status_code,
+        message=message,
+        values=values or {},
+    )
+
+
 def _public_media(session, updates) -> dict:
     """The photos and videos of the updates that show them to everyone."""
     return media.for_updates(session, [u.id for u in updates if media.is_public(u)])

@@ -244,3 +244,16 @@ def test_other_ongoing_incidents_are_announced_on_every_incident_page(client, of
     assert "Stormschade Plasmolen" in banner and "Hoogwater Maas" not in banner
     assert f"/incidents/{storm['slug']}" in banner
     assert "Hoogwater Maas" in client.get("/subscribe").text
+
+
+def test_a_stale_link_shows_residents_a_page_and_programs_json(client):
+    browser = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+    for path in ("/incidents/bestaat-niet", "/bestaat-niet"):
+        page = client.get(path, headers=browser)
+        assert page.status_code == 404 and page.headers["content-type"].startswith("text/html")
+        assert "Deze pagina bestaat niet (meer)." in page.text and 'href="/"' in page.text
+    assert client.get("/incidents/bestaat-niet").json() == {
+        "detail": "incident 'bestaat-niet' not found"
+    }
+    api = client.get("/api/v1/bestaat-niet", headers=browser)
+    assert api.status_code == 404 and api.json() == {"detail": "Not Found"}
