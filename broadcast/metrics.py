@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
-from sqlmodel import Session, col, func, select
+from sqlmodel import Session, func, select
 
 from broadcast.common import utcnow
 
@@ -95,20 +95,12 @@ class _DatabaseCollector:
         yield from (up, failures, success)
 
     def _attention(self):
-        from broadcast.incidents.models import Incident, IncidentStatus
-        from broadcast.questions.models import Question, QuestionState
+        from broadcast.incidents import service as incidents
+        from broadcast.questions import service as questions
 
         now = utcnow()
-        overdue = self.session.exec(
-            select(func.count()).where(
-                Incident.status != IncidentStatus.resolved, col(Incident.next_update_due) < now
-            )
-        ).one()
-        waiting, oldest = self.session.exec(
-            select(func.count(), func.min(Question.received_at)).where(
-                Question.state == QuestionState.new
-            )
-        ).one()
+        overdue = self.session.exec(select(func.count()).where(incidents.overdue(now))).one()
+        waiting, oldest = questions.waiting(self.session)
         yield GaugeMetricFamily(
             "broadcast_incidents_overdue",
             "Open incidents whose promised next update is overdue",

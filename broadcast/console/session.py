@@ -48,7 +48,7 @@ async def checked_viewer(request: Request, viewer: Annotated[Viewer, Depends(cur
     """For every state-changing request: same origin, and the session's CSRF token."""
     if request.method not in ("GET", "HEAD"):
         headers = request.headers
-        if not same_origin(headers.get("origin"), headers.get("referer"), headers.get("host")):
+        if not same_origin(request):
             raise Forbidden(_("cross-site request refused"))
         presented = headers.get("x-csrf-token")
         if presented is None and "form" in headers.get("content-type", ""):
@@ -68,8 +68,7 @@ async def uploading_viewer(request: Request) -> Viewer:
             return current_viewer(request, session)
 
     viewer = await asyncio.to_thread(lookup)
-    headers = request.headers
-    if not same_origin(headers.get("origin"), headers.get("referer"), headers.get("host")):
+    if not same_origin(request):
         raise Forbidden(_("cross-site request refused"))
     if not tokens_match(viewer.csrf, request.query_params.get("csrf")):
         raise Forbidden(_("the form has expired; reload the page and try again"))

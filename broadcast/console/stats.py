@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlmodel import Session, col, func, select
+from sqlmodel import Session, col, select
 
 from broadcast.common import utcnow
+from broadcast.questions import service as questions
 from broadcast.questions.models import Question, QuestionState
 
 WINDOW = timedelta(days=7)
@@ -22,11 +23,6 @@ class ResponseTimes:
     oldest_waiting_minutes: float | None
 
 
-def waiting_questions(session: Session) -> int:
-    waiting = select(func.count()).where(Question.state == QuestionState.new)
-    return session.exec(waiting).one()
-
-
 def response_times(session: Session) -> ResponseTimes:
     now = utcnow()
     answered = session.exec(
@@ -35,17 +31,13 @@ def response_times(session: Session) -> ResponseTimes:
         )
     ).all()
     minutes = sorted((done - asked).total_seconds() / 60 for asked, done in answered if done)
-    oldest = session.exec(
-        select(Question.received_at)
-        .where(Question.state == QuestionState.new)
-        .order_by(col(Question.received_at))
-    ).all()
+    waiting, oldest = questions.waiting(session)
     return ResponseTimes(
         answered=len(minutes),
         median_minutes=_quantile(minutes, 0.5),
         p90_minutes=_quantile(minutes, 0.9),
-        waiting=len(oldest),
-        oldest_waiting_minutes=(now - oldest[0]).total_seconds() / 60 if oldest else None,
+        waiting=waiting,
+        oldest_waiting_minutes=(now - oldest).total_seconds() / 60 if oldest else None,
     )
 
 

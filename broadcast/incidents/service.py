@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from datetime import datetime
 
+from sqlalchemy import and_
 from sqlmodel import Session, col, select
 
 from broadcast import audit
@@ -74,6 +76,11 @@ def by_slug(session: Session, slug: str) -> Incident:
     if incident is None:
         raise NotFound(_("incident %(slug)s not found"), slug=repr(slug))
     return incident
+
+
+def overdue(now: datetime):
+    """Open incidents whose promised next update is late (``Incident.is_overdue``, in SQL)."""
+    return and_(Incident.status != IncidentStatus.resolved, col(Incident.next_update_due) < now)
 
 
 def listing(session: Session, *, include_resolved: bool = True) -> list[Incident]:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
 
 from broadcast import audit, ratelimit
 from broadcast.auth.models import User
@@ -91,6 +91,12 @@ def ask_on_site(
     for limit, key in limits:
         ratelimit.record(session, limit.kind, key)
     return receive(session, channel=SITE, text=text, language=language, incident_id=incident.id)
+
+
+def waiting(session: Session) -> tuple[int, datetime | None]:
+    """How many questions wait for an answer, and since when the oldest has."""
+    query = select(func.count(), func.min(Question.received_at))
+    return tuple(session.exec(query.where(Question.state == QuestionState.new)).one())
 
 
 def listing(session: Session, *, state: QuestionState | None = None) -> list[Question]:

@@ -14,7 +14,8 @@ from broadcast.common import utcnow
 from broadcast.db import Database, emit
 from broadcast.delivery.channels import ChannelSet
 from broadcast.errors import NotFound
-from broadcast.incidents.models import Incident, IncidentStatus
+from broadcast.incidents import service as incidents
+from broadcast.incidents.models import Incident
 from broadcast.timeline import service as timeline
 
 if TYPE_CHECKING:
@@ -54,11 +55,7 @@ def flag_overdue() -> list[int]:
     now = utcnow()
     flagged = []
     with _runtime.db.session_scope() as session:
-        late = session.exec(
-            select(Incident).where(
-                Incident.status != IncidentStatus.resolved, Incident.next_update_due < now
-            )
-        )
+        late = session.exec(select(Incident).where(incidents.overdue(now)))
         for incident in late:
             due = incident.next_update_due.isoformat()
             subject = f"incident:{incident.id}"

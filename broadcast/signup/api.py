@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field
 from broadcast.common import Language
 from broadcast.deps import SessionDep, domain_error_response
 from broadcast.signup import service
+from broadcast.web.security import client_address
 
 router = APIRouter(prefix="/api/v1/signup/sms", tags=["sign-up"])
 
@@ -47,7 +48,7 @@ def request_code(data: CodeRequest, session: SessionDep, request: Request):
         settings=request.app.state.settings,
         channels=request.app.state.channels,
         phone=data.phone,
-        client=request.client.host if request.client else "",
+        client=client_address(request),
         postcode=data.postcode,
         area_codes=data.areas,
         language=data.language,

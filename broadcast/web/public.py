@@ -27,7 +27,7 @@ from broadcast.timeline import service as timeline
 from broadcast.timeline.models import Update, UpdateState
 from broadcast.web import i18n, live
 from broadcast.web.rendering import fragment, render
-from broadcast.web.security import same_origin
+from broadcast.web.security import client_address, same_origin
 
 router = APIRouter(include_in_schema=False)
 FEED_SIZE = 50
@@ -107,8 +107,7 @@ async def _incident(
 async def ask(request: Request, slug: str):
     """A resident's question from the incident page; answered on the timeline (post/redirect/get,
     so a reload does not ask twice)."""
-    headers = request.headers
-    if not same_origin(headers.get("origin"), headers.get("referer"), headers.get("host")):
+    if not same_origin(request):
         return HTMLResponse("cross-site request refused", status_code=403)
     form = await request.form()
     text = str(form.get("question", ""))
@@ -124,7 +123,7 @@ async def ask(request: Request, slug: str):
             incident=incidents.by_slug(session, slug),
             text=text,
             language=language,
-            client=request.client.host if request.client else "",
+            client=client_address(request),
         )
 
     try:
@@ -297,7 +296,7 @@ async def sms_signup(request: Request):
             settings=request.app.state.settings,
             channels=request.app.state.channels,
             phone=phone,
-            client=request.client.host if request.client else "",
+            client=client_address(request),
             postcode=postcode or None,
             language=language,
         )
@@ -325,8 +324,7 @@ async def sms_confirm(request: Request):
 
 
 async def _sms_step(request: Request, work, *, phone: str, step: str, postcode: str = ""):
-    headers = request.headers
-    if not same_origin(headers.get("origin"), headers.get("referer"), headers.get("host")):
+    if not same_origin(request):
         return HTMLResponse("cross-site request refused", status_code=403)
     try:
         problem = await _read(request, work)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hmac
 from urllib.parse import urlsplit
 
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 # No inline script or style anywhere: the pages load their JS and CSS from /static.
@@ -59,10 +60,17 @@ def tokens_match(expected: str, presented: str | None) -> bool:
     return bool(presented) and hmac.compare_digest(expected.encode(), presented.encode())
 
 
-def same_origin(origin: str | None, referer: str | None, host: str | None) -> bool:
+def same_origin(request: Request) -> bool:
     """A browser's POST names where it came from; another site's form must not act here.
     Neither header present (old clients, privacy settings) is left to the CSRF token."""
-    source = origin or referer
+    headers = request.headers
+    origin = headers.get("origin")
+    source = origin or headers.get("referer")
     if not source or source == "null":
         return origin != "null"
-    return urlsplit(source).netloc == host
+    return urlsplit(source).netloc == headers.get("host")
+
+
+def client_address(request: Request) -> str:
+    """The client's IP address (behind a proxy: from X-Forwarded-For, see ``broadcast serve``)."""
+    return request.client.host if request.client else ""

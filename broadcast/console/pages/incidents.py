@@ -9,7 +9,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from sqlmodel import Session, col, select
 
 from broadcast.areas import service as areas
-from broadcast.console import areamap, library, stats
+from broadcast.console import areamap, library
 from broadcast.console.pages.common import (
     Text,
     bodies_of,
@@ -26,6 +26,7 @@ from broadcast.feeds import service as feeds
 from broadcast.incidents import service as incidents
 from broadcast.incidents.models import Incident
 from broadcast.media import service as media
+from broadcast.questions import service as questions
 from broadcast.timeline import service as timeline
 from broadcast.timeline.models import Update, UpdateKind, UpdateState
 from broadcast.web.i18n import _
@@ -43,7 +44,7 @@ def dashboard(request: Request, session: SessionDep, viewer: ViewerDep):
         "active": active,
         "areas": areas.all_areas(session),
         "pending": _pending(session),
-        "waiting": stats.waiting_questions(session),
+        "waiting": questions.waiting(session)[0],
         "recent": _recent_published(session),
         "failing_feeds": [f for f in feeds.listing(session) if f.enabled and f.alerting],
     }

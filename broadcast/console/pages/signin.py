@@ -17,6 +17,7 @@ from broadcast.console.session import COOKIE, ViewerDep, set_session_cookie
 from broadcast.deps import SessionDep
 from broadcast.errors import TooManyRequests
 from broadcast.web.rendering import render
+from broadcast.web.security import client_address
 
 router = APIRouter()
 
@@ -34,7 +35,7 @@ def login(
     password: Text,
     next: Text = "/console",
 ):
-    attempt = {"account": username, "client": request.client.host if request.client else ""}
+    attempt = {"account": username, "client": client_address(request)}
     try:
         throttle.check(session, request.app.state.settings, **attempt)
     except TooManyRequests as throttled:
