@@ -26,7 +26,11 @@ class UpdateCreate(BaseModel):
     channels: list[str] | None = Field(default=None, description="Channel names; default: all")
     publish_at: datetime | None = None
     next_update_due: datetime | None = None
-    draft: bool = Field(default=False, description="Store as a draft; publish later by approving")
+    draft: bool = Field(
+        default=False,
+        description="Store as a draft; publish later by approving. A volunteer's update always "
+        "waits for an officer's approval (`pending_approval`), draft or not.",
+    )
 
 
 class UpdateOut(BaseModel):
