@@ -14,7 +14,8 @@ from sqlmodel import col, select
 from sse_starlette.sse import EventSourceResponse
 
 from broadcast.areas import service as areas
-from broadcast.common import Language, utcnow
+from broadcast.common import Language, utcnow, xml_safe
+from broadcast.deps import Id
 from broadcast.errors import DomainError
 from broadcast.feeds import chart
 from broadcast.feeds import service as feeds
@@ -196,7 +197,7 @@ async def _card(request: Request, update_id: int, language: str) -> str | None:
 
 
 @router.get("/u/{update_id}")
-async def short_link(request: Request, update_id: int):
+async def short_link(request: Request, update_id: Id):
     def work(session):
         update = session.get(Update, update_id)
         if update is None or not timeline.visible_to(update, None) or update.incident_id is None:
@@ -231,24 +232,24 @@ async def atom_feed(request: Request):
     dutch = i18n.translator("nl")
     feed = FeedGenerator()
     feed.id(f"{base}/feed.atom")
-    feed.title(f"{settings.municipality}: crisisinformatie")
+    feed.title(xml_safe(f"{settings.municipality}: crisisinformatie"))
     feed.link(href=f"{base}/feed.atom", rel="self")
     feed.link(href=f"{base}/", rel="alternate")
     feed.language("nl")
-    feed.author({"name": settings.municipality})
+    feed.author({"name": xml_safe(settings.municipality)})
     feed.updated(rows[0][0].published_at if rows else utcnow())
     for update, incident in reversed(rows):
         entry = feed.add_entry()
         entry.id(f"{base}/u/{update.id}")
         label = dutch(i18n.KIND[update.kind] or i18n.SEVERITY[update.severity])
-        entry.title(f"{label}: {incident.title}")
+        entry.title(xml_safe(f"{label}: {incident.title}"))
         entry.link(href=f"{base}/incidents/{incident.slug}#update-{update.id}")
         entry.updated(update.published_at)
         entry.published(update.published_at)
         text = update.body.get("nl") or next(iter(update.body.values()))
         if update.state == UpdateState.retracted:
             text = f"[Ingetrokken: {update.reason}] {text}"
-        entry.content(text, type="text")
+        entry.content(xml_safe(text), type="text")
     return Response(feed.atom_str(pretty=True), media_type="application/atom+xml")
 
 
