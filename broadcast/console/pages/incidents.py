@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from sqlmodel import Session, col, select
 
 from broadcast.areas import service as areas
+from broadcast.common import PlainText
 from broadcast.console import areamap, library
 from broadcast.console.pages.common import (
     Codes,
@@ -84,7 +85,11 @@ def create_incident(
 
 @router.get("/incidents/{incident_id}", response_class=HTMLResponse)
 def incident_page(
-    request: Request, incident_id: Id, session: SessionDep, viewer: ViewerDep, template: str = ""
+    request: Request,
+    incident_id: Id,
+    session: SessionDep,
+    viewer: ViewerDep,
+    template: Annotated[PlainText, Query(max_length=200)] = "",
 ):
     incident = incidents.get(session, incident_id)
     updates = timeline.for_incident(session, incident.id, viewer=viewer.user)
