@@ -23,14 +23,21 @@ MAX_ID = 2**31 - 1
 Id = Annotated[int, Field(ge=1, le=MAX_ID)]  # a row id in a path, query, form or body
 
 
-def unknown_id(exc: RequestValidationError) -> NotFound | None:
-    """A path whose only fault is an id out of range asks for something that does not exist:
-    404, as for any other id nobody has (``/u/99999999999``), not 422."""
+NOTHING_BY_THAT_NAME = {
+    "greater_than_equal",
+    "less_than_equal",
+    "string_too_long",
+    "too_long",
+    "value_error",
+}
+
+
+def unknown_path(exc: RequestValidationError) -> NotFound | None:
+    """A path whose only fault is a value no row can have (an id out of range, a slug with a
+    control character) asks for something that does not exist: 404, as for any other id or
+    slug nobody has (``/u/99999999999``), not 422. A malformed id (``/u/abc``) stays 422."""
     errors = exc.errors()
-    if errors and all(
-        e["loc"][0] == "path" and e["type"] in ("greater_than_equal", "less_than_equal")
-        for e in errors
-    ):
+    if errors and all(e["loc"][0] == "path" and e["type"] in NOTHING_BY_THAT_NAME for e in errors):
         return NotFound("not found")
     return None
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 from pathlib import Path
+from typing import Annotated
 
 from fastapi import APIRouter, FastAPI, Request
+from fastapi import Path as InPath
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from feedgen.feed import FeedGenerator
@@ -14,7 +16,7 @@ from sqlmodel import col, select
 from sse_starlette.sse import EventSourceResponse
 
 from broadcast.areas import service as areas
-from broadcast.common import Language, utcnow, xml_safe
+from broadcast.common import Language, PlainText, utcnow, xml_safe
 from broadcast.deps import Id
 from broadcast.errors import DomainError
 from broadcast.feeds import chart
@@ -33,6 +35,7 @@ from broadcast.web.security import client_address, same_origin
 router = APIRouter(include_in_schema=False)
 FEED_SIZE = 50
 STATIC = Path(__file__).parent / "static"
+Slug = Annotated[PlainText, InPath(max_length=200)]  # longer, or with a control character: 404
 
 
 def mount_static(app: FastAPI) -> None:
@@ -64,7 +67,7 @@ async def status_page(request: Request):
 
 
 @router.get("/incidents/{slug}", response_class=HTMLResponse)
-async def incident_page(request: Request, slug: str):
+async def incident_page(request: Request, slug: Slug):
     return await _incident(request, slug)
 
 
@@ -105,7 +108,7 @@ async def _incident(
 
 
 @router.post("/incidents/{slug}/questions", response_class=HTMLResponse)
-async def ask(request: Request, slug: str):
+async def ask(request: Request, slug: Slug):
     """A resident's question from the incident page; answered on the timeline (post/redirect/get,
     so a reload does not ask twice)."""
     if not same_origin(request):
@@ -164,7 +167,7 @@ def _public_media(session, updates) -> dict:
 
 
 @router.get("/incidents/{slug}/events")
-async def incident_events(request: Request, slug: str):
+async def incident_events(request: Request, slug: Slug):
     """Server-Sent Events: each newly published update as a ready-to-insert HTML fragment."""
     db = request.app.state.db
     language = i18n.language_of(request)

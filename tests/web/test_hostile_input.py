@@ -27,6 +27,8 @@ from channels.mastodon import MastodonChannel, MastodonSettings
 from channels.sms import SmsChannel, TwilioSettings
 from channels.telegram import TelegramChannel, TelegramSettings
 from channels.text import mastodon_length, sms_info, utf16_len
+from tests.channels.test_sms import sms_config
+from tests.fakes.twilio import FakeTwilio
 from tests.support import auth, new_incident, post_update, token_for
 
 ORIGIN = "http://testserver"
@@ -460,3 +462,48 @@ def test_mastodon_renders_within_500_characters(text):
     message = channel.render(_view(text), "nl")
     assert mastodon_length(message.text) <= 500
     assert message.text.endswith("http://127.0.0.1:8000/u/7") or not message.shortened
+
+
+@pytest.mark.parametrize("slug", ["a%00b", "a%07b", "x" * 5_000, "%EF%BF%BE"])
+def test_slugs_no_incident_can_have_are_not_found(client, slug):
+    """A NUL in a slug used to reach PostgreSQL, which refuses it: 500."""
+    for method, path in (
+        ("GET", f"/incidents/{slug}"),
+        ("GET", f"/incidents/{slug}/events"),
+        ("POST", f"/incidents/{slug}/questions"),
+    ):
+        response = client.request(method, path, headers={"Origin": ORIGIN})
+        assert response.status_code == 404, (method, path[:40], response.text[:200])
+    page = client.get(f"/incidents/{slug}", headers={"Accept": "text/html"})
+    assert page.status_code == 404 and "text/html" in page.headers["content-type"]
+
+
+@pytest.fixture
+def sms_site(app_factory):
+    """The site with SMS sign-up on, against the Twilio stand-in."""
+    from fastapi.testclient import TestClient
+
+    from channels.platform import PlatformChannel
+
+    with FakeTwilio() as twilio:
+        app = app_factory(
+            channel_classes=[PlatformChannel, SmsChannel], channels={"sms": sms_config(twilio)}
+        )
+        with TestClient(app) as client:
+            yield client
+
+
+def test_the_sms_sign_up_form_never_fails_on_hostile_text(sms_site):
+    client = sms_site
+    site = {"Origin": ORIGIN}
+    for name, text in FORM_REFUSED.items():
+        for path, data in (
+            ("/subscribe/sms", {"phone": "06 12345678", "postcode": text}),
+            ("/subscribe/sms", {"phone": text, "postcode": "6584"}),
+            ("/subscribe/sms/confirm", {"phone": text, "code": text}),
+        ):
+            response = client.post(path, data=data, headers=site)
+            assert response.status_code in (200, 422, 429), (name, path, response.status_code)
+            assert not XML_UNSAFE.search(response.text), (name, path)
+    sent = client.post("/subscribe/sms", data={"phone": "06 87654321"}, headers=site)
+    assert sent.status_code == 200 and 'name="code"' in sent.text  # the form really works here
