@@ -507,3 +507,14 @@ def test_the_sms_sign_up_form_never_fails_on_hostile_text(sms_site):
             assert not XML_UNSAFE.search(response.text), (name, path)
     sent = client.post("/subscribe/sms", data={"phone": "06 87654321"}, headers=site)
     assert sent.status_code == 200 and 'name="code"' in sent.text  # the form really works here
+
+
+def test_alt_texts_of_uploads_lose_what_xml_cannot_carry(client, officer):
+    from tests.media.conftest import image_bytes, upload
+
+    incident = new_incident(client, officer)
+    draft = post_update(client, officer, incident["id"], draft=True)
+    alt = "Kerk\u0000straat\u0007 <script>alert(1)</script>"
+    added = upload(client, officer, draft["id"], image_bytes("JPEG"), alt=alt, alt_en="\u0007")
+    assert added.status_code == 201, added.text
+    assert added.json()["alt"] == {"nl": "Kerkstraat <script>alert(1)</script>"}
