@@ -25,7 +25,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from broadcast.common import PlainText, Severity
+from broadcast.common import Code, PlainText, Severity
 from broadcast.errors import Invalid
 from broadcast.feeds.units import to_centimetres
 
@@ -98,7 +98,7 @@ class RiseRule(_Rule):
 
 class CapRule(_Rule):
     min_severity: str
-    areas: list[str] | None = None
+    areas: list[Code] | None = None
 
     @field_validator("min_severity")
     @classmethod

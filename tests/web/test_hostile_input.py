@@ -156,6 +156,9 @@ API_FIELDS = {
     "feed json path": ("PATCH", "/api/v1/feeds/{feed}", {"items_path": "TEXT"}),
     "feed rule template": ("PATCH", "/api/v1/feeds/{feed}", {"rules": [
         {"above": 1100, "template": {"nl": "TEXT"}}]}),
+    "cap rule area": ("POST", "/api/v1/feeds", {"url": "http://127.0.0.1:9/cap",
+        "kind": "cap", "interval_seconds": 600,
+        "rules": [{"min_severity": "Severe", "areas": ["TEXT"]}]}),
     "sign-up phone": ("POST", "/api/v1/signup/sms", {"phone": "TEXT"}),
     "sign-up postcode": ("POST", "/api/v1/signup/sms", {"phone": "+31612345678",
                                                         "postcode": "TEXT"}),
