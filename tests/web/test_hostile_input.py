@@ -521,3 +521,25 @@ def test_alt_texts_of_uploads_lose_what_xml_cannot_carry(client, officer):
     added = upload(client, officer, draft["id"], image_bytes("JPEG"), alt=alt, alt_en="\u0007")
     assert added.status_code == 201, added.text
     assert added.json()["alt"] == {"nl": "Kerkstraat <script>alert(1)</script>"}
+
+
+def test_an_sms_question_with_control_characters_reaches_the_inbox_cleaned(app_factory):
+    """The whole way in: Twilio's signed webhook, the adapter, the hooks, ``receive``."""
+    from fastapi.testclient import TestClient
+
+    from channels.platform import PlatformChannel
+    from tests.channels.test_sms import PROXIED, reply
+
+    with FakeTwilio() as twilio:
+        app = app_factory(
+            public_url=PROXIED,
+            dispatch=False,
+            channel_classes=[PlatformChannel, SmsChannel],
+            channels={"sms": sms_config(twilio)},
+        )
+        with TestClient(app) as client:
+            answer = reply(client, twilio, "Is de\u0000 dijk\u0007 veilig? <b>nu</b>")
+            assert answer.status_code == 200, answer.text
+            officer = token_for(app, "officer", name="lotte")
+            inbox = client.get("/api/v1/questions", headers=auth(officer)).json()
+    assert [q["text"] for q in inbox] == ["Is de dijk veilig? <b>nu</b>"]
