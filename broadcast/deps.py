@@ -16,6 +16,7 @@ from broadcast.auth.models import Role, User
 from broadcast.auth.service import user_for_token
 from broadcast.errors import DomainError, Forbidden, NotFound, Unauthorized
 from broadcast.settings import Settings
+from broadcast.web.i18n import _
 
 # Row ids are PostgreSQL ``integer`` (SQLite takes 64 bits): a larger number names nothing, and
 # must not reach the database, where it raises instead of finding nothing.
@@ -38,7 +39,7 @@ def unknown_path(exc: RequestValidationError) -> NotFound | None:
     slug nobody has (``/u/99999999999``), not 422. A malformed id (``/u/abc``) stays 422."""
     errors = exc.errors()
     if errors and all(e["loc"][0] == "path" and e["type"] in NOTHING_BY_THAT_NAME for e in errors):
-        return NotFound("not found")
+        return NotFound(_("not found"))
     return None
 
 

@@ -148,3 +148,8 @@ def test_id_fields_of_bodies_are_refused_with_422(client, value):
         json={"url": "http://127.0.0.1:9/x", "kind": "level", "interval_seconds": 2**63},
     )
     assert interval.status_code == 422
+
+
+def test_the_console_says_so_in_dutch(client, signed_in):
+    page = client.get("/console/incidents/2147483648", headers=signed_in)
+    assert page.status_code == 404 and "niet gevonden" in page.text
