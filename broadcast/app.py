@@ -14,7 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from broadcast.areas import api as areas_api
 from broadcast.console import pages as console
-from broadcast.deps import domain_error_response
+from broadcast.deps import domain_error_response, unknown_path
 from broadcast.errors import DomainError
 from broadcast.feeds import api as feeds_api
 from broadcast.feeds.polling import FeedPoller
@@ -102,6 +102,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def invalid_input(request: Request, exc: RequestValidationError):
+        if (missing := unknown_path(exc)) is not None:
+            return await domain_error(request, missing)
         if request.url.path.startswith("/console"):
             return console.error_page(request, 422, "; ".join(e["msg"] for e in exc.errors()))
         errors = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]

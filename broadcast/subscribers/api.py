@@ -5,8 +5,8 @@ from datetime import datetime
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 
-from broadcast.common import Language, Severity
-from broadcast.deps import Officer, SessionDep
+from broadcast.common import Code, Language, PlainText, Severity
+from broadcast.deps import Id, Officer, SessionDep
 from broadcast.subscribers import service
 from broadcast.subscribers.models import SubscriberState
 
@@ -14,9 +14,9 @@ router = APIRouter(prefix="/api/v1/subscribers", tags=["subscribers"])
 
 
 class SubscriberCreate(BaseModel):
-    channel: str = Field(min_length=1, max_length=40)
-    address: str = Field(min_length=1, max_length=500)
-    areas: list[str] = []
+    channel: Code = Field(min_length=1)
+    address: PlainText = Field(min_length=1, max_length=500)
+    areas: list[Code] = Field(default=[], max_length=500)
     language: Language = Language.nl
     min_severity: Severity = Severity.info
 
@@ -59,7 +59,7 @@ def create_subscriber(data: SubscriberCreate, session: SessionDep, user: Officer
 
 
 @router.get("/{subscriber_id}", response_model=SubscriberOut)
-def get_subscriber(subscriber_id: int, session: SessionDep, user: Officer):
+def get_subscriber(subscriber_id: Id, session: SessionDep, user: Officer):
     return subscriber_out(session, service.get(session, subscriber_id))
 
 
@@ -69,5 +69,5 @@ def get_subscriber(subscriber_id: int, session: SessionDep, user: Officer):
     response_class=Response,
     description="Erase the subscriber and their personal data.",
 )
-def delete_subscriber(subscriber_id: int, session: SessionDep, user: Officer):
+def delete_subscriber(subscriber_id: Id, session: SessionDep, user: Officer):
     service.erase(session, service.get(session, subscriber_id), actor=user.name)

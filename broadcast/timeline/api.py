@@ -1,14 +1,15 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
-from broadcast.common import Severity
+from broadcast.common import Code, PlainText, Severity
 from broadcast.db import emit
 from broadcast.delivery import outbox
-from broadcast.deps import Member, Officer, SessionDep
+from broadcast.deps import Id, Member, Officer, SessionDep
 from broadcast.errors import NotFound
 from broadcast.incidents import service as incidents
 from broadcast.timeline import service
@@ -16,14 +17,19 @@ from broadcast.timeline.models import Source, Update, UpdateKind, UpdateState
 
 router = APIRouter(prefix="/api/v1", tags=["updates"])
 
-Body = str | dict[str, str]
+BodyText = Annotated[PlainText, Field(max_length=service.MAX_BODY_CHARS)]
+Body = BodyText | dict[Code, BodyText]
 
 
 class UpdateCreate(BaseModel):
     body: Body = Field(description='Text, or {"nl": "...", "en": "..."}')
     severity: Severity | None = None
-    areas: list[str] | None = Field(default=None, description="Area codes; default: the incident's")
-    channels: list[str] | None = Field(default=None, description="Channel names; default: all")
+    areas: list[Code] | None = Field(
+        default=None, max_length=500, description="Area codes; default: the incident's"
+    )
+    channels: list[Code] | None = Field(
+        default=None, max_length=50, description="Channel names; default: all"
+    )
     publish_at: datetime | None = None
     next_update_due: datetime | None = None
     draft: bool = Field(
@@ -59,11 +65,11 @@ class Correction(BaseModel):
 
 
 class Reason(BaseModel):
-    reason: str = Field(min_length=1, max_length=2000)
+    reason: PlainText = Field(min_length=1, max_length=2000)
 
 
 class OptionalReason(BaseModel):
-    reason: str | None = Field(default=None, max_length=2000)
+    reason: PlainText | None = Field(default=None, max_length=2000)
 
 
 def update_out(update: Update) -> dict:
@@ -75,7 +81,7 @@ def update_out(update: Update) -> dict:
 
 @router.post("/incidents/{incident_id}/updates", status_code=201, response_model=UpdateOut)
 def post_update(
-    incident_id: int, data: UpdateCreate, session: SessionDep, user: Member, request: Request
+    incident_id: Id, data: UpdateCreate, session: SessionDep, user: Member, request: Request
 ):
     incident = incidents.get(session, incident_id)
     update = service.post(
@@ -95,7 +101,7 @@ def post_update(
 
 
 @router.get("/updates/{update_id}", response_model=UpdateOut)
-def get_update(update_id: int, session: SessionDep, user: Member):
+def get_update(update_id: Id, session: SessionDep, user: Member):
     update = service.get(session, update_id)
     if not service.visible_to(update, user):
         raise NotFound(f"update {update_id} not found")
@@ -103,7 +109,7 @@ def get_update(update_id: int, session: SessionDep, user: Member):
 
 
 @router.post("/updates/{update_id}/approve", response_model=UpdateOut)
-def approve(update_id: int, session: SessionDep, user: Officer, request: Request):
+def approve(update_id: Id, session: SessionDep, user: Officer, request: Request):
     update = service.approve(
         session, service.get(session, update_id), officer=user, channels=request.app.state.channels
     )
@@ -111,7 +117,7 @@ def approve(update_id: int, session: SessionDep, user: Officer, request: Request
 
 
 @router.post("/updates/{update_id}/reject", response_model=UpdateOut)
-def reject(update_id: int, session: SessionDep, user: Officer, data: OptionalReason | None = None):
+def reject(update_id: Id, session: SessionDep, user: Officer, data: OptionalReason | None = None):
     update = service.reject(
         session, service.get(session, update_id), officer=user, reason=data.reason if data else None
     )
@@ -119,7 +125,7 @@ def reject(update_id: int, session: SessionDep, user: Officer, data: OptionalRea
 
 
 @router.post("/updates/{update_id}/correct", status_code=201, response_model=UpdateOut)
-def correct(update_id: int, data: Correction, session: SessionDep, user: Officer, request: Request):
+def correct(update_id: Id, data: Correction, session: SessionDep, user: Officer, request: Request):
     correction = service.correct(
         session,
         service.get(session, update_id),
@@ -132,7 +138,7 @@ def correct(update_id: int, data: Correction, session: SessionDep, user: Officer
 
 
 @router.post("/updates/{update_id}/retract", status_code=201, response_model=UpdateOut)
-def retract(update_id: int, data: Reason, session: SessionDep, user: Officer, request: Request):
+def retract(update_id: Id, data: Reason, session: SessionDep, user: Officer, request: Request):
     notice = service.retract(
         session,
         service.get(session, update_id),
@@ -148,7 +154,7 @@ def retract(update_id: int, data: Reason, session: SessionDep, user: Officer, re
     response_model=dict[str, dict[str, int]],
     description='Counts per channel and state: {"telegram": {"sent": 120, "failed": 2}}',
 )
-def deliveries(update_id: int, session: SessionDep, user: Officer):
+def deliveries(update_id: Id, session: SessionDep, user: Officer):
     service.get(session, update_id)
     return outbox.counts_by_state(session, update_id)
 
@@ -157,7 +163,7 @@ def deliveries(update_id: int, session: SessionDep, user: Officer):
     "/updates/{update_id}/resend-failed",
     description="Re-queue only the failed and dead deliveries of this update",
 )
-def resend_failed(update_id: int, session: SessionDep, user: Officer) -> dict[str, int]:
+def resend_failed(update_id: Id, session: SessionDep, user: Officer) -> dict[str, int]:
     service.get(session, update_id)
     count = outbox.requeue_failed(session, update_id)
     emit(session, "requeued", update_id=update_id)

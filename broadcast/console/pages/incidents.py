@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from sqlmodel import Session, col, select
 
 from broadcast.areas import service as areas
+from broadcast.common import PlainText
 from broadcast.console import areamap, library
 from broadcast.console.pages.common import (
+    Codes,
+    Line,
     Text,
     bodies_of,
     local_moment,
@@ -21,7 +24,7 @@ from broadcast.console.pages.common import (
 from broadcast.console.preview import plain_language_hints, previews
 from broadcast.console.session import OfficerDep, ViewerDep
 from broadcast.delivery.outbox import view_of
-from broadcast.deps import SessionDep
+from broadcast.deps import Id, SessionDep
 from broadcast.feeds import service as feeds
 from broadcast.incidents import service as incidents
 from broadcast.incidents.models import Incident
@@ -58,9 +61,9 @@ def create_incident(
     request: Request,
     session: SessionDep,
     viewer: OfficerDep,
-    title: Text,
-    severity: Text,
-    areas_: Annotated[list[str], Form(alias="areas")] = [],  # noqa: B006 (FastAPI copies it)
+    title: Line,
+    severity: Line,
+    areas_: Codes = [],  # noqa: B006 (FastAPI copies it)
     exercise: Annotated[bool, Form()] = False,
 ):
     def work() -> str:
@@ -82,7 +85,11 @@ def create_incident(
 
 @router.get("/incidents/{incident_id}", response_class=HTMLResponse)
 def incident_page(
-    request: Request, incident_id: int, session: SessionDep, viewer: ViewerDep, template: str = ""
+    request: Request,
+    incident_id: Id,
+    session: SessionDep,
+    viewer: ViewerDep,
+    template: Annotated[PlainText, Query(max_length=200)] = "",
 ):
     incident = incidents.get(session, incident_id)
     updates = timeline.for_incident(session, incident.id, viewer=viewer.user)
@@ -105,16 +112,16 @@ def incident_page(
 @router.post("/incidents/{incident_id}/updates")
 def compose(
     request: Request,
-    incident_id: int,
+    incident_id: Id,
     session: SessionDep,
     viewer: ViewerDep,
     body_nl: Text,
     body_en: Text = "",
-    severity: Text = "",
-    areas_: Annotated[list[str], Form(alias="areas")] = [],  # noqa: B006
-    when: Text = "now",  # now, later, draft
-    publish_at: Text = "",
-    next_update: Text = "",
+    severity: Line = "",
+    areas_: Codes = [],  # noqa: B006
+    when: Line = "now",  # now, later, draft
+    publish_at: Line = "",
+    next_update: Line = "",
 ):
     here = f"/console/incidents/{incident_id}"
 
@@ -141,7 +148,7 @@ def compose(
 @router.post("/incidents/{incident_id}/resolve")
 def resolve(
     request: Request,
-    incident_id: int,
+    incident_id: Id,
     session: SessionDep,
     viewer: OfficerDep,
     body_nl: Text,
