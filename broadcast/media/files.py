@@ -70,6 +70,11 @@ def sniff(head: bytes) -> Detected | None:
 
 # --- images ------------------------------------------------------------------------------------
 
+# Decoding is where an image costs memory: width × height × 4 bytes, however small the file
+# (measured: about 95 MB for a 50-megapixel JPEG, docs/limits.md). One image at a time per
+# process, so concurrent uploads wait for their turn instead of adding up.
+_one_image_at_a_time = threading.Lock()
+
 
 def clean_image(
     source: Path,
@@ -82,8 +87,12 @@ def clean_image(
 ) -> Cleaned:
     """Decode ``source``, write a metadata-free re-encoding to ``target``. JPEG stays JPEG, PNG
     stays PNG; WebP becomes JPEG (PNG when it has transparency), which every channel takes."""
-    with _decoding:
-        image = _decode(source, detected, max_side, max_pixels, max_decoded_pixels)
+    with _one_image_at_a_time:
+        return _clean_image(source, target, detected, max_side, max_pixels, max_decoded_pixels)
+
+
+def _clean_image(source, target, detected, max_side, max_pixels, max_decoded_pixels) -> Cleaned:
+    image = _decode(source, detected, max_side, max_pixels, max_decoded_pixels)
     image = _to_srgb(image)
     alpha = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
     image = image.convert("RGBA" if alpha else ("L" if image.mode in ("1", "L") else "RGB"))
@@ -99,9 +108,6 @@ def clean_image(
     return Cleaned(MediaKind.image, content_type, extension, clean.width, clean.height)
 
 
-# Decoding is where an image costs memory: width × height × up to 4 bytes, however small the
-# file. One decode at a time per process, so concurrent uploads wait instead of adding up.
-_decoding = threading.Lock()
 _RESAMPLED_MODES = ("L", "LA", "RGB", "RGBA", "CMYK")  # resized well as they are
 
 
