@@ -35,9 +35,13 @@ class BodyTooLarge(TooLarge, HTTPException):
 
     def __init__(self, limit: int):
         message = _("the request body is larger than %(limit)s, the most this address accepts")
-        values = {"limit": f"{limit // 1024} kB"}
+        values = {"limit": _size(limit)}
         HTTPException.__init__(self, TooLarge.status_code, message % values)
         self.message, self.values = message, values
+
+
+def _size(limit: int) -> str:
+    return f"{limit / 2**20:.3g} MB" if limit >= 2**20 else f"{limit // 1024} kB"
 
 
 def route_limits(settings: Settings) -> tuple[tuple[re.Pattern[str], int], ...]:

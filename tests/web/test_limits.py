@@ -162,3 +162,21 @@ def test_a_page_form_with_a_file_is_refused_and_closed(served):
     assert "files" in response.json()["detail"]
     with state["app"].state.db.session_scope() as session:
         assert session.exec(select(func.count()).select_from(Question)).one() == 0
+
+
+def test_each_kind_of_route_has_its_own_limit(served):
+    """300 kB: within the API's 512 kB, over the webhooks' 256 kB; within the upload route's
+    300 kB + 64 kB here (the upload's own checks then judge the file)."""
+    http, state = served
+    body = b"[" + b"0," * 150_000 + b"0]"
+    json_type = {"Content-Type": "application/json"}
+
+    assert http.post("/api/v1/incidents", content=body, headers=json_type).status_code == 401
+    assert http.post("/webhooks/telegram", content=body, headers=json_type).status_code == 413
+    upload, content_type = multipart({"alt": "Kerkstraat"}, bytes(300_000))
+    response = http.post(
+        f"/api/v1/updates/{state['draft']['id']}/media",
+        content=upload,
+        headers=auth(state["officer"]) | {"Content-Type": content_type},
+    )
+    assert response.status_code == 415  # read in full: not a photo, whatever its name says
