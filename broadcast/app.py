@@ -28,6 +28,7 @@ from broadcast.signup import api as signup_api
 from broadcast.subscribers import api as subscribers_api
 from broadcast.timeline import api as timeline_api
 from broadcast.web import cap, ops, public
+from broadcast.web.limits import BodyLimits
 from broadcast.web.security import SecurityHeaders
 from channels.base import Channel
 
@@ -85,6 +86,7 @@ def create_app(
     console.install(app)
     public.mount_static(app)
     install_error_handlers(app)
+    app.add_middleware(BodyLimits, settings=settings)  # inside SecurityHeaders: 413s get them
     app.add_middleware(SecurityHeaders)
     return app
 

@@ -148,6 +148,7 @@ def store(received: Received, settings: Settings) -> tuple[Path, files.Cleaned]:
                 detected,
                 max_side=settings.media_max_image_side,
                 max_pixels=settings.media_max_image_pixels,
+                max_decoded_pixels=settings.media_max_decoded_pixels,
             )
             target = directory / f"{stem}.{cleaned.extension}"
             staging.replace(target)

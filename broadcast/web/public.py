@@ -29,6 +29,7 @@ from broadcast.signup import service as signup
 from broadcast.timeline import service as timeline
 from broadcast.timeline.models import Update, UpdateState
 from broadcast.web import i18n, live
+from broadcast.web.limits import small_form
 from broadcast.web.rendering import fragment, render
 from broadcast.web.security import client_address, same_origin
 
@@ -113,11 +114,11 @@ async def ask(request: Request, slug: Slug):
     so a reload does not ask twice)."""
     if not same_origin(request):
         return HTMLResponse("cross-site request refused", status_code=403)
-    form = await request.form()
-    text = str(form.get("question", ""))
+    fields = await small_form(request)
+    text = fields.get("question", "")
     language = i18n.language_of(request)
     done = RedirectResponse(f"/incidents/{slug}?lang={language}&asked=1#ask", status_code=303)
-    if form.get("website"):  # a field people do not see: only robots fill it in
+    if fields.get("website"):  # a field people do not see: only robots fill it in
         return done
 
     def work(session):
@@ -290,8 +291,8 @@ async def _subscribe(request: Request, *, status_code: int = 200, **sms) -> HTML
 @router.post("/subscribe/sms", response_class=HTMLResponse)
 async def sms_signup(request: Request):
     """Step 1 of the double opt-in: a code by SMS to the number given."""
-    form = await request.form()
-    phone, postcode = str(form.get("phone", "")).strip(), str(form.get("postcode", "")).strip()
+    form = await small_form(request)
+    phone, postcode = form.get("phone", "").strip(), form.get("postcode", "").strip()
     language = Language.en if form.get("language") == "en" else Language.nl
 
     def work(session):
@@ -311,8 +312,8 @@ async def sms_signup(request: Request):
 @router.post("/subscribe/sms/confirm", response_class=HTMLResponse)
 async def sms_confirm(request: Request):
     """Step 2: the code proves the number is the resident's own."""
-    form = await request.form()
-    phone, code = str(form.get("phone", "")).strip(), str(form.get("code", "")).strip()
+    form = await small_form(request)
+    phone, code = form.get("phone", "").strip(), form.get("code", "").strip()
 
     def work(session):
         result = signup.confirm(

@@ -33,6 +33,7 @@ from broadcast.questions import service as questions
 from broadcast.timeline import service as timeline
 from broadcast.timeline.models import Update, UpdateKind, UpdateState
 from broadcast.web.i18n import _
+from broadcast.web.limits import small_form
 
 router = APIRouter()
 
@@ -173,18 +174,18 @@ def resolve(
 @router.post("/preview")
 async def preview(request: Request, viewer: ViewerDep):
     """Per-channel previews and plain-language hints for the compose form (JSON)."""
-    form = await request.form()
-    body = bodies_of(str(form.get("body_nl", "")), str(form.get("body_en", "")), required=False)
+    form = await small_form(request)
+    body = bodies_of(form.get("body_nl", ""), form.get("body_en", ""), required=False)
     language = "en" if form.get("language") == "en" else "nl"
     settings = request.app.state.settings
     draft = Update(
         id=0,
         state=UpdateState.draft,
         body=body or {"nl": ""},
-        severity=str(form.get("severity") or "info"),
-        next_update_due=try_moment(str(form.get("next_update", ""))),
+        severity=form.get("severity") or "info",
+        next_update_due=try_moment(form.get("next_update", "")),
     )
-    incident = Incident(id=0, title=str(form.get("incident_title", "")), slug="", severity="info")
+    incident = Incident(id=0, title=form.get("incident_title", ""), slug="", severity="info")
     incident.exercise = form.get("exercise") == "true"
     view = view_of(draft, incident, settings.public_url)
     return JSONResponse(
