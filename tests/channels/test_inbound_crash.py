@@ -119,7 +119,7 @@ def send_all(messages, url_of: Callable[[], str], acknowledged: list[str]) -> No
             with lock:
                 acknowledged.append(text)
 
-    with ThreadPoolExecutor(6) as pool:
+    with ThreadPoolExecutor(12) as pool:
         list(pool.map(one, messages))
 
 
@@ -141,6 +141,7 @@ def test_kill_while_residents_write_in_then_restart_and_resend(database_url, tmp
         service.kill()
         sender.join()
         assert len(acknowledged) < len(messages), "the crash must happen while they write in"
+        print(f"acknowledged {len(acknowledged)}, left unhandled {unhandled(database_url)}")
 
         service = ServiceProcess(env, tmp_path, "--no-dispatch").start()
         try:
