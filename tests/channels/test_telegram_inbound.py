@@ -338,8 +338,10 @@ def test_help_lists_the_commands(client, fake):
 
 def test_a_flood_controlled_reply_is_sent_once_the_chat_may_be_written_to(client, fake):
     """Replies go through the outbox: the core waits out the 429 and sends it then."""
-    fake.state.chat_limit = SlidingWindow(1, 1.0)
-    fake.state.chat_limit.record(RESIDENT)  # something else wrote to the chat a moment ago
+    # Something else wrote to the chat a moment ago; the window is long enough that a loaded
+    # machine still sends the reply inside it.
+    fake.state.chat_limit = SlidingWindow(1, 5.0)
+    fake.state.chat_limit.record(RESIDENT)
     assert (
         deliver(client, payload(TEXT, "Mag ik de auto bij de dijk laten staan?")).status_code == 200
     )
@@ -347,7 +349,8 @@ def test_a_flood_controlled_reply_is_sent_once_the_chat_may_be_written_to(client
     assert said(fake, RESIDENT, 1)[0].startswith("Thank you")
     [refused] = fake.state.rate_limited
     assert refused["chat_id"] == RESIDENT
-    assert fake.state.sent[0].at - refused["at"] >= 0.95  # waited as Telegram asked
+    waited = fake.state.sent[0].at - refused["at"]
+    assert waited >= refused["retry_after"] - 0.05  # waited as Telegram asked
 
 
 def test_a_private_answer_reaches_the_resident_in_the_same_chat(client, fake):
