@@ -386,6 +386,11 @@ def test_a_replayed_stop_or_sign_up_is_not_run_again(proxied, twilio):
     assert subscriber(proxied) == {"state": "active", "areas": ["mook"]}
 
 
+def replies_queued(client) -> list[DirectMessage]:
+    with client.app.state.db.session_scope() as session:
+        return list(session.exec(select(DirectMessage)))
+
+
 def twiml_empty() -> str:
     return '<?xml version="1.0" encoding="UTF-8"?><Response />'
 
@@ -424,14 +429,35 @@ def test_a_message_a_crash_left_unhandled_is_answered_through_the_outbox(
     )
     with TestClient(app) as client:
         client.officer = token_for(app, "officer")
-        wait_for(lambda: questions(client), timeout=30)
+        [queued] = wait_for(lambda: replies_queued(client), timeout=30)  # after the question
+        assert (queued.channel, queued.address) == ("sms", NUMBER)
+        assert queued.text.startswith("Bedankt")
         path = "/webhooks/twilio/sms"
         assert post_signed(client, path, params, twilio.auth_token).text == twiml_empty()
         assert [q["text"] for q in questions(client)] == ["Is er stroom?"]
-        with app.state.db.session_scope() as session:
-            [queued] = session.exec(select(DirectMessage)).all()
-            assert (queued.channel, queued.address) == ("sms", NUMBER)
-            assert queued.text.startswith("Bedankt")
+        assert len(replies_queued(client)) == 1
+
+
+def test_a_question_the_core_could_not_take_is_tried_again(proxied, twilio, monkeypatch):
+    """Not "sorry, try again" (which makes a second message): the message stays stored, the
+    core's next pass makes the question and the thanks go out through the outbox."""
+    hooks = proxied.app.state.channels["sms"].context.hooks
+    real_question, failures = hooks.question, []
+
+    async def failing_once(**fields):
+        if not failures:
+            failures.append(fields["inbound_key"])
+            raise OSError("database unreachable")
+        return await real_question(**fields)
+
+    monkeypatch.setattr(hooks, "question", failing_once)
+    monkeypatch.setattr(hooks, "lease", timedelta(0))
+    assert reply(proxied, twilio, "Gaat de school morgen open?").text == twiml_empty()
+    assert len(failures) == 1 and questions(proxied) == []
+    assert proxied.portal.call(hooks.recover_inbound) == 1
+    assert [q["text"] for q in questions(proxied)] == ["Gaat de school morgen open?"]
+    [queued] = replies_queued(proxied)
+    assert queued.address == NUMBER and queued.text.startswith("Bedankt")
 
 
 def test_erasing_a_subscriber_drops_their_messages_not_yet_handled(proxied, twilio):
