@@ -5,6 +5,7 @@ from broadcast.audit import AuditEvent
 from broadcast.auth.models import ConsoleSession, Role, User
 from broadcast.delivery.models import Delivery, DeliveryState, DirectMessage, EarlyReceipt
 from broadcast.feeds.models import FeedAlert, FeedReading, FeedRuleState, FeedSource
+from broadcast.inbound.models import InboundMessage
 from broadcast.incidents.models import Incident, IncidentStatus
 from broadcast.media.models import MediaItem, MediaKind
 from broadcast.questions.models import Question, QuestionState
@@ -26,6 +27,7 @@ __all__ = [
     "FeedReading",
     "FeedRuleState",
     "FeedSource",
+    "InboundMessage",
     "Incident",
     "IncidentStatus",
     "MediaItem",

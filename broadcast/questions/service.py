@@ -38,6 +38,7 @@ def receive(
     language: str | None = None,
     incident_id: int | None = None,
     reply_to: str | None = None,
+    inbound_key: str | None = None,
 ) -> Question:
     text = xml_safe(text).strip()  # a resident's message cannot be refused, only cleaned
     if not text:
@@ -49,6 +50,7 @@ def receive(
         language=Language(language or "nl"),
         incident_id=incident_id,
         reply_to=reply_to,
+        inbound_key=inbound_key,
     )
     session.add(question)
     session.flush()
@@ -91,6 +93,12 @@ def ask_on_site(
     for limit, key in limits:
         ratelimit.record(session, limit.kind, key)
     return receive(session, channel=SITE, text=text, language=language, incident_id=incident.id)
+
+
+def from_inbound(session: Session, channel: str, inbound_key: str) -> Question | None:
+    """The question a provider's message made already, if any."""
+    query = select(Question).where(Question.channel == channel, Question.inbound_key == inbound_key)
+    return session.exec(query).first()
 
 
 def waiting(session: Session) -> tuple[int, datetime | None]:
