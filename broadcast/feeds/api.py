@@ -1,7 +1,7 @@
 """``/api/v1/feeds``: water-level and warning feeds, for officers and admins only.
 
-``POST /feeds/{id}/poll`` fetches outside any transaction (a sync endpoint, so in a worker
-thread) and answers with the source as ``GET`` does.
+``POST /feeds/{id}/poll`` fetches outside any transaction, on the poller's own threads (not the
+request thread pool), and answers with the source as ``GET`` does.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
 from broadcast.deps import Officer, SessionDep
@@ -161,12 +162,18 @@ def delete_feed(feed_id: int, session: SessionDep, user: Officer):
 
 
 @router.post("/{feed_id}/poll", response_model=FeedOut, summary="Poll a feed source now")
-def poll_feed(feed_id: int, session: SessionDep, user: Officer, request: Request):
-    service.get(session, feed_id)
-    session.commit()  # no transaction (on SQLite: the write lock) is held across the fetch
-    request.app.state.feeds.poll(feed_id)
-    session.expire_all()
-    return feed_out(session, service.get(session, feed_id))
+async def poll_feed(feed_id: int, session: SessionDep, user: Officer, request: Request):
+    def check() -> None:
+        service.get(session, feed_id)
+        session.commit()  # no transaction (on SQLite: the write lock) is held across the poll
+
+    def answer() -> dict:
+        session.expire_all()
+        return feed_out(session, service.get(session, feed_id))
+
+    await run_in_threadpool(check)
+    await request.app.state.feeds.poll_async(feed_id)
+    return await run_in_threadpool(answer)
 
 
 @router.get(

@@ -7,6 +7,7 @@ from fastapi.testclient import TestClient
 
 from broadcast.auth.models import Role
 from broadcast.auth.service import add_user
+from tests.fakes.feeds import large_rss
 from tests.feeds.conftest import at, feed_settings, gauge_rss
 from tests.support import auth
 
@@ -157,6 +158,24 @@ def test_poll_now_answers_like_get_and_readings_are_newest_first(client, officer
         client.get(f"/api/v1/updates/{updates[0]['id']}/deliveries", headers=officer).json() == {}
     )
     assert "boven de signaalwaarde" not in client.get(f"/incidents/{incident['slug']}").text
+
+
+def test_polling_a_45000_entry_feed_keeps_the_newest_500_and_says_so(make_client, feed_server):
+    feed_server.state.put("/huge.xml", large_rss(45_000))  # 4.6 MB, legal RSS
+    with make_client(feed_max_bytes=5_000_000) as client:
+        officer = auth(token(client, "officer", "olga"))
+        feed = add_feed(client, officer, feed_server.url_for("/huge.xml"))
+
+        body = client.post(f"/api/v1/feeds/{feed['id']}/poll", headers=officer).json()
+        readings = client.get(
+            f"/api/v1/feeds/{feed['id']}/readings?limit=10000", headers=officer
+        ).json()
+
+    assert (body["status"], body["last_error"]) == ("ok", None)
+    assert body["last_warning"] == "kept the 500 newest of 45,000 entries (feed_max_entries)"
+    assert len(readings) == 500
+    assert readings[0]["value"] == 1000 + 44_999 % 500
+    assert readings[-1]["value"] == 1000 + 44_500 % 500
 
 
 def test_a_failing_poll_shows_status_and_error(client, officer, feed_server):
