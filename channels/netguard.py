@@ -1,0 +1,127 @@
+"""One guard against requests into the network the service runs in (SSRF): feeds, webhook
+subscribers and (later) web push endpoints use it.
+
+Loopback, private, link-local (cloud metadata at 169.254.169.254), multicast and other special
+addresses are refused. The host name is resolved when a connection is opened and the connection
+goes to the address that was checked, so a DNS answer that changes between a check and the
+connect (rebinding) cannot point a public name at a private address; every redirect hop opens
+its own connection and is checked the same way. TLS still verifies the certificate against the
+host name (httpcore sends the URL's host as SNI, not the address).
+
+    client = httpx.AsyncClient(transport=guarded_async_transport())
+    check_url("http://10.0.0.1/hook")  # raises PrivateAddress: for validating input early
+
+A client with an explicit transport ignores the HTTP(S)_PROXY environment variables, so no
+request leaves through a proxy that would skip the guard.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from typing import Any
+from urllib.parse import urlsplit
+
+import anyio
+import httpcore
+import httpx
+
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+class PrivateAddress(Exception):
+    """A host that resolves to a non-public address; ``str()`` is safe to store and to log."""
+
+
+def is_public(address: Address) -> bool:
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_global and not address.is_multicast
+
+
+def checked(host: str, infos: list[tuple[Any, ...]]) -> list[str]:
+    """The addresses of a ``getaddrinfo`` answer, or ``PrivateAddress`` if any is not public."""
+    addresses = [info[4][0].split("%", 1)[0] for info in infos]
+    for text in addresses:
+        if not is_public(ipaddress.ip_address(text)):
+            raise PrivateAddress(f"refused: {host} resolves to a non-public address ({text})")
+    return list(dict.fromkeys(addresses))
+
+
+def check_url(url: str) -> None:
+    """Refuse a URL whose host is, or now resolves to, a non-public address. A name that does not
+    resolve passes: it is checked again at every connection."""
+    host = urlsplit(url).hostname
+    if not host:
+        return
+    try:
+        infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError):
+        return
+    checked(host, infos)
+
+
+class _GuardedBackend(httpcore.NetworkBackend):
+    def __init__(self, inner: httpcore.NetworkBackend):
+        self.inner = inner
+
+    def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
+        try:
+            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except OSError as exc:
+            raise httpcore.ConnectError(f"name lookup failed: {exc}") from exc
+        error: Exception | None = None
+        for address in checked(host, infos):  # every address is checked before any connect
+            try:
+                return self.inner.connect_tcp(address, port, timeout, local_address, socket_options)
+            except httpcore.ConnectError as exc:
+                error = exc
+        raise error or httpcore.ConnectError(f"no address for {host}")
+
+    def connect_unix_socket(self, path, timeout=None, socket_options=None):
+        raise PrivateAddress("refused: a Unix socket is not a public address")
+
+    def sleep(self, seconds: float) -> None:
+        self.inner.sleep(seconds)
+
+
+class _AsyncGuardedBackend(httpcore.AsyncNetworkBackend):
+    def __init__(self, inner: httpcore.AsyncNetworkBackend):
+        self.inner = inner
+
+    async def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
+        try:
+            infos = await anyio.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except OSError as exc:
+            raise httpcore.ConnectError(f"name lookup failed: {exc}") from exc
+        error: Exception | None = None
+        for address in checked(host, infos):
+            try:
+                return await self.inner.connect_tcp(
+                    address, port, timeout, local_address, socket_options
+                )
+            except httpcore.ConnectError as exc:
+                error = exc
+        raise error or httpcore.ConnectError(f"no address for {host}")
+
+    async def connect_unix_socket(self, path, timeout=None, socket_options=None):
+        raise PrivateAddress("refused: a Unix socket is not a public address")
+
+    async def sleep(self, seconds: float) -> None:
+        await self.inner.sleep(seconds)
+
+
+def guarded_transport(**options: Any) -> httpx.HTTPTransport:
+    """An ``httpx.HTTPTransport`` (same options) whose every connection is checked."""
+    transport = httpx.HTTPTransport(**options)
+    # httpx 0.28 takes no network backend; its connection pool (httpcore) does.
+    pool = transport._pool
+    pool._network_backend = _GuardedBackend(pool._network_backend)
+    return transport
+
+
+def guarded_async_transport(**options: Any) -> httpx.AsyncHTTPTransport:
+    transport = httpx.AsyncHTTPTransport(**options)
+    pool = transport._pool
+    pool._network_backend = _AsyncGuardedBackend(pool._network_backend)
+    return transport
