@@ -44,7 +44,8 @@ def checked(host: str, infos: list[tuple[Any, ...]]) -> list[str]:
     addresses = [info[4][0].split("%", 1)[0] for info in infos]
     for text in addresses:
         if not is_public(ipaddress.ip_address(text)):
-            raise PrivateAddress(f"refused: {host} resolves to a non-public address ({text})")
+            where = "is" if text == host else f"resolves to {text},"
+            raise PrivateAddress(f"refused: {host} {where} a non-public address")
     return list(dict.fromkeys(addresses))
 
 

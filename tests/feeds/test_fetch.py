@@ -160,7 +160,7 @@ def test_a_redirect_to_a_private_address_is_refused_at_the_hop(server, monkeypat
     server.state.put("/b.xml", b"<rss/>")
     guarded = Clients(FetchLimits(timeout_seconds=1.0))
     try:
-        with pytest.raises(FetchError, match=r"non-public address \(127\.0\.0\.2\)"):
+        with pytest.raises(FetchError, match=r"127\.0\.0\.2 is a non-public address"):
             fetch(guarded.get(), server.url_for("/a.xml"), limits=guarded.limits)
     finally:
         guarded.close()
@@ -177,7 +177,7 @@ def test_a_name_is_checked_when_connecting_not_only_before(monkeypatch):
     netguard.check_url("http://gauge.example/feed.xml")  # public when the source was added
     guarded = Clients(FetchLimits(timeout_seconds=1.0))
     try:
-        with pytest.raises(FetchError, match=r"gauge\.example resolves to a non-public address"):
+        with pytest.raises(FetchError, match=r"gauge\.example resolves to 10\.0\.0\.7"):
             fetch(guarded.get(), "http://gauge.example/feed.xml", limits=guarded.limits)
     finally:
         guarded.close()
