@@ -12,8 +12,10 @@ so a slow one is not hidden behind a kept-alive one. Every poll starts on a fres
 
 Rounds, in the same run and on the same machine:
 1. idle: no poll, the probes alone (the floor);
-2. cap off: ``feed_max_entries=1_000_000`` keeps every entry, as the service did before the cap;
-3. cap on: the default ``feed_max_entries`` (only the newest entries are kept).
+2. before: every entry kept (``feed_max_entries=1_000_000``) and parsed in the polling thread
+   (``feed_parse_workers=0``), as the service did before;
+3. and 4. one of the two changes alone;
+5. after: the defaults (the newest ``feed_max_entries`` kept, parsed in a worker process).
 Figures: the poll's wall time, readings stored, and p50 / p99 / max latency of each probe.
 """
 
@@ -139,7 +141,17 @@ class Prober:
         self._thread.join(130)
 
 
-def measure(name: str, service_url: str, feed_url: str | None, token: str) -> Round:
+def stored_readings(database: str) -> int:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(database)
+    with engine.connect() as connection:
+        count = connection.execute(text("SELECT count(*) FROM feed_readings")).scalar_one()
+    engine.dispose()
+    return count
+
+
+def measure(name: str, service_url: str, feed_url: str | None, token: str, database: str) -> Round:
     import httpx
 
     with Prober(f"{service_url}/healthz") as healthz, Prober(f"{service_url}/no-such-page") as loop:
@@ -158,14 +170,12 @@ def measure(name: str, service_url: str, feed_url: str | None, token: str) -> Ro
             polled = client.post(f"/api/v1/feeds/{created.json()['id']}/poll")
             seconds = time.perf_counter() - started
             polled.raise_for_status()
-            readings = client.get(
-                f"/api/v1/feeds/{created.json()['id']}/readings", params={"limit": 10_000}
-            ).json()
             time.sleep(1)
     feed = polled.json()
     assert feed["status"] == "ok", feed
+    readings = stored_readings(database)
     return Round(
-        name, seconds, len(readings), feed.get("last_warning"), healthz.latencies, loop.latencies
+        name, seconds, readings, feed.get("last_warning"), healthz.latencies, loop.latencies
     )
 
 
@@ -183,10 +193,13 @@ def officer_token(url: str) -> str:
 
 def run(backend: str, workdir: Path, feed_url: str, args) -> list[Round]:
     rounds = []
+    everything, in_thread = {"feed_max_entries": 1_000_000}, {"feed_parse_workers": 0}
     scenarios = [
         ("idle (no poll)", None, {}),
-        ("cap off (every entry kept)", feed_url, {"feed_max_entries": 1_000_000}),
-        ("cap on (default)", feed_url, {}),
+        ("before: every entry kept, parsed in the poll thread", feed_url, everything | in_thread),
+        ("every entry kept, parsed in a worker process", feed_url, everything),
+        ("newest 500 kept, parsed in the poll thread", feed_url, in_thread),
+        ("after: newest 500 kept, parsed in a worker process (default)", feed_url, {}),
     ]
     for name, url, overrides in scenarios:
         print(f"[{backend}] {name}", file=sys.stderr, flush=True)
@@ -194,7 +207,7 @@ def run(backend: str, workdir: Path, feed_url: str, args) -> list[Round]:
         token = officer_token(database)
         settings = {"feed_allow_private_addresses": True, **overrides}
         with Process(_service_main, database, settings, probe="/healthz") as service_url:
-            rounds.append(measure(name, service_url, url, token))
+            rounds.append(measure(name, service_url, url, token, database))
     return rounds
 
 

@@ -23,6 +23,9 @@ from dataclasses import dataclass, field, replace
 from broadcast.feeds.cap import CapAlert, parse_cap
 from broadcast.feeds.parsing import FeedError, Reading, parse_json, parse_levels
 
+log = logging.getLogger(__name__)
+MAX_WARNINGS = 20  # a document can skip every entry with a warning; only the first few are kept
+
 
 @dataclass(frozen=True)
 class Options:
@@ -87,9 +90,6 @@ def extract(kind: str, content: bytes, options: Options) -> Extracted:
         raise FeedError(f"could not be read: {type(exc).__name__}: {exc}") from exc
 
 
-log = logging.getLogger(__name__)
-
-
 def keep_newest(extracted: Extracted, limit: int) -> Extracted:
     """The newest ``limit`` readings or alerts, and a warning that says what was left out."""
     total = extracted.entries
@@ -110,9 +110,6 @@ def _extract_newest(kind: str, content: bytes, options: Options, limit: int) -> 
         warnings = [*extracted.warnings[:MAX_WARNINGS], f"and {more:,} more warnings"]
         extracted = replace(extracted, warnings=warnings)
     return extracted
-
-
-MAX_WARNINGS = 20
 
 
 class Parsers:
