@@ -218,7 +218,8 @@ def run(server: FeedServer, url: str, args) -> list[Round]:
     with db.session_scope() as session:
         ids = [service.create(session, url=f"{server.url}/f/{n}.xml", kind="level",
                               interval_seconds=600, unit="cm", name=f"Station {n}",
-                              rules=[{"above": 5000, "reset_below": 4900}], min_interval=60).id
+                              rules=[{"above": 5000, "reset_below": 4900}], min_interval=60,
+                              allow_private=True).id
                for n in range(args.feeds)]
     poller = FeedPoller(db, ChannelSet(), settings)
     clients = Clients(limits_from(settings))

@@ -9,7 +9,7 @@ its own connection and is checked the same way. TLS still verifies the certifica
 host name (httpcore sends the URL's host as SNI, not the address).
 
     client = httpx.AsyncClient(transport=guarded_async_transport())
-    check_url("http://10.0.0.1/hook")  # raises PrivateAddress: for validating input early
+    check_url("http://10.0.0.1/hook")  # raises PrivateAddress: validates input, no DNS lookup
 
 A client with an explicit transport ignores the HTTP(S)_PROXY environment variables, so no
 request leaves through a proxy that would skip the guard.
@@ -50,16 +50,18 @@ def checked(host: str, infos: list[tuple[Any, ...]]) -> list[str]:
 
 
 def check_url(url: str) -> None:
-    """Refuse a URL whose host is, or now resolves to, a non-public address. A name that does not
-    resolve passes: it is checked again at every connection."""
-    host = urlsplit(url).hostname
-    if not host:
-        return
+    """Refuse a URL whose host is a non-public address or a loopback name, to validate input
+    early. No DNS lookup here (callers may hold a database transaction): names are checked when
+    each connection is opened."""
+    host = (urlsplit(url).hostname or "").rstrip(".")
+    if host == "localhost" or host.endswith(".localhost"):  # RFC 6761: always loopback
+        raise PrivateAddress(f"refused: {host} is a non-public address")
     try:
-        infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
-    except (OSError, UnicodeError):
+        address = ipaddress.ip_address(host)
+    except ValueError:
         return
-    checked(host, infos)
+    if not is_public(address):
+        raise PrivateAddress(f"refused: {host} is a non-public address")
 
 
 class _GuardedBackend(httpcore.NetworkBackend):

@@ -119,15 +119,17 @@ def feed_out(session, source: FeedSource) -> dict:
     }
 
 
-def _min_interval(request: Request) -> int:
-    return request.app.state.settings.feed_min_interval_seconds
+def _limits(request: Request) -> dict:
+    settings = request.app.state.settings
+    return {
+        "min_interval": settings.feed_min_interval_seconds,
+        "allow_private": settings.feed_allow_private_addresses,
+    }
 
 
 @router.post("", status_code=201, response_model=FeedOut, summary="Add a feed source")
 def create_feed(data: FeedCreate, session: SessionDep, user: Officer, request: Request):
-    source = service.create(
-        session, min_interval=_min_interval(request), creator=user, **data.model_dump()
-    )
+    source = service.create(session, **_limits(request), creator=user, **data.model_dump())
     return feed_out(session, source)
 
 
@@ -149,7 +151,7 @@ def change_feed(
         session,
         service.get(session, feed_id),
         data.model_dump(exclude_unset=True),
-        min_interval=_min_interval(request),
+        **_limits(request),
         actor=user,
     )
     return feed_out(session, source)

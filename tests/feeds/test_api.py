@@ -299,3 +299,43 @@ rise_cm_per_hour = 20
         assert source.areas == ["mook", "middelaar", "plasmolen"]
     finally:
         world.close()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://169.254.169.254/latest/meta-data/",
+        "http://10.0.0.1/feed.xml",
+        "http://127.0.0.1:22/",
+        "http://localhost/feed.xml",
+    ],
+)
+def test_a_feed_on_a_private_address_is_refused_with_422(make_client, url):
+    with make_client(feed_allow_private_addresses=False) as client:
+        officer = auth(token(client, "officer", "olga"))
+        body = {"url": url, "kind": "level", "interval_seconds": 300}
+        created = client.post("/api/v1/feeds", json=body, headers=officer)
+        listed = client.get("/api/v1/feeds", headers=officer).json()
+
+    assert created.status_code == 422, created.text
+    assert "non-public address" in created.json()["detail"]
+    assert listed == []
+
+
+def test_a_feed_in_the_settings_file_on_a_private_address_is_skipped(settings):
+    from broadcast.feeds import service
+    from tests.feeds.conftest import World
+
+    common = {"kind": "level", "interval_seconds": 300}
+    feeds = [
+        {"name": "Binnen", "url": "http://10.0.0.1/feed.xml"} | common,
+        {"name": "Mook", "url": "https://gauges.example.nl/mook.rss"} | common,
+    ]
+    world = World(feed_settings(settings, feeds=feeds, feed_allow_private_addresses=False))
+    try:
+        with world.db.session_scope() as session:
+            assert [s.config_name for s in service.listing(session)] == ["Mook"]
+            problems = service.sync_config(session, feeds, min_interval=1)
+    finally:
+        world.close()
+    assert len(problems) == 1 and "10.0.0.1 is a non-public address" in problems[0]

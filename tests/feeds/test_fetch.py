@@ -172,9 +172,9 @@ def test_a_name_is_checked_when_connecting_not_only_before(monkeypatch):
     the check and the connection use the same answer, so nothing is connected to."""
     from channels import netguard
 
-    answers = iter([[(2, 1, 6, "", ("93.184.215.14", 80))], [(2, 1, 6, "", ("10.0.0.7", 80))]])
-    monkeypatch.setattr(netguard.socket, "getaddrinfo", lambda *args, **kwargs: next(answers))
-    netguard.check_url("http://gauge.example/feed.xml")  # public when the source was added
+    inside = [(2, 1, 6, "", ("10.0.0.7", 80))]
+    monkeypatch.setattr(netguard.socket, "getaddrinfo", lambda *args, **kwargs: inside)
+    netguard.check_url("http://gauge.example/feed.xml")  # a name passes when it is added
     guarded = Clients(FetchLimits(timeout_seconds=1.0))
     try:
         with pytest.raises(FetchError, match=r"gauge\.example resolves to 10\.0\.0\.7"):
