@@ -39,7 +39,7 @@ def is_public(address: Address) -> bool:
     return address.is_global and not address.is_multicast
 
 
-def checked(host: str, infos: list[tuple[Any, ...]]) -> list[str]:
+def public_addresses(host: str, infos: list[tuple[Any, ...]]) -> list[str]:
     """The addresses of a ``getaddrinfo`` answer, or ``PrivateAddress`` if any is not public."""
     addresses = [info[4][0].split("%", 1)[0] for info in infos]
     for text in addresses:
@@ -74,7 +74,7 @@ class _GuardedBackend(httpcore.NetworkBackend):
         except OSError as exc:
             raise httpcore.ConnectError(f"name lookup failed: {exc}") from exc
         error: Exception | None = None
-        for address in checked(host, infos):  # every address is checked before any connect
+        for address in public_addresses(host, infos):  # every address is checked before any connect
             try:
                 return self.inner.connect_tcp(address, port, timeout, local_address, socket_options)
             except httpcore.ConnectError as exc:
@@ -98,7 +98,7 @@ class _AsyncGuardedBackend(httpcore.AsyncNetworkBackend):
         except OSError as exc:
             raise httpcore.ConnectError(f"name lookup failed: {exc}") from exc
         error: Exception | None = None
-        for address in checked(host, infos):
+        for address in public_addresses(host, infos):
             try:
                 return await self.inner.connect_tcp(
                     address, port, timeout, local_address, socket_options

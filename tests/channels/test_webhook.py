@@ -173,3 +173,37 @@ def test_only_global_unicast_addresses_are_public():
         is_public(ip_address(a))
         for a in ("0.0.0.0", "100.64.0.1", "224.0.0.1", "fe80::1", "fc00::1", "::ffff:10.0.0.1")
     )
+
+
+def test_the_input_check_makes_no_dns_lookup(monkeypatch):
+    """It runs inside database transactions: names wait for the connection to be checked."""
+    from channels import netguard
+
+    def no_lookup(*args, **kwargs):
+        raise AssertionError("a DNS lookup during input validation")
+
+    monkeypatch.setattr(netguard.socket, "getaddrinfo", no_lookup)
+    netguard.check_url("https://partner.example/hook")
+    netguard.check_url("https://93.184.215.14/hook")
+    with pytest.raises(netguard.PrivateAddress):
+        netguard.check_url("http://api.localhost/hook")
+
+
+@pytest.mark.parametrize("address", ["http://2130706433:9/hook", "http://0x7f.1:9/hook"])
+def test_other_spellings_of_loopback_are_refused_when_connecting(address):
+    """Numeric forms that are not IP literals to Python but are to the resolver."""
+
+    async def scenario() -> None:
+        channel = WebhookChannel(
+            WebhookSettings(secret=WEBHOOK_SECRET), ChannelContext("http://127.0.0.1:8000")
+        )
+        try:
+            with pytest.raises(PermanentFailure, match=r"resolves to 127\.0\.0\.1, a non-public"):
+                await channel.send(
+                    Message(update_id=1, language="nl", text="x", data={"id": 1}),
+                    Target(address=channel.normalize_address(address), delivery_id=1),
+                )
+        finally:
+            await channel.close()
+
+    asyncio.run(scenario())
