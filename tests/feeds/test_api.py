@@ -339,3 +339,24 @@ def test_a_feed_in_the_settings_file_on_a_private_address_is_skipped(settings):
     finally:
         world.close()
     assert len(problems) == 1 and "10.0.0.1 is a non-public address" in problems[0]
+
+
+def test_poll_now_runs_on_the_pollers_threads_not_the_request_pool(client, officer, feed_server):
+    """A slow or huge feed must not hold one of the threads that serve every other request."""
+    import threading
+
+    feed_server.state.put("/mook.xml", gauge_rss([(at(-1), "1080 cm")]))
+    feed = add_feed(client, officer, feed_server.url_for("/mook.xml"))
+    poller = client.app.state.feeds
+    seen = []
+    poll = poller.poll
+
+    def recording(source_id):
+        seen.append(threading.current_thread().name)
+        return poll(source_id)
+
+    poller.poll = recording
+    body = client.post(f"/api/v1/feeds/{feed['id']}/poll", headers=officer).json()
+
+    assert body["latest"]["value"] == 1080
+    assert len(seen) == 1 and seen[0].startswith("feed-poll")
