@@ -117,14 +117,20 @@ class _AsyncGuardedBackend(httpcore.AsyncNetworkBackend):
 def guarded_transport(**options: Any) -> httpx.HTTPTransport:
     """An ``httpx.HTTPTransport`` (same options) whose every connection is checked."""
     transport = httpx.HTTPTransport(**options)
-    # httpx 0.28 takes no network backend; its connection pool (httpcore) does.
-    pool = transport._pool
-    pool._network_backend = _GuardedBackend(pool._network_backend)
+    _wrap_backend(transport, _GuardedBackend)
     return transport
 
 
 def guarded_async_transport(**options: Any) -> httpx.AsyncHTTPTransport:
     transport = httpx.AsyncHTTPTransport(**options)
-    pool = transport._pool
-    pool._network_backend = _AsyncGuardedBackend(pool._network_backend)
+    _wrap_backend(transport, _AsyncGuardedBackend)
     return transport
+
+
+def _wrap_backend(transport: Any, guard: type) -> None:
+    # httpx (0.27, 0.28) takes no network backend; the httpcore pool inside it does. Fail loudly
+    # rather than run unguarded should a later httpx keep its pool elsewhere.
+    pool = getattr(transport, "_pool", None)
+    if not hasattr(pool, "_network_backend"):
+        raise RuntimeError("this httpx version hides its network backend: the guard cannot work")
+    pool._network_backend = guard(pool._network_backend)
