@@ -54,7 +54,12 @@ def prepare_database(db: Database, settings: Settings) -> None:
     else:
         log.warning("areas file %s not found; no areas loaded", settings.areas_file)
     with db.session_scope() as session:
-        feeds.sync_config(session, settings.feeds, min_interval=settings.feed_min_interval_seconds)
+        feeds.sync_config(
+            session,
+            settings.feeds,
+            min_interval=settings.feed_min_interval_seconds,
+            allow_private=settings.feed_allow_private_addresses,
+        )
 
 
 class Services:

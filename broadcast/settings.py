@@ -74,6 +74,9 @@ class Settings(BaseSettings):
     feed_total_seconds: float = 30.0  # a whole download
     feed_max_bytes: int = 5_000_000
     feed_max_redirects: int = 5
+    # The newest entries kept per poll; the rest of a huge document is left out (and said so).
+    feed_max_entries: int = Field(500, ge=1)
+    feed_parse_workers: int = Field(1, ge=0)  # processes that parse feeds; 0: in the poll thread
     feed_allow_private_addresses: bool = False  # true only for feeds on an intranet or loopback
     feed_concurrency: int = 4  # polls at the same time (the scheduler's feed thread pool)
     feed_jitter_seconds: float = 30.0  # at most this, and at most a fifth of the interval

@@ -139,7 +139,8 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         safety_poll_seconds=0.5,
         feed_allow_private_addresses=True,  # the feed stand-ins listen on 127.0.0.1
         signup_secret="test-signup-key",
-        channels={"webhook": {"secret": WEBHOOK_SECRET}},
+        # the test receiver listens on 127.0.0.1
+        channels={"webhook": {"secret": WEBHOOK_SECRET, "allow_private_addresses": True}},
     )
 
 
