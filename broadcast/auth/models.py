@@ -50,7 +50,6 @@ class ConsoleSession(SQLModel, table=True):
     expires_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False, index=True))
 
 
-
 class InstallationKey(SQLModel, table=True):
     """A secret made once for the whole installation (see ``broadcast.auth.keys``): the
     database is the one thing every process shares."""

@@ -83,8 +83,14 @@ def ask_on_site(
         raise Conflict(_("this incident is over; questions are no longer taken here"))
     secret = keys.secret_key(session, settings)
     limits = [
-        (Limit(SITE_CLIENT, settings.site_questions_per_client, HOUR), ratelimit.key(secret, client)),
-        (Limit(SITE_ALL, settings.site_questions_per_hour, HOUR), ratelimit.key(secret, "everyone")),
+        (
+            Limit(SITE_CLIENT, settings.site_questions_per_client, HOUR),
+            ratelimit.key(secret, client),
+        ),
+        (
+            Limit(SITE_ALL, settings.site_questions_per_hour, HOUR),
+            ratelimit.key(secret, "everyone"),
+        ),
     ]
     if seconds := max(ratelimit.wait(session, limit, key) for limit, key in limits):
         raise TooManyRequests(

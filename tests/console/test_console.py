@@ -451,8 +451,9 @@ def test_refusals_are_shown_in_the_readers_language_with_their_values(client, of
     incident = new_incident(client, officer)
     update = post_update(client, officer, incident["id"], body="De N271 is dicht.")
     csrf = csrf_of(client)
-    refused = post_form(client, f"/console/updates/{update['id']}/retract", {"reason": " "},
-                        csrf=csrf)
+    refused = post_form(
+        client, f"/console/updates/{update['id']}/retract", {"reason": " "}, csrf=csrf
+    )
     assert "bij intrekken hoort een reden" in client.get(refused.headers["location"]).text
 
     draft = post_update(client, officer, incident["id"], body="Foto volgt.", draft=True)
