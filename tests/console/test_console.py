@@ -9,11 +9,10 @@ from datetime import timedelta
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlmodel import select, update
+from sqlmodel import select
 
 from broadcast import audit
 from broadcast.auth.models import ConsoleSession
-from broadcast.common import utcnow
 from broadcast.questions import service as questions
 from broadcast.ratelimit import RateEvent
 from tests.support import auth, new_incident, post_update, token_for

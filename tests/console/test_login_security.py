@@ -6,9 +6,9 @@ from __future__ import annotations
 import re
 
 import httpx
-from pydantic import SecretStr
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 from sqlmodel import select
 
 from broadcast.auth import keys
