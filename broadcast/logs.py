@@ -99,7 +99,9 @@ class OwnOrWarning(logging.Filter):
 def configure(level: str = "INFO", as_json: bool = True) -> None:
     handler = logging.StreamHandler()
     handler.setFormatter(JsonFormatter() if as_json else text_formatter())
-    handler.addFilter(OwnOrWarning())
+    handler.addFilter(OwnOrWarning())  # also for a library that sets its own logger's level
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(level)
+    root.setLevel(max(logging.getLevelName(level.upper()), logging.WARNING))
+    for name in OWN:
+        logging.getLogger(name).setLevel(level.upper())

@@ -103,14 +103,17 @@ def _no_personal_data_in_logs(request: pytest.FixtureRequest) -> Iterator[None]:
         yield
         return
     root, check = logging.getLogger(), LogCheck()
-    level = root.level
+    own = [logging.getLogger(name) for name in logs.OWN]
+    levels = [logger.level for logger in own]
     root.addHandler(check)
-    root.setLevel(min(level, logging.INFO))  # what ``broadcast serve`` logs by default
+    for logger in own:  # what ``broadcast serve`` logs by default
+        logger.setLevel(min(logger.getEffectiveLevel(), logging.INFO))
     try:
         yield
     finally:
         root.removeHandler(check)
-        root.setLevel(level)
+        for logger, level in zip(own, levels, strict=True):
+            logger.setLevel(level)
     if check.leaks:
         pytest.fail("personal data in the logs:\n" + "\n".join(check.leaks[:10]), pytrace=False)
 

@@ -89,14 +89,15 @@ def test_text_lines_redact_the_traceback_too():
 @pytest.fixture
 def configured_root():
     """``logs.configure`` as ``broadcast serve`` runs it (writing here), undone afterwards."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
+    loggers = [logging.getLogger(name) for name in ("", *logs.OWN)]
+    handlers, levels = loggers[0].handlers[:], [logger.level for logger in loggers]
     logs.configure("INFO", as_json=True)
     written = io.StringIO()
-    root.handlers[0].setStream(written)
+    loggers[0].handlers[0].setStream(written)
     yield written
-    root.handlers[:] = handlers
-    root.setLevel(level)
+    loggers[0].handlers[:] = handlers
+    for logger, level in zip(loggers, levels, strict=True):
+        logger.setLevel(level)
 
 
 def test_other_libraries_are_heard_only_from_warning_up(configured_root):

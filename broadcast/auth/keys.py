@@ -29,9 +29,12 @@ def secret_key(session: Session, settings: Settings) -> bytes:
     if settings.secret_key:
         return settings.secret_key.get_secret_value().encode()
     engine = session.get_bind()
-    if (key := _known.get(engine)) is None:
-        key = _known[engine] = _stored_key(session).encode()
-    return key
+    if key := _known.get(engine):
+        return key
+    if row := session.get(InstallationKey, NAME):
+        key = _known[engine] = row.value.encode()  # committed: the same in every process
+        return key
+    return _new_key(session).encode()  # remembered once committed and read again
 
 
 def digest(key: bytes, *parts: str) -> str:
@@ -39,9 +42,7 @@ def digest(key: bytes, *parts: str) -> str:
     return hmac.new(key, "\x1f".join(parts).encode(), hashlib.sha256).hexdigest()
 
 
-def _stored_key(session: Session) -> str:
-    if row := session.get(InstallationKey, NAME):
-        return row.value
+def _new_key(session: Session) -> str:
     try:  # two processes starting at once: the first one's key wins
         with session.begin_nested():
             session.add(InstallationKey(name=NAME, value=secrets.token_urlsafe(48)))

@@ -13,7 +13,9 @@ from sqlmodel import select
 
 from broadcast.auth import keys
 from broadcast.auth.models import InstallationKey
+from broadcast.db import Database
 from broadcast.ratelimit import RateEvent
+from broadcast.settings import Settings
 from tests.console.test_console import ORIGIN, PASSWORD, log_in
 from tests.delivery.test_crash import seed, service_env
 from tests.support import ServiceProcess, token_for
@@ -148,6 +150,13 @@ def test_forwarded_addresses_are_believed_only_from_configured_proxies(database_
     with ServiceProcess(env, tmp_path) as service:
         # Rotating the header from loopback does not make a new client of each request.
         assert failed_logins_from(service, 4, rotating) == [401, 401, 401, 429]
+    # The child made the installation key; this process reads the same one from the database.
+    db = Database(database_url)
+    with db.session_scope() as session:
+        secret = keys.secret_key(session, Settings(database_url=database_url))
+        counted = {e.key for e in session.exec(select(RateEvent)) if e.kind == "login-client"}
+    db.dispose()
+    assert counted == {keys.digest(secret, "127.0.0.1")}
 
     behind_proxy = env | {"BROADCAST_FORWARDED_ALLOW_IPS": "127.0.0.1/32, ::1"}
     with ServiceProcess(behind_proxy, tmp_path) as service:
