@@ -72,7 +72,8 @@ def backoff(
     ).one()
     if count < free:
         return 0
-    delay = min(longest, first * 2 ** (count - free))
+    doublings = min(count - free, 32)  # bounded: parallel tries can overshoot the count
+    delay = min(longest, first * 2**doublings)
     return max(0, math.ceil((latest + delay - now).total_seconds()))
 
 

@@ -4,6 +4,7 @@ against lock-outs behind one address, and the keyed hashes of what is counted.""
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 import httpx
 import pytest
@@ -11,8 +12,10 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from sqlmodel import select
 
+from broadcast import ratelimit
 from broadcast.auth import keys
 from broadcast.auth.models import InstallationKey
+from broadcast.auth.throttle import WINDOW
 from broadcast.db import Database
 from broadcast.ratelimit import RateEvent
 from broadcast.settings import Settings
@@ -163,3 +166,22 @@ def test_forwarded_addresses_are_believed_only_from_configured_proxies(database_
         # From the proxy, the forwarded address is the client's: each one is counted on its own.
         assert failed_logins_from(service, 4, rotating[10:]) == [401] * 4
         assert failed_logins_from(service, 4, ["203.0.113.99"]) == [401, 401, 401, 429]
+
+
+def test_waits_double_from_one_minute_and_never_exceed_fifteen(settings):
+    db = Database(settings.database_url)
+    waits = []
+    for _ in range(100):  # parallel tries can push a count far past its limit
+        with db.session_scope() as session:
+            ratelimit.record(session, "login-client", "someone")
+        with db.session_scope() as session:
+            waits.append(throttle_wait(session))
+    db.dispose()
+    expected = [0] * 4 + [60, 120, 240, 480] + [900] * 92  # 5 free, then doubling
+    assert all(e - 30 < w <= e for w, e in zip(waits, expected, strict=True)), waits[:12]
+
+
+def throttle_wait(session) -> int:
+    return ratelimit.backoff(
+        session, "login-client", "someone", free=5, first=timedelta(minutes=1), longest=WINDOW
+    )
