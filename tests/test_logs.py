@@ -91,6 +91,9 @@ def configured_root():
     """``logs.configure`` as ``broadcast serve`` runs it (writing here), undone afterwards."""
     loggers = [logging.getLogger(name) for name in ("", *logs.OWN)]
     handlers, levels = loggers[0].handlers[:], [logger.level for logger in loggers]
+    # The stand-ins' uvicorn servers set up uvicorn's own logging; `broadcast serve` does not.
+    uvicorn = logging.getLogger("uvicorn")
+    propagates, uvicorn.propagate = uvicorn.propagate, True
     logs.configure("INFO", as_json=True)
     written = io.StringIO()
     loggers[0].handlers[0].setStream(written)
@@ -98,6 +101,7 @@ def configured_root():
     loggers[0].handlers[:] = handlers
     for logger, level in zip(loggers, levels, strict=True):
         logger.setLevel(level)
+    uvicorn.propagate = propagates
 
 
 def test_other_libraries_are_heard_only_from_warning_up(configured_root):

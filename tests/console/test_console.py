@@ -75,12 +75,13 @@ def test_after_five_wrong_passwords_that_address_waits_longer_and_longer(client)
     refused = log_in(client, "lotte")  # the right password, but the guessing slows down here
     assert refused.status_code == 429 and "bc_session" not in refused.cookies
     assert 50 < int(refused.headers["Retry-After"]) <= 60
-    assert "Te veel mislukte pogingen. Probeer het over 1 minuten opnieuw." in refused.text
+    assert "Te veel mislukte pogingen. Probeer het over een minuut opnieuw." in refused.text
 
     age_failures(client, minutes=1)
     assert log_in(client, "lotte", "wrong").status_code == 401
     refused = log_in(client, "lotte")  # the next wait is twice as long
     assert refused.status_code == 429 and 110 < int(refused.headers["Retry-After"]) <= 120
+    assert "Probeer het over 2 minuten opnieuw." in refused.text
 
     # Nobody can lock the team out of its console by typing wrong passwords for their names.
     elsewhere = TestClient(client.app, client=("192.0.2.7", 40000))
