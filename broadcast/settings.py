@@ -80,7 +80,7 @@ class Settings(BaseSettings):
     site_questions_per_client: int = Field(5, ge=1)  # from one client address
     site_questions_per_hour: int = Field(300, ge=1)  # from everyone together
 
-    # Console logins: failures counted over 15 minutes before logins are refused for a while.
+    # Console logins: failures counted over 15 minutes before each new try waits longer.
     login_failures_per_account: int = Field(5, ge=1)  # one account from one client address
     login_failures_per_client: int = Field(20, ge=1)  # one client address, all accounts
     login_device_days: int = Field(90, ge=1)  # a browser that signed in is trusted this long
@@ -97,7 +97,7 @@ class Settings(BaseSettings):
     signup_codes_per_number: int = Field(3, ge=1)  # codes per phone number per hour
     signup_codes_per_client: int = Field(10, ge=1)  # codes per client IP address per hour
     signup_codes_per_hour: int = Field(200, ge=1)  # codes in total per hour
-    signup_secret: SecretStr | None = None  # key of the hashes of numbers and client addresses
+    signup_secret: SecretStr | None = None  # (older installations) else the installation key
 
     log_level: str = "INFO"
     log_json: bool = True
