@@ -2,7 +2,7 @@
 
 from broadcast.areas.models import Area
 from broadcast.audit import AuditEvent
-from broadcast.auth.models import ConsoleSession, Role, User
+from broadcast.auth.models import ConsoleSession, InstallationKey, Role, User
 from broadcast.delivery.models import Delivery, DeliveryState, DirectMessage, EarlyReceipt
 from broadcast.feeds.models import FeedAlert, FeedReading, FeedRuleState, FeedSource
 from broadcast.inbound.models import InboundMessage
@@ -30,6 +30,7 @@ __all__ = [
     "InboundMessage",
     "Incident",
     "IncidentStatus",
+    "InstallationKey",
     "MediaItem",
     "MediaKind",
     "Question",

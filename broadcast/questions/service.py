@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from sqlmodel import Session, col, func, select
 
 from broadcast import audit, ratelimit
+from broadcast.auth import keys
 from broadcast.auth.models import User
 from broadcast.common import Language, Severity, utcnow, xml_safe
 from broadcast.db import emit
@@ -82,9 +83,16 @@ def ask_on_site(
         )
     if incident.status == IncidentStatus.resolved:
         raise Conflict(_("this incident is over; questions are no longer taken here"))
+    secret = keys.secret_key(session, settings)
     limits = [
-        (Limit(SITE_CLIENT, settings.site_questions_per_client, HOUR), ratelimit.key(client)),
-        (Limit(SITE_ALL, settings.site_questions_per_hour, HOUR), ratelimit.key("everyone")),
+        (
+            Limit(SITE_CLIENT, settings.site_questions_per_client, HOUR),
+            ratelimit.key(secret, client),
+        ),
+        (
+            Limit(SITE_ALL, settings.site_questions_per_hour, HOUR),
+            ratelimit.key(secret, "everyone"),
+        ),
     ]
     if seconds := max(ratelimit.wait(session, limit, key) for limit, key in limits):
         raise TooManyRequests(
