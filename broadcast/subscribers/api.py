@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 
 from broadcast.common import Code, Language, PlainText, Severity
-from broadcast.deps import Id, Officer, SessionDep
+from broadcast.deps import Id, Officer, SessionDep, SettingsDep
 from broadcast.subscribers import service
 from broadcast.subscribers.models import SubscriberState
 
@@ -69,5 +69,6 @@ def get_subscriber(subscriber_id: Id, session: SessionDep, user: Officer):
     response_class=Response,
     description="Erase the subscriber and their personal data.",
 )
-def delete_subscriber(subscriber_id: Id, session: SessionDep, user: Officer):
-    service.erase(session, service.get(session, subscriber_id), actor=user.name)
+def delete_subscriber(subscriber_id: Id, session: SessionDep, user: Officer, settings: SettingsDep):
+    subscriber = service.get(session, subscriber_id)
+    service.erase(session, subscriber, actor=user.name, settings=settings)
