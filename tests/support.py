@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 
@@ -33,6 +34,25 @@ def wait_for(condition: Callable[[], object], timeout: float = 10.0, interval: f
             return result
         time.sleep(interval)
     raise AssertionError(f"condition not met within {timeout} s")
+
+
+def console_log_in(client, name: str, password: str = "correct horse", **fields):
+    """Sign in on the console's login form as a browser does: the form's token, our origin."""
+    form = client.get("/console/login")
+    csrf = re.search(r'name="csrf" value="([^"]+)"', form.text)[1]
+    return client.post(
+        "/console/login",
+        data={"username": name, "password": password, "next": "/console", "csrf": csrf} | fields,
+        headers={"Origin": str(client.base_url)},
+        follow_redirects=False,
+    )
+
+
+def console_headers(client) -> dict[str, str]:
+    """What a signed-in page's script sends with a state-changing request."""
+    page = client.get("/console")
+    csrf = re.search(r'name="csrf-token" content="([^"]+)"', page.text)[1]
+    return {"Origin": str(client.base_url), "X-CSRF-Token": csrf}
 
 
 def new_incident(client, token: str, **fields) -> dict:

@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from broadcast.deps import MAX_ID
-from tests.support import auth, new_incident, token_for
+from tests.support import auth, console_headers, console_log_in, new_incident, token_for
 
 HOSTILE_IDS = [2147483648, 9223372036854775808, 0, -1]
 ORIGIN = "http://testserver"
@@ -49,16 +49,9 @@ def fill(path: str, names: list[str], value: int) -> str:
 def signed_in(client):
     """The client with an officer's API token and console session (and its CSRF token)."""
     token = token_for(client.app, "officer", name="lotte")
-    response = client.post(
-        "/console/login",
-        data={"username": "lotte", "password": "correct horse", "next": "/console"},
-        headers={"Origin": ORIGIN},
-        follow_redirects=False,
-    )
+    response = console_log_in(client, "lotte")
     assert response.status_code == 303, response.text
-    page = client.get("/console")
-    csrf = re.search(r'name="csrf-token" content="([^"]+)"', page.text)[1]
-    return {"Origin": ORIGIN, "X-CSRF-Token": csrf} | auth(token)
+    return console_headers(client) | auth(token)
 
 
 def test_every_integer_path_parameter_is_bounded_to_the_id_range(client):

@@ -15,21 +15,14 @@ from broadcast import audit
 from broadcast.auth.models import ConsoleSession
 from broadcast.questions import service as questions
 from broadcast.ratelimit import RateEvent
-from tests.support import auth, new_incident, post_update, token_for
+from tests.support import auth, console_log_in, new_incident, post_update, token_for
 
 PASSWORD = "correct horse"  # what tests.support.token_for gives every user
 ORIGIN = {"Origin": "http://testserver"}
 
 
 def log_in(client, name: str, password: str = PASSWORD):
-    form = client.get("/console/login")
-    csrf = re.search(r'name="csrf" value="([^"]+)"', form.text)[1]
-    return client.post(
-        "/console/login",
-        data={"username": name, "password": password, "next": "/console", "csrf": csrf},
-        headers=ORIGIN,
-        follow_redirects=False,
-    )
+    return console_log_in(client, name, password)
 
 
 def csrf_of(client, path: str = "/console") -> str:

@@ -30,7 +30,14 @@ from channels.telegram import TelegramChannel, TelegramSettings
 from channels.text import mastodon_length, sms_info, utf16_len
 from tests.channels.test_sms import sms_config
 from tests.fakes.twilio import FakeTwilio
-from tests.support import auth, new_incident, post_update, token_for
+from tests.support import (
+    auth,
+    console_headers,
+    console_log_in,
+    new_incident,
+    post_update,
+    token_for,
+)
 
 ORIGIN = "http://testserver"
 PASSWORD = "correct horse"  # what tests.support.token_for gives every user
@@ -108,15 +115,9 @@ def check_html(page) -> None:
 
 def sign_in(client, name: str) -> dict:
     """A console session on ``client``; the headers a form post needs."""
-    response = client.post(
-        "/console/login",
-        data={"username": name, "password": PASSWORD},
-        headers={"Origin": ORIGIN},
-        follow_redirects=False,
-    )
+    response = console_log_in(client, name, PASSWORD)
     assert response.status_code == 303, response.text
-    csrf = re.search(r'name="csrf-token" content="([^"]+)"', client.get("/console").text)[1]
-    return {"Origin": ORIGIN, "X-CSRF-Token": csrf}
+    return console_headers(client)
 
 
 @pytest.fixture
