@@ -11,6 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp
 
 from broadcast.areas import api as areas_api
 from broadcast.console import pages as console
@@ -30,6 +31,14 @@ from broadcast.timeline import api as timeline_api
 from broadcast.web import cap, ops, public
 from broadcast.web.security import SecurityHeaders
 from channels.base import Channel
+
+
+class Broadcast(FastAPI):
+    """FastAPI with the security headers outermost: Starlette puts ``add_middleware`` inside
+    its ServerErrorMiddleware, so an unhandled exception's 500 would go out without them."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return SecurityHeaders(super().build_middleware_stack())
 
 
 def create_app(
@@ -54,7 +63,7 @@ def create_app(
             await services.stop()
             app.state.feeds.close()
 
-    app = FastAPI(
+    app = Broadcast(
         title="Broadcast",
         version="0.1.0",
         lifespan=lifespan,
@@ -85,12 +94,12 @@ def create_app(
     console.install(app)
     public.mount_static(app)
     install_error_handlers(app)
-    app.add_middleware(SecurityHeaders)
     return app
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    """One error shape, ``{"detail": ...}``, for domain errors, HTTP errors and invalid input."""
+    """One error shape, ``{"detail": ...}`` (``deps.ErrorOut``), for domain errors, HTTP errors,
+    invalid input and unexpected failures."""
 
     @app.exception_handler(DomainError)
     async def domain_error(request: Request, exc: DomainError):
@@ -106,6 +115,11 @@ def install_error_handlers(app: FastAPI) -> None:
             return console.error_page(request, 422, "; ".join(e["msg"] for e in exc.errors()))
         errors = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
         return JSONResponse({"detail": errors}, status_code=422)
+
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, exc: Exception):
+        # Starlette re-raises the exception after this answer, so the server logs it.
+        return JSONResponse({"detail": "internal error"}, status_code=500)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):
