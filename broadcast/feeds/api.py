@@ -12,7 +12,7 @@ from typing import Any
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, Field
 
-from broadcast.deps import Officer, SessionDep
+from broadcast.deps import BODY, ROLE, Officer, SessionDep, errors
 from broadcast.feeds import service
 from broadcast.feeds.models import FeedKind, FeedSource, FeedStatus
 
@@ -122,7 +122,13 @@ def _min_interval(request: Request) -> int:
     return request.app.state.settings.feed_min_interval_seconds
 
 
-@router.post("", status_code=201, response_model=FeedOut, summary="Add a feed source")
+@router.post(
+    "",
+    status_code=201,
+    response_model=FeedOut,
+    summary="Add a feed source",
+    responses=errors(*ROLE, *BODY),
+)
 def create_feed(data: FeedCreate, session: SessionDep, user: Officer, request: Request):
     source = service.create(
         session, min_interval=_min_interval(request), creator=user, **data.model_dump()
@@ -130,17 +136,27 @@ def create_feed(data: FeedCreate, session: SessionDep, user: Officer, request: R
     return feed_out(session, source)
 
 
-@router.get("", response_model=list[FeedOut], summary="List feed sources")
+@router.get("", response_model=list[FeedOut], summary="List feed sources", responses=errors(*ROLE))
 def list_feeds(session: SessionDep, user: Officer):
     return [feed_out(session, s) for s in service.listing(session)]
 
 
-@router.get("/{feed_id}", response_model=FeedOut, summary="A feed source and its health")
+@router.get(
+    "/{feed_id}",
+    response_model=FeedOut,
+    summary="A feed source and its health",
+    responses=errors(*ROLE, 404, 422),
+)
 def get_feed(feed_id: int, session: SessionDep, user: Officer):
     return feed_out(session, service.get(session, feed_id))
 
 
-@router.patch("/{feed_id}", response_model=FeedOut, summary="Change a feed source")
+@router.patch(
+    "/{feed_id}",
+    response_model=FeedOut,
+    summary="Change a feed source",
+    responses=errors(*ROLE, 404, 409, *BODY),
+)
 def change_feed(
     feed_id: int, data: FeedChange, session: SessionDep, user: Officer, request: Request
 ):
@@ -154,13 +170,23 @@ def change_feed(
     return feed_out(session, source)
 
 
-@router.delete("/{feed_id}", status_code=204, summary="Remove a feed source and its readings")
+@router.delete(
+    "/{feed_id}",
+    status_code=204,
+    summary="Remove a feed source and its readings",
+    responses=errors(*ROLE, 404, 409, 422),
+)
 def delete_feed(feed_id: int, session: SessionDep, user: Officer):
     service.remove(session, service.get(session, feed_id), actor=user)
     return Response(status_code=204)
 
 
-@router.post("/{feed_id}/poll", response_model=FeedOut, summary="Poll a feed source now")
+@router.post(
+    "/{feed_id}/poll",
+    response_model=FeedOut,
+    summary="Poll a feed source now",
+    responses=errors(*ROLE, 404, 422),
+)
 def poll_feed(feed_id: int, session: SessionDep, user: Officer, request: Request):
     service.get(session, feed_id)
     session.commit()  # no transaction (on SQLite: the write lock) is held across the fetch
@@ -173,6 +199,7 @@ def poll_feed(feed_id: int, session: SessionDep, user: Officer, request: Request
     "/{feed_id}/readings",
     response_model=list[ReadingOut],
     summary="Readings of a feed source, newest first",
+    responses=errors(*ROLE, 404, 422),
 )
 def feed_readings(
     feed_id: int,
@@ -189,6 +216,7 @@ def feed_readings(
     "/{feed_id}/alerts",
     response_model=list[AlertOut],
     summary="CAP alerts seen on a feed source, newest first",
+    responses=errors(*ROLE, 404, 422),
 )
 def feed_alerts(feed_id: int, session: SessionDep, user: Officer):
     service.get(session, feed_id)

@@ -5,7 +5,7 @@ from datetime import datetime
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
-from broadcast.deps import Officer, SessionDep
+from broadcast.deps import BODY, ROLE, Officer, SessionDep, errors
 from broadcast.questions import service
 from broadcast.questions.models import QuestionState
 from broadcast.timeline.api import UpdateOut, update_out
@@ -45,12 +45,17 @@ def question_out(question) -> dict:
     return question.model_dump(exclude={"address"}) | {"response_seconds": waited}
 
 
-@router.get("", response_model=list[QuestionOut])
+@router.get("", response_model=list[QuestionOut], responses=errors(*ROLE, 422))
 def list_questions(session: SessionDep, user: Officer, state: QuestionState | None = None):
     return [question_out(q) for q in service.listing(session, state=state)]
 
 
-@router.post("/{question_id}/answer", status_code=201, response_model=UpdateOut)
+@router.post(
+    "/{question_id}/answer",
+    status_code=201,
+    response_model=UpdateOut,
+    responses=errors(*ROLE, 404, 409, *BODY),
+)
 def answer_question(
     question_id: int, data: Answer, session: SessionDep, user: Officer, request: Request
 ):

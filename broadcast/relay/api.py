@@ -7,7 +7,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from broadcast.common import Language
-from broadcast.deps import Member, Officer, SessionDep, SettingsDep
+from broadcast.deps import AUTH, BODY, ROLE, Member, Officer, SessionDep, SettingsDep, errors
 from broadcast.relay import kit, service
 
 router = APIRouter(prefix="/api/v1", tags=["relay"])
@@ -75,6 +75,7 @@ def relay_out(relay, user) -> RelayOut:
     "/updates/{update_id}/relay-kit",
     response_model=RelayKit,
     summary="Ready-to-forward texts of a published update",
+    responses=errors(*AUTH, 404, 409, 422),
     description="WhatsApp (bold headline, ≤ 700 characters), Facebook, neighbourhood apps "
     "(≤ 280) and SMS (one GSM-7 message), each ending with the short link. 409 when the update "
     "is not published, was corrected (relay the correction) or is a private answer.",
@@ -102,6 +103,7 @@ def relay_kit(
     status_code=201,
     response_model=RelayOut,
     summary="Record that a member forwarded an update (where, to which areas)",
+    responses=errors(*AUTH, 404, 409, *BODY),
 )
 def relayed(update_id: int, data: RelayCreate, session: SessionDep, user: Member):
     relay = service.record(
@@ -119,6 +121,7 @@ def relayed(update_id: int, data: RelayCreate, session: SessionDep, user: Member
     "/updates/{update_id}/relays",
     response_model=RelayReport,
     summary="Who relayed an update where, with counts per area (officers)",
+    responses=errors(*ROLE, 404, 422),
 )
 def relays(update_id: int, session: SessionDep, user: Officer):
     rows = service.relays_of(session, update_id)

@@ -8,7 +8,7 @@ from pydantic import BaseModel, Field
 from broadcast.common import Severity
 from broadcast.db import emit
 from broadcast.delivery import outbox
-from broadcast.deps import Member, Officer, SessionDep
+from broadcast.deps import AUTH, BODY, ROLE, Member, Officer, SessionDep, errors
 from broadcast.errors import NotFound
 from broadcast.incidents import service as incidents
 from broadcast.timeline import service
@@ -69,7 +69,12 @@ def update_out(update: Update) -> dict:
     }
 
 
-@router.post("/incidents/{incident_id}/updates", status_code=201, response_model=UpdateOut)
+@router.post(
+    "/incidents/{incident_id}/updates",
+    status_code=201,
+    response_model=UpdateOut,
+    responses=errors(*AUTH, 404, 409, *BODY),
+)
 def post_update(
     incident_id: int, data: UpdateCreate, session: SessionDep, user: Member, request: Request
 ):
@@ -90,7 +95,7 @@ def post_update(
     return update_out(update)
 
 
-@router.get("/updates/{update_id}", response_model=UpdateOut)
+@router.get("/updates/{update_id}", response_model=UpdateOut, responses=errors(*AUTH, 404, 422))
 def get_update(update_id: int, session: SessionDep, user: Member):
     update = service.get(session, update_id)
     if not service.visible_to(update, user):
@@ -98,7 +103,11 @@ def get_update(update_id: int, session: SessionDep, user: Member):
     return update_out(update)
 
 
-@router.post("/updates/{update_id}/approve", response_model=UpdateOut)
+@router.post(
+    "/updates/{update_id}/approve",
+    response_model=UpdateOut,
+    responses=errors(*ROLE, 404, 409, 422),
+)
 def approve(update_id: int, session: SessionDep, user: Officer, request: Request):
     update = service.approve(
         session, service.get(session, update_id), officer=user, channels=request.app.state.channels
@@ -106,7 +115,11 @@ def approve(update_id: int, session: SessionDep, user: Officer, request: Request
     return update_out(update)
 
 
-@router.post("/updates/{update_id}/reject", response_model=UpdateOut)
+@router.post(
+    "/updates/{update_id}/reject",
+    response_model=UpdateOut,
+    responses=errors(*ROLE, 404, 409, *BODY),
+)
 def reject(update_id: int, session: SessionDep, user: Officer, data: OptionalReason | None = None):
     update = service.reject(
         session, service.get(session, update_id), officer=user, reason=data.reason if data else None
@@ -114,7 +127,12 @@ def reject(update_id: int, session: SessionDep, user: Officer, data: OptionalRea
     return update_out(update)
 
 
-@router.post("/updates/{update_id}/correct", status_code=201, response_model=UpdateOut)
+@router.post(
+    "/updates/{update_id}/correct",
+    status_code=201,
+    response_model=UpdateOut,
+    responses=errors(*ROLE, 404, 409, *BODY),
+)
 def correct(update_id: int, data: Correction, session: SessionDep, user: Officer, request: Request):
     correction = service.correct(
         session,
@@ -127,7 +145,12 @@ def correct(update_id: int, data: Correction, session: SessionDep, user: Officer
     return update_out(correction)
 
 
-@router.post("/updates/{update_id}/retract", status_code=201, response_model=UpdateOut)
+@router.post(
+    "/updates/{update_id}/retract",
+    status_code=201,
+    response_model=UpdateOut,
+    responses=errors(*ROLE, 404, 409, *BODY),
+)
 def retract(update_id: int, data: Reason, session: SessionDep, user: Officer, request: Request):
     notice = service.retract(
         session,
@@ -142,6 +165,7 @@ def retract(update_id: int, data: Reason, session: SessionDep, user: Officer, re
 @router.get(
     "/updates/{update_id}/deliveries",
     response_model=dict[str, dict[str, int]],
+    responses=errors(*ROLE, 404, 422),
     description='Counts per channel and state: {"telegram": {"sent": 120, "failed": 2}}',
 )
 def deliveries(update_id: int, session: SessionDep, user: Officer):
@@ -151,6 +175,7 @@ def deliveries(update_id: int, session: SessionDep, user: Officer):
 
 @router.post(
     "/updates/{update_id}/resend-failed",
+    responses=errors(*ROLE, 404, 422),
     description="Re-queue only the failed and dead deliveries of this update",
 )
 def resend_failed(update_id: int, session: SessionDep, user: Officer) -> dict[str, int]:
