@@ -28,7 +28,7 @@ from broadcast.settings import Settings
 from broadcast.signup import api as signup_api
 from broadcast.subscribers import api as subscribers_api
 from broadcast.timeline import api as timeline_api
-from broadcast.web import cap, ops, public
+from broadcast.web import apidocs, cap, ops, public
 from broadcast.web.security import SecurityHeaders
 from channels.base import Channel
 
@@ -67,6 +67,8 @@ def create_app(
         title="Broadcast",
         version="0.1.0",
         lifespan=lifespan,
+        docs_url=None,  # apidocs serves them without a CDN
+        redoc_url=None,
         description="Crisis communication for municipalities: one incident timeline, "
         "every channel residents already use.",
     )
@@ -93,6 +95,7 @@ def create_app(
             app.include_router(router)
     console.install(app)
     public.mount_static(app)
+    apidocs.install(app)
     install_error_handlers(app)
     return app
 
