@@ -217,7 +217,7 @@ def delete_media(media_id: int, session: SessionDep, user: Member, settings: Set
     responses={
         200: {"content": {"image/jpeg": {}, "image/png": {}, "video/mp4": {}, "video/webm": {}}}
     }
-    | errors(401, 404),
+    | errors(401, 404, 422),
 )
 async def media_file(name: str, request: Request, viewer: FileViewer):
     if not NAME.match(name):
