@@ -11,6 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp
 
 from broadcast.areas import api as areas_api
@@ -134,8 +135,18 @@ def install_error_handlers(app: FastAPI) -> None:
             )
         if public.wants_page(request):
             return public.error_page(request, exc.status_code, str(exc.detail))
-        return JSONResponse(
-            {"detail": exc.detail},
-            status_code=exc.status_code,
-            headers=getattr(exc, "headers", None),
-        )
+        headers = getattr(exc, "headers", None)
+        if exc.status_code == 405:
+            headers = {"Allow": allowed_methods(request)}
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=headers)
+
+
+def allowed_methods(request: Request) -> str:
+    """Every method the path takes (Starlette's 405 names only those of the first route that
+    matched the path, e.g. POST but not GET for ``/api/v1/incidents``)."""
+    routes = request.app.router.routes
+    return ", ".join(
+        method
+        for method in ("DELETE", "GET", "HEAD", "PATCH", "POST", "PUT")
+        if any(r.matches(request.scope | {"method": method})[0] == Match.FULL for r in routes)
+    )

@@ -86,11 +86,17 @@ _ERRORS = {
     413: "The request body is too large",
     415: "Not an accepted media type",
     422: "Invalid input",
-    429: "Too many requests: try again after Retry-After seconds",
+    429: "Too many requests (Retry-After: the seconds to wait, where waiting helps)",
     503: "A channel this needs is off",
 }
 _HEADERS = {
-    401: {"WWW-Authenticate": {"schema": {"type": "string"}, "description": "Bearer"}},
+    401: {
+        "WWW-Authenticate": {
+            "schema": {"type": "string"},
+            "description": "Bearer",
+            "required": True,
+        }
+    },
     429: {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds to wait"}},
 }
 

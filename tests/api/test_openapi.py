@@ -88,7 +88,9 @@ def test_every_kind_of_error_answers_the_documented_shape(client, officer, token
     error_of(client.get("/api/v1/feeds", headers=auth(volunteer)), 403)
     error_of(client.get("/api/v1/incidents/999999", headers=auth(officer)), 404)
     error_of(client.post(f"/api/v1/updates/{update['id']}/approve", headers=auth(officer)), 409)
-    error_of(client.put("/api/v1/incidents", headers=auth(officer)), 405)
+    not_allowed = client.put("/api/v1/incidents", headers=auth(officer))
+    error_of(not_allowed, 405)
+    assert set(not_allowed.headers["allow"].split(", ")) == {"GET", "POST"}
     not_utf8 = client.post(
         "/api/v1/incidents",
         content=b'{"title": "\xff"}',
