@@ -214,6 +214,7 @@ def delete_media(media_id: int, session: SessionDep, user: Member, settings: Set
     description="Media of published public updates for everyone (cached for a year); of other "
     "updates only for members who may see the update (not cached).",
     response_class=FileResponse,
+    openapi_extra={"security": [{"HTTPBearer": []}, {}]},  # the token is optional here
     responses={
         200: {"content": {"image/jpeg": {}, "image/png": {}, "video/mp4": {}, "video/webm": {}}}
     }
