@@ -16,7 +16,7 @@ from starlette.types import ASGIApp
 
 from broadcast.areas import api as areas_api
 from broadcast.console import pages as console
-from broadcast.deps import domain_error_response
+from broadcast.deps import domain_error_response, unknown_path
 from broadcast.errors import DomainError
 from broadcast.feeds import api as feeds_api
 from broadcast.feeds.polling import FeedPoller
@@ -30,6 +30,7 @@ from broadcast.signup import api as signup_api
 from broadcast.subscribers import api as subscribers_api
 from broadcast.timeline import api as timeline_api
 from broadcast.web import apidocs, cap, ops, public
+from broadcast.web.limits import BodyLimits
 from broadcast.web.security import SecurityHeaders
 from channels.base import Channel
 
@@ -98,6 +99,7 @@ def create_app(
     public.mount_static(app)
     apidocs.install(app)
     install_error_handlers(app)
+    app.add_middleware(BodyLimits, settings=settings)  # inside SecurityHeaders: 413s get them
     return app
 
 
@@ -115,6 +117,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def invalid_input(request: Request, exc: RequestValidationError):
+        if (missing := unknown_path(exc)) is not None:
+            return await domain_error(request, missing)
         if request.url.path.startswith("/console"):
             return console.error_page(request, 422, "; ".join(e["msg"] for e in exc.errors()))
         errors = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]

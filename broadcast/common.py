@@ -1,11 +1,14 @@
-"""Vocabulary shared by every domain package: time, severities, languages, JSON columns."""
+"""Vocabulary shared by every domain package: time, severities, languages, JSON columns, and
+the text that may enter and leave the service."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
+from pydantic import AfterValidator, Field
 from sqlalchemy import DateTime, Enum, TypeDecorator
 from sqlalchemy.engine import Dialect
 
@@ -68,3 +71,30 @@ def as_bodies(body: str | dict[str, Any]) -> dict[str, str]:
     if isinstance(body, str):
         return {DEFAULT_LANGUAGE.value: body.strip()} if body.strip() else {}
     return {str(lang): str(text).strip() for lang, text in body.items() if str(text).strip()}
+
+
+# Everything outside XML 1.0's Char production: C0 controls other than tab, LF and CR (NUL
+# also breaks PostgreSQL), lone surrogates (not encodable as UTF-8) and U+FFFE/U+FFFF.
+XML_UNSAFE = re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def xml_safe(text: str) -> str:
+    """``text`` without the characters no XML document (Atom, CAP, SVG) can carry: for text
+    from outside that cannot be refused (a resident's SMS, a feed) and for every output."""
+    return XML_UNSAFE.sub("", text)
+
+
+def _storable(text: str) -> str:
+    if found := XML_UNSAFE.search(text):
+        raise ValueError(
+            f"contains U+{ord(found.group()):04X} at position {found.start()}: control "
+            "characters (other than tab and new line) and unpaired surrogates are not accepted"
+        )
+    return text
+
+
+# Free text typed into the API or a form. Give every use a maximum length, e.g.
+# ``Annotated[PlainText, Field(max_length=200)]``.
+PlainText = Annotated[str, AfterValidator(_storable)]
+# A short name typed by a program: an area code, a channel or format name, a language key.
+Code = Annotated[PlainText, Field(max_length=40)]

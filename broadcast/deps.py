@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
@@ -13,8 +14,33 @@ from sqlmodel import Session
 
 from broadcast.auth.models import Role, User
 from broadcast.auth.service import user_for_token
-from broadcast.errors import DomainError, Forbidden, Unauthorized
+from broadcast.errors import DomainError, Forbidden, NotFound, Unauthorized
 from broadcast.settings import Settings
+from broadcast.web.i18n import _
+
+# Row ids are PostgreSQL ``integer`` (SQLite takes 64 bits): a larger number names nothing, and
+# must not reach the database, where it raises instead of finding nothing.
+MAX_ID = 2**31 - 1
+Id = Annotated[int, Field(ge=1, le=MAX_ID)]  # a row id in a path, query, form or body
+
+
+NOTHING_BY_THAT_NAME = {
+    "greater_than_equal",
+    "less_than_equal",
+    "string_too_long",
+    "too_long",
+    "value_error",
+}
+
+
+def unknown_path(exc: RequestValidationError) -> NotFound | None:
+    """A path whose only fault is a value no row can have (an id out of range, a slug with a
+    control character) asks for something that does not exist: 404, as for any other id or
+    slug nobody has (``/u/99999999999``), not 422. A malformed id (``/u/abc``) stays 422."""
+    errors = exc.errors()
+    if errors and all(e["loc"][0] == "path" and e["type"] in NOTHING_BY_THAT_NAME for e in errors):
+        return NotFound(_("not found"))
+    return None
 
 
 def get_session(request: Request) -> Iterator[Session]:

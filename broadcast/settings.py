@@ -58,6 +58,14 @@ class Settings(BaseSettings):
     media_max_items: int = 4  # per update
     media_max_image_side: int = 2048  # longer side after re-encoding, in pixels
     media_max_image_pixels: int = 50_000_000  # larger images are refused before decoding
+    # Decoded at once, at most (memory: up to 4 bytes each; docs/media.md). JPEG is decoded at a
+    # reduced scale, below (2 × media_max_image_side)²; larger PNG and WebP are refused.
+    media_max_decoded_pixels: int = 4096 * 4096
+
+    # Request bodies: larger ones get 413 before they are read (docs/limits.md). Media uploads
+    # take the media limits above plus multipart overhead.
+    max_request_bytes: int = Field(512 * 1024, ge=1024)  # JSON API and forms
+    max_webhook_bytes: int = Field(256 * 1024, ge=1024)  # provider callbacks, /webhooks/...
 
     # Feeds: sources from the settings file ([[feeds]] tables, see docs/feeds.md), and how
     # every source is fetched and watched.

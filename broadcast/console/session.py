@@ -14,6 +14,7 @@ from broadcast.auth.models import Role, User
 from broadcast.deps import SessionDep
 from broadcast.errors import Forbidden
 from broadcast.web.i18n import _
+from broadcast.web.limits import small_form
 from broadcast.web.security import same_origin, tokens_match
 
 COOKIE = "bc_session"
@@ -52,8 +53,8 @@ async def checked_viewer(request: Request, viewer: Annotated[Viewer, Depends(cur
             raise Forbidden(_("cross-site request refused"))
         presented = headers.get("x-csrf-token")
         if presented is None and "form" in headers.get("content-type", ""):
-            presented = (await request.form()).get("csrf")
-        if not tokens_match(viewer.csrf, presented if isinstance(presented, str) else None):
+            presented = (await small_form(request)).get("csrf")
+        if not tokens_match(viewer.csrf, presented):
             raise Forbidden(_("the form has expired; reload the page and try again"))
     return viewer
 

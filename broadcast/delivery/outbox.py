@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, func, or_, select, update
 from sqlmodel import Session
 
-from broadcast.common import utcnow
+from broadcast.common import utcnow, xml_safe
 from broadcast.delivery import receipts
 from broadcast.delivery.models import Delivery, DeliveryState, DirectMessage
 from broadcast.delivery.policy import backoff, exhausted
@@ -244,13 +244,15 @@ def view_of(
     public_url: str,
     media: tuple[Media, ...] = (),
 ) -> UpdateView:
+    """What adapters see of an update. Text is passed through ``xml_safe`` once more: rows
+    written before text was checked at the boundary must not break a channel either."""
     return UpdateView(
         id=update.id,
         kind=update.kind.value,
         severity=str(update.severity),
-        body=dict(update.body),
+        body={language: xml_safe(text) for language, text in update.body.items()},
         url=f"{public_url.rstrip('/')}/u/{update.id}",
-        incident_title=incident.title if incident else "",
+        incident_title=xml_safe(incident.title) if incident else "",
         incident_slug=incident.slug if incident else "",
         published_at=update.published_at,
         next_update_due=update.next_update_due,

@@ -3,7 +3,11 @@
 A failure the provider reports later for a passing reason (Twilio's 14107: too many messages
 to one number just now) is not final: the adapter passes ``retry_after`` and the delivery is
 due again then, as long as it has attempts left, exactly as if the send itself had been
-refused."""
+refused.
+
+A delivery only moves forward: a receipt concerns a message believed ``sent``, and a final state
+(delivered, failed, dead) stays final, so a late or replayed callback (``undelivered`` arriving
+after ``delivered``) changes nothing."""
 
 from __future__ import annotations
 
@@ -84,6 +88,8 @@ def _move(
     retry_after: float | None,
     max_attempts: int,
 ) -> None:
+    if delivery.state != DeliveryState.sent:
+        return
     delivery.last_error = error
     if retry_after is not None and _can_retry(delivery, max_attempts):
         delivery.state = DeliveryState.pending

@@ -7,37 +7,47 @@ thread) and answers with the source as ``GET`` does.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, Field
 
-from broadcast.deps import BODY, ROLE, Officer, SessionDep, errors
+from broadcast.common import Code, PlainText
+from broadcast.deps import BODY, ROLE, Id, Officer, SessionDep, errors
 from broadcast.feeds import service
 from broadcast.feeds.models import FeedKind, FeedSource, FeedStatus
 
 router = APIRouter(prefix="/api/v1/feeds", tags=["feeds"])
 
 
+Url = Annotated[PlainText, Field(max_length=2000)]
+Name = Annotated[PlainText, Field(max_length=120)]
+Unit = Annotated[PlainText, Field(max_length=30)]
+Pattern = Annotated[PlainText, Field(max_length=500)]
+JsonPath = Annotated[PlainText, Field(max_length=200)]
+Seconds = Annotated[int, Field(ge=0, le=2**31 - 1)]  # the service checks the allowed range
+Rules = Annotated[list[dict[str, Any]], Field(max_length=50)]
+
+
 class FeedCreate(BaseModel):
-    url: str = Field(description="http or https address of the feed", max_length=2000)
+    url: Url = Field(description="http or https address of the feed")
     kind: FeedKind = Field(description="level (RSS/Atom), cap (CAP index or alert) or json")
-    interval_seconds: int = Field(description="Seconds between two polls")
-    incident_id: int | None = Field(
+    interval_seconds: Seconds = Field(description="Seconds between two polls")
+    incident_id: Id | None = Field(
         default=None, description="Incident that fired rules add to; none: a new incident"
     )
-    name: str | None = Field(default=None, max_length=120, description="Station, e.g. Mook")
-    unit: str | None = Field(
-        default=None, max_length=30, description='Unit readings are kept in: "cm", "m NAP"'
-    )
-    value_pattern: str | None = Field(
+    name: Name | None = Field(default=None, description="Station, e.g. Mook")
+    unit: Unit | None = Field(default=None, description='Unit readings are kept in: "cm", "m NAP"')
+    value_pattern: Pattern | None = Field(
         default=None, description="level: regular expression; group 1 is the value"
     )
-    items_path: str | None = Field(default=None, description='json: dotted path, "data.items"')
-    value_path: str | None = Field(default=None, description="json: path within an item")
-    time_path: str | None = Field(default=None, description="json: ISO-8601 time in an item")
-    areas: list[str] = Field(default=[], description="Area codes of a new incident")
-    rules: list[dict[str, Any]] = Field(
+    items_path: JsonPath | None = Field(default=None, description='json: dotted path, "data.items"')
+    value_path: JsonPath | None = Field(default=None, description="json: path within an item")
+    time_path: JsonPath | None = Field(default=None, description="json: ISO-8601 time in an item")
+    areas: list[Code] = Field(
+        default=[], max_length=500, description="Area codes of a new incident"
+    )
+    rules: Rules = Field(
         default=[],
         description='{"above": 1100, "reset_below": 1050, "severity"?, "auto_publish": false}, '
         '{"rise_cm_per_hour": 10} or (cap) {"min_severity": "Severe"}',
@@ -46,18 +56,18 @@ class FeedCreate(BaseModel):
 
 
 class FeedChange(BaseModel):
-    url: str | None = None
+    url: Url | None = None
     kind: FeedKind | None = None
-    interval_seconds: int | None = None
-    incident_id: int | None = None
-    name: str | None = None
-    unit: str | None = None
-    value_pattern: str | None = None
-    items_path: str | None = None
-    value_path: str | None = None
-    time_path: str | None = None
-    areas: list[str] | None = None
-    rules: list[dict[str, Any]] | None = None
+    interval_seconds: Seconds | None = None
+    incident_id: Id | None = None
+    name: Name | None = None
+    unit: Unit | None = None
+    value_pattern: Pattern | None = None
+    items_path: JsonPath | None = None
+    value_path: JsonPath | None = None
+    time_path: JsonPath | None = None
+    areas: Annotated[list[Code], Field(max_length=500)] | None = None
+    rules: Rules | None = None
     enabled: bool | None = None
 
 
@@ -147,7 +157,7 @@ def list_feeds(session: SessionDep, user: Officer):
     summary="A feed source and its health",
     responses=errors(*ROLE, 404, 422),
 )
-def get_feed(feed_id: int, session: SessionDep, user: Officer):
+def get_feed(feed_id: Id, session: SessionDep, user: Officer):
     return feed_out(session, service.get(session, feed_id))
 
 
@@ -158,7 +168,7 @@ def get_feed(feed_id: int, session: SessionDep, user: Officer):
     responses=errors(*ROLE, 404, 409, *BODY),
 )
 def change_feed(
-    feed_id: int, data: FeedChange, session: SessionDep, user: Officer, request: Request
+    feed_id: Id, data: FeedChange, session: SessionDep, user: Officer, request: Request
 ):
     source = service.change(
         session,
@@ -176,7 +186,7 @@ def change_feed(
     summary="Remove a feed source and its readings",
     responses=errors(*ROLE, 404, 409, 422),
 )
-def delete_feed(feed_id: int, session: SessionDep, user: Officer):
+def delete_feed(feed_id: Id, session: SessionDep, user: Officer):
     service.remove(session, service.get(session, feed_id), actor=user)
     return Response(status_code=204)
 
@@ -187,7 +197,7 @@ def delete_feed(feed_id: int, session: SessionDep, user: Officer):
     summary="Poll a feed source now",
     responses=errors(*ROLE, 404, 422),
 )
-def poll_feed(feed_id: int, session: SessionDep, user: Officer, request: Request):
+def poll_feed(feed_id: Id, session: SessionDep, user: Officer, request: Request):
     service.get(session, feed_id)
     session.commit()  # no transaction (on SQLite: the write lock) is held across the fetch
     request.app.state.feeds.poll(feed_id)
@@ -202,7 +212,7 @@ def poll_feed(feed_id: int, session: SessionDep, user: Officer, request: Request
     responses=errors(*ROLE, 404, 422),
 )
 def feed_readings(
-    feed_id: int,
+    feed_id: Id,
     session: SessionDep,
     user: Officer,
     limit: int = Query(default=500, ge=1, le=10_000),
@@ -218,6 +228,6 @@ def feed_readings(
     summary="CAP alerts seen on a feed source, newest first",
     responses=errors(*ROLE, 404, 422),
 )
-def feed_alerts(feed_id: int, session: SessionDep, user: Officer):
+def feed_alerts(feed_id: Id, session: SessionDep, user: Officer):
     service.get(session, feed_id)
     return [a.model_dump() for a in service.alerts(session, feed_id)]

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 from xml.etree import ElementTree as ET
 from zoneinfo import ZoneInfo
 
-from broadcast.common import Severity
+from broadcast.common import Severity, xml_safe
 from broadcast.feeds.rules import OURS_TO_CAP
 from broadcast.incidents.models import Incident
 from broadcast.timeline.models import Update, UpdateKind, UpdateState
@@ -90,9 +90,11 @@ def msg_type(update: Update) -> str:
 def _sub(parent: ET.Element, name: str, text: str | None = None, ns: str = CAP_NS) -> ET.Element:
     # Atom elements are written unqualified under a root that declares the Atom namespace as
     # the default (ElementTree's default_namespace refuses unqualified attributes).
+    # Every text passes here: ElementTree would write what XML cannot carry (rows older than
+    # the input check, feed data) and leave a document no reader can parse.
     element = ET.SubElement(parent, f"{{{ns}}}{name}" if ns else name)
     if text is not None:
-        element.text = text
+        element.text = xml_safe(text)
     return element
 
 

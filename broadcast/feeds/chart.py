@@ -11,6 +11,8 @@ from datetime import datetime, timedelta
 from html import escape
 from zoneinfo import ZoneInfo
 
+from broadcast.common import xml_safe
+
 AMSTERDAM = ZoneInfo("Europe/Amsterdam")
 WIDTH, HEIGHT = 640, 260
 LEFT, RIGHT, TOP, BOTTOM = 64, 20, 30, 36
@@ -45,6 +47,11 @@ class Chart:
     value_label: str
 
 
+def _text(value: str) -> str:
+    """Escaped, and without what XML cannot carry: a station name from a feed ends up here."""
+    return escape(xml_safe(value))
+
+
 def number(value: float, language: str) -> str:
     text = f"{value:.0f}" if float(value).is_integer() else f"{value:.2f}".rstrip("0").rstrip(".")
     return text.replace(".", ",") if language == "nl" else text
@@ -71,8 +78,8 @@ def render(
     parts = [
         f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" width="100%" role="img" '
         f'aria-labelledby="{ids}-title {ids}-desc" xmlns="http://www.w3.org/2000/svg">',
-        f'<title id="{ids}-title">{escape(title)}</title>',
-        f'<desc id="{ids}-desc">{escape(desc)}</desc>',
+        f'<title id="{ids}-title">{_text(title)}</title>',
+        f'<desc id="{ids}-desc">{_text(desc)}</desc>',
     ]
     parts += _y_axis(low, high, y_of, unit, language)
     parts += _x_axis(start, now, x_of)
@@ -86,7 +93,7 @@ def render(
         )
         parts.append(
             f'<text class="threshold-label" x="{WIDTH - RIGHT - 4}" y="{y - 4:.1f}" '
-            f'text-anchor="end" font-size="12" fill="#c0392b">{escape(label)}</text>'
+            f'text-anchor="end" font-size="12" fill="#c0392b">{_text(label)}</text>'
         )
     if points:
         coords = " ".join(f"{x_of(t.timestamp()):.1f},{y_of(v):.1f}" for t, v in points)
@@ -150,12 +157,12 @@ def _y_axis(low, high, y_of, unit: str, language: str) -> list[str]:
         )
         parts.append(
             f'<text x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end" font-size="12" fill="#333">'
-            f"{escape(number(round(value, 6), language))}</text>"
+            f"{_text(number(round(value, 6), language))}</text>"
         )
     if unit:
         parts.append(
             f'<text x="{LEFT - 6}" y="14" text-anchor="end" font-size="12" fill="#333">'
-            f"{escape(unit)}</text>"
+            f"{_text(unit)}</text>"
         )
     return parts
 

@@ -33,6 +33,8 @@ import defusedxml.ElementTree as safe_et
 import feedparser
 from defusedxml import DefusedXmlException
 
+from broadcast.common import xml_safe
+
 __all__ = [
     "FeedError",
     "LevelResult",
@@ -256,10 +258,11 @@ def entry_time(entry: Mapping[str, Any]) -> datetime | None:
 
 
 def plain_text(value: Any) -> str:
-    """Text of a feedparser field with markup removed (summaries are sanitised HTML)."""
+    """Text of a feedparser field with markup removed (summaries are sanitised HTML), and
+    without characters no XML can carry (a lenient parse lets ``&#7;`` through)."""
     if not isinstance(value, str):
         return ""
-    return " ".join(html.unescape(_TAG.sub(" ", value)).split())
+    return " ".join(xml_safe(html.unescape(_TAG.sub(" ", value))).split())
 
 
 def entry_key(entry: Mapping[str, Any]) -> str:

@@ -25,7 +25,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from broadcast.common import Severity
+from broadcast.common import Code, PlainText, Severity
 from broadcast.errors import Invalid
 from broadcast.feeds.units import to_centimetres
 
@@ -40,7 +40,10 @@ CAP_TO_OURS = {cap: ours for ours, cap in OURS_TO_CAP.items()} | {"Unknown": Sev
 MIN_RATE_SPAN = timedelta(minutes=15)  # a rate over a shorter span is noise
 PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
-Template = dict[Annotated[str, Field(pattern="^(nl|en)$")], Annotated[str, Field(min_length=1)]]
+Template = dict[
+    Annotated[str, Field(pattern="^(nl|en)$")],
+    Annotated[PlainText, Field(min_length=1, max_length=2000)],
+]
 
 
 def cap_rank(severity: str | None) -> int:
@@ -95,7 +98,7 @@ class RiseRule(_Rule):
 
 class CapRule(_Rule):
     min_severity: str
-    areas: list[str] | None = None
+    areas: list[Code] | None = None
 
     @field_validator("min_severity")
     @classmethod

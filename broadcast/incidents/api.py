@@ -5,20 +5,20 @@ from datetime import datetime
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
-from broadcast.common import Severity, utcnow
-from broadcast.deps import AUTH, BODY, ROLE, CurrentUser, Officer, SessionDep, errors
+from broadcast.common import Code, PlainText, Severity, utcnow
+from broadcast.deps import AUTH, BODY, ROLE, CurrentUser, Id, Officer, SessionDep, errors
 from broadcast.incidents import service
 from broadcast.incidents.models import Incident, IncidentStatus
 from broadcast.timeline import service as timeline
-from broadcast.timeline.api import UpdateOut, update_out
+from broadcast.timeline.api import Body, UpdateOut, update_out
 
 router = APIRouter(prefix="/api/v1/incidents", tags=["incidents"])
 
 
 class IncidentCreate(BaseModel):
-    title: str = Field(min_length=1, max_length=200)
+    title: PlainText = Field(min_length=1, max_length=200)
     severity: Severity
-    areas: list[str] = []
+    areas: list[Code] = Field(default=[], max_length=500)
     exercise: bool = False
 
 
@@ -42,7 +42,7 @@ class IncidentDetail(IncidentOut):
 
 
 class Resolve(BaseModel):
-    body: str | dict[str, str]
+    body: Body
 
 
 def incident_out(incident: Incident, public_url: str) -> dict:
@@ -76,7 +76,7 @@ def list_incidents(
 
 
 @router.get("/{incident_id}", response_model=IncidentDetail, responses=errors(*AUTH, 404, 422))
-def get_incident(incident_id: int, session: SessionDep, user: CurrentUser, request: Request):
+def get_incident(incident_id: Id, session: SessionDep, user: CurrentUser, request: Request):
     incident = service.get(session, incident_id)
     updates = timeline.for_incident(session, incident.id, viewer=user)
     return incident_out(incident, request.app.state.settings.public_url) | {
@@ -91,7 +91,7 @@ def get_incident(incident_id: int, session: SessionDep, user: CurrentUser, reque
     responses=errors(*ROLE, 404, 409, *BODY),
 )
 def resolve_incident(
-    incident_id: int, data: Resolve, session: SessionDep, user: Officer, request: Request
+    incident_id: Id, data: Resolve, session: SessionDep, user: Officer, request: Request
 ):
     incident = service.get(session, incident_id)
     update = service.resolve(

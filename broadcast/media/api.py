@@ -22,7 +22,7 @@ from broadcast.auth import sessions as console_sessions
 from broadcast.auth.models import User
 from broadcast.auth.service import user_for_token
 from broadcast.console.session import COOKIE as CONSOLE_COOKIE
-from broadcast.deps import AUTH, Member, SessionDep, SettingsDep, errors
+from broadcast.deps import AUTH, Id, Member, SessionDep, SettingsDep, errors
 from broadcast.errors import NotFound, Unauthorized
 from broadcast.media import service
 from broadcast.media.models import MediaItem, MediaKind
@@ -139,7 +139,7 @@ _UPLOAD_FORM = {
     openapi_extra=_UPLOAD_FORM,
     responses=errors(*AUTH, 403, 404, 409, 413, 415, 422),
 )
-async def upload(update_id: int, request: Request, user: Caller) -> MediaOut:
+async def upload(update_id: Id, request: Request, user: Caller) -> MediaOut:
     item = await accept_upload(request, update_id, user)
     return media_out(item, request.app.state.settings.public_url)
 
@@ -187,7 +187,7 @@ async def accept_upload(request: Request, update_id: int, user: User) -> MediaIt
     summary="The photos and videos of an update",
     responses=errors(*AUTH, 404, 422),
 )
-def list_media(update_id: int, session: SessionDep, user: Member, settings: SettingsDep):
+def list_media(update_id: Id, session: SessionDep, user: Member, settings: SettingsDep):
     update = timeline.get(session, update_id)
     if not service.may_view(update, user):
         raise NotFound(f"update {update_id} not found")
@@ -202,7 +202,7 @@ def list_media(update_id: int, session: SessionDep, user: Member, settings: Sett
     description="Officers, at any time (also from published updates: personal data); a "
     "volunteer only from their own proposal while it waits for approval. Audited.",
 )
-def delete_media(media_id: int, session: SessionDep, user: Member, settings: SettingsDep) -> None:
+def delete_media(media_id: Id, session: SessionDep, user: Member, settings: SettingsDep) -> None:
     path = service.remove(session, service.get(session, media_id), user=user, settings=settings)
     session.commit()  # the row is gone for good before the file is
     path.unlink(missing_ok=True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import logging
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,34 +70,32 @@ def sniff(head: bytes) -> Detected | None:
 
 # --- images ------------------------------------------------------------------------------------
 
+# Decoding is where an image costs memory: width × height × 4 bytes, however small the file
+# (measured: about 95 MB for a 50-megapixel JPEG, docs/limits.md). One image at a time per
+# process, so concurrent uploads wait for their turn instead of adding up.
+_one_image_at_a_time = threading.Lock()
+
 
 def clean_image(
-    source: Path, target: Path, detected: Detected, *, max_side: int, max_pixels: int
+    source: Path,
+    target: Path,
+    detected: Detected,
+    *,
+    max_side: int,
+    max_pixels: int,
+    max_decoded_pixels: int,
 ) -> Cleaned:
     """Decode ``source``, write a metadata-free re-encoding to ``target``. JPEG stays JPEG, PNG
     stays PNG; WebP becomes JPEG (PNG when it has transparency), which every channel takes."""
-    try:
-        with Image.open(source, formats=[_PILLOW_FORMATS[detected.content_type]]) as opened:
-            if opened.width * opened.height > max_pixels:
-                raise TooLarge(
-                    _(
-                        "the image has %(width)s×%(height)s pixels; "
-                        "at most %(most)s megapixels are accepted"
-                    ),
-                    width=opened.width,
-                    height=opened.height,
-                    most=max_pixels // 1_000_000,
-                )
-            opened.load()
-            image = ImageOps.exif_transpose(opened)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError):
-        raise Invalid(
-            _("the file looks like %(type)s but cannot be read"), type=detected.content_type
-        ) from None
+    with _one_image_at_a_time:
+        return _clean_image(source, target, detected, max_side, max_pixels, max_decoded_pixels)
+
+
+def _clean_image(source, target, detected, max_side, max_pixels, max_decoded_pixels) -> Cleaned:
+    image = _decode(source, detected, max_side, max_pixels, max_decoded_pixels)
     image = _to_srgb(image)
     alpha = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
     image = image.convert("RGBA" if alpha else ("L" if image.mode in ("1", "L") else "RGB"))
-    image.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
     # A new image from the pixels alone: nothing of the original's info (EXIF, XMP, comments,
     # ICC, DPI) can travel along to the encoder.
     clean = Image.frombytes(image.mode, image.size, image.tobytes())
@@ -107,6 +106,52 @@ def clean_image(
         clean.save(target, "JPEG", quality=JPEG_QUALITY, optimize=True, progressive=True)
         content_type, extension = "image/jpeg", "jpg"
     return Cleaned(MediaKind.image, content_type, extension, clean.width, clean.height)
+
+
+_RESAMPLED_MODES = ("L", "LA", "RGB", "RGBA", "CMYK")  # resized well as they are
+
+
+def _decode(
+    source: Path, detected: Detected, max_side: int, max_pixels: int, max_decoded_pixels: int
+) -> Image.Image:
+    """The image scaled down to ``max_side`` and turned upright. Its size is checked before
+    anything is decoded; a JPEG is decoded at a reduced scale (libjpeg's DCT scaling, to less
+    than twice the target size), PNG and WebP at full size, so those have the lower limit."""
+    try:
+        with Image.open(source, formats=[_PILLOW_FORMATS[detected.content_type]]) as opened:
+            _check_pixels(opened.size, max_pixels)
+            opened.draft(None, _fitted(opened.size, max_side))  # JPEG only; others ignore it
+            _check_pixels(opened.size, max_decoded_pixels)
+            opened.load()
+            image = opened
+            if image.mode not in _RESAMPLED_MODES:  # palette, 1-bit, 16-bit
+                image = image.convert("RGBA" if image.has_transparency_data else "RGB")
+            image.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)  # in place
+            return ImageOps.exif_transpose(image)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        raise Invalid(
+            _("the file looks like %(type)s but cannot be read"), type=detected.content_type
+        ) from None
+
+
+def _fitted(size: tuple[int, int], max_side: int) -> tuple[int, int]:
+    """``size`` scaled to fit a square of ``max_side`` (never up)."""
+    scale = min(1.0, max_side / max(size))
+    return max(1, round(size[0] * scale)), max(1, round(size[1] * scale))
+
+
+def _check_pixels(size: tuple[int, int], most: int) -> None:
+    width, height = size
+    if width * height > most:
+        raise TooLarge(
+            _(
+                "the image has %(width)s×%(height)s pixels; "
+                "at most %(most)s megapixels are accepted"
+            ),
+            width=width,
+            height=height,
+            most=f"{most / 1_000_000:.3g}",
+        )
 
 
 def _to_srgb(image: Image.Image) -> Image.Image:
@@ -209,7 +254,7 @@ def _check_webm(path: Path) -> None:
 _SEGMENT, _CLUSTER, _INFO, _VOID = 0x18538067, 0x1F43B675, 0x1549A966, 0xEC
 _SEGMENT_CHILDREN = {  # level 1: what ends a Cluster of unknown size (a live recording's)
     0x114D9B74, _INFO, 0x1654AE6B, _CLUSTER, 0x1C53BB6B, 0x1941A469, 0x1043A770, 0x1254C367,
-}
+}  # fmt: skip
 _WEBM_METADATA = {
     0x1254C367,  # Tags: anything, e.g. RECORDING_LOCATION, DATE_RECORDED, the device
     0x1941A469,  # Attachments: files carried along (a cover picture with its own EXIF)

@@ -15,6 +15,7 @@ from sqlmodel import Session, col, select
 
 from broadcast import audit
 from broadcast.auth.models import Role, User
+from broadcast.common import xml_safe
 from broadcast.errors import Conflict, Forbidden, Invalid, NotFound
 from broadcast.media import files
 from broadcast.media.models import MediaItem, MediaKind
@@ -119,7 +120,8 @@ def alt_texts(fields: dict[str, str]) -> dict[str, str]:
         "nl": fields.get("alt_nl") or fields.get("alt") or "",
         "en": fields.get("alt_en") or "",
     }
-    alt = {lang: " ".join(text.split()) for lang, text in alt.items() if text.strip()}
+    alt = {lang: " ".join(xml_safe(text).split()) for lang, text in alt.items()}
+    alt = {lang: text for lang, text in alt.items() if text}
     if not alt:
         raise Invalid(_("describe the photo or video in the field 'alt' (for screen readers)"))
     if too_long := [lang for lang, text in alt.items() if len(text) > MAX_ALT_CHARS]:
@@ -146,6 +148,7 @@ def store(received: Received, settings: Settings) -> tuple[Path, files.Cleaned]:
                 detected,
                 max_side=settings.media_max_image_side,
                 max_pixels=settings.media_max_image_pixels,
+                max_decoded_pixels=settings.media_max_decoded_pixels,
             )
             target = directory / f"{stem}.{cleaned.extension}"
             staging.replace(target)

@@ -5,7 +5,8 @@ from datetime import datetime
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
-from broadcast.deps import BODY, ROLE, Officer, SessionDep, errors
+from broadcast.common import PlainText
+from broadcast.deps import BODY, ROLE, Id, Officer, SessionDep, errors
 from broadcast.questions import service
 from broadcast.questions.models import QuestionState
 from broadcast.timeline.api import UpdateOut, update_out
@@ -28,9 +29,9 @@ class QuestionOut(BaseModel):
 
 
 class Answer(BaseModel):
-    body: str = Field(min_length=1, max_length=4000)
+    body: PlainText = Field(min_length=1, max_length=4000)
     public: bool = False
-    incident_id: int | None = Field(
+    incident_id: Id | None = Field(
         default=None,
         description="For a public answer to a question that came in without an incident",
     )
@@ -57,7 +58,7 @@ def list_questions(session: SessionDep, user: Officer, state: QuestionState | No
     responses=errors(*ROLE, 404, 409, *BODY),
 )
 def answer_question(
-    question_id: int, data: Answer, session: SessionDep, user: Officer, request: Request
+    question_id: Id, data: Answer, session: SessionDep, user: Officer, request: Request
 ):
     update = service.answer(
         session,

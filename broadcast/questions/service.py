@@ -8,7 +8,7 @@ from sqlmodel import Session, col, func, select
 
 from broadcast import audit, ratelimit
 from broadcast.auth.models import User
-from broadcast.common import Language, Severity, utcnow
+from broadcast.common import Language, Severity, utcnow, xml_safe
 from broadcast.db import emit
 from broadcast.delivery import audience
 from broadcast.delivery.channels import ChannelSet
@@ -39,7 +39,7 @@ def receive(
     incident_id: int | None = None,
     reply_to: str | None = None,
 ) -> Question:
-    text = text.strip()
+    text = xml_safe(text).strip()  # a resident's message cannot be refused, only cleaned
     if not text:
         raise Invalid(_("an empty question"))
     question = Question(

@@ -6,8 +6,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from broadcast.common import Language
-from broadcast.deps import AUTH, BODY, ROLE, Member, Officer, SessionDep, SettingsDep, errors
+from broadcast.common import Code, Language, PlainText
+from broadcast.deps import AUTH, BODY, ROLE, Id, Member, Officer, SessionDep, SettingsDep, errors
 from broadcast.relay import kit, service
 
 router = APIRouter(prefix="/api/v1", tags=["relay"])
@@ -29,13 +29,15 @@ class RelayKit(BaseModel):
 
 
 class RelayCreate(BaseModel):
-    format: str = Field(
+    format: Code = Field(
         description="The kit format that was forwarded: " + ", ".join(kit.FORMAT_KEYS)
     )
-    where: str | None = Field(
+    where: PlainText | None = Field(
         default=None, max_length=200, description="Free text, e.g. 'WhatsApp-groep Molenhoek-Noord'"
     )
-    areas: list[str] = Field(default_factory=list, description="Area codes the audience lives in")
+    areas: list[Code] = Field(
+        default_factory=list, max_length=500, description="Area codes the audience lives in"
+    )
 
 
 class RelayOut(BaseModel):
@@ -81,7 +83,7 @@ def relay_out(relay, user) -> RelayOut:
     "is not published, was corrected (relay the correction) or is a private answer.",
 )
 def relay_kit(
-    update_id: int,
+    update_id: Id,
     session: SessionDep,
     user: Member,
     settings: SettingsDep,
@@ -105,7 +107,7 @@ def relay_kit(
     summary="Record that a member forwarded an update (where, to which areas)",
     responses=errors(*AUTH, 404, 409, *BODY),
 )
-def relayed(update_id: int, data: RelayCreate, session: SessionDep, user: Member):
+def relayed(update_id: Id, data: RelayCreate, session: SessionDep, user: Member):
     relay = service.record(
         session,
         update_id,
@@ -123,7 +125,7 @@ def relayed(update_id: int, data: RelayCreate, session: SessionDep, user: Member
     summary="Who relayed an update where, with counts per area (officers)",
     responses=errors(*ROLE, 404, 422),
 )
-def relays(update_id: int, session: SessionDep, user: Officer):
+def relays(update_id: Id, session: SessionDep, user: Officer):
     rows = service.relays_of(session, update_id)
     by_area, by_format, without_area = service.counts([relay for relay, _ in rows])
     return RelayReport(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
-from broadcast.common import Language
+from broadcast.common import Code, Language, PlainText
 from broadcast.deps import BODY, SessionDep, domain_error_response, errors
 from broadcast.signup import service
 from broadcast.web.security import client_address
@@ -14,9 +14,9 @@ router = APIRouter(prefix="/api/v1/signup/sms", tags=["sign-up"])
 
 
 class CodeRequest(BaseModel):
-    phone: str = Field(min_length=1, max_length=40)
-    postcode: str | None = Field(default=None, max_length=10)
-    areas: list[str] | None = None
+    phone: PlainText = Field(min_length=1, max_length=40)
+    postcode: PlainText | None = Field(default=None, max_length=10)
+    areas: list[Code] | None = Field(default=None, max_length=500)
     language: Language = Language.nl
 
 
@@ -26,8 +26,8 @@ class CodeSent(BaseModel):
 
 
 class CodeConfirmation(BaseModel):
-    phone: str = Field(min_length=1, max_length=40)
-    code: str = Field(min_length=1, max_length=12)
+    phone: PlainText = Field(min_length=1, max_length=40)
+    code: PlainText = Field(min_length=1, max_length=12)
 
 
 class Subscribed(BaseModel):

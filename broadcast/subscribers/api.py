@@ -5,8 +5,8 @@ from datetime import datetime
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 
-from broadcast.common import Language, Severity
-from broadcast.deps import BODY, ROLE, Officer, SessionDep, errors
+from broadcast.common import Code, Language, PlainText, Severity
+from broadcast.deps import BODY, ROLE, Id, Officer, SessionDep, errors
 from broadcast.subscribers import service
 from broadcast.subscribers.models import SubscriberState
 
@@ -14,9 +14,9 @@ router = APIRouter(prefix="/api/v1/subscribers", tags=["subscribers"])
 
 
 class SubscriberCreate(BaseModel):
-    channel: str = Field(min_length=1, max_length=40)
-    address: str = Field(min_length=1, max_length=500)
-    areas: list[str] = []
+    channel: Code = Field(min_length=1)
+    address: PlainText = Field(min_length=1, max_length=500)
+    areas: list[Code] = Field(default=[], max_length=500)
     language: Language = Language.nl
     min_severity: Severity = Severity.info
 
@@ -60,7 +60,7 @@ def create_subscriber(data: SubscriberCreate, session: SessionDep, user: Officer
 
 
 @router.get("/{subscriber_id}", response_model=SubscriberOut, responses=errors(*ROLE, 404, 422))
-def get_subscriber(subscriber_id: int, session: SessionDep, user: Officer):
+def get_subscriber(subscriber_id: Id, session: SessionDep, user: Officer):
     return subscriber_out(session, service.get(session, subscriber_id))
 
 
@@ -71,5 +71,5 @@ def get_subscriber(subscriber_id: int, session: SessionDep, user: Officer):
     responses=errors(*ROLE, 404, 422),
     description="Erase the subscriber and their personal data.",
 )
-def delete_subscriber(subscriber_id: int, session: SessionDep, user: Officer):
+def delete_subscriber(subscriber_id: Id, session: SessionDep, user: Officer):
     service.erase(session, service.get(session, subscriber_id), actor=user.name)

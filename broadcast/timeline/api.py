@@ -1,14 +1,15 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
-from broadcast.common import Severity
+from broadcast.common import Code, PlainText, Severity
 from broadcast.db import emit
 from broadcast.delivery import outbox
-from broadcast.deps import AUTH, BODY, ROLE, Member, Officer, SessionDep, errors
+from broadcast.deps import AUTH, BODY, ROLE, Id, Member, Officer, SessionDep, errors
 from broadcast.errors import NotFound
 from broadcast.incidents import service as incidents
 from broadcast.timeline import service
@@ -16,17 +17,26 @@ from broadcast.timeline.models import Source, Update, UpdateKind, UpdateState
 
 router = APIRouter(prefix="/api/v1", tags=["updates"])
 
-Body = str | dict[str, str]
+BodyText = Annotated[PlainText, Field(max_length=service.MAX_BODY_CHARS)]
+Body = BodyText | dict[Code, BodyText]
 
 
 class UpdateCreate(BaseModel):
     body: Body = Field(description='Text, or {"nl": "...", "en": "..."}')
     severity: Severity | None = None
-    areas: list[str] | None = Field(default=None, description="Area codes; default: the incident's")
-    channels: list[str] | None = Field(default=None, description="Channel names; default: all")
+    areas: list[Code] | None = Field(
+        default=None, max_length=500, description="Area codes; default: the incident's"
+    )
+    channels: list[Code] | None = Field(
+        default=None, max_length=50, description="Channel names; default: all"
+    )
     publish_at: datetime | None = None
     next_update_due: datetime | None = None
-    draft: bool = Field(default=False, description="Store as a draft; publish later by approving")
+    draft: bool = Field(
+        default=False,
+        description="Store as a draft; publish later by approving. A volunteer's update always "
+        "waits for an officer's approval (`pending_approval`), draft or not.",
+    )
 
 
 class UpdateOut(BaseModel):
@@ -55,11 +65,11 @@ class Correction(BaseModel):
 
 
 class Reason(BaseModel):
-    reason: str = Field(min_length=1, max_length=2000)
+    reason: PlainText = Field(min_length=1, max_length=2000)
 
 
 class OptionalReason(BaseModel):
-    reason: str | None = Field(default=None, max_length=2000)
+    reason: PlainText | None = Field(default=None, max_length=2000)
 
 
 def update_out(update: Update) -> dict:
@@ -76,7 +86,7 @@ def update_out(update: Update) -> dict:
     responses=errors(*AUTH, 404, 409, *BODY),
 )
 def post_update(
-    incident_id: int, data: UpdateCreate, session: SessionDep, user: Member, request: Request
+    incident_id: Id, data: UpdateCreate, session: SessionDep, user: Member, request: Request
 ):
     incident = incidents.get(session, incident_id)
     update = service.post(
@@ -96,7 +106,7 @@ def post_update(
 
 
 @router.get("/updates/{update_id}", response_model=UpdateOut, responses=errors(*AUTH, 404, 422))
-def get_update(update_id: int, session: SessionDep, user: Member):
+def get_update(update_id: Id, session: SessionDep, user: Member):
     update = service.get(session, update_id)
     if not service.visible_to(update, user):
         raise NotFound(f"update {update_id} not found")
@@ -108,7 +118,7 @@ def get_update(update_id: int, session: SessionDep, user: Member):
     response_model=UpdateOut,
     responses=errors(*ROLE, 404, 409, 422),
 )
-def approve(update_id: int, session: SessionDep, user: Officer, request: Request):
+def approve(update_id: Id, session: SessionDep, user: Officer, request: Request):
     update = service.approve(
         session, service.get(session, update_id), officer=user, channels=request.app.state.channels
     )
@@ -120,7 +130,7 @@ def approve(update_id: int, session: SessionDep, user: Officer, request: Request
     response_model=UpdateOut,
     responses=errors(*ROLE, 404, 409, *BODY),
 )
-def reject(update_id: int, session: SessionDep, user: Officer, data: OptionalReason | None = None):
+def reject(update_id: Id, session: SessionDep, user: Officer, data: OptionalReason | None = None):
     update = service.reject(
         session, service.get(session, update_id), officer=user, reason=data.reason if data else None
     )
@@ -133,7 +143,7 @@ def reject(update_id: int, session: SessionDep, user: Officer, data: OptionalRea
     response_model=UpdateOut,
     responses=errors(*ROLE, 404, 409, *BODY),
 )
-def correct(update_id: int, data: Correction, session: SessionDep, user: Officer, request: Request):
+def correct(update_id: Id, data: Correction, session: SessionDep, user: Officer, request: Request):
     correction = service.correct(
         session,
         service.get(session, update_id),
@@ -151,7 +161,7 @@ def correct(update_id: int, data: Correction, session: SessionDep, user: Officer
     response_model=UpdateOut,
     responses=errors(*ROLE, 404, 409, *BODY),
 )
-def retract(update_id: int, data: Reason, session: SessionDep, user: Officer, request: Request):
+def retract(update_id: Id, data: Reason, session: SessionDep, user: Officer, request: Request):
     notice = service.retract(
         session,
         service.get(session, update_id),
@@ -168,7 +178,7 @@ def retract(update_id: int, data: Reason, session: SessionDep, user: Officer, re
     responses=errors(*ROLE, 404, 422),
     description='Counts per channel and state: {"telegram": {"sent": 120, "failed": 2}}',
 )
-def deliveries(update_id: int, session: SessionDep, user: Officer):
+def deliveries(update_id: Id, session: SessionDep, user: Officer):
     service.get(session, update_id)
     return outbox.counts_by_state(session, update_id)
 
@@ -178,7 +188,7 @@ def deliveries(update_id: int, session: SessionDep, user: Officer):
     responses=errors(*ROLE, 404, 422),
     description="Re-queue only the failed and dead deliveries of this update",
 )
-def resend_failed(update_id: int, session: SessionDep, user: Officer) -> dict[str, int]:
+def resend_failed(update_id: Id, session: SessionDep, user: Officer) -> dict[str, int]:
     service.get(session, update_id)
     count = outbox.requeue_failed(session, update_id)
     emit(session, "requeued", update_id=update_id)

@@ -97,11 +97,11 @@ def post(
         subject=f"update:{update.id}",
         incident=incident.id,
     )
-    if draft:
-        return update
-    if author is not None and author.role == Role.volunteer:
+    if author is not None and author.role == Role.volunteer:  # draft or not: an officer decides
         update.state = UpdateState.pending_approval
         emit(session, "proposed", update_id=update.id, incident_id=incident.id)
+        return update
+    if draft:
         return update
     return release(session, update, incident, channels=channels, actor=actor)
 

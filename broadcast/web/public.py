@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 from pathlib import Path
+from typing import Annotated
 
 from fastapi import APIRouter, FastAPI, Request
+from fastapi import Path as InPath
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from feedgen.feed import FeedGenerator
@@ -14,7 +16,8 @@ from sqlmodel import col, select
 from sse_starlette.sse import EventSourceResponse
 
 from broadcast.areas import service as areas
-from broadcast.common import Language, utcnow
+from broadcast.common import Language, PlainText, utcnow, xml_safe
+from broadcast.deps import Id
 from broadcast.errors import DomainError
 from broadcast.feeds import chart
 from broadcast.feeds import service as feeds
@@ -26,12 +29,14 @@ from broadcast.signup import service as signup
 from broadcast.timeline import service as timeline
 from broadcast.timeline.models import Update, UpdateState
 from broadcast.web import i18n, live
+from broadcast.web.limits import small_form
 from broadcast.web.rendering import fragment, render
 from broadcast.web.security import client_address, same_origin
 
 router = APIRouter(include_in_schema=False)
 FEED_SIZE = 50
 STATIC = Path(__file__).parent / "static"
+Slug = Annotated[PlainText, InPath(max_length=200)]  # longer, or with a control character: 404
 
 
 def mount_static(app: FastAPI) -> None:
@@ -63,7 +68,7 @@ async def status_page(request: Request):
 
 
 @router.get("/incidents/{slug}", response_class=HTMLResponse)
-async def incident_page(request: Request, slug: str):
+async def incident_page(request: Request, slug: Slug):
     return await _incident(request, slug)
 
 
@@ -104,16 +109,16 @@ async def _incident(
 
 
 @router.post("/incidents/{slug}/questions", response_class=HTMLResponse)
-async def ask(request: Request, slug: str):
+async def ask(request: Request, slug: Slug):
     """A resident's question from the incident page; answered on the timeline (post/redirect/get,
     so a reload does not ask twice)."""
     if not same_origin(request):
         return HTMLResponse("cross-site request refused", status_code=403)
-    form = await request.form()
-    text = str(form.get("question", ""))
+    fields = await small_form(request)
+    text = fields.get("question", "")
     language = i18n.language_of(request)
     done = RedirectResponse(f"/incidents/{slug}?lang={language}&asked=1#ask", status_code=303)
-    if form.get("website"):  # a field people do not see: only robots fill it in
+    if fields.get("website"):  # a field people do not see: only robots fill it in
         return done
 
     def work(session):
@@ -163,7 +168,7 @@ def _public_media(session, updates) -> dict:
 
 
 @router.get("/incidents/{slug}/events")
-async def incident_events(request: Request, slug: str):
+async def incident_events(request: Request, slug: Slug):
     """Server-Sent Events: each newly published update as a ready-to-insert HTML fragment."""
     db = request.app.state.db
     language = i18n.language_of(request)
@@ -196,7 +201,7 @@ async def _card(request: Request, update_id: int, language: str) -> str | None:
 
 
 @router.get("/u/{update_id}")
-async def short_link(request: Request, update_id: int):
+async def short_link(request: Request, update_id: Id):
     def work(session):
         update = session.get(Update, update_id)
         if update is None or not timeline.visible_to(update, None) or update.incident_id is None:
@@ -231,24 +236,24 @@ async def atom_feed(request: Request):
     dutch = i18n.translator("nl")
     feed = FeedGenerator()
     feed.id(f"{base}/feed.atom")
-    feed.title(f"{settings.municipality}: crisisinformatie")
+    feed.title(xml_safe(f"{settings.municipality}: crisisinformatie"))
     feed.link(href=f"{base}/feed.atom", rel="self")
     feed.link(href=f"{base}/", rel="alternate")
     feed.language("nl")
-    feed.author({"name": settings.municipality})
+    feed.author({"name": xml_safe(settings.municipality)})
     feed.updated(rows[0][0].published_at if rows else utcnow())
     for update, incident in reversed(rows):
         entry = feed.add_entry()
         entry.id(f"{base}/u/{update.id}")
         label = dutch(i18n.KIND[update.kind] or i18n.SEVERITY[update.severity])
-        entry.title(f"{label}: {incident.title}")
+        entry.title(xml_safe(f"{label}: {incident.title}"))
         entry.link(href=f"{base}/incidents/{incident.slug}#update-{update.id}")
         entry.updated(update.published_at)
         entry.published(update.published_at)
         text = update.body.get("nl") or next(iter(update.body.values()))
         if update.state == UpdateState.retracted:
             text = f"[Ingetrokken: {update.reason}] {text}"
-        entry.content(text, type="text")
+        entry.content(xml_safe(text), type="text")
     return Response(feed.atom_str(pretty=True), media_type="application/atom+xml")
 
 
@@ -286,8 +291,8 @@ async def _subscribe(request: Request, *, status_code: int = 200, **sms) -> HTML
 @router.post("/subscribe/sms", response_class=HTMLResponse)
 async def sms_signup(request: Request):
     """Step 1 of the double opt-in: a code by SMS to the number given."""
-    form = await request.form()
-    phone, postcode = str(form.get("phone", "")).strip(), str(form.get("postcode", "")).strip()
+    form = await small_form(request)
+    phone, postcode = form.get("phone", "").strip(), form.get("postcode", "").strip()
     language = Language.en if form.get("language") == "en" else Language.nl
 
     def work(session):
@@ -307,8 +312,8 @@ async def sms_signup(request: Request):
 @router.post("/subscribe/sms/confirm", response_class=HTMLResponse)
 async def sms_confirm(request: Request):
     """Step 2: the code proves the number is the resident's own."""
-    form = await request.form()
-    phone, code = str(form.get("phone", "")).strip(), str(form.get("code", "")).strip()
+    form = await small_form(request)
+    phone, code = form.get("phone", "").strip(), form.get("code", "").strip()
 
     def work(session):
         result = signup.confirm(

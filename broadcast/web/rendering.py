@@ -7,12 +7,24 @@ from pathlib import Path
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
+from markupsafe import Markup
 
-from broadcast.common import utcnow
+from broadcast.common import utcnow, xml_safe
 from broadcast.web import i18n
 
 HERE = Path(__file__).parent
+
+
+def _printable(value):
+    """Every ``{{ value }}`` of every page: without what XML cannot carry (a control character
+    in an old row or a feed's station name), so a page always encodes and inline SVG parses."""
+    if isinstance(value, Markup):
+        return Markup(xml_safe(value))
+    return xml_safe(value) if isinstance(value, str) else value
+
+
 templates = Jinja2Templates(directory=HERE / "templates")
+templates.env.finalize = _printable
 templates.env.filters["local_time"] = i18n.local_time
 templates.env.globals["local_time"] = i18n.local_time
 LANGUAGE_COOKIE_AGE = 365 * 86400

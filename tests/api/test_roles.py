@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from broadcast import audit
 from broadcast.questions import service as questions
 from tests.support import auth, new_incident, post_update
@@ -55,11 +57,19 @@ def _world(client, officer: str) -> dict[str, int]:
     subscriber = client.post("/api/v1/subscribers", json=SUBSCRIBER, headers=auth(officer))
     assert subscriber.status_code == 201, subscriber.text
     with client.app.state.db.session_scope() as session:
-        question = questions.receive(session, channel="webhook", text="Is de Heumensebaan open?",
-                                     address="http://127.0.0.1:9/resident",
-                                     incident_id=incident["id"]).id
-    return {"incident": incident["id"], "update": update["id"],
-            "subscriber": subscriber.json()["id"], "question": question}
+        question = questions.receive(
+            session,
+            channel="webhook",
+            text="Is de Heumensebaan open?",
+            address="http://127.0.0.1:9/resident",
+            incident_id=incident["id"],
+        ).id
+    return {
+        "incident": incident["id"],
+        "update": update["id"],
+        "subscriber": subscriber.json()["id"],
+        "question": question,
+    }
 
 
 def _call(client, method: str, path: str, body, headers: dict[str, str]):
@@ -71,9 +81,13 @@ def _state_of(client, officer: str, ids: dict[str, int]) -> tuple:
     incidents = client.get("/api/v1/incidents", headers=auth(officer)).json()
     questions_ = client.get("/api/v1/questions", headers=auth(officer)).json()
     subscriber = client.get(f"/api/v1/subscribers/{ids['subscriber']}", headers=auth(officer))
-    return (len(incidents), incident["status"],
-            sorted((u["id"], u["state"]) for u in incident["updates"]),
-            [q["state"] for q in questions_], subscriber.status_code)
+    return (
+        len(incidents),
+        incident["status"],
+        sorted((u["id"], u["state"]) for u in incident["updates"]),
+        [q["state"] for q in questions_],
+        subscriber.status_code,
+    )
 
 
 def test_anonymous_callers_get_401_with_detail_and_change_nothing(client, officer):
@@ -122,11 +136,16 @@ def test_a_deactivated_users_token_no_longer_works(client, token_for, officer):
     assert response.json()["detail"]
 
 
-def test_a_volunteers_update_waits_for_approval_and_is_not_sent(client, token_for, officer, settle):
+@pytest.mark.parametrize("fields", [{}, {"draft": True}], ids=["proposal", "as a draft"])
+def test_a_volunteers_update_waits_for_approval_and_is_not_sent(
+    client, token_for, officer, settle, fields
+):
     volunteer = token_for("volunteer", "vera")
     incident = new_incident(client, officer)
 
-    proposal = post_update(client, volunteer, incident["id"], body="Water in de Zandstraat.")
+    proposal = post_update(
+        client, volunteer, incident["id"], body="Water in de Zandstraat.", **fields
+    )
     assert proposal["state"] == "pending_approval"
     assert proposal["published_at"] is None
     assert proposal["source"] == "volunteer"
@@ -185,8 +204,11 @@ def test_approval_publishes_and_rejection_rejects(client, token_for, officer, se
     bad = post_update(client, volunteer, incident["id"], body="Geruchten over de dijk.")
 
     approved = client.post(f"/api/v1/updates/{good['id']}/approve", headers=auth(officer))
-    rejected = client.post(f"/api/v1/updates/{bad['id']}/reject", json={"reason": "niet bevestigd"},
-                           headers=auth(officer))
+    rejected = client.post(
+        f"/api/v1/updates/{bad['id']}/reject",
+        json={"reason": "niet bevestigd"},
+        headers=auth(officer),
+    )
 
     assert approved.status_code == 200, approved.text
     assert approved.json()["state"] == "published"
@@ -206,8 +228,12 @@ def test_a_decision_is_final(client, token_for, officer):
     client.post(f"/api/v1/updates/{approved['id']}/approve", headers=auth(officer))
     client.post(f"/api/v1/updates/{rejected['id']}/reject", headers=auth(officer))
 
-    for update_id, action in [(approved["id"], "approve"), (approved["id"], "reject"),
-                              (rejected["id"], "approve"), (rejected["id"], "reject")]:
+    for update_id, action in [
+        (approved["id"], "approve"),
+        (approved["id"], "reject"),
+        (rejected["id"], "approve"),
+        (rejected["id"], "reject"),
+    ]:
         response = client.post(f"/api/v1/updates/{update_id}/{action}", headers=auth(officer))
         assert response.status_code == 409, (update_id, action, response.text)
         assert response.json()["detail"]
@@ -235,8 +261,9 @@ def test_a_volunteer_sees_published_updates_and_own_proposals_only(client, token
     assert client.get(f"/api/v1/updates/{own['id']}", headers=auth(anna)).status_code == 200
 
 
-def test_the_volunteer_is_credited_by_display_name_on_the_published_update(client, token_for,
-                                                                           officer):
+def test_the_volunteer_is_credited_by_display_name_on_the_published_update(
+    client, token_for, officer
+):
     volunteer = token_for("volunteer", "anna", display_name="Anna de Vries")
     incident = new_incident(client, officer)
     proposal = post_update(client, volunteer, incident["id"], body="Zandzakken bij de kerk.")
@@ -265,27 +292,42 @@ def test_state_changes_are_audited_with_actor(client, token_for, officer):
     approved = post_update(client, volunteer, incident["id"])
     rejected = post_update(client, volunteer, incident["id"])
     client.post(f"/api/v1/updates/{approved['id']}/approve", headers=auth(officer))
-    client.post(f"/api/v1/updates/{rejected['id']}/reject", json={"reason": "dubbel"},
-                headers=auth(officer))
-    correction = client.post(f"/api/v1/updates/{approved['id']}/correct", json={"body": "Anders."},
-                             headers=auth(officer)).json()
-    client.post(f"/api/v1/incidents/{incident['id']}/resolve", json={"body": "Klaar."},
-                headers=auth(officer))
+    client.post(
+        f"/api/v1/updates/{rejected['id']}/reject", json={"reason": "dubbel"}, headers=auth(officer)
+    )
+    correction = client.post(
+        f"/api/v1/updates/{approved['id']}/correct", json={"body": "Anders."}, headers=auth(officer)
+    ).json()
+    client.post(
+        f"/api/v1/incidents/{incident['id']}/resolve",
+        json={"body": "Klaar."},
+        headers=auth(officer),
+    )
 
     def actions(subject: str) -> list[tuple[str, str]]:
         with client.app.state.db.session_scope() as session:
             return sorted((e.action, e.actor) for e in audit.recent(session, subject=subject))
 
-    assert actions(f"incident:{incident['id']}") == [("incident.create", "olga"),
-                                                     ("incident.resolve", "olga")]
+    assert actions(f"incident:{incident['id']}") == [
+        ("incident.create", "olga"),
+        ("incident.resolve", "olga"),
+    ]
     assert actions(f"update:{approved['id']}") == [
-        ("update.approve", "olga"), ("update.correction", "olga"), ("update.post", "vera"),
-        ("update.publish", "olga")]
-    assert actions(f"update:{rejected['id']}") == [("update.post", "vera"),
-                                                   ("update.reject", "olga")]
+        ("update.approve", "olga"),
+        ("update.correction", "olga"),
+        ("update.post", "vera"),
+        ("update.publish", "olga"),
+    ]
+    assert actions(f"update:{rejected['id']}") == [
+        ("update.post", "vera"),
+        ("update.reject", "olga"),
+    ]
     assert actions(f"update:{correction['id']}") == [("update.publish", "olga")]
     with client.app.state.db.session_scope() as session:
-        reject = next(e for e in audit.recent(session, subject=f"update:{rejected['id']}")
-                      if e.action == "update.reject")
+        reject = next(
+            e
+            for e in audit.recent(session, subject=f"update:{rejected['id']}")
+            if e.action == "update.reject"
+        )
         assert reject.detail["reason"] == "dubbel"
         assert reject.actor_id is not None

@@ -127,3 +127,33 @@ def test_a_passing_failure_without_attempts_left_is_final(app_factory):
         fail_for_a_while(db, "SM4", max_attempts=1)
         row = delivery(db)
     assert (row.state, row.last_error) == ("failed", "Twilio error 14107")
+
+
+@pytest.mark.parametrize(
+    ("first", "late", "final"),
+    [
+        ("delivered", "undelivered", "delivered"),
+        ("delivered", "failed", "delivered"),
+        ("undelivered", "delivered", "failed"),
+        ("failed", "read", "failed"),
+    ],
+)
+def test_a_final_state_stays_final_whatever_arrives_later(app_factory, first, late, final):
+    with TestClient(app_factory(dispatch=False)) as client:
+        officer = token_for(client.app, "officer")
+        post_update(client, officer, new_incident(client, officer)["id"])
+        db = client.app.state.db
+        record_sent(db, "SM5")
+        for status, error in ((first, "first"), (late, "late"), (first, "replayed")):
+            with db.session_scope() as session:
+                receipts.apply_status(
+                    session,
+                    channel="platform",
+                    provider_id="SM5",
+                    status=status,
+                    error=error,
+                    max_attempts=3,
+                )
+        row = delivery(db)
+    assert row.state == final
+    assert row.last_error == "first"

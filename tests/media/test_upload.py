@@ -89,6 +89,42 @@ def test_large_photos_are_scaled_down_to_the_longest_side(app_factory):
         assert (response.json()["width"], response.json()["height"]) == (256, 128)
 
 
+def test_past_the_decoding_limit_a_jpeg_is_decoded_smaller_and_a_png_is_refused(app_factory):
+    """A JPEG is decoded at a reduced scale (2000×1000 at a quarter: 500×250), so it passes a
+    limit its full size would not; PNG has no such scale and is refused before decoding."""
+    limits = {"media_max_image_side": 256, "media_max_decoded_pixels": 600 * 600}
+    with TestClient(app_factory(**limits)) as client:
+        officer = token_for(client.app, "officer", "olga")
+        update = post_update(client, officer, new_incident(client, officer)["id"], draft=True)
+        jpeg = image_bytes("JPEG", size=(2000, 1000))
+        png = image_bytes("PNG", size=(2000, 1000))
+
+        accepted = upload(client, officer, update["id"], jpeg)
+        refused = upload(client, officer, update["id"], png, content_type="image/png")
+
+        assert accepted.status_code == 201, accepted.text
+        assert (accepted.json()["width"], accepted.json()["height"]) == (256, 128)
+        assert refused.status_code == 413
+        assert "2000×1000 pixels" in refused.json()["detail"]
+        assert len(media_files(client)) == 1
+
+
+@pytest.mark.parametrize(("transparency", "mode"), [(0, "RGBA"), (None, "RGB")])
+def test_palette_images_are_scaled_in_colour(app_factory, transparency, mode):
+    with TestClient(app_factory(media_max_image_side=100)) as client:
+        officer = token_for(client.app, "officer", "olga")
+        update = post_update(client, officer, new_incident(client, officer)["id"], draft=True)
+        palette = Image.new("RGB", (400, 200), (200, 30, 30)).convert("P")
+        out = io.BytesIO()
+        palette.save(out, "PNG", **({"transparency": transparency} if transparency == 0 else {}))
+
+        response = upload(client, officer, update["id"], out.getvalue(), content_type="image/png")
+
+        assert response.status_code == 201, response.text
+        with Image.open(io.BytesIO(stored_file(client, response.json()))) as stored:
+            assert (stored.size, stored.mode) == ((100, 50), mode)
+
+
 @pytest.mark.parametrize(
     ("fmt", "mode", "expected"),
     [

@@ -14,14 +14,18 @@ from fastapi import Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlmodel import Session
 
-from broadcast.common import utcnow
+from broadcast.common import Code, PlainText, utcnow
 from broadcast.errors import DomainError, Invalid
 from broadcast.timeline import service as timeline
 from broadcast.web.i18n import AMSTERDAM, _
 from broadcast.web.rendering import render
 
 FLASH = "bc_flash"
-Text = Annotated[str, Form()]  # a form field; optional ones get a default
+# Form fields (optional ones get a default): free text up to an update's length, a one-line
+# value (a title, a place, a time), and the list of area codes a form ticks.
+Text = Annotated[PlainText, Form(max_length=timeline.MAX_BODY_CHARS)]
+Line = Annotated[PlainText, Form(max_length=200)]
+Codes = Annotated[list[Code], Form(alias="areas", max_length=500)]
 
 
 def show_page(request: Request, name: str, viewer, **context) -> HTMLResponse:

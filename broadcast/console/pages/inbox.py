@@ -15,7 +15,7 @@ from broadcast.console.pages.common import (
     show_page,
 )
 from broadcast.console.session import OfficerDep
-from broadcast.deps import SessionDep
+from broadcast.deps import Id, SessionDep
 from broadcast.incidents import service as incidents
 from broadcast.questions import service as questions
 from broadcast.questions.models import QuestionState
@@ -45,12 +45,12 @@ def inbox(request: Request, session: SessionDep, viewer: OfficerDep, state: str 
 @router.post("/questions/{question_id}/answer")
 def answer(
     request: Request,
-    question_id: int,
+    question_id: Id,
     session: SessionDep,
     viewer: OfficerDep,
     body: Text,
     public: Annotated[bool, Form()] = False,
-    incident_id: Annotated[int | None, Form()] = None,
+    incident_id: Annotated[Id | None, Form()] = None,
 ):
     def work() -> str:
         questions.answer(

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from sqlmodel import Session, col, select
 
 from broadcast.areas import service as areas
+from broadcast.common import PlainText
 from broadcast.console import areamap, library
 from broadcast.console.pages.common import (
+    Codes,
+    Line,
     Text,
     bodies_of,
     local_moment,
@@ -21,7 +24,7 @@ from broadcast.console.pages.common import (
 from broadcast.console.preview import plain_language_hints, previews
 from broadcast.console.session import OfficerDep, ViewerDep
 from broadcast.delivery.outbox import view_of
-from broadcast.deps import SessionDep
+from broadcast.deps import Id, SessionDep
 from broadcast.feeds import service as feeds
 from broadcast.incidents import service as incidents
 from broadcast.incidents.models import Incident
@@ -30,6 +33,7 @@ from broadcast.questions import service as questions
 from broadcast.timeline import service as timeline
 from broadcast.timeline.models import Update, UpdateKind, UpdateState
 from broadcast.web.i18n import _
+from broadcast.web.limits import small_form
 
 router = APIRouter()
 
@@ -58,9 +62,9 @@ def create_incident(
     request: Request,
     session: SessionDep,
     viewer: OfficerDep,
-    title: Text,
-    severity: Text,
-    areas_: Annotated[list[str], Form(alias="areas")] = [],  # noqa: B006 (FastAPI copies it)
+    title: Line,
+    severity: Line,
+    areas_: Codes = [],  # noqa: B006 (FastAPI copies it)
     exercise: Annotated[bool, Form()] = False,
 ):
     def work() -> str:
@@ -82,7 +86,11 @@ def create_incident(
 
 @router.get("/incidents/{incident_id}", response_class=HTMLResponse)
 def incident_page(
-    request: Request, incident_id: int, session: SessionDep, viewer: ViewerDep, template: str = ""
+    request: Request,
+    incident_id: Id,
+    session: SessionDep,
+    viewer: ViewerDep,
+    template: Annotated[PlainText, Query(max_length=200)] = "",
 ):
     incident = incidents.get(session, incident_id)
     updates = timeline.for_incident(session, incident.id, viewer=viewer.user)
@@ -105,16 +113,16 @@ def incident_page(
 @router.post("/incidents/{incident_id}/updates")
 def compose(
     request: Request,
-    incident_id: int,
+    incident_id: Id,
     session: SessionDep,
     viewer: ViewerDep,
     body_nl: Text,
     body_en: Text = "",
-    severity: Text = "",
-    areas_: Annotated[list[str], Form(alias="areas")] = [],  # noqa: B006
-    when: Text = "now",  # now, later, draft
-    publish_at: Text = "",
-    next_update: Text = "",
+    severity: Line = "",
+    areas_: Codes = [],  # noqa: B006
+    when: Line = "now",  # now, later, draft
+    publish_at: Line = "",
+    next_update: Line = "",
 ):
     here = f"/console/incidents/{incident_id}"
 
@@ -141,7 +149,7 @@ def compose(
 @router.post("/incidents/{incident_id}/resolve")
 def resolve(
     request: Request,
-    incident_id: int,
+    incident_id: Id,
     session: SessionDep,
     viewer: OfficerDep,
     body_nl: Text,
@@ -166,18 +174,18 @@ def resolve(
 @router.post("/preview")
 async def preview(request: Request, viewer: ViewerDep):
     """Per-channel previews and plain-language hints for the compose form (JSON)."""
-    form = await request.form()
-    body = bodies_of(str(form.get("body_nl", "")), str(form.get("body_en", "")), required=False)
+    form = await small_form(request)
+    body = bodies_of(form.get("body_nl", ""), form.get("body_en", ""), required=False)
     language = "en" if form.get("language") == "en" else "nl"
     settings = request.app.state.settings
     draft = Update(
         id=0,
         state=UpdateState.draft,
         body=body or {"nl": ""},
-        severity=str(form.get("severity") or "info"),
-        next_update_due=try_moment(str(form.get("next_update", ""))),
+        severity=form.get("severity") or "info",
+        next_update_due=try_moment(form.get("next_update", "")),
     )
-    incident = Incident(id=0, title=str(form.get("incident_title", "")), slug="", severity="info")
+    incident = Incident(id=0, title=form.get("incident_title", ""), slug="", severity="info")
     incident.exercise = form.get("exercise") == "true"
     view = view_of(draft, incident, settings.public_url)
     return JSONResponse(

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from broadcast import audit
 from broadcast.areas import service as areas
 from broadcast.console.pages.common import (
+    Codes,
+    Line,
     Text,
     back_to,
     bodies_of,
@@ -22,7 +23,7 @@ from broadcast.console.pages.common import (
 from broadcast.console.session import OfficerDep, UploaderDep, ViewerDep
 from broadcast.db import emit
 from broadcast.delivery import outbox
-from broadcast.deps import SessionDep
+from broadcast.deps import Id, SessionDep
 from broadcast.errors import DomainError
 from broadcast.incidents.models import Incident
 from broadcast.media import service as media
@@ -39,7 +40,7 @@ router = APIRouter()
 
 
 @router.get("/updates/{update_id}", response_class=HTMLResponse)
-def update_page(request: Request, update_id: int, session: SessionDep, viewer: OfficerDep):
+def update_page(request: Request, update_id: Id, session: SessionDep, viewer: OfficerDep):
     update = timeline.get(session, update_id)
     return show_page(
         request,
@@ -53,13 +54,13 @@ def update_page(request: Request, update_id: int, session: SessionDep, viewer: O
 
 
 @router.get("/updates/{update_id}/deliveries.json")
-def update_deliveries(update_id: int, session: SessionDep, viewer: OfficerDep):
+def update_deliveries(update_id: Id, session: SessionDep, viewer: OfficerDep):
     timeline.get(session, update_id)
     return outbox.counts_by_state(session, update_id)
 
 
 @router.post("/updates/{update_id}/approve")
-def approve(request: Request, update_id: int, session: SessionDep, viewer: OfficerDep):
+def approve(request: Request, update_id: Id, session: SessionDep, viewer: OfficerDep):
     def act(update: Update) -> Update:
         return timeline.approve(
             session, update, officer=viewer.user, channels=request.app.state.channels
@@ -71,7 +72,7 @@ def approve(request: Request, update_id: int, session: SessionDep, viewer: Offic
 @router.post("/updates/{update_id}/reject")
 def reject(
     request: Request,
-    update_id: int,
+    update_id: Id,
     session: SessionDep,
     viewer: OfficerDep,
     reason: Text = "",
@@ -85,7 +86,7 @@ def reject(
 @router.post("/updates/{update_id}/correct")
 def correct(
     request: Request,
-    update_id: int,
+    update_id: Id,
     session: SessionDep,
     viewer: OfficerDep,
     body_nl: Text,
@@ -105,9 +106,7 @@ def correct(
 
 
 @router.post("/updates/{update_id}/retract")
-def retract(
-    request: Request, update_id: int, session: SessionDep, viewer: OfficerDep, reason: Text
-):
+def retract(request: Request, update_id: Id, session: SessionDep, viewer: OfficerDep, reason: Text):
     def act(update: Update) -> Update:
         return timeline.retract(
             session, update, officer=viewer.user, reason=reason, channels=request.app.state.channels
@@ -128,7 +127,7 @@ def _on_update(request, session, update_id: int, act: Callable[[Update], Update]
 
 
 @router.post("/updates/{update_id}/resend-failed")
-def resend_failed(request: Request, update_id: int, session: SessionDep, viewer: OfficerDep):
+def resend_failed(request: Request, update_id: Id, session: SessionDep, viewer: OfficerDep):
     timeline.get(session, update_id)
     count = outbox.requeue_failed(session, update_id)
     emit(session, "requeued", update_id=update_id)
@@ -147,7 +146,7 @@ def resend_failed(request: Request, update_id: int, session: SessionDep, viewer:
 
 
 @router.post("/updates/{update_id}/media")
-async def add_media(request: Request, update_id: int, viewer: UploaderDep):
+async def add_media(request: Request, update_id: Id, viewer: UploaderDep):
     """A photo or short video for a draft or a proposal (streamed, checked, cleaned)."""
     back = await incident_url(request, update_id)
     try:
@@ -158,7 +157,7 @@ async def add_media(request: Request, update_id: int, viewer: UploaderDep):
 
 
 @router.post("/media/{media_id}/delete")
-def delete_media(request: Request, media_id: int, session: SessionDep, viewer: ViewerDep):
+def delete_media(request: Request, media_id: Id, session: SessionDep, viewer: ViewerDep):
     item = media.get(session, media_id)
     back = f"/console/incidents/{timeline.get(session, item.update_id).incident_id}"
     try:
@@ -174,7 +173,7 @@ def delete_media(request: Request, media_id: int, session: SessionDep, viewer: V
 
 
 @router.get("/updates/{update_id}/relay", response_class=HTMLResponse)
-def relay_page(request: Request, update_id: int, session: SessionDep, viewer: ViewerDep):
+def relay_page(request: Request, update_id: Id, session: SessionDep, viewer: ViewerDep):
     language = "en" if request.query_params.get("kit") == "en" else "nl"
     texts = relay.kit_for(
         session,
@@ -201,12 +200,12 @@ def relay_page(request: Request, update_id: int, session: SessionDep, viewer: Vi
 @router.post("/updates/{update_id}/relayed")
 def relayed(
     request: Request,
-    update_id: int,
+    update_id: Id,
     session: SessionDep,
     viewer: ViewerDep,
-    format: Text,
-    place: Text = "",
-    areas_: Annotated[list[str], Form(alias="areas")] = [],  # noqa: B006
+    format: Line,
+    place: Line = "",
+    areas_: Codes = [],  # noqa: B006
 ):
     here = f"/console/updates/{update_id}/relay"
 
