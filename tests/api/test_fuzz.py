@@ -71,7 +71,31 @@ def twilio():
 
 
 @pytest.fixture(scope="module")
-def service(tmp_path_factory, _sqlite_template, twilio):
+def loopback_only():
+    """Generated feed addresses must never reach the network, also when a feed the fuzzer added
+    is polled between two tests: while the service runs, only loopback names resolve and only
+    loopback addresses connect (the suite's own guard holds during each test only)."""
+    resolve, connect = socket.getaddrinfo, socket.socket.connect
+    loopback = ("localhost", "127.0.0.1", "::1")
+
+    def resolve_loopback(host, *args, **kwargs):
+        if host not in loopback:
+            raise socket.gaierror(socket.EAI_NONAME, "not resolved in the fuzz test")
+        return resolve(host, *args, **kwargs)
+
+    def connect_loopback(sock, address):
+        if sock.family in (socket.AF_INET, socket.AF_INET6) and address[0] not in loopback:
+            raise OSError("only loopback in the fuzz test")
+        return connect(sock, address)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(socket, "getaddrinfo", resolve_loopback)
+        patch.setattr(socket.socket, "connect", connect_loopback)
+        yield
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory, _sqlite_template, twilio, loopback_only):
     """The app on a demo-seeded SQLite file; ``(url, {role: token})``."""
     folder = tmp_path_factory.mktemp("fuzz")
     shutil.copy(_sqlite_template, folder / "broadcast.db")
@@ -96,17 +120,8 @@ def service(tmp_path_factory, _sqlite_template, twilio):
 
 
 @pytest.fixture
-def fuzz_schema(service, monkeypatch):
+def fuzz_schema(service):
     url, _ = service
-    # Generated feed addresses must never trigger a DNS query: only loopback names resolve.
-    resolve = socket.getaddrinfo
-
-    def loopback_only(host, *args, **kwargs):
-        if host not in ("localhost", "127.0.0.1", "::1"):
-            raise socket.gaierror(socket.EAI_NONAME, "not resolved in the fuzz test")
-        return resolve(host, *args, **kwargs)
-
-    monkeypatch.setattr(socket, "getaddrinfo", loopback_only)
     schema = schemathesis.openapi.from_url(f"{url}/openapi.json")
     schema.config.generation.update(with_security_parameters=False)  # each test sends its own
     return schema
