@@ -48,7 +48,7 @@ EXAMPLES = 30  # per operation and caller: ~40 operations x 3 callers, about a m
 
 @schemathesis.check
 def no_internal_error(ctx, response, case) -> None:
-    """A 500 is a crash; other 5xx are fine where documented (503: the SMS channel is off)."""
+    """A 500 is a crash; another 5xx is fine where documented (503: a channel that is off)."""
     if response.status_code == 500:
         raise AssertionError(f"500 internal error: {response.text[:200]}")
 
