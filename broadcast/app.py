@@ -140,8 +140,8 @@ def install_error_handlers(app: FastAPI) -> None:
         if public.wants_page(request):
             return public.error_page(request, exc.status_code, str(exc.detail))
         headers = getattr(exc, "headers", None)
-        if exc.status_code == 405:
-            headers = {"Allow": allowed_methods(request)}
+        if exc.status_code == 405 and (allowed := allowed_methods(request)):
+            headers = {"Allow": allowed}  # (static files answer their own 405)
         return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=headers)
 
 

@@ -92,6 +92,8 @@ def test_every_kind_of_error_answers_the_documented_shape(client, officer, token
     not_allowed = client.put("/api/v1/incidents", headers=auth(officer))
     error_of(not_allowed, 405)
     assert set(not_allowed.headers["allow"].split(", ")) == {"GET", "POST"}
+    static = client.post("/static/site.css")
+    assert error_of(static, 405) and static.headers["allow"] == "GET, HEAD"
     not_utf8 = client.post(
         "/api/v1/incidents",
         content=b'{"title": "\xff"}',
