@@ -56,7 +56,8 @@ def bench_settings(database_url: str, *, webhook_urls: list[str] | None = None, 
     return Settings(database_url=database_url, public_url="http://127.0.0.1:8000",
                     areas_file=ROOT / "config" / "areas.toml", log_json=False,
                     channels={"webhook": {"secret": WEBHOOK_SECRET,
-                                          "urls": list(webhook_urls or [])}},
+                                          "urls": list(webhook_urls or []),
+                                          "allow_private_addresses": True}},  # 127.0.0.1
                     **overrides)
 
 

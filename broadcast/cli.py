@@ -39,9 +39,17 @@ def serve(
 
     settings = _settings()
     application = create_app(settings, dispatch=dispatch, schedule=dispatch)
-    # No access log: client addresses are personal data.
+    # No access log: client addresses are personal data. Forwarded headers only from the
+    # configured proxies: anybody else could name any address and escape the login throttle.
+    proxies = settings.forwarded_allow_ips
     uvicorn.run(
-        application, host=host, port=port, log_config=None, access_log=False, proxy_headers=True
+        application,
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        proxy_headers=bool(proxies),
+        forwarded_allow_ips=proxies or None,
     )
 
 

@@ -77,8 +77,7 @@ SUBSCRIBERS = [
     ("telegram", "100000002", "en", []),
     ("sms", "+31612345001", "nl", ["middelaar"]),
     ("sms", "+31612345002", "nl", ["mook"]),
-    ("webhook", "https://veiligheidsregio.example/broadcast", "nl", []),
-]
+]  # no webhook subscriber: the demo never sends to a host outside this machine
 
 
 def seed(settings: Settings) -> str:

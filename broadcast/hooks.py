@@ -7,7 +7,10 @@ database or a session itself.
 from __future__ import annotations
 
 import asyncio
+import logging
+from datetime import timedelta
 
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
 from broadcast.areas import service as areas
@@ -16,18 +19,26 @@ from broadcast.delivery import direct, receipts
 from broadcast.delivery.channels import ChannelSet
 from broadcast.delivery.outbox import view_of
 from broadcast.errors import Invalid
+from broadcast.inbound import service as inbound
 from broadcast.incidents.models import Incident, IncidentStatus
 from broadcast.media import service as media
 from broadcast.questions import service as questions
 from broadcast.subscribers import service as subscribers
 from broadcast.timeline.models import Update, UpdateState
-from channels.base import UpdateView
+from channels.base import InboundProcessor, UpdateView
+
+log = logging.getLogger(__name__)
+RECOVERY_BATCH = 50
 
 
 class CoreHooks:
-    def __init__(self, db: Database, public_url: str, *, max_attempts: int):
+    def __init__(
+        self, db: Database, public_url: str, *, max_attempts: int, lease_seconds: float = 60.0
+    ):
         self.db, self.public_url, self.max_attempts = db, public_url, max_attempts
+        self.lease = timedelta(seconds=lease_seconds)
         self.channels: ChannelSet | None = None  # set once the channels are loaded
+        self._processors: dict[str, InboundProcessor] = {}
 
     async def _run(self, work):
         def unit():
@@ -36,14 +47,79 @@ class CoreHooks:
 
         return await asyncio.to_thread(unit)
 
-    async def question(self, *, channel, address, text, language=None, reply_to=None) -> int:
+    # --- inbound requests: stored before they are acknowledged ---------------------------
+
+    async def receive_inbound(self, *, channel, key, payload, sender=None) -> bool:
         def work(session):
+            return inbound.store(
+                session, channel=channel, key=key, payload=payload, sender=sender, lease=self.lease
+            )
+
+        return await self._run(work)
+
+    async def inbound_done(self, *, channel, key) -> None:
+        await self._run(lambda session: inbound.done(session, channel, key))
+
+    def on_inbound(self, channel: str, process: InboundProcessor) -> None:
+        self._processors[channel] = process
+
+    @property
+    def has_inbound(self) -> bool:
+        return bool(self._processors)
+
+    async def recover_inbound(self) -> int:
+        """Process stored requests whose process died (their lease ran out); forget keys past
+        their time. Safe in every process at once. Returns how many were processed."""
+        processed = 0
+        while self._processors:
+            claimed = await self._run(
+                lambda session: inbound.claim(
+                    session, list(self._processors), lease=self.lease, limit=RECOVERY_BATCH
+                )
+            )
+            for stored in claimed:
+                try:
+                    await self._processors[stored.channel](stored.key, stored.payload)
+                    await self.inbound_done(channel=stored.channel, key=stored.key)
+                    processed += 1
+                except Exception:  # left for a later pass, up to inbound.MAX_ATTEMPTS
+                    log.exception("processing a stored %s request failed", stored.channel)
+            if len(claimed) < RECOVERY_BATCH:
+                break
+        await self._run(inbound.expire)
+        return processed
+
+    async def recover_inbound_forever(self) -> None:
+        """``recover_inbound`` at start-up and then every half lease."""
+        interval = max(1.0, self.lease.total_seconds() / 2)
+        while True:
+            try:
+                if processed := await self.recover_inbound():
+                    log.info("processed %s stored inbound requests", processed)
+            except Exception:  # the database is away: try again next time
+                log.exception("recovering stored inbound requests failed")
+            await asyncio.sleep(interval)
+
+    # --- what residents ask for ---------------------------------------------------------
+
+    async def question(
+        self, *, channel, address, text, language=None, reply_to=None, inbound_key=None
+    ) -> int:
+        def existing(session):
+            found = questions.from_inbound(session, channel, inbound_key)
+            if found is not None:
+                inbound.done(session, channel, inbound_key)
+            return found.id if found else None
+
+        def work(session):
+            if inbound_key and (found := existing(session)):
+                return found
             incident = session.exec(
                 select(Incident)
                 .where(Incident.status != IncidentStatus.resolved)
                 .order_by(col(Incident.id).desc())
             ).first()
-            return questions.receive(
+            question = questions.receive(
                 session,
                 channel=channel,
                 address=address,
@@ -51,9 +127,18 @@ class CoreHooks:
                 language=language,
                 reply_to=reply_to,
                 incident_id=incident.id if incident else None,
-            ).id
+                inbound_key=inbound_key,
+            )
+            if inbound_key:
+                inbound.done(session, channel, inbound_key)  # with the question, or neither
+            return question.id
 
-        return await self._run(work)
+        try:
+            return await self._run(work)
+        except IntegrityError:  # another process made it a moment ago
+            if inbound_key and (found := await self._run(existing)):
+                return found
+            raise
 
     async def subscribe(self, *, channel, address, areas=None, postcode=None, language=None) -> int:
         def work(session):

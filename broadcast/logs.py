@@ -1,26 +1,62 @@
-"""Structured logs without personal data: JSON lines, and a redaction filter as a safety net
-for phone numbers, bearer tokens and bot tokens that slip into a message."""
+"""Structured logs without personal data: JSON lines (or text), other libraries heard only when
+something goes wrong, and redaction as a safety net for phone numbers, e-mail addresses,
+Twilio account SIDs and tokens that slip into a message, an extra field or a traceback.
+
+Phone numbers are found by ``phonenumbers`` (Dutch numbers written any usual way:
+``06 1234 5678``, ``0031612345678``, ``+31 6 12345678``; foreign ones in international form).
+"""
 
 from __future__ import annotations
 
 import json
 import logging
 import re
+from typing import Any
 
+from phonenumbers import Leniency, PhoneNumberMatcher
+
+OWN = ("broadcast", "channels", "uvicorn.error")  # uvicorn.error: the server's start-up lines
+REGION = "NL"
 REDACTIONS = [
-    (re.compile(r"(?<![\w:])\+\d[\d ]{7,16}\d"), "[phone]"),
-    (re.compile(r"\b06[- ]?\d{8}\b"), "[phone]"),
+    (re.compile(r"\bAC[0-9a-fA-F]{32}\b"), "[sid]"),
+    (re.compile(r"[\w.+-]+@(?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,}\b"), "[email]"),
     (re.compile(r"\bbc_[A-Za-z0-9_\-]{20,}"), "[token]"),
     (re.compile(r"\b\d{6,12}:[A-Za-z0-9_\-]{30,}"), "[bot-token]"),
-    (re.compile(r"(?i)(bearer\s+)[^\s\"']+"), r"\1[token]"),
+    (re.compile(r"(?i)(bearer\s+)(?!\[token\])[^\s\"']+"), r"\1[token]"),
+    (
+        re.compile(
+            r"(?i)\b((?:api[_-]?)?(?:key|token|secret|password)[\"']?\s*[:=]\s*[\"']?)[^\s\"'&,;]+"
+        ),
+        r"\1[token]",
+    ),
 ]
-STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+_DIGITS = re.compile(r"\d")
+STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
 
 
 def redact(text: str) -> str:
     for pattern, replacement in REDACTIONS:
         text = pattern.sub(replacement, text)
+    return _without_phone_numbers(text)
+
+
+def _without_phone_numbers(text: str) -> str:
+    if len(_DIGITS.findall(text)) < 7:  # too few digits for any number: skip the parser
+        return text
+    for match in reversed(list(PhoneNumberMatcher(text, REGION, leniency=Leniency.VALID))):
+        text = text[: match.start] + "[phone]" + text[match.end :]
     return text
+
+
+def _redacted(value: Any) -> Any:
+    """An ``extra`` field's value, fit for a JSON line."""
+    if isinstance(value, bool | int | float) or value is None:
+        return value
+    if isinstance(value, dict):
+        return {str(k): _redacted(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set):
+        return [_redacted(v) for v in value]
+    return redact(str(value))
 
 
 class JsonFormatter(logging.Formatter):
@@ -31,27 +67,41 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": redact(record.getMessage()),
         }
-        entry.update({k: v for k, v in vars(record).items() if k not in STANDARD})
+        extra = {k: v for k, v in vars(record).items() if k not in STANDARD}
+        entry.update(_redacted(extra))
         if record.exc_info:
             entry["error"] = redact(self.formatException(record.exc_info))
+        if record.stack_info:
+            entry["stack"] = redact(self.formatStack(record.stack_info))
         return json.dumps(entry, default=str, ensure_ascii=False)
 
 
 class RedactingFormatter(logging.Formatter):
-    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 (logging's name)
-        record.message = redact(record.message)
-        return super().formatMessage(record)
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))  # the message, and any traceback
+
+
+def text_formatter() -> logging.Formatter:
+    return RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+class OwnOrWarning(logging.Filter):
+    """Other libraries only from WARNING up: at INFO they log every request, with account
+    SIDs and addresses in it (twilio, httpx, telegram, apscheduler, ...)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        name = record.name
+        return record.levelno >= logging.WARNING or any(
+            name == own or name.startswith(own + ".") for own in OWN
+        )
 
 
 def configure(level: str = "INFO", as_json: bool = True) -> None:
     handler = logging.StreamHandler()
-    handler.setFormatter(
-        JsonFormatter()
-        if as_json
-        else RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
-    )
+    handler.setFormatter(JsonFormatter() if as_json else text_formatter())
+    handler.addFilter(OwnOrWarning())  # also for a library that sets its own logger's level
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(level)
-    for noisy in ("httpx", "apscheduler.executors.default", "apscheduler.scheduler"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    root.setLevel(max(logging.getLevelName(level.upper()), logging.WARNING))
+    for name in OWN:
+        logging.getLogger(name).setLevel(level.upper())

@@ -1,20 +1,21 @@
 """Events counted per key over a sliding window, in the database, so that every process shares
 the count and a restart forgets nothing: failed console logins, questions from the public site.
 
-Keys are stored only as SHA-256 hashes (a password typed into a name field, a client's address),
-and a row only as long as its window lasts.
+Keys are stored only as keyed hashes (HMAC-SHA-256 with the installation's secret key, see
+``broadcast.auth.keys``): a password typed into a name field or a client's address cannot be
+found again by hashing every candidate. A row is kept only as long as its window lasts.
 """
 
 from __future__ import annotations
 
-import hashlib
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Column, Index, delete
+from sqlalchemy import Column, Index, delete, func
 from sqlmodel import Field, Session, SQLModel, col, select
 
+from broadcast.auth import keys
 from broadcast.common import UTCDateTime, utcnow
 
 
@@ -35,19 +36,16 @@ class Limit:
     window: timedelta  # ... in any window this long
 
 
-def key(*parts: str) -> str:
+def key(secret: bytes, *parts: str) -> str:
     """The stored form of who is counted (case and surrounding spaces do not matter)."""
-    return hashlib.sha256("\x1f".join(p.strip().lower() for p in parts).encode()).hexdigest()
+    return keys.digest(secret, *(p.strip().lower() for p in parts))
 
 
 def wait(session: Session, limit: Limit, of: str) -> int:
     """Seconds until one more event of ``of`` keeps within ``limit`` (0: it does now). Rows
     older than the window are deleted on the way."""
     now = utcnow()
-    since = now - limit.window
-    session.execute(
-        delete(RateEvent).where(RateEvent.kind == limit.kind, col(RateEvent.at) < since)
-    )
+    since = _forget_before(session, limit.kind, now - limit.window)
     newest = session.exec(
         select(RateEvent.at)
         .where(RateEvent.kind == limit.kind, RateEvent.key == of, col(RateEvent.at) >= since)
@@ -57,6 +55,31 @@ def wait(session: Session, limit: Limit, of: str) -> int:
     if len(newest) < limit.count:
         return 0
     return max(1, math.ceil((newest[-1] + limit.window - now).total_seconds()))
+
+
+def backoff(
+    session: Session, kind: str, of: str, *, free: int, first: timedelta, longest: timedelta
+) -> int:
+    """Seconds to wait before the next event of ``of``: none while fewer than ``free`` events
+    happened within ``longest``; then ``first`` after the latest one, doubling with every
+    further event, at most ``longest``. Rows older than ``longest`` are deleted on the way."""
+    now = utcnow()
+    since = _forget_before(session, kind, now - longest)
+    count, latest = session.exec(
+        select(func.count(), func.max(RateEvent.at)).where(
+            RateEvent.kind == kind, RateEvent.key == of, col(RateEvent.at) >= since
+        )
+    ).one()
+    if count < free:
+        return 0
+    doublings = min(count - free, 32)  # bounded: parallel tries can overshoot the count
+    delay = min(longest, first * 2**doublings)
+    return max(0, math.ceil((latest + delay - now).total_seconds()))
+
+
+def _forget_before(session: Session, kind: str, since: datetime) -> datetime:
+    session.execute(delete(RateEvent).where(RateEvent.kind == kind, col(RateEvent.at) < since))
+    return since
 
 
 def record(session: Session, kind: str, of: str) -> None:

@@ -30,7 +30,12 @@ def assemble(
     settings: Settings, channel_classes: Iterable[type[Channel]] | None = None
 ) -> tuple[Database, ChannelSet]:
     db = Database(settings.database_url)
-    hooks = CoreHooks(db, settings.public_url, max_attempts=settings.max_attempts)
+    hooks = CoreHooks(
+        db,
+        settings.public_url,
+        max_attempts=settings.max_attempts,
+        lease_seconds=settings.lease_seconds,
+    )
     context = ChannelContext(
         public_url=settings.public_url, hooks=hooks, announce=live.announcer(db)
     )
@@ -49,7 +54,12 @@ def prepare_database(db: Database, settings: Settings) -> None:
     else:
         log.warning("areas file %s not found; no areas loaded", settings.areas_file)
     with db.session_scope() as session:
-        feeds.sync_config(session, settings.feeds, min_interval=settings.feed_min_interval_seconds)
+        feeds.sync_config(
+            session,
+            settings.feeds,
+            min_interval=settings.feed_min_interval_seconds,
+            allow_private=settings.feed_allow_private_addresses,
+        )
 
 
 class Services:
@@ -67,11 +77,14 @@ class Services:
         self.scheduler = Scheduler(db, channels, settings) if schedule else None
         self.database_url = settings.database_url
         self._listener: asyncio.Task | None = None
+        self._inbound: asyncio.Task | None = None
 
     async def start(self) -> None:
         await self.channels.start()
         if self.db.is_postgres:
             self._listener = asyncio.create_task(listen(self.database_url, self.db.bus))
+        if hooks := inbound_hooks(self.channels):  # requests a crash left unprocessed
+            self._inbound = asyncio.create_task(hooks.recover_inbound_forever())
         for part in (self.dispatcher, self.scheduler):
             if part is not None:
                 await part.start()
@@ -80,9 +93,18 @@ class Services:
         for part in (self.scheduler, self.dispatcher):
             if part is not None:
                 await part.stop()
-        if self._listener is not None:
-            self._listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._listener
+        for task in (self._listener, self._inbound):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await self.channels.close()
         self.db.dispose()
+
+
+def inbound_hooks(channels: ChannelSet) -> CoreHooks | None:
+    """The hooks ``assemble`` handed the channels, when this process serves their webhooks."""
+    for channel in channels.active.values():
+        if isinstance(hooks := channel.context.hooks, CoreHooks) and hooks.has_inbound:
+            return hooks
+    return None

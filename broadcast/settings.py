@@ -74,6 +74,9 @@ class Settings(BaseSettings):
     feed_total_seconds: float = 30.0  # a whole download
     feed_max_bytes: int = 5_000_000
     feed_max_redirects: int = 5
+    # The newest entries kept per poll; the rest of a huge document is left out (and said so).
+    feed_max_entries: int = Field(500, ge=1)
+    feed_parse_workers: int = Field(1, ge=0)  # processes that parse feeds; 0: in the poll thread
     feed_allow_private_addresses: bool = False  # true only for feeds on an intranet or loopback
     feed_concurrency: int = 4  # polls at the same time (the scheduler's feed thread pool)
     feed_jitter_seconds: float = 30.0  # at most this, and at most a fifth of the interval
@@ -88,21 +91,29 @@ class Settings(BaseSettings):
     site_questions_per_client: int = Field(5, ge=1)  # from one client address
     site_questions_per_hour: int = Field(300, ge=1)  # from everyone together
 
-    # Console logins: failures counted over 15 minutes before logins are refused for a while.
+    # Console logins: failures counted over 15 minutes before each new try waits longer.
     login_failures_per_account: int = Field(5, ge=1)  # one account from one client address
     login_failures_per_client: int = Field(20, ge=1)  # one client address, all accounts
+    login_device_days: int = Field(90, ge=1)  # a browser that signed in is trusted this long
+
+    # Addresses (IPs or CIDRs) of the reverse proxies whose X-Forwarded-For/-Proto are believed;
+    # empty: none, the connecting address is the client's.
+    forwarded_allow_ips: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Key of the hashes of client addresses and of signed cookies; unset: a random key made
+    # once and kept in the database, which every process of the installation shares.
+    secret_key: SecretStr | None = None
 
     # Web sign-up by SMS (double opt-in), limited against SMS pumping.
     signup_countries: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["31"])
     signup_codes_per_number: int = Field(3, ge=1)  # codes per phone number per hour
     signup_codes_per_client: int = Field(10, ge=1)  # codes per client IP address per hour
     signup_codes_per_hour: int = Field(200, ge=1)  # codes in total per hour
-    signup_secret: SecretStr | None = None  # key of the hashes of numbers and client addresses
+    signup_secret: SecretStr | None = None  # (older installations) else the installation key
 
     log_level: str = "INFO"
     log_json: bool = True
 
-    @field_validator("channels_enabled", mode="before")
+    @field_validator("channels_enabled", "forwarded_allow_ips", mode="before")
     @classmethod
     def _split_commas(cls, value: Any) -> Any:
         if isinstance(value, str):

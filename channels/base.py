@@ -106,8 +106,34 @@ class Receipt:
     delivered: bool = False  # final: no status callback will follow
 
 
+InboundProcessor = Callable[[str, dict[str, Any]], Awaitable[None]]  # (key, payload)
+
+
 class InboundHooks(Protocol):
-    """What the core offers to an adapter's inbound router. All calls commit on their own."""
+    """What the core offers to an adapter's inbound router. All calls commit on their own.
+
+    Inbound requests are stored before they are acknowledged: ``receive_inbound``, then the
+    provider's 2xx, then processing, then ``inbound_done``. What a crash left unprocessed the
+    core hands back to the processor registered with ``on_inbound``."""
+
+    async def receive_inbound(
+        self, *, channel: str, key: str, payload: dict[str, Any], sender: str | None = None
+    ) -> bool:
+        """Store a provider request durably, keyed by the provider's id for it (``key``), and
+        claim it for processing. False: that key came before (a resend or a replay) and must
+        not be acted on again. ``sender`` (the address) lets erasing a person find it."""
+        ...
+
+    async def inbound_done(self, *, channel: str, key: str) -> None:
+        """The request is processed: its payload is deleted, the key kept to refuse replays."""
+        ...
+
+    def on_inbound(self, channel: str, process: InboundProcessor) -> None:
+        """How to process a stored request of ``channel`` whose process died before it was
+        done. The core calls it (from any process) and then ``inbound_done``; raising leaves
+        the request for a later attempt. It may run twice for one request after a crash:
+        the core keeps a question to one per ``inbound_key``."""
+        ...
 
     async def question(
         self,
@@ -117,7 +143,11 @@ class InboundHooks(Protocol):
         text: str,
         language: str | None = None,
         reply_to: str | None = None,
-    ) -> int: ...
+        inbound_key: str | None = None,
+    ) -> int:
+        """Put a message in the inbox. With ``inbound_key`` (the stored request it came in),
+        the request is marked done with it, and a second call makes no second question."""
+        ...
 
     async def subscribe(
         self,

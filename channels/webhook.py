@@ -1,6 +1,11 @@
 """Signed JSON POSTs to partner systems: the configured URLs (one-to-many) and subscribers whose
 address is a URL. The receiver checks ``X-Broadcast-Signature: sha256=<hex HMAC of the body>``
-and de-duplicates on ``X-Broadcast-Delivery``."""
+and de-duplicates on ``X-Broadcast-Delivery``.
+
+Receivers on loopback, private or link-local addresses are refused (``channels.netguard``): when
+an address is added, when the channel starts (the configured URLs), and at every connection, so a
+name that later resolves inside is refused too; redirects are never followed. A local receiver
+needs ``BROADCAST_WEBHOOK_ALLOW_PRIVATE_ADDRESSES=true``."""
 
 from __future__ import annotations
 
@@ -24,6 +29,7 @@ from channels.base import (
     UpdateView,
 )
 from channels.errors import NotConfigured, PermanentFailure, RecipientGone, RetryLater
+from channels.netguard import PrivateAddress, check_url, guarded_async_transport
 from channels.text import compose_plain
 
 SIGNATURE_HEADER = "X-Broadcast-Signature"
@@ -35,6 +41,7 @@ class WebhookSettings(ChannelSettings):
     secret: SecretStr | None = None
     timeout_seconds: float = 10.0
     rate: float | None = None  # sends per second over all receivers; None = unlimited
+    allow_private_addresses: bool = False  # true only for receivers on an intranet or loopback
 
     @field_validator("urls", mode="before")
     @classmethod
@@ -73,6 +80,11 @@ class WebhookChannel(Channel):
         parts = urlsplit(address)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ValueError("a webhook address must be an http(s) URL")
+        if not self.settings.allow_private_addresses:
+            try:
+                check_url(address)
+            except PrivateAddress as exc:
+                raise ValueError(str(exc)) from None
         return address
 
     def render(self, update: UpdateView, language: str) -> Message:
@@ -95,8 +107,11 @@ class WebhookChannel(Channel):
         return Message(update_id=update.id, language=language, text=document["text"], data=document)
 
     async def start(self) -> None:
+        guarded = not self.settings.allow_private_addresses
         self._client = httpx.AsyncClient(
-            timeout=self.settings.timeout_seconds, follow_redirects=False
+            timeout=self.settings.timeout_seconds,
+            follow_redirects=False,
+            transport=guarded_async_transport() if guarded else None,
         )
 
     async def close(self) -> None:
@@ -115,6 +130,8 @@ class WebhookChannel(Channel):
         }
         try:
             response = await self._client.post(target.address, content=body, headers=headers)
+        except PrivateAddress as exc:  # refused before connecting; the address will not change
+            raise PermanentFailure(str(exc)) from None
         except httpx.TimeoutException as exc:
             raise RetryLater(f"timeout: {type(exc).__name__}") from exc
         except httpx.TransportError as exc:

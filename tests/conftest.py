@@ -7,15 +7,19 @@ PostgreSQL is skipped with a reason when it is not reachable, unless BROADCAST_R
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 import shutil
 import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from phonenumbers import Leniency, PhoneNumberMatcher
 from sqlalchemy import create_engine, inspect, text
 
+from broadcast import logs
 from broadcast.migrate import upgrade
 from broadcast.settings import Settings
 
@@ -38,6 +42,80 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         ):
             monkeypatch.delenv(name)
     monkeypatch.setenv("BROADCAST_CONFIG", str(ROOT / "tests" / "no-such-config.toml"))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "logs_personal_data: the test logs personal data on purpose (to redact it)"
+    )
+
+
+LEAKS = [
+    ("a Twilio account SID", re.compile(r"\bAC[0-9a-fA-F]{32}\b")),
+    ("an e-mail address", re.compile(r"[\w.+-]+@(?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,}\b")),
+    ("an API token", re.compile(r"\bbc_[A-Za-z0-9_\-]{20,}")),
+    ("a bot token", re.compile(r"\b\d{6,12}:[A-Za-z0-9_\-]{30,}")),
+    ("a bearer token", re.compile(r"(?i)\bbearer\s+(?!\[token\])[^\s\"']{8,}")),
+    (
+        "a key or token",
+        re.compile(
+            r"(?i)\b(?:key|token|secret|password)[\"']?\s*[:=]\s*[\"']?(?!\[token\])[^\s\"'&,;]{8,}"
+        ),
+    ),
+]
+
+
+def personal_data_in(line: str) -> str | None:
+    """What a formatted log line gives away, if anything."""
+    for what, pattern in LEAKS:
+        if pattern.search(line):
+            return what
+    if sum(c.isdigit() for c in line) >= 7 and next(
+        iter(PhoneNumberMatcher(line, "NL", leniency=Leniency.VALID)), None
+    ):
+        return "a phone number"
+    return None
+
+
+class LogCheck(logging.Handler):
+    """Every record the product would write (its own loggers from INFO, other libraries from
+    WARNING), through both of its formatters, looked at for personal data and secrets."""
+
+    def __init__(self):
+        super().__init__(logging.INFO)
+        self.addFilter(logs.OwnOrWarning())
+        self.formatters = (logs.JsonFormatter(), logs.text_formatter())
+        self.leaks: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        for formatter in self.formatters:
+            line = formatter.format(record)
+            if what := personal_data_in(line):
+                self.leaks.append(f"{what} in {record.name}: {line}")
+                return
+
+
+@pytest.fixture(autouse=True)
+def _no_personal_data_in_logs(request: pytest.FixtureRequest) -> Iterator[None]:
+    """The whole suite doubles as a check of the logs: a test fails when anything it made the
+    product log holds a phone number, an e-mail address, an account SID or a token."""
+    if request.node.get_closest_marker("logs_personal_data"):
+        yield
+        return
+    root, check = logging.getLogger(), LogCheck()
+    own = [logging.getLogger(name) for name in logs.OWN]
+    levels = [logger.level for logger in own]
+    root.addHandler(check)
+    for logger in own:  # what ``broadcast serve`` logs by default
+        logger.setLevel(min(logger.getEffectiveLevel(), logging.INFO))
+    try:
+        yield
+    finally:
+        root.removeHandler(check)
+        for logger, level in zip(own, levels, strict=True):
+            logger.setLevel(level)
+    if check.leaks:
+        pytest.fail("personal data in the logs:\n" + "\n".join(check.leaks[:10]), pytrace=False)
 
 
 @pytest.fixture(autouse=True)
@@ -139,7 +217,8 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         safety_poll_seconds=0.5,
         feed_allow_private_addresses=True,  # the feed stand-ins listen on 127.0.0.1
         signup_secret="test-signup-key",
-        channels={"webhook": {"secret": WEBHOOK_SECRET}},
+        # the test receiver listens on 127.0.0.1
+        channels={"webhook": {"secret": WEBHOOK_SECRET, "allow_private_addresses": True}},
     )
 
 

@@ -79,7 +79,8 @@ class ServiceProcess:
             str(self.port),
             *self.args,
         ]
-        self.log = open(f"{self.cwd}/serve-{self.port}.log", "ab")  # noqa: SIM115
+        self.log_path = f"{self.cwd}/serve-{self.port}.log"
+        self.log = open(self.log_path, "ab")  # noqa: SIM115
         self.process = subprocess.Popen(
             command,
             cwd=self.cwd,
@@ -109,9 +110,19 @@ class ServiceProcess:
         self.process.kill()
         self.process.wait()
         self.log.close()
+        self.check_log()
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
             self.process.terminate()
             self.process.wait(timeout=15)
         self.log.close()
+        self.check_log()
+
+    def check_log(self) -> None:
+        """What the service wrote holds no personal data (tests/conftest.py checks in-process)."""
+        from tests.conftest import personal_data_in
+
+        with open(self.log_path, encoding="utf-8", errors="replace") as log:
+            leaks = [f"{what}: {line}" for line in log if (what := personal_data_in(line))]
+        assert not leaks, "personal data in the service's log:\n" + "".join(leaks[:10])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 from dataclasses import dataclass
 from typing import Annotated
 from urllib.parse import quote
@@ -18,6 +19,9 @@ from broadcast.web.limits import small_form
 from broadcast.web.security import same_origin, tokens_match
 
 COOKIE = "bc_session"
+LOGIN_COOKIE = "bc_login"  # the login form's CSRF token, before there is a session
+DEVICE_COOKIE = "bc_device"  # this browser signed in before (see broadcast.auth.throttle)
+LOGIN_PATH = "/console/login"
 
 
 class LoginRequired(Exception):
@@ -96,4 +100,34 @@ def set_session_cookie(response: Response, token: str, *, secure: bool) -> None:
         secure=secure,
         samesite="lax",
         path="/",
+    )
+
+
+def login_token(request: Request) -> str:
+    """The login form's CSRF token: the browser's own (double-submit cookie) or a new one."""
+    return request.cookies.get(LOGIN_COOKIE) or secrets.token_urlsafe(32)
+
+
+def set_login_cookie(response: Response, token: str, *, secure: bool) -> None:
+    response.set_cookie(
+        LOGIN_COOKIE, token, httponly=True, secure=secure, samesite="strict", path=LOGIN_PATH
+    )
+
+
+def login_form_forged(request: Request, presented: str | None) -> bool:
+    """Login CSRF: another site must not sign a browser in (to an account of its choosing)."""
+    return not same_origin(request) or not tokens_match(
+        request.cookies.get(LOGIN_COOKIE) or "", presented
+    )
+
+
+def set_device_cookie(response: Response, value: str, *, secure: bool, days: int) -> None:
+    response.set_cookie(
+        DEVICE_COOKIE,
+        value,
+        max_age=days * 24 * 3600,
+        httponly=True,
+        secure=secure,
+        samesite="strict",
+        path=LOGIN_PATH,
     )

@@ -1,7 +1,7 @@
 """``/api/v1/feeds``: water-level and warning feeds, for officers and admins only.
 
-``POST /feeds/{id}/poll`` fetches outside any transaction (a sync endpoint, so in a worker
-thread) and answers with the source as ``GET`` does.
+``POST /feeds/{id}/poll`` fetches outside any transaction, on the poller's own threads (not the
+request thread pool), and answers with the source as ``GET`` does.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
 from broadcast.common import Code, PlainText
@@ -128,8 +129,12 @@ def feed_out(session, source: FeedSource) -> dict:
     }
 
 
-def _min_interval(request: Request) -> int:
-    return request.app.state.settings.feed_min_interval_seconds
+def _limits(request: Request) -> dict:
+    settings = request.app.state.settings
+    return {
+        "min_interval": settings.feed_min_interval_seconds,
+        "allow_private": settings.feed_allow_private_addresses,
+    }
 
 
 @router.post(
@@ -140,9 +145,7 @@ def _min_interval(request: Request) -> int:
     responses=errors(*ROLE, *BODY),
 )
 def create_feed(data: FeedCreate, session: SessionDep, user: Officer, request: Request):
-    source = service.create(
-        session, min_interval=_min_interval(request), creator=user, **data.model_dump()
-    )
+    source = service.create(session, **_limits(request), creator=user, **data.model_dump())
     return feed_out(session, source)
 
 
@@ -174,7 +177,7 @@ def change_feed(
         session,
         service.get(session, feed_id),
         data.model_dump(exclude_unset=True),
-        min_interval=_min_interval(request),
+        **_limits(request),
         actor=user,
     )
     return feed_out(session, source)
@@ -197,12 +200,18 @@ def delete_feed(feed_id: Id, session: SessionDep, user: Officer):
     summary="Poll a feed source now",
     responses=errors(*ROLE, 404, 422),
 )
-def poll_feed(feed_id: Id, session: SessionDep, user: Officer, request: Request):
-    service.get(session, feed_id)
-    session.commit()  # no transaction (on SQLite: the write lock) is held across the fetch
-    request.app.state.feeds.poll(feed_id)
-    session.expire_all()
-    return feed_out(session, service.get(session, feed_id))
+async def poll_feed(feed_id: Id, session: SessionDep, user: Officer, request: Request):
+    def check() -> None:
+        service.get(session, feed_id)
+        session.commit()  # no transaction (on SQLite: the write lock) is held across the poll
+
+    def answer() -> dict:
+        session.expire_all()
+        return feed_out(session, service.get(session, feed_id))
+
+    await run_in_threadpool(check)
+    await request.app.state.feeds.poll_async(feed_id)
+    return await run_in_threadpool(answer)
 
 
 @router.get(

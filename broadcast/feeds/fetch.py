@@ -9,13 +9,13 @@ reason, never the URL with its query string).
 
 from __future__ import annotations
 
-import ipaddress
-import socket
 import threading
 import time
 from dataclasses import dataclass
 
 import httpx
+
+from channels.netguard import PrivateAddress, guarded_transport
 
 ACCEPT = (
     "application/atom+xml, application/rss+xml, application/cap+xml, application/xml;q=0.9, "
@@ -35,8 +35,9 @@ class FetchLimits:
     max_redirects: int = 5
     user_agent: str = "broadcast-feeds/0.1"
     # Feeds live on the internet. Loopback, private, link-local (cloud metadata) and other
-    # special addresses are refused, so a feed URL cannot make the service probe the network
-    # it runs in; tests and an intranet gauge server switch this on.
+    # special addresses are refused at every connection (channels.netguard), so a feed URL
+    # cannot make the service probe the network it runs in; tests and an intranet gauge server
+    # switch this on.
     allow_private_addresses: bool = False
 
 
@@ -86,6 +87,8 @@ def fetch(
             )
     except FetchError:
         raise
+    except PrivateAddress as exc:
+        raise FetchError(str(exc)) from None
     except httpx.TooManyRedirects:
         raise FetchError(f"more than {limits.max_redirects} redirects (a redirect loop?)") from None
     except httpx.TimeoutException as exc:
@@ -120,21 +123,6 @@ def _short(exc: Exception) -> str:
     return text.split("\n", 1)[0][:200]
 
 
-def refuse_private_addresses(request: httpx.Request) -> None:
-    """An httpx request hook, so every redirect hop is checked too. The name is resolved here
-    and again when httpx connects; a DNS answer that changes in between (rebinding) is not
-    caught, which is why docs/feeds.md also asks for an egress firewall."""
-    host = request.url.host
-    try:
-        infos = socket.getaddrinfo(host, request.url.port or 443, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError):
-        return  # httpx reports the failed lookup as a connection error
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0].split("%", 1)[0])
-        if not address.is_global or address.is_multicast:
-            raise FetchError(f"refused: {host} resolves to a non-public address ({address})")
-
-
 class Clients:
     """One ``httpx.Client`` per thread (polls run in a thread pool), all closed together."""
 
@@ -152,9 +140,7 @@ class Clients:
                 follow_redirects=True,
                 max_redirects=self.limits.max_redirects,
                 headers={"User-Agent": self.limits.user_agent},
-                event_hooks={"request": []}
-                if self.limits.allow_private_addresses
-                else {"request": [refuse_private_addresses]},
+                transport=None if self.limits.allow_private_addresses else guarded_transport(),
             )
             self._local.client = client
             with self._lock:

@@ -1,5 +1,7 @@
-"""One poll of one source: fetch (no transaction open), extract, then store and run the rules in
-one short transaction that holds the source's row lock, and record the source's health.
+"""One poll of one source: fetch (no transaction open), extract (in a worker process, keeping the
+newest ``feed_max_entries`` entries), then store and run the rules in one short transaction that
+holds the source's row lock, and record the source's health. The cap keeps that transaction short:
+on SQLite it holds the database's write lock, which every other transaction waits for.
 
 A failure (network, HTTP status, size, an unreadable document) never touches what was stored
 before; it sets ``status: failing`` with the reason, counts consecutive failures, and after
@@ -9,7 +11,9 @@ the console, ``alerting: true`` in the API and a log line (with the feed's id, n
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
 from urllib.parse import urlsplit
@@ -22,7 +26,7 @@ from broadcast.db import Database, emit
 from broadcast.delivery.channels import ChannelSet
 from broadcast.errors import NotFound
 from broadcast.feeds import intake
-from broadcast.feeds.extract import Options, extract
+from broadcast.feeds.extract import Options, Parsers
 from broadcast.feeds.fetch import Clients, FetchError, FetchLimits, fetch
 from broadcast.feeds.models import FeedSource, FeedStatus
 from broadcast.feeds.parsing import FeedError
@@ -57,9 +61,20 @@ class FeedPoller:
     def __init__(self, db: Database, channels: ChannelSet, settings: Settings):
         self.db, self.channels, self.settings = db, channels, settings
         self.clients = Clients(limits_from(settings))
+        self.parsers = Parsers(settings.feed_parse_workers)
+        # "Poll now" from the API runs here, not on the request thread pool: a slow or huge
+        # feed ties up at most these threads, never the threads every other request needs.
+        self._threads = ThreadPoolExecutor(
+            max(1, settings.feed_concurrency), thread_name_prefix="feed-poll"
+        )
 
     def close(self) -> None:
+        self._threads.shutdown(wait=True, cancel_futures=True)
         self.clients.close()
+        self.parsers.close()
+
+    async def poll_async(self, source_id: int) -> PollResult:
+        return await asyncio.wrap_future(self._threads.submit(self.poll, source_id))
 
     def poll(self, source_id: int) -> PollResult:
         result = self._poll(source_id)
@@ -89,7 +104,9 @@ class FeedPoller:
             )
             if fetched.not_modified:
                 return self._record(source_id, PollResult(source_id, "not_modified"))
-            extracted = extract(kind, fetched.content, options)
+            extracted = self.parsers.extract_newest(
+                kind, fetched.content, options, self.settings.feed_max_entries
+            )
         except (FetchError, FeedError) as exc:
             return self._record(source_id, PollResult(source_id, "failed", error=str(exc)))
         try:

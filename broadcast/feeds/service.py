@@ -29,6 +29,7 @@ from broadcast.feeds.models import (
 )
 from broadcast.feeds.rules import LevelRule, parse_rules
 from broadcast.incidents.models import Incident
+from channels.netguard import PrivateAddress, check_url
 
 log = logging.getLogger(__name__)
 MAX_INTERVAL_SECONDS = 86_400
@@ -53,11 +54,13 @@ def create(
     session: Session,
     *,
     min_interval: int,
+    allow_private: bool = False,
     creator: User | None = None,
     config_name: str | None = None,
     **values: Any,
 ) -> FeedSource:
-    checked = check(session, {"areas": [], "rules": [], "enabled": True} | values, min_interval)
+    defaults = {"areas": [], "rules": [], "enabled": True}
+    checked = check(session, defaults | values, min_interval, allow_private=allow_private)
     source = FeedSource(
         **checked, config_name=config_name, created_by=creator.id if creator else None
     )
@@ -82,12 +85,13 @@ def change(
     changes: dict[str, Any],
     *,
     min_interval: int,
+    allow_private: bool = False,
     actor: User | None = None,
 ) -> FeedSource:
     if source.config_name is not None and actor is not None:
         raise Conflict(f"feed {source.id} is defined in the settings file; change it there")
     current = {name: getattr(source, name) for name in FIELDS}
-    checked = check(session, current | changes, min_interval)
+    checked = check(session, current | changes, min_interval, allow_private=allow_private)
     changed = sorted(name for name in FIELDS if checked[name] != current[name])
     for name in changed:
         setattr(source, name, checked[name])
@@ -125,13 +129,17 @@ def remove(session: Session, source: FeedSource, *, actor: User) -> None:
     session.flush()
 
 
-def check(session: Session, values: dict[str, Any], min_interval: int) -> dict[str, Any]:
-    """The complete, validated field values of a source; ``Invalid`` (422) says what is wrong."""
+def check(
+    session: Session, values: dict[str, Any], min_interval: int, *, allow_private: bool = False
+) -> dict[str, Any]:
+    """The complete, validated field values of a source; ``Invalid`` (422) says what is wrong.
+    A URL on a non-public address is refused unless ``allow_private`` (it would also be refused
+    at every poll)."""
     unknown = set(values) - set(FIELDS)
     if unknown:
         raise Invalid(f"unknown field(s): {', '.join(sorted(unknown))}")
     out = {name: values.get(name) for name in FIELDS}
-    out["url"] = _check_url(str(out["url"] or ""))
+    out["url"] = _check_url(str(out["url"] or ""), allow_private)
     try:
         out["kind"] = FeedKind(out["kind"])
     except ValueError:
@@ -156,12 +164,17 @@ def check(session: Session, values: dict[str, Any], min_interval: int) -> dict[s
     return out
 
 
-def _check_url(url: str) -> str:
+def _check_url(url: str, allow_private: bool) -> str:
     parts = urlsplit(url.strip())
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise Invalid("url must be an http or https URL")
     if len(url) > 2000:
         raise Invalid("url is longer than 2000 characters")
+    if not allow_private:
+        try:
+            check_url(url.strip())
+        except PrivateAddress as exc:
+            raise Invalid(f"url {exc} (BROADCAST_FEED_ALLOW_PRIVATE_ADDRESSES)") from None
     return url.strip()
 
 
@@ -244,7 +257,13 @@ def chart_series(session: Session, incident_id: int, *, since: datetime) -> list
 # --- the settings file -------------------------------------------------------------------------
 
 
-def sync_config(session: Session, entries: list[dict[str, Any]], *, min_interval: int) -> list[str]:
+def sync_config(
+    session: Session,
+    entries: list[dict[str, Any]],
+    *,
+    min_interval: int,
+    allow_private: bool = False,
+) -> list[str]:
     """Sources of ``[[feeds]]`` tables, matched by ``name``: added, changed, and disabled when
     they left the file (their readings stay). A faulty entry is skipped with a logged reason,
     so a typo in one feed never keeps the service from starting; the reasons are returned."""
@@ -267,10 +286,11 @@ def sync_config(session: Session, entries: list[dict[str, Any]], *, min_interval
         values.setdefault("enabled", True)
         try:
             with session.begin_nested():
+                limits = {"min_interval": min_interval, "allow_private": allow_private}
                 if name in existing:
-                    change(session, existing[name], values, min_interval=min_interval)
+                    change(session, existing[name], values, **limits)
                 else:
-                    create(session, config_name=name, min_interval=min_interval, **values)
+                    create(session, config_name=name, **limits, **values)
         except (Invalid, NotFound, TypeError) as exc:
             problems.append(f"feeds[{index}] {name!r}: {exc}")
     for name, source in existing.items():

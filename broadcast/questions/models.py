@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import Column
+from sqlalchemy import Column, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from broadcast.common import Language, UTCDateTime, enum_type, utcnow
@@ -18,6 +18,9 @@ class Question(SQLModel, table=True):
     """A resident's message to the municipality, from any inbound channel."""
 
     __tablename__ = "questions"
+    __table_args__ = (
+        UniqueConstraint("channel", "inbound_key", name="uq_questions_channel_inbound_key"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     channel: str = Field(max_length=40)
@@ -32,6 +35,7 @@ class Question(SQLModel, table=True):
         default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False)
     )
     reply_to: str | None = Field(default=None, max_length=120)  # provider id it answered to
+    inbound_key: str | None = Field(default=None, max_length=120)  # provider id of the message
     answer: str | None = None
     answered_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime))
     answered_by: int | None = Field(default=None, foreign_key="users.id")

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from sqlmodel import Session, col, func, select
 
 from broadcast import audit, ratelimit
+from broadcast.auth import keys
 from broadcast.auth.models import User
 from broadcast.common import Language, Severity, utcnow, xml_safe
 from broadcast.db import emit
@@ -38,6 +39,7 @@ def receive(
     language: str | None = None,
     incident_id: int | None = None,
     reply_to: str | None = None,
+    inbound_key: str | None = None,
 ) -> Question:
     text = xml_safe(text).strip()  # a resident's message cannot be refused, only cleaned
     if not text:
@@ -49,6 +51,7 @@ def receive(
         language=Language(language or "nl"),
         incident_id=incident_id,
         reply_to=reply_to,
+        inbound_key=inbound_key,
     )
     session.add(question)
     session.flush()
@@ -80,9 +83,16 @@ def ask_on_site(
         )
     if incident.status == IncidentStatus.resolved:
         raise Conflict(_("this incident is over; questions are no longer taken here"))
+    secret = keys.secret_key(session, settings)
     limits = [
-        (Limit(SITE_CLIENT, settings.site_questions_per_client, HOUR), ratelimit.key(client)),
-        (Limit(SITE_ALL, settings.site_questions_per_hour, HOUR), ratelimit.key("everyone")),
+        (
+            Limit(SITE_CLIENT, settings.site_questions_per_client, HOUR),
+            ratelimit.key(secret, client),
+        ),
+        (
+            Limit(SITE_ALL, settings.site_questions_per_hour, HOUR),
+            ratelimit.key(secret, "everyone"),
+        ),
     ]
     if seconds := max(ratelimit.wait(session, limit, key) for limit, key in limits):
         raise TooManyRequests(
@@ -91,6 +101,12 @@ def ask_on_site(
     for limit, key in limits:
         ratelimit.record(session, limit.kind, key)
     return receive(session, channel=SITE, text=text, language=language, incident_id=incident.id)
+
+
+def from_inbound(session: Session, channel: str, inbound_key: str) -> Question | None:
+    """The question a provider's message made already, if any."""
+    query = select(Question).where(Question.channel == channel, Question.inbound_key == inbound_key)
+    return session.exec(query).first()
 
 
 def waiting(session: Session) -> tuple[int, datetime | None]:

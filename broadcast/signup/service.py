@@ -7,7 +7,8 @@ through the outbox, like the bot's replies (paced with everything else the accou
 retried through an outage, never sent after they expired).
 
 Nothing here logs or stores a phone number before the resident confirmed: the number and the
-client address are kept as keyed hashes (HMAC-SHA-256 with ``BROADCAST_SIGNUP_SECRET``), the
+client address are kept as keyed hashes (HMAC-SHA-256 with the installation's secret key, see
+``broadcast.auth.keys``, or ``BROADCAST_SIGNUP_SECRET`` where that is set), the
 code as a salted SHA-256. A six-digit code can be found from its hash by trying them all, so the
 hash only keeps codes out of plain sight (backups, dumps); what protects them is the ten-minute
 expiry and the five attempts. The code's text sits in the outbox until the SMS went out, then
@@ -28,6 +29,7 @@ from sqlmodel import Session, col, delete, func, select
 
 from broadcast import audit
 from broadcast.areas import service as areas
+from broadcast.auth import keys
 from broadcast.common import Language, utcnow
 from broadcast.delivery import direct
 from broadcast.delivery.channels import ChannelSet
@@ -80,7 +82,7 @@ def request_code(
     codes = chosen_areas(session, postcode, area_codes)
     now = utcnow()
     session.exec(delete(SmsSignup).where(col(SmsSignup.created_at) < now - WINDOW))
-    phone_key, client_key = keyed(settings, number), keyed(settings, client)
+    phone_key, client_key = keyed(session, settings, number), keyed(session, settings, client)
     check_limits(session, settings, phone_key=phone_key, client_key=client_key, now=now)
     code = f"{secrets.randbelow(10**6):06d}"
     salt = secrets.token_hex(16)
@@ -118,7 +120,8 @@ def confirm(
     number = allowed_number(settings, channels, phone)
     now = utcnow()
     pending = select(SmsSignup).where(
-        SmsSignup.phone_key == keyed(settings, number), col(SmsSignup.confirmed_at).is_(None)
+        SmsSignup.phone_key == keyed(session, settings, number),
+        col(SmsSignup.confirmed_at).is_(None),
     )
     signup = session.exec(pending.order_by(col(SmsSignup.id).desc())).first()
     if signup is None or signup.expires_at <= now:
@@ -223,17 +226,15 @@ def _nth_oldest(session: Session, since: datetime, condition, n: int) -> datetim
 
 
 def available(settings: Settings, channels: ChannelSet) -> bool:
-    """SMS must be on, and the key of the stored hashes must come from the settings: a key
-    in the code would make those hashes of phone numbers reversible by anyone."""
-    return CHANNEL in channels and bool(_secret(settings))
+    return CHANNEL in channels
 
 
-def keyed(settings: Settings, value: str) -> str:
-    return hmac.new(_secret(settings).encode(), value.encode(), hashlib.sha256).hexdigest()
-
-
-def _secret(settings: Settings) -> str:
-    return settings.signup_secret.get_secret_value() if settings.signup_secret else ""
+def keyed(session: Session, settings: Settings, value: str) -> str:
+    """A number or address as it is stored. ``BROADCAST_SIGNUP_SECRET`` (the key before there
+    was an installation key) still wins where it is set, so that stored hashes stay valid."""
+    if settings.signup_secret:
+        return keys.digest(settings.signup_secret.get_secret_value().encode(), value)
+    return keys.digest(keys.secret_key(session, settings), value)
 
 
 def code_hash(salt: str, code: str) -> str:

@@ -9,6 +9,7 @@ from broadcast.areas import service as areas
 from broadcast.common import Language, Severity, utcnow
 from broadcast.delivery.channels import ChannelSet
 from broadcast.errors import Conflict, Invalid, NotFound
+from broadcast.inbound import service as inbound
 from broadcast.questions.models import Question
 from broadcast.subscribers.models import Subscriber, SubscriberArea, SubscriberState
 from broadcast.web.i18n import _
@@ -110,13 +111,15 @@ def unsubscribe(session: Session, subscriber: Subscriber, *, actor: str) -> None
 
 def erase(session: Session, subscriber: Subscriber, *, actor: str) -> None:
     """Delete the person's data. Delivery rows keep counts, not the link (ON DELETE SET NULL);
-    their questions stay in the inbox without the address they came from."""
+    their questions stay in the inbox without the address they came from, and their messages
+    not yet processed are dropped."""
     subscriber_id = subscriber.id
     session.exec(
         update(Question)
         .where(Question.channel == subscriber.channel, Question.address == subscriber.address)
         .values(address=None)
     )
+    inbound.forget_sender(session, subscriber.channel, subscriber.address)
     session.exec(delete(SubscriberArea).where(SubscriberArea.subscriber_id == subscriber_id))
     session.delete(subscriber)
     audit.record(

@@ -79,5 +79,7 @@ def same_origin(request: Request) -> bool:
 
 
 def client_address(request: Request) -> str:
-    """The client's IP address (behind a proxy: from X-Forwarded-For, see ``broadcast serve``)."""
+    """The client's IP address: the connecting one, or behind a proxy named in
+    ``BROADCAST_FORWARDED_ALLOW_IPS`` the one it forwarded (uvicorn's proxy headers, see
+    ``broadcast serve``)."""
     return request.client.host if request.client else ""

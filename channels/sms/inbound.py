@@ -2,17 +2,22 @@
 
 Every request must carry a valid ``X-Twilio-Signature``. It is checked against the *public*
 URL (``BROADCAST_PUBLIC_URL`` + path): behind a proxy the URL this process sees differs from
-the one Twilio signed. A forged request gets 403 and changes nothing.
+the one Twilio signed. A forged request gets 403 and changes nothing. Twilio posts
+``application/x-www-form-urlencoded`` only: any other body gets 415 before it is parsed.
+
+A resident's message is stored (``InboundHooks.receive_inbound``, keyed by its ``MessageSid``)
+before it is acted on. A resend or replay of a ``MessageSid`` gets an empty TwiML answer and
+changes nothing; a message whose process died is handed back by the core after a restart, and
+its reply goes out through the outbox instead of the TwiML answer.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, HTTPException, Request, Response
-from starlette.datastructures import FormData
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
@@ -28,6 +33,9 @@ FINAL_STATUSES = frozenset({"delivered", "undelivered", "failed", "read"})  # re
 UNSUBSCRIBED_CODE = "21610"
 STOP_WORDS = frozenset({"stop", "stopall", "unsubscribe", "cancel", "end", "quit", "stoppen"})
 HELP_WORDS = frozenset({"help", "info"})
+FORM = "application/x-www-form-urlencoded"
+MAX_MEDIA = 10  # Twilio's most per message
+REPLY_TTL = 24 * 60 * 60  # seconds: a late answer to an SMS still helps, a day-old one less
 SUBSCRIBE = re.compile(r"(?:start|aanmelden)(?:\s+(?P<rest>.*))?", re.IGNORECASE | re.DOTALL)
 POSTCODE = re.compile(r"(?P<pc4>[1-9]\d{3})\s*(?:[a-z]{2})?", re.IGNORECASE)
 
@@ -44,7 +52,6 @@ ASK_POSTCODE = "Stuur AANMELDEN met uw postcode, bijvoorbeeld AANMELDEN 6585."
 BAD_NUMBER = "Aanmelden met dit nummer is helaas niet mogelijk."
 STOPPED = "U bent afgemeld. Opnieuw aanmelden: stuur AANMELDEN en uw postcode."
 THANKS = "Bedankt, uw vraag is ontvangen. We antwoorden zo snel mogelijk. Bij direct gevaar: 112."
-SORRY = "Er ging iets mis. Probeer het later opnieuw of bel de gemeente."
 
 
 def inbound_router(channel: SmsChannel) -> APIRouter:
@@ -53,8 +60,12 @@ def inbound_router(channel: SmsChannel) -> APIRouter:
     validator = RequestValidator(channel.auth_token)
     router = APIRouter(include_in_schema=False)
 
-    async def verified(request: Request, path: str) -> FormData:
-        form = await request.form()
+    async def verified(request: Request, path: str) -> dict[str, str]:
+        media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+        if media_type != FORM:  # a multipart body would spool files and break the validator
+            raise HTTPException(415, f"Twilio webhooks take {FORM} only")
+        async with request.form(max_files=0) as form:
+            fields = {name: str(value) for name, value in form.multi_items()}
         url = channel.webhook_url(path)
         if request.url.query:
             url += "?" + request.url.query
@@ -62,7 +73,18 @@ def inbound_router(channel: SmsChannel) -> APIRouter:
         if not validator.validate(url, form, signature):
             log.warning("rejected a Twilio webhook with a bad signature", extra={"path": path})
             raise HTTPException(403, "invalid X-Twilio-Signature")
-        return form
+        return fields
+
+    async def process(key: str, fields: dict[str, Any]) -> None:
+        """A stored message whose process died: the reply goes out through the outbox."""
+        sender = str(fields.get("From") or "")
+        text = await reply_to(channel, hooks, sender, message_text(fields), key)
+        if text and sender:
+            await hooks.reply(
+                channel=channel.name, address=sender, text=text, ttl_seconds=REPLY_TTL
+            )
+
+    hooks.on_inbound(channel.name, process)
 
     @router.post(channel.status_path, status_code=204)
     async def status_callback(request: Request) -> Response:
@@ -73,17 +95,30 @@ def inbound_router(channel: SmsChannel) -> APIRouter:
     @router.post(channel.inbound_path)
     async def incoming_message(request: Request) -> Response:
         form = await verified(request, channel.inbound_path)
+        key, sender = form.get("MessageSid") or form.get("SmsSid"), form.get("From")
+        if not key:
+            raise HTTPException(400, "an incoming message without a MessageSid")
         try:
-            text = await reply_to(channel, hooks, str(form.get("From") or ""), message_text(form))
-        except Exception:  # the resident gets an answer whatever broke behind it
+            new = await hooks.receive_inbound(
+                channel=channel.name, key=key, payload=form, sender=sender
+            )
+        except Exception:
+            log.exception("storing an incoming %s message failed", channel.name)
+            raise HTTPException(503, "the message could not be stored; send it again") from None
+        if not new:  # a resend or a replay: acted on once already (or being)
+            return twiml(None)
+        try:
+            text = await reply_to(channel, hooks, sender or "", message_text(form), key)
+            await hooks.inbound_done(channel=channel.name, key=key)
+        except Exception:  # stored: the core hands it back later, and the reply goes then
             log.exception("handling an incoming %s message failed", channel.name)
-            text = SORRY
+            text = None
         return twiml(text)
 
     return router
 
 
-async def record_status(channel: str, hooks: InboundHooks, form: FormData) -> None:
+async def record_status(channel: str, hooks: InboundHooks, form: dict[str, str]) -> None:
     """Final statuses move the delivery; sent, queued and the like say nothing new."""
     sid, status = str(form.get("MessageSid") or ""), str(form.get("MessageStatus") or "").lower()
     code = str(form.get("ErrorCode") or "") or None
@@ -103,14 +138,19 @@ async def record_status(channel: str, hooks: InboundHooks, form: FormData) -> No
         await hooks.unsubscribe(channel=channel, address=recipient)
 
 
-def message_text(form: FormData) -> str:
+def message_text(form: dict[str, Any]) -> str:
     """The body, with links to any photos (MMS, WhatsApp) so the officer can open them."""
-    media = [str(form.get(f"MediaUrl{i}") or "") for i in range(int(form.get("NumMedia") or 0))]
+    count = str(form.get("NumMedia") or "0")
+    count = min(int(count), MAX_MEDIA) if count.isdigit() else 0
+    media = [str(form.get(f"MediaUrl{i}") or "") for i in range(count)]
     return "\n".join(part for part in (str(form.get("Body") or "").strip(), *media) if part)
 
 
-async def reply_to(channel: SmsChannel, hooks: InboundHooks, sender: str, text: str) -> str | None:
-    """What the resident asked for: stop, help, subscribe, or a question for the inbox."""
+async def reply_to(
+    channel: SmsChannel, hooks: InboundHooks, sender: str, text: str, key: str | None = None
+) -> str | None:
+    """What the resident asked for: stop, help, subscribe, or a question for the inbox (made
+    once per ``key``, the message's ``MessageSid``)."""
     command = text.strip().rstrip(".!").casefold()
     if command in STOP_WORDS:
         await hooks.unsubscribe(channel=channel.name, address=sender)
@@ -119,7 +159,7 @@ async def reply_to(channel: SmsChannel, hooks: InboundHooks, sender: str, text: 
         return HELP
     if match := SUBSCRIBE.fullmatch(text.strip()):
         return await subscribe(channel, hooks, sender, (match["rest"] or "").strip())
-    await hooks.question(channel=channel.name, address=sender, text=text)
+    await hooks.question(channel=channel.name, address=sender, text=text, inbound_key=key)
     return THANKS
 
 

@@ -1,9 +1,12 @@
 """``POST /webhooks/telegram``: residents talking to the bot.
 
 Every request must carry ``X-Telegram-Bot-Api-Secret-Token`` equal to the configured secret
-(none configured: everything is refused). A valid request is answered 200 at once and handled
-after the response: Telegram re-sends anything that is not 2xx, so a slow database or a failing
-hook must never make it repeat an update. The core is reached only through ``InboundHooks``.
+(none configured: everything is refused). Telegram never resends an update it got a 200 for, so
+a valid update is stored durably (``InboundHooks.receive_inbound``, keyed by its ``update_id``)
+before the 200, and handled after the response. An update id that came before (a resend, a
+replay) is answered 200 and ignored; when the update cannot be stored the answer is 503 and
+Telegram tries again. An update whose process died half-way is handed back by the core after a
+restart (``on_inbound``). The core is reached only through ``InboundHooks``.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import logging
 import re
 from collections import OrderedDict
+from contextlib import suppress
 from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, BackgroundTasks, HTTPException, Request, Response
@@ -32,7 +36,7 @@ POSTCODE = re.compile(r"(?P<pc4>[1-9]\d{3})(?:\s*[A-Za-z]{2})?")
 COMMAND = re.compile(r"/(?P<name>[A-Za-z_]+)(?:@\w+)?(?:\s+(?P<rest>.*))?", re.DOTALL)
 AREA_COMMANDS = frozenset({"gebied", "postcode", "area"})
 GONE_STATUSES = frozenset({"kicked", "left"})  # a private chat's "kicked" = bot blocked
-MEMORY = 10_000  # chats whose language choice / update ids are remembered (in this process)
+MEMORY = 10_000  # chats whose language choice is remembered (in this process)
 STATUS_ITEMS = 5
 REPLY_TTL = 15 * 60  # seconds: an answer to a command later than this would only confuse
 REQUIRED_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -44,6 +48,8 @@ REQUIRED_DEFAULTS: dict[str, dict[str, Any]] = {
 
 def inbound_router(channel: TelegramChannel) -> APIRouter:
     conversation = Conversation(channel)
+    hooks = conversation.hooks
+    hooks.on_inbound(channel.name, conversation.process)
     router = APIRouter(include_in_schema=False)
 
     @router.post(WEBHOOK_PATH)
@@ -55,9 +61,19 @@ def inbound_router(channel: TelegramChannel) -> APIRouter:
             data = await request.json()
         except ValueError:
             raise HTTPException(400, "the body is not JSON") from None
-        if not isinstance(data, dict):
+        update_id = data.get("update_id") if isinstance(data, dict) else None
+        if type(update_id) is not int:
             raise HTTPException(400, "the body is not a Telegram update")
-        background.add_task(conversation.handle, data)
+        key = str(update_id)
+        try:
+            new = await hooks.receive_inbound(
+                channel=channel.name, key=key, payload=data, sender=sender_of(data)
+            )
+        except Exception:
+            log.exception("storing a Telegram update failed; Telegram will send it again")
+            raise HTTPException(503, "the update could not be stored; send it again") from None
+        if new:
+            background.add_task(conversation.handle, key, data)
         return Response(status_code=200)
 
     return router
@@ -65,37 +81,39 @@ def inbound_router(channel: TelegramChannel) -> APIRouter:
 
 class Conversation:
     """Turns one Telegram update into hook calls and a reply. Stateless across processes except
-    for two hints: a resident's language button, and update ids already handled."""
+    for one hint: a resident's language button."""
 
     def __init__(self, channel: TelegramChannel):
         assert channel.context.hooks is not None
         self.channel, self.hooks = channel, channel.context.hooks
         self.name = channel.name
         self._languages: OrderedDict[int, str] = OrderedDict()
-        self._seen: OrderedDict[int, None] = OrderedDict()
 
     @property
     def bot(self) -> Bot:
         assert self.channel.bot is not None
         return self.channel.bot
 
-    async def handle(self, data: dict[str, Any]) -> None:
+    async def handle(self, key: str, data: dict[str, Any]) -> None:
+        """Right after the 200. What fails here is left stored, for the core to hand back."""
         try:
-            await self.channel.connect()
-            update = Update.de_json(with_defaults(data), self.bot)
-            if self._repeated(update.update_id):
-                return
-            await self._route(update)
+            await self.process(key, data)
+            await self.hooks.inbound_done(channel=self.name, key=key)
         except Exception:  # a resident's message must never break the webhook
-            log.exception("handling a Telegram update failed")
+            log.exception("handling a Telegram update failed; it is tried again later")
 
-    async def _route(self, update: Update) -> None:
+    async def process(self, key: str, data: dict[str, Any]) -> None:
+        """One stored update. Raises when the core could not take the resident's question."""
+        await self.channel.connect()
+        await self._route(key, Update.de_json(with_defaults(data), self.bot))
+
+    async def _route(self, key: str, update: Update) -> None:
         if update.my_chat_member is not None:
             await self._membership(update.my_chat_member)
         elif update.callback_query is not None:
             await self._button(update.callback_query)
         elif update.message is not None and update.message.chat.type == "private":
-            await self._message(update.message)
+            await self._message(key, update.message)
 
     # --- updates ----------------------------------------------------------------------------
 
@@ -117,7 +135,7 @@ class Conversation:
         else:
             await self._answer(query, say("unknown_button", language))
 
-    async def _message(self, message: TgMessage) -> None:
+    async def _message(self, key: str, message: TgMessage) -> None:
         chat_id = message.chat.id
         language = self._language(chat_id, message.from_user)
         text = (message.text or message.caption or "").strip()
@@ -126,7 +144,7 @@ class Conversation:
         elif match := POSTCODE.fullmatch(text):
             await self._say(chat_id, await self._subscribe(chat_id, match["pc4"], language))
         elif text:
-            await self._question(message, text, language)
+            await self._question(key, message, text, language)
         else:  # a sticker, a voice note: nothing the inbox can show
             await self._say(chat_id, say("text_only", language))
 
@@ -170,21 +188,18 @@ class Conversation:
             return say("subscribed", language, postcode=postcode)
         return say("subscribed_all", language)
 
-    async def _question(self, message: TgMessage, text: str, language: str) -> None:
+    async def _question(self, key: str, message: TgMessage, text: str, language: str) -> None:
+        """A failure propagates: the update stays stored and is tried again, so the question
+        is late rather than lost (and made once, by its ``inbound_key``)."""
         replied = message.reply_to_message
-        reply_to = f"{message.chat.id}:{replied.message_id}" if replied else None
-        try:
-            await self.hooks.question(
-                channel=self.name,
-                address=str(message.chat.id),
-                text=text,
-                language=language,
-                reply_to=reply_to,
-            )
-        except Exception:
-            log.exception("storing a Telegram question failed")
-            await self._say(message.chat.id, say("sorry", language))
-            return
+        await self.hooks.question(
+            channel=self.name,
+            address=str(message.chat.id),
+            text=text,
+            language=language,
+            reply_to=f"{message.chat.id}:{replied.message_id}" if replied else None,
+            inbound_key=key,
+        )
         await self._say(message.chat.id, say("thanks", language))
 
     async def _status(self, language: str) -> str:
@@ -248,14 +263,14 @@ class Conversation:
         while len(self._languages) > MEMORY:
             self._languages.popitem(last=False)
 
-    def _repeated(self, update_id: int) -> bool:
-        """Telegram re-sends an update it thinks was lost; handle each one once."""
-        if update_id in self._seen:
-            return True
-        self._seen[update_id] = None
-        while len(self._seen) > MEMORY:
-            self._seen.popitem(last=False)
-        return False
+
+def sender_of(data: dict[str, Any]) -> str | None:
+    """The chat an update comes from, so erasing that resident finds it while it is stored."""
+    with suppress(Exception):  # an update PTB cannot read is still stored, without a sender
+        update = Update.de_json(with_defaults(data), None)
+        chat = update.effective_chat or update.effective_user  # a private chat's id is the user's
+        return str(chat.id) if chat else None
+    return None
 
 
 def with_defaults(data: Any) -> Any:

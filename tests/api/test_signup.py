@@ -11,6 +11,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import select
 
+from broadcast.auth import keys
+from broadcast.auth.models import InstallationKey
 from broadcast.common import utcnow
 from broadcast.delivery.models import DirectMessage
 from broadcast.signup.models import SmsSignup
@@ -199,9 +201,11 @@ def test_no_phone_number_reaches_the_logs(client, twilio, caplog):
     assert code not in caplog.text
 
 
-def test_without_a_signup_secret_the_web_sign_up_is_off(start, twilio):
+def test_without_a_signup_secret_the_number_is_keyed_with_the_installation_key(start, twilio):
     client = start(signup_secret=None)
-    refused = ask(client)
-    assert refused.status_code == 503
-    assert twilio.state.bodies_to(NUMBER) == []
-    assert "Sms is nog niet beschikbaar" in client.get("/subscribe").text
+    assert ask(client).status_code == 202
+    code = code_sent_to(twilio, NUMBER)
+    [signup] = rows(client, SmsSignup)
+    [key] = rows(client, InstallationKey)
+    assert signup.phone_key == keys.digest(key.value.encode(), NUMBER)
+    assert client.post(CONFIRM, json={"phone": TYPED, "code": code}).status_code == 201

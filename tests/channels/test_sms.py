@@ -6,6 +6,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from datetime import timedelta
 from urllib.parse import parse_qsl
 
 import httpx
@@ -15,8 +16,11 @@ from fastapi.testclient import TestClient
 from sqlmodel import select
 from twilio.request_validator import RequestValidator
 
+from broadcast.db import Database
 from broadcast.delivery.channels import configure
-from broadcast.delivery.models import Delivery
+from broadcast.delivery.models import Delivery, DirectMessage
+from broadcast.inbound import service as inbound
+from broadcast.inbound.models import InboundMessage
 from broadcast.settings import Settings
 from broadcast.subscribers.models import Subscriber
 from broadcast.subscribers.service import area_codes
@@ -355,6 +359,122 @@ def test_whatsapp_replies_use_their_own_path_and_confirm_stop(proxied, twilio):
     assert subscriber(proxied, sender, "whatsapp") == {"state": "active", "areas": ["middelaar"]}
     assert "afgemeld" in reply(proxied, twilio, "stop", sender, path).text
     assert subscriber(proxied, sender, "whatsapp")["state"] == "unsubscribed"
+
+
+@pytest.mark.parametrize("path", ["/webhooks/twilio/sms", "/webhooks/twilio/whatsapp"])
+def test_a_replayed_message_makes_one_question(proxied, twilio, path):
+    """Twilio's resend, or an attacker replaying a captured request: one question."""
+    sender = NUMBER if path.endswith("sms") else f"whatsapp:{NUMBER}"
+    params, _ = signed_inbound_sms(PROXIED + path, sender, "Waar is de noodopvang?", "x")
+    answers = [post_signed(proxied, path, params, twilio.auth_token) for _ in range(4)]
+    assert [a.status_code for a in answers] == [200] * 4
+    assert "Bedankt" in answers[0].text
+    assert all("<Message>" not in a.text for a in answers[1:])
+    assert [q["text"] for q in questions(proxied)] == ["Waar is de noodopvang?"]
+
+
+def test_a_replayed_stop_or_sign_up_is_not_run_again(proxied, twilio):
+    path = "/webhooks/twilio/sms"
+    sign_up, _ = signed_inbound_sms(PROXIED + path, NUMBER, "AANMELDEN 6586", "x")
+    stop, _ = signed_inbound_sms(PROXIED + path, NUMBER, "STOP", "x")
+    for params in (sign_up, stop):
+        assert post_signed(proxied, path, params, twilio.auth_token).status_code == 200
+    assert subscriber(proxied)["state"] == "unsubscribed"
+    reply(proxied, twilio, "AANMELDEN 6585")  # a new message: subscribes again
+    for params in (stop, sign_up):  # replayed: nothing happens
+        assert post_signed(proxied, path, params, twilio.auth_token).text == twiml_empty()
+    assert subscriber(proxied) == {"state": "active", "areas": ["mook"]}
+
+
+def replies_queued(client) -> list[DirectMessage]:
+    with client.app.state.db.session_scope() as session:
+        return list(session.exec(select(DirectMessage)))
+
+
+def twiml_empty() -> str:
+    return '<?xml version="1.0" encoding="UTF-8"?><Response />'
+
+
+@pytest.mark.parametrize(
+    "path", ["/webhooks/twilio/sms", "/webhooks/twilio/status", "/webhooks/twilio/whatsapp"]
+)
+def test_a_body_that_is_not_a_form_is_refused_not_a_server_error(proxied, twilio, path):
+    params, _ = signed_inbound_sms(PROXIED + path, NUMBER, "AANMELDEN 6586", "x")
+    signature = RequestValidator(twilio.auth_token).compute_signature(PROXIED + path, params)
+    headers = {"X-Twilio-Signature": signature}
+    multipart = proxied.post(
+        path, data=params, files={"MediaUrl0": ("a.jpg", b"\xff" * 2048)}, headers=headers
+    )
+    as_json = proxied.post(path, json=params, headers=headers)
+    as_text = proxied.post(path, content=b"Body=STOP", headers=headers)
+    for answer in (multipart, as_json, as_text):
+        assert answer.status_code == 415 and "form-urlencoded" in answer.json()["detail"]
+    assert subscriber(proxied) is None and questions(proxied) == []
+
+
+def test_a_message_a_crash_left_unhandled_is_answered_through_the_outbox(
+    app_factory, twilio, settings
+):
+    params, _ = signed_inbound_sms(PROXIED + "/webhooks/twilio/sms", NUMBER, "Is er stroom?", "x")
+    db = Database(settings.database_url)
+    with db.session_scope() as session:  # stored and acknowledged, then kill -9
+        store = {"payload": params, "sender": NUMBER, "lease": timedelta(0)}
+        inbound.store(session, channel="sms", key=params["MessageSid"], **store)
+    db.dispose()
+    app = app_factory(
+        public_url=PROXIED,
+        dispatch=False,
+        channel_classes=[PlatformChannel, SmsChannel],
+        channels={"sms": sms_config(twilio)},
+    )
+    with TestClient(app) as client:
+        client.officer = token_for(app, "officer")
+        [queued] = wait_for(lambda: replies_queued(client), timeout=30)  # after the question
+        assert (queued.channel, queued.address) == ("sms", NUMBER)
+        assert queued.text.startswith("Bedankt")
+        path = "/webhooks/twilio/sms"
+        assert post_signed(client, path, params, twilio.auth_token).text == twiml_empty()
+        assert [q["text"] for q in questions(client)] == ["Is er stroom?"]
+        assert len(replies_queued(client)) == 1
+
+
+def test_a_question_the_core_could_not_take_is_tried_again(proxied, twilio, monkeypatch):
+    """Not "sorry, try again" (which makes a second message): the message stays stored, the
+    core's next pass makes the question and the thanks go out through the outbox."""
+    hooks = proxied.app.state.channels["sms"].context.hooks
+    real_question, failures = hooks.question, []
+
+    async def failing_once(**fields):
+        if not failures:
+            failures.append(fields["inbound_key"])
+            raise OSError("database unreachable")
+        return await real_question(**fields)
+
+    monkeypatch.setattr(hooks, "question", failing_once)
+    monkeypatch.setattr(hooks, "lease", timedelta(0))
+    assert reply(proxied, twilio, "Gaat de school morgen open?").text == twiml_empty()
+    assert len(failures) == 1 and questions(proxied) == []
+    assert proxied.portal.call(hooks.recover_inbound) == 1
+    assert [q["text"] for q in questions(proxied)] == ["Gaat de school morgen open?"]
+    [queued] = replies_queued(proxied)
+    assert queued.address == NUMBER and queued.text.startswith("Bedankt")
+
+
+def test_erasing_a_subscriber_drops_their_messages_not_yet_handled(proxied, twilio):
+    reply(proxied, twilio, "AANMELDEN 6586")
+    with proxied.app.state.db.session_scope() as session:
+        found = session.exec(select(Subscriber).where(Subscriber.address == NUMBER)).one()
+        params, _ = signed_inbound_sms(PROXIED + "/webhooks/twilio/sms", NUMBER, "Mijn adres", "x")
+        store = {"payload": params, "sender": NUMBER, "lease": timedelta(0)}
+        inbound.store(session, channel="sms", key=params["MessageSid"], **store)
+    erased = proxied.delete(f"/api/v1/subscribers/{found.id}", headers=auth(proxied.officer))
+    assert erased.status_code == 204
+    hooks = proxied.app.state.channels["sms"].context.hooks
+    assert proxied.portal.call(hooks.recover_inbound) == 0
+    assert questions(proxied) == []
+    with proxied.app.state.db.session_scope() as session:
+        rows = session.exec(select(InboundMessage)).all()
+        assert rows and all(r.payload is None and r.sender is None for r in rows)
 
 
 # --- whole flows over real HTTP: dispatcher, fake Twilio, signed status callbacks ----------

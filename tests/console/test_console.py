@@ -9,11 +9,10 @@ from datetime import timedelta
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlmodel import select, update
+from sqlmodel import select
 
 from broadcast import audit
 from broadcast.auth.models import ConsoleSession
-from broadcast.common import utcnow
 from broadcast.questions import service as questions
 from broadcast.ratelimit import RateEvent
 from tests.support import auth, new_incident, post_update, token_for
@@ -23,9 +22,11 @@ ORIGIN = {"Origin": "http://testserver"}
 
 
 def log_in(client, name: str, password: str = PASSWORD):
+    form = client.get("/console/login")
+    csrf = re.search(r'name="csrf" value="([^"]+)"', form.text)[1]
     return client.post(
         "/console/login",
-        data={"username": name, "password": password, "next": "/console"},
+        data={"username": name, "password": password, "next": "/console", "csrf": csrf},
         headers=ORIGIN,
         follow_redirects=False,
     )
@@ -67,22 +68,34 @@ def test_a_wrong_password_is_refused_and_audited_without_the_name(client):
     assert len(failed) == 1 and "lotte" not in str(failed[0].detail)
 
 
-def test_after_five_wrong_passwords_that_address_waits_even_with_the_right_one(client):
+def test_after_five_wrong_passwords_that_address_waits_longer_and_longer(client):
     token_for(client.app, "officer", name="lotte")
     for _ in range(5):
         assert log_in(client, "lotte", "wrong").status_code == 401
-    refused = log_in(client, "lotte")  # the right password, but the guessing stops here
+    refused = log_in(client, "lotte")  # the right password, but the guessing slows down here
     assert refused.status_code == 429 and "bc_session" not in refused.cookies
-    assert 14 * 60 < int(refused.headers["Retry-After"]) <= 15 * 60
-    assert "Te veel mislukte pogingen. Probeer het over 15 minuten opnieuw." in refused.text
+    assert 50 < int(refused.headers["Retry-After"]) <= 60
+    assert "Te veel mislukte pogingen. Probeer het over een minuut opnieuw." in refused.text
+
+    age_failures(client, minutes=1)
+    assert log_in(client, "lotte", "wrong").status_code == 401
+    refused = log_in(client, "lotte")  # the next wait is twice as long
+    assert refused.status_code == 429 and 110 < int(refused.headers["Retry-After"]) <= 120
+    assert "Probeer het over 2 minuten opnieuw." in refused.text
 
     # Nobody can lock the team out of its console by typing wrong passwords for their names.
     elsewhere = TestClient(client.app, client=("192.0.2.7", 40000))
     assert log_in(elsewhere, "lotte").status_code == 303
 
-    with client.app.state.db.session_scope() as session:  # a quarter of an hour later
-        session.execute(update(RateEvent).values(at=utcnow() - timedelta(minutes=15)))
+    age_failures(client, minutes=2)
     assert log_in(client, "lotte").status_code == 303
+
+
+def age_failures(client, *, minutes: int) -> None:
+    """As if ``minutes`` had passed since every counted failure."""
+    with client.app.state.db.session_scope() as session:
+        for event in session.exec(select(RateEvent)):
+            event.at -= timedelta(minutes=minutes)
 
 
 def test_one_address_gets_twenty_wrong_logins_over_all_accounts(client):
@@ -125,9 +138,11 @@ def test_the_cookie_is_secure_when_the_site_is_served_over_https(app_factory):
 
 def test_login_never_redirects_to_another_site(client):
     token_for(client.app, "officer", name="lotte")
+    csrf = re.search(r'name="csrf" value="([^"]+)"', client.get("/console/login").text)[1]
     response = client.post(
         "/console/login",
-        data={"username": "lotte", "password": PASSWORD, "next": "//evil.example/console"},
+        data={"username": "lotte", "password": PASSWORD, "next": "//evil.example/console"}
+        | {"csrf": csrf},
         headers=ORIGIN,
         follow_redirects=False,
     )
@@ -436,8 +451,9 @@ def test_refusals_are_shown_in_the_readers_language_with_their_values(client, of
     incident = new_incident(client, officer)
     update = post_update(client, officer, incident["id"], body="De N271 is dicht.")
     csrf = csrf_of(client)
-    refused = post_form(client, f"/console/updates/{update['id']}/retract", {"reason": " "},
-                        csrf=csrf)
+    refused = post_form(
+        client, f"/console/updates/{update['id']}/retract", {"reason": " "}, csrf=csrf
+    )
     assert "bij intrekken hoort een reden" in client.get(refused.headers["location"]).text
 
     draft = post_update(client, officer, incident["id"], body="Foto volgt.", draft=True)

@@ -25,6 +25,7 @@ def service_env(database_url: str, **extra: str) -> dict[str, str]:
     return {
         "BROADCAST_DATABASE_URL": database_url,
         "BROADCAST_WEBHOOK_SECRET": WEBHOOK_SECRET,
+        "BROADCAST_WEBHOOK_ALLOW_PRIVATE_ADDRESSES": "true",  # the receiver is on 127.0.0.1
         "BROADCAST_AREAS_FILE": str(ROOT / "config" / "areas.toml"),
         "BROADCAST_LOG_JSON": "false",
         "BROADCAST_LEASE_SECONDS": "3",

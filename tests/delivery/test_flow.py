@@ -10,7 +10,13 @@ from tests.support import auth, new_incident, post_update, token_for, wait_for
 def test_published_update_reaches_partner_webhook_signed(app_factory, receiver):
     with TestClient(
         app_factory(
-            channels={"webhook": {"secret": "test-webhook-secret", "urls": f"{receiver.url}/hook"}}
+            channels={
+                "webhook": {
+                    "secret": "test-webhook-secret",
+                    "urls": f"{receiver.url}/hook",
+                    "allow_private_addresses": True,
+                }
+            }
         )
     ) as client:
         officer = token_for(client.app, "officer")

@@ -19,7 +19,7 @@ import hashlib
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
 from starlette.requests import Request
@@ -124,6 +124,25 @@ def _unchanged(request: Request, headers: dict[str, str]) -> bool:
         return wanted == headers["ETag"]
     since = request.headers.get("if-modified-since")
     return since is not None and since == headers.get("Last-Modified")
+
+
+LARGE_FEED_END = datetime(2021, 7, 16, 6, 0, tzinfo=UTC)
+
+
+def large_rss(entries: int, *, end: datetime = LARGE_FEED_END) -> bytes:
+    """A legal RSS gauge feed of ``entries`` compact items, one a minute, oldest first (so a
+    reader that keeps the first N keeps the oldest); entry k reads ``1000 + k % 500`` cm and has
+    guid ``r<k>``. 45,000 items are about 4.8 MB."""
+    items = [
+        f"<item><guid>r{k}</guid><title>{1000 + k % 500} cm</title><pubDate>"
+        f"{format_datetime(end - timedelta(minutes=entries - 1 - k), usegmt=True)}</pubDate></item>"
+        for k in range(entries)
+    ]
+    return (
+        "<?xml version='1.0' encoding='utf-8'?><rss version='2.0'><channel><title>Gauge</title>"
+        f"<link>http://127.0.0.1/</link><description>Levels</description>{''.join(items)}"
+        "</channel></rss>"
+    ).encode()
 
 
 class FeedServer(FakeServer):

@@ -64,7 +64,9 @@ class World:
     def add(self, url: str, kind: str = "level", **values) -> int:
         with self.db.session_scope() as session:
             values = {"interval_seconds": 60} | values
-            source = service.create(session, url=url, kind=kind, min_interval=1, **values)
+            source = service.create(
+                session, url=url, kind=kind, min_interval=1, allow_private=True, **values
+            )
             return source.id
 
     def incident(self, **fields) -> int:

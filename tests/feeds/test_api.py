@@ -7,6 +7,7 @@ from fastapi.testclient import TestClient
 
 from broadcast.auth.models import Role
 from broadcast.auth.service import add_user
+from tests.fakes.feeds import large_rss
 from tests.feeds.conftest import at, feed_settings, gauge_rss
 from tests.support import auth
 
@@ -159,6 +160,24 @@ def test_poll_now_answers_like_get_and_readings_are_newest_first(client, officer
     assert "boven de signaalwaarde" not in client.get(f"/incidents/{incident['slug']}").text
 
 
+def test_polling_a_45000_entry_feed_keeps_the_newest_500_and_says_so(make_client, feed_server):
+    feed_server.state.put("/huge.xml", large_rss(45_000))  # 4.6 MB, legal RSS
+    with make_client(feed_max_bytes=5_000_000) as client:
+        officer = auth(token(client, "officer", "olga"))
+        feed = add_feed(client, officer, feed_server.url_for("/huge.xml"))
+
+        body = client.post(f"/api/v1/feeds/{feed['id']}/poll", headers=officer).json()
+        readings = client.get(
+            f"/api/v1/feeds/{feed['id']}/readings?limit=10000", headers=officer
+        ).json()
+
+    assert (body["status"], body["last_error"]) == ("ok", None)
+    assert body["last_warning"] == "kept the 500 newest of 45,000 entries (feed_max_entries)"
+    assert len(readings) == 500
+    assert readings[0]["value"] == 1000 + 44_999 % 500
+    assert readings[-1]["value"] == 1000 + 44_500 % 500
+
+
 def test_a_failing_poll_shows_status_and_error(client, officer, feed_server):
     feed_server.state.fail("/down.xml", 500)
     feed = add_feed(client, officer, feed_server.url_for("/down.xml"))
@@ -280,3 +299,64 @@ rise_cm_per_hour = 20
         assert source.areas == ["mook", "middelaar", "plasmolen"]
     finally:
         world.close()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://169.254.169.254/latest/meta-data/",
+        "http://10.0.0.1/feed.xml",
+        "http://127.0.0.1:22/",
+        "http://localhost/feed.xml",
+    ],
+)
+def test_a_feed_on_a_private_address_is_refused_with_422(make_client, url):
+    with make_client(feed_allow_private_addresses=False) as client:
+        officer = auth(token(client, "officer", "olga"))
+        body = {"url": url, "kind": "level", "interval_seconds": 300}
+        created = client.post("/api/v1/feeds", json=body, headers=officer)
+        listed = client.get("/api/v1/feeds", headers=officer).json()
+
+    assert created.status_code == 422, created.text
+    assert "non-public address" in created.json()["detail"]
+    assert listed == []
+
+
+def test_a_feed_in_the_settings_file_on_a_private_address_is_skipped(settings):
+    from broadcast.feeds import service
+    from tests.feeds.conftest import World
+
+    common = {"kind": "level", "interval_seconds": 300}
+    feeds = [
+        {"name": "Binnen", "url": "http://10.0.0.1/feed.xml"} | common,
+        {"name": "Mook", "url": "https://gauges.example.nl/mook.rss"} | common,
+    ]
+    world = World(feed_settings(settings, feeds=feeds, feed_allow_private_addresses=False))
+    try:
+        with world.db.session_scope() as session:
+            assert [s.config_name for s in service.listing(session)] == ["Mook"]
+            problems = service.sync_config(session, feeds, min_interval=1)
+    finally:
+        world.close()
+    assert len(problems) == 1 and "10.0.0.1 is a non-public address" in problems[0]
+
+
+def test_poll_now_runs_on_the_pollers_threads_not_the_request_pool(client, officer, feed_server):
+    """A slow or huge feed must not hold one of the threads that serve every other request."""
+    import threading
+
+    feed_server.state.put("/mook.xml", gauge_rss([(at(-1), "1080 cm")]))
+    feed = add_feed(client, officer, feed_server.url_for("/mook.xml"))
+    poller = client.app.state.feeds
+    seen = []
+    poll = poller.poll
+
+    def recording(source_id):
+        seen.append(threading.current_thread().name)
+        return poll(source_id)
+
+    poller.poll = recording
+    body = client.post(f"/api/v1/feeds/{feed['id']}/poll", headers=officer).json()
+
+    assert body["latest"]["value"] == 1080
+    assert len(seen) == 1 and seen[0].startswith("feed-poll")

@@ -147,22 +147,37 @@ def test_non_public_addresses_are_refused_unless_allowed(url):
         guarded.close()
 
 
-def test_a_redirect_to_a_private_address_is_refused_at_the_hop():
-    """The first address is public; its redirect points inside. MockTransport answers both, so
-    nothing leaves this process."""
-    import httpx
+def test_a_redirect_to_a_private_address_is_refused_at_the_hop(server, monkeypatch):
+    """127.0.0.1 (the feed server) counts as public here; its redirect to 127.0.0.2 does not,
+    and is refused before any connection to it is made."""
+    from ipaddress import ip_address
 
-    from broadcast.feeds.fetch import refuse_private_addresses
+    from channels import netguard
 
-    def answer(request: httpx.Request) -> httpx.Response:
-        if request.url.host == "93.184.215.14":
-            return httpx.Response(302, headers={"Location": "http://10.0.0.7/internal"})
-        return httpx.Response(200, text="<rss/>")
+    monkeypatch.setattr(netguard, "is_public", lambda address: address == ip_address("127.0.0.1"))
+    port = server.url.rsplit(":", 1)[1]
+    server.state.redirect("/a.xml", f"http://127.0.0.2:{port}/b.xml")
+    server.state.put("/b.xml", b"<rss/>")
+    guarded = Clients(FetchLimits(timeout_seconds=1.0))
+    try:
+        with pytest.raises(FetchError, match=r"127\.0\.0\.2 is a non-public address"):
+            fetch(guarded.get(), server.url_for("/a.xml"), limits=guarded.limits)
+    finally:
+        guarded.close()
+    assert (server.state.hits["/a.xml"], server.state.hits["/b.xml"]) == (1, 0)
 
-    client = httpx.Client(
-        transport=httpx.MockTransport(answer),
-        follow_redirects=True,
-        event_hooks={"request": [refuse_private_addresses]},
-    )
-    with client, pytest.raises(FetchError, match=r"10\.0\.0\.7"):
-        fetch(client, "http://93.184.215.14/feed.xml", limits=FetchLimits())
+
+def test_a_name_is_checked_when_connecting_not_only_before(monkeypatch):
+    """A name that resolves to a private address at connect time is refused (DNS rebinding):
+    the check and the connection use the same answer, so nothing is connected to."""
+    from channels import netguard
+
+    inside = [(2, 1, 6, "", ("10.0.0.7", 80))]
+    monkeypatch.setattr(netguard.socket, "getaddrinfo", lambda *args, **kwargs: inside)
+    netguard.check_url("http://gauge.example/feed.xml")  # a name passes when it is added
+    guarded = Clients(FetchLimits(timeout_seconds=1.0))
+    try:
+        with pytest.raises(FetchError, match=r"gauge\.example resolves to 10\.0\.0\.7"):
+            fetch(guarded.get(), "http://gauge.example/feed.xml", limits=guarded.limits)
+    finally:
+        guarded.close()

@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from broadcast import metrics
+from broadcast.feeds.extract import Options, Parsers
 from broadcast.feeds.models import FeedStatus
+from broadcast.feeds.parsing import FeedError
+from tests.fakes.feeds import LARGE_FEED_END, large_rss
 from tests.feeds.conftest import World, at, feed_settings, gauge_rss
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -143,12 +147,10 @@ def test_a_304_costs_no_parsing_and_a_new_document_is_read(world, feed_server, m
     assert world.poll(source_id).outcome == "new"
     before = world.source(source_id).last_polled_at
 
-    import broadcast.feeds.polling as polling
-
     def must_not_parse(*args, **kwargs):
         raise AssertionError("a 304 was parsed")
 
-    monkeypatch.setattr(polling, "extract", must_not_parse)
+    monkeypatch.setattr(world.poller.parsers, "extract_newest", must_not_parse)
     assert world.poll(source_id).outcome == "not_modified"
     assert feed_server.state.not_modified["/mook.xml"] == 1
     assert world.source(source_id).last_polled_at > before
@@ -298,3 +300,72 @@ def test_metrics_show_each_feeds_health_and_count_the_polls(world, feed_server):
 def polls_counted(outcome: str) -> float:
     sample = metrics.REGISTRY.get_sample_value("broadcast_feed_polls_total", {"outcome": outcome})
     return sample or 0.0
+
+
+def test_a_huge_feed_keeps_only_the_newest_entries_and_says_so(settings, feed_server):
+    world = World(feed_settings(settings, feed_max_entries=300))
+    try:
+        feed_server.state.put("/huge.xml", large_rss(2_000))  # oldest first in the document
+        source_id = world.add(feed_server.url_for("/huge.xml"), unit="cm")
+
+        first = world.poll(source_id)
+        again = world.poll(source_id)
+
+        assert (first.outcome, first.new_readings) == ("new", 300)
+        readings = world.readings(source_id)
+        assert len(readings) == 300
+        newest = LARGE_FEED_END.replace(tzinfo=None)
+        assert readings[0].observed_at.replace(tzinfo=None) == newest
+        assert readings[-1].observed_at.replace(tzinfo=None) == newest - timedelta(minutes=299)
+        assert [r.value for r in readings[:2]] == [1000 + 1999 % 500, 1000 + 1998 % 500]
+        source = world.source(source_id)
+        assert source.status == FeedStatus.ok
+        assert source.last_warning == "kept the 300 newest of 2,000 entries (feed_max_entries)"
+        assert (again.outcome, again.new_readings) == ("not_modified", 0)
+    finally:
+        world.close()
+
+
+def test_a_huge_feed_stores_nothing_older_on_the_next_full_read(settings, feed_server):
+    world = World(feed_settings(settings, feed_max_entries=50))
+    try:
+        feed_server.state.put("/huge.xml", large_rss(400), etag=False)
+        source_id = world.add(feed_server.url_for("/huge.xml"), unit="cm")
+        assert world.poll(source_id).new_readings == 50
+        feed_server.state.put(
+            "/huge.xml", large_rss(401, end=LARGE_FEED_END + timedelta(minutes=1)), etag=False
+        )
+
+        result = world.poll(source_id)
+
+        assert (result.outcome, result.new_readings) == ("new", 1)
+        assert len(world.readings(source_id)) == 51
+    finally:
+        world.close()
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_parsing_in_a_worker_process_answers_as_in_the_thread(workers):
+    content = large_rss(30)
+
+    parsers = Parsers(workers)
+    try:
+        kept = parsers.extract_newest("level", content, Options(unit="cm"), 10)
+        with pytest.raises(FeedError, match="not a feed"):
+            parsers.extract_newest("level", b"<html>no feed</html>", Options(), 10)
+    finally:
+        parsers.close()
+
+    assert len(kept.readings) == 10
+    assert max(r.observed_at for r in kept.readings) == LARGE_FEED_END
+    assert kept.warnings == ["kept the 10 newest of 30 entries (feed_max_entries)"]
+
+
+def test_warnings_of_a_huge_feed_are_bounded():
+    items = "".join(f"<item><guid>n{k}</guid><title>geen waarde</title></item>" for k in range(60))
+    content = f"<rss version='2.0'><channel><title>x</title>{items}</channel></rss>".encode()
+
+    kept = Parsers(0).extract_newest("level", content, Options(), 10)
+
+    assert len(kept.warnings) == 21
+    assert kept.warnings[-1] == "and 40 more warnings"

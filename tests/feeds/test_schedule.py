@@ -76,6 +76,7 @@ def test_the_scheduler_polls_sources_with_at_most_the_configured_concurrency(set
                     kind="level",
                     interval_seconds=3600,
                     min_interval=1,
+                    allow_private=True,
                 )
                 session.flush()
                 ids.append(source.id)

@@ -33,7 +33,7 @@ def fake():
 @pytest.fixture
 def telegram_client(app_factory, fake):
     channels = {
-        "webhook": {"secret": WEBHOOK_SECRET},
+        "webhook": {"secret": WEBHOOK_SECRET, "allow_private_addresses": True},
         "telegram": {"bot_token": fake.token, "api_url": fake.url, "channel_id": CHANNEL},
     }
     app = app_factory(
@@ -134,7 +134,7 @@ def test_mastodon_fetches_the_cleaned_photo_from_our_site_and_uploads_it_with_it
     own servers would, and uploads it with the alt text as its description."""
     with FakeMastodon() as mastodon:
         channels = {
-            "webhook": {"secret": WEBHOOK_SECRET},
+            "webhook": {"secret": WEBHOOK_SECRET, "allow_private_addresses": True},
             "mastodon": {"url": mastodon.url, "token": mastodon.access_token},
         }
         app = app_factory(

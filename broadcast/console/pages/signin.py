@@ -1,4 +1,4 @@
-"""Signing in and out, with the failed-login throttle."""
+"""Signing in and out: the login form's CSRF protection and the failed-login throttle."""
 
 from __future__ import annotations
 
@@ -8,12 +8,17 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from broadcast import audit
 from broadcast.auth import sessions, throttle
 from broadcast.auth.service import user_for_password
-from broadcast.console.pages.common import (
-    Text,
-    is_secure,
-    safe_next,
+from broadcast.console.pages.common import Text, is_secure, safe_next
+from broadcast.console.session import (
+    COOKIE,
+    DEVICE_COOKIE,
+    ViewerDep,
+    login_form_forged,
+    login_token,
+    set_device_cookie,
+    set_login_cookie,
+    set_session_cookie,
 )
-from broadcast.console.session import COOKIE, ViewerDep, set_session_cookie
 from broadcast.deps import SessionDep
 from broadcast.errors import TooManyRequests
 from broadcast.web.rendering import render
@@ -24,7 +29,7 @@ router = APIRouter()
 
 @router.get("/login", response_class=HTMLResponse)
 def login_form(request: Request, next: str = "/console"):
-    return render(request, "console/login.html", next=safe_next(next), error=None)
+    return _form(request, next)
 
 
 @router.post("/login")
@@ -34,37 +39,53 @@ def login(
     username: Text,
     password: Text,
     next: Text = "/console",
+    csrf: Text = "",
 ):
-    attempt = {"account": username, "client": client_address(request)}
+    if login_form_forged(request, csrf):
+        return _form(request, next, username=username, status_code=403, error=403)
+    settings = request.app.state.settings
+    attempt = throttle.Attempt(
+        account=username,
+        client=client_address(request),
+        device=request.cookies.get(DEVICE_COOKIE),
+    )
     try:
-        throttle.check(session, request.app.state.settings, **attempt)
+        throttle.check(session, settings, attempt)
     except TooManyRequests as throttled:
-        response = _login_refused(request, next, username, 429, minutes=throttled.values["minutes"])
+        response = _form(
+            request, next, username=username, status_code=429, error=429, **throttled.values
+        )
         response.headers["Retry-After"] = str(throttled.retry_after)
         return response
     user = user_for_password(session, username.strip(), password)
     if user is None:
-        throttle.failed(session, **attempt)
+        throttle.failed(session, settings, attempt)
         audit.record(session, actor="anonymous", action="console.login_failed", subject="console")
-        return _login_refused(request, next, username, 401)
-    throttle.succeeded(session, **attempt)
+        return _form(request, next, username=username, status_code=401, error=401)
+    device = throttle.succeeded(session, settings, attempt)
     token, _session_row = sessions.start(session, user)
     response = RedirectResponse(safe_next(next), status_code=303)
-    set_session_cookie(response, token, secure=is_secure(request))
+    secure = is_secure(request)
+    set_session_cookie(response, token, secure=secure)
+    set_device_cookie(response, device, secure=secure, days=settings.login_device_days)
     return response
 
 
-def _login_refused(request: Request, next: str, username: str, status_code: int, **values):
-    """The form again, saying why: a wrong name or password (401), or too many of them (429)."""
-    return render(
+def _form(request: Request, next: str, *, status_code: int = 200, error=None, **values):
+    """The login form, with its CSRF token; after a refusal it says why: a forged or stale
+    form (403), a wrong name or password (401), or too many of them (429)."""
+    token = login_token(request)
+    response = render(
         request,
         "console/login.html",
         status_code=status_code,
         next=safe_next(next),
-        error=status_code,
-        username=username,
+        error=error,
+        login_csrf=token,
         **values,
     )
+    set_login_cookie(response, token, secure=is_secure(request))
+    return response
 
 
 @router.post("/logout")

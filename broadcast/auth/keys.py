@@ -1,0 +1,51 @@
+"""The installation's secret key: it keys the hashes of personal data kept for rate limits
+(client addresses, typed names) and signs the console's cookies.
+
+``BROADCAST_SECRET_KEY`` when set; otherwise a random key made on first use and kept in the
+database, so that every process of an installation (``serve``, ``worker``, several machines)
+uses the same one and no configuration is needed. A key written in the code would make the
+hashes reversible by anyone who tries every IPv4 address.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from weakref import WeakKeyDictionary
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
+
+from broadcast.auth.models import InstallationKey
+from broadcast.settings import Settings
+
+NAME = "secret"
+_known: WeakKeyDictionary[Engine, bytes] = WeakKeyDictionary()  # one read per process
+
+
+def secret_key(session: Session, settings: Settings) -> bytes:
+    if settings.secret_key:
+        return settings.secret_key.get_secret_value().encode()
+    engine = session.get_bind()
+    if key := _known.get(engine):
+        return key
+    if row := session.get(InstallationKey, NAME):
+        key = _known[engine] = row.value.encode()  # committed: the same in every process
+        return key
+    return _new_key(session).encode()  # remembered once committed and read again
+
+
+def digest(key: bytes, *parts: str) -> str:
+    """HMAC-SHA-256 of ``parts`` (hex): the same parts give the same digest under one key."""
+    return hmac.new(key, "\x1f".join(parts).encode(), hashlib.sha256).hexdigest()
+
+
+def _new_key(session: Session) -> str:
+    try:  # two processes starting at once: the first one's key wins
+        with session.begin_nested():
+            session.add(InstallationKey(name=NAME, value=secrets.token_urlsafe(48)))
+    except IntegrityError:
+        pass
+    return session.get(InstallationKey, NAME, populate_existing=True).value
