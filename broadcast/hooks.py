@@ -23,6 +23,7 @@ from broadcast.inbound import service as inbound
 from broadcast.incidents.models import Incident, IncidentStatus
 from broadcast.media import service as media
 from broadcast.questions import service as questions
+from broadcast.settings import Settings
 from broadcast.subscribers import service as subscribers
 from broadcast.timeline.models import Update, UpdateState
 from channels.base import InboundProcessor, UpdateView
@@ -33,9 +34,16 @@ RECOVERY_BATCH = 50
 
 class CoreHooks:
     def __init__(
-        self, db: Database, public_url: str, *, max_attempts: int, lease_seconds: float = 60.0
+        self,
+        db: Database,
+        public_url: str,
+        *,
+        max_attempts: int,
+        lease_seconds: float = 60.0,
+        settings: Settings | None = None,
     ):
         self.db, self.public_url, self.max_attempts = db, public_url, max_attempts
+        self.settings = settings  # its secret key keys the hashes of senders
         self.lease = timedelta(seconds=lease_seconds)
         self.channels: ChannelSet | None = None  # set once the channels are loaded
         self._processors: dict[str, InboundProcessor] = {}
@@ -52,7 +60,13 @@ class CoreHooks:
     async def receive_inbound(self, *, channel, key, payload, sender=None) -> bool:
         def work(session):
             return inbound.store(
-                session, channel=channel, key=key, payload=payload, sender=sender, lease=self.lease
+                session,
+                channel=channel,
+                key=key,
+                payload=payload,
+                sender=sender,
+                lease=self.lease,
+                settings=self.settings,
             )
 
         return await self._run(work)

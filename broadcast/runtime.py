@@ -35,6 +35,7 @@ def assemble(
         settings.public_url,
         max_attempts=settings.max_attempts,
         lease_seconds=settings.lease_seconds,
+        settings=settings,
     )
     context = ChannelContext(
         public_url=settings.public_url, hooks=hooks, announce=live.announcer(db)

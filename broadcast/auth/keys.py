@@ -25,8 +25,9 @@ NAME = "secret"
 _known: WeakKeyDictionary[Engine, bytes] = WeakKeyDictionary()  # one read per process
 
 
-def secret_key(session: Session, settings: Settings) -> bytes:
-    if settings.secret_key:
+def secret_key(session: Session, settings: Settings | None = None) -> bytes:
+    """The configured key, else the one kept in the database (``settings`` None: not configured)."""
+    if settings is not None and settings.secret_key:
         return settings.secret_key.get_secret_value().encode()
     engine = session.get_bind()
     if key := _known.get(engine):

@@ -18,8 +18,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
 from broadcast import ratelimit
+from broadcast.auth import keys
 from broadcast.common import utcnow
 from broadcast.inbound.models import InboundMessage
+from broadcast.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +37,9 @@ class Stored:
     payload: dict[str, Any]
 
 
-def sender_key(channel: str, address: str) -> str:
-    return ratelimit.key(channel, address)
+def sender_key(session: Session, settings: Settings | None, channel: str, address: str) -> str:
+    """The sender as a keyed hash: enough to find a person's stored messages when erasing."""
+    return ratelimit.key(keys.secret_key(session, settings), channel, address)
 
 
 def store(
@@ -47,6 +50,7 @@ def store(
     payload: dict[str, Any],
     sender: str | None,
     lease: timedelta,
+    settings: Settings | None = None,
 ) -> bool:
     """Store the request, claimed by the caller for ``lease``. False: the key is known (a
     resend or a replay), and nothing was stored."""
@@ -57,7 +61,7 @@ def store(
         .values(
             channel=channel,
             key=key,
-            sender=sender_key(channel, sender) if sender else None,
+            sender=sender_key(session, settings, channel, sender) if sender else None,
             payload=payload,
             attempts=1,
             received_at=now,
@@ -110,11 +114,13 @@ def done(session: Session, channel: str, key: str) -> None:
     )
 
 
-def forget_sender(session: Session, channel: str, address: str) -> None:
+def forget_sender(
+    session: Session, channel: str, address: str, settings: Settings | None = None
+) -> None:
     """Erasing a person: their stored, not yet processed messages go too."""
     session.execute(
         update(M)
-        .where(M.channel == channel, M.sender == sender_key(channel, address))
+        .where(M.channel == channel, M.sender == sender_key(session, settings, channel, address))
         .values(payload=None, sender=None, handled_at=utcnow())
     )
 

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 
 from broadcast.common import Code, Language, PlainText, Severity
-from broadcast.deps import BODY, ROLE, Id, Officer, SessionDep, errors
+from broadcast.deps import BODY, ROLE, Id, Officer, SessionDep, SettingsDep, errors
 from broadcast.subscribers import service
 from broadcast.subscribers.models import SubscriberState
 
@@ -71,5 +71,6 @@ def get_subscriber(subscriber_id: Id, session: SessionDep, user: Officer):
     responses=errors(*ROLE, 404, 422),
     description="Erase the subscriber and their personal data.",
 )
-def delete_subscriber(subscriber_id: Id, session: SessionDep, user: Officer):
-    service.erase(session, service.get(session, subscriber_id), actor=user.name)
+def delete_subscriber(subscriber_id: Id, session: SessionDep, user: Officer, settings: SettingsDep):
+    subscriber = service.get(session, subscriber_id)
+    service.erase(session, subscriber, actor=user.name, settings=settings)

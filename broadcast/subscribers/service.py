@@ -11,6 +11,7 @@ from broadcast.delivery.channels import ChannelSet
 from broadcast.errors import Conflict, Invalid, NotFound
 from broadcast.inbound import service as inbound
 from broadcast.questions.models import Question
+from broadcast.settings import Settings
 from broadcast.subscribers.models import Subscriber, SubscriberArea, SubscriberState
 from broadcast.web.i18n import _
 
@@ -109,7 +110,9 @@ def unsubscribe(session: Session, subscriber: Subscriber, *, actor: str) -> None
     )
 
 
-def erase(session: Session, subscriber: Subscriber, *, actor: str) -> None:
+def erase(
+    session: Session, subscriber: Subscriber, *, actor: str, settings: Settings | None = None
+) -> None:
     """Delete the person's data. Delivery rows keep counts, not the link (ON DELETE SET NULL);
     their questions stay in the inbox without the address they came from, and their messages
     not yet processed are dropped."""
@@ -119,7 +122,7 @@ def erase(session: Session, subscriber: Subscriber, *, actor: str) -> None:
         .where(Question.channel == subscriber.channel, Question.address == subscriber.address)
         .values(address=None)
     )
-    inbound.forget_sender(session, subscriber.channel, subscriber.address)
+    inbound.forget_sender(session, subscriber.channel, subscriber.address, settings)
     session.exec(delete(SubscriberArea).where(SubscriberArea.subscriber_id == subscriber_id))
     session.delete(subscriber)
     audit.record(

@@ -16,6 +16,7 @@ from broadcast.hooks import CoreHooks
 from broadcast.inbound import service as inbound
 from broadcast.inbound.models import InboundMessage
 from broadcast.questions.models import Question
+from broadcast.settings import Settings
 
 PAYLOAD = {"From": "+31612345678", "Body": "Is de dijk veilig?"}
 
@@ -27,8 +28,10 @@ def db(database_url):
     database.dispose()
 
 
-def hooks_for(db: Database, lease_seconds: float = 60.0) -> CoreHooks:
-    return CoreHooks(db, "http://127.0.0.1:8000", max_attempts=8, lease_seconds=lease_seconds)
+def hooks_for(db: Database, lease_seconds: float = 60.0, settings=None) -> CoreHooks:
+    return CoreHooks(
+        db, "http://127.0.0.1:8000", max_attempts=8, lease_seconds=lease_seconds, settings=settings
+    )
 
 
 def rows(db: Database) -> list[InboundMessage]:
@@ -167,8 +170,10 @@ def test_keys_are_forgotten_after_a_week(db):
     assert [r.key for r in rows(db)] == ["SM-new"]
 
 
-def test_erasing_a_person_drops_their_stored_messages(db):
-    hooks = hooks_for(db, lease_seconds=0)
+@pytest.mark.parametrize("secret_key", [None, "configured-key"], ids=["stored key", "set key"])
+def test_erasing_a_person_drops_their_stored_messages(db, secret_key):
+    settings = Settings(secret_key=secret_key)
+    hooks = hooks_for(db, lease_seconds=0, settings=settings)
     processed = []
 
     async def process(key, payload):
@@ -184,7 +189,7 @@ def test_erasing_a_person_drops_their_stored_messages(db):
             channel="sms", key="SM-other", payload=PAYLOAD, sender="+31612345679"
         )
         with db.session_scope() as session:
-            inbound.forget_sender(session, "sms", "+31612345678")
+            inbound.forget_sender(session, "sms", "+31612345678", settings)
         await hooks.recover_inbound()
 
     asyncio.run(scenario())
