@@ -11,6 +11,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
+from starlette.types import ASGIApp
 
 from broadcast.areas import api as areas_api
 from broadcast.console import pages as console
@@ -27,10 +29,18 @@ from broadcast.settings import Settings
 from broadcast.signup import api as signup_api
 from broadcast.subscribers import api as subscribers_api
 from broadcast.timeline import api as timeline_api
-from broadcast.web import cap, ops, public
+from broadcast.web import apidocs, cap, ops, public
 from broadcast.web.limits import BodyLimits
 from broadcast.web.security import SecurityHeaders
 from channels.base import Channel
+
+
+class Broadcast(FastAPI):
+    """FastAPI with the security headers outermost: Starlette puts ``add_middleware`` inside
+    its ServerErrorMiddleware, so an unhandled exception's 500 would go out without them."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return SecurityHeaders(super().build_middleware_stack())
 
 
 def create_app(
@@ -55,10 +65,12 @@ def create_app(
             await services.stop()
             app.state.feeds.close()
 
-    app = FastAPI(
+    app = Broadcast(
         title="Broadcast",
         version="0.1.0",
         lifespan=lifespan,
+        docs_url=None,  # apidocs serves them without a CDN
+        redoc_url=None,
         description="Crisis communication for municipalities: one incident timeline, "
         "every channel residents already use.",
     )
@@ -85,14 +97,15 @@ def create_app(
             app.include_router(router)
     console.install(app)
     public.mount_static(app)
+    apidocs.install(app)
     install_error_handlers(app)
     app.add_middleware(BodyLimits, settings=settings)  # inside SecurityHeaders: 413s get them
-    app.add_middleware(SecurityHeaders)
     return app
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    """One error shape, ``{"detail": ...}``, for domain errors, HTTP errors and invalid input."""
+    """One error shape, ``{"detail": ...}`` (``deps.ErrorOut``), for domain errors, HTTP errors,
+    invalid input and unexpected failures."""
 
     @app.exception_handler(DomainError)
     async def domain_error(request: Request, exc: DomainError):
@@ -111,6 +124,11 @@ def install_error_handlers(app: FastAPI) -> None:
         errors = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
         return JSONResponse({"detail": errors}, status_code=422)
 
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, exc: Exception):
+        # Starlette re-raises the exception after this answer, so the server logs it.
+        return JSONResponse({"detail": "internal error"}, status_code=500)
+
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):
         if exc.status_code == 401:
@@ -121,8 +139,18 @@ def install_error_handlers(app: FastAPI) -> None:
             )
         if public.wants_page(request):
             return public.error_page(request, exc.status_code, str(exc.detail))
-        return JSONResponse(
-            {"detail": exc.detail},
-            status_code=exc.status_code,
-            headers=getattr(exc, "headers", None),
-        )
+        headers = getattr(exc, "headers", None)
+        if exc.status_code == 405 and (allowed := allowed_methods(request)):
+            headers = {"Allow": allowed}  # (static files answer their own 405)
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=headers)
+
+
+def allowed_methods(request: Request) -> str:
+    """Every method the path takes (Starlette's 405 names only those of the first route that
+    matched the path, e.g. POST but not GET for ``/api/v1/incidents``)."""
+    routes = request.app.router.routes
+    return ", ".join(
+        method
+        for method in ("DELETE", "GET", "HEAD", "PATCH", "POST", "PUT")
+        if any(r.matches(request.scope | {"method": method})[0] == Match.FULL for r in routes)
+    )

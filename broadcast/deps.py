@@ -9,7 +9,7 @@ from fastapi import Depends, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import Field
+from pydantic import BaseModel, Field
 from sqlmodel import Session
 
 from broadcast.auth.models import Role, User
@@ -84,6 +84,62 @@ def require(*roles: Role):
 
 Officer = Annotated[User, require(Role.officer, Role.admin)]
 Member = Annotated[User, require(Role.officer, Role.admin, Role.volunteer)]
+
+
+class Problem(BaseModel):
+    """One problem with the input, as FastAPI's validation reports it."""
+
+    loc: list[str | int] = Field(description='Where: ["body", "areas", 0], ["query", "limit"]')
+    msg: str
+    type: str
+
+
+class ErrorOut(BaseModel):
+    """The one error body of every endpoint."""
+
+    detail: str | list[Problem] = Field(
+        description="What went wrong: a sentence, or (422 for input that does not match the "
+        "schema) one item per problem"
+    )
+
+
+_ERRORS = {
+    400: "The body cannot be read (not UTF-8, not the declared content type)",
+    401: "No valid bearer token",
+    403: "The caller's role may not do this",
+    404: "Not found",
+    409: "The current state does not allow this",
+    413: "The request body is too large",
+    415: "Not an accepted media type",
+    422: "Invalid input",
+    429: "Too many requests (Retry-After: the seconds to wait, where waiting helps)",
+    503: "A channel this needs is off",
+}
+_HEADERS = {
+    401: {
+        "WWW-Authenticate": {
+            "schema": {"type": "string"},
+            "description": "Bearer",
+            "required": True,
+        }
+    },
+    429: {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds to wait"}},
+}
+
+
+def errors(*statuses: int) -> dict[int | str, dict]:
+    """OpenAPI ``responses=`` for the error statuses an operation can answer, all ``ErrorOut``."""
+    return {
+        status: {"model": ErrorOut, "description": _ERRORS[status]}
+        | ({"headers": _HEADERS[status]} if status in _HEADERS else {})
+        for status in statuses
+    }
+
+
+# The statuses that come with a kind of operation (add 404 for a path id, 409 for a change).
+AUTH = (401,)  # a bearer token, any role
+ROLE = (401, 403)  # a bearer token of a role that is allowed
+BODY = (400, 413, 422)  # a JSON body
 
 
 def domain_error_response(exc: DomainError) -> JSONResponse:

@@ -14,7 +14,7 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
 from broadcast.common import Code, PlainText
-from broadcast.deps import Id, Officer, SessionDep
+from broadcast.deps import BODY, ROLE, Id, Officer, SessionDep, errors
 from broadcast.feeds import service
 from broadcast.feeds.models import FeedKind, FeedSource, FeedStatus
 
@@ -137,23 +137,39 @@ def _limits(request: Request) -> dict:
     }
 
 
-@router.post("", status_code=201, response_model=FeedOut, summary="Add a feed source")
+@router.post(
+    "",
+    status_code=201,
+    response_model=FeedOut,
+    summary="Add a feed source",
+    responses=errors(*ROLE, *BODY),
+)
 def create_feed(data: FeedCreate, session: SessionDep, user: Officer, request: Request):
     source = service.create(session, **_limits(request), creator=user, **data.model_dump())
     return feed_out(session, source)
 
 
-@router.get("", response_model=list[FeedOut], summary="List feed sources")
+@router.get("", response_model=list[FeedOut], summary="List feed sources", responses=errors(*ROLE))
 def list_feeds(session: SessionDep, user: Officer):
     return [feed_out(session, s) for s in service.listing(session)]
 
 
-@router.get("/{feed_id}", response_model=FeedOut, summary="A feed source and its health")
+@router.get(
+    "/{feed_id}",
+    response_model=FeedOut,
+    summary="A feed source and its health",
+    responses=errors(*ROLE, 404, 422),
+)
 def get_feed(feed_id: Id, session: SessionDep, user: Officer):
     return feed_out(session, service.get(session, feed_id))
 
 
-@router.patch("/{feed_id}", response_model=FeedOut, summary="Change a feed source")
+@router.patch(
+    "/{feed_id}",
+    response_model=FeedOut,
+    summary="Change a feed source",
+    responses=errors(*ROLE, 404, 409, *BODY),
+)
 def change_feed(
     feed_id: Id, data: FeedChange, session: SessionDep, user: Officer, request: Request
 ):
@@ -167,13 +183,23 @@ def change_feed(
     return feed_out(session, source)
 
 
-@router.delete("/{feed_id}", status_code=204, summary="Remove a feed source and its readings")
+@router.delete(
+    "/{feed_id}",
+    status_code=204,
+    summary="Remove a feed source and its readings",
+    responses=errors(*ROLE, 404, 409, 422),
+)
 def delete_feed(feed_id: Id, session: SessionDep, user: Officer):
     service.remove(session, service.get(session, feed_id), actor=user)
     return Response(status_code=204)
 
 
-@router.post("/{feed_id}/poll", response_model=FeedOut, summary="Poll a feed source now")
+@router.post(
+    "/{feed_id}/poll",
+    response_model=FeedOut,
+    summary="Poll a feed source now",
+    responses=errors(*ROLE, 404, 422),
+)
 async def poll_feed(feed_id: Id, session: SessionDep, user: Officer, request: Request):
     def check() -> None:
         service.get(session, feed_id)
@@ -192,6 +218,7 @@ async def poll_feed(feed_id: Id, session: SessionDep, user: Officer, request: Re
     "/{feed_id}/readings",
     response_model=list[ReadingOut],
     summary="Readings of a feed source, newest first",
+    responses=errors(*ROLE, 404, 422),
 )
 def feed_readings(
     feed_id: Id,
@@ -208,6 +235,7 @@ def feed_readings(
     "/{feed_id}/alerts",
     response_model=list[AlertOut],
     summary="CAP alerts seen on a feed source, newest first",
+    responses=errors(*ROLE, 404, 422),
 )
 def feed_alerts(feed_id: Id, session: SessionDep, user: Officer):
     service.get(session, feed_id)

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
 from broadcast.common import Code, PlainText, Severity, utcnow
-from broadcast.deps import CurrentUser, Id, Officer, SessionDep
+from broadcast.deps import AUTH, BODY, ROLE, CurrentUser, Id, Officer, SessionDep, errors
 from broadcast.incidents import service
 from broadcast.incidents.models import Incident, IncidentStatus
 from broadcast.timeline import service as timeline
@@ -52,7 +52,7 @@ def incident_out(incident: Incident, public_url: str) -> dict:
     }
 
 
-@router.post("", status_code=201, response_model=IncidentOut)
+@router.post("", status_code=201, response_model=IncidentOut, responses=errors(*ROLE, *BODY))
 def create_incident(data: IncidentCreate, session: SessionDep, user: Officer, request: Request):
     incident = service.create(
         session,
@@ -65,7 +65,7 @@ def create_incident(data: IncidentCreate, session: SessionDep, user: Officer, re
     return incident_out(incident, request.app.state.settings.public_url)
 
 
-@router.get("", response_model=list[IncidentOut])
+@router.get("", response_model=list[IncidentOut], responses=errors(*AUTH, 422))
 def list_incidents(
     session: SessionDep, user: CurrentUser, request: Request, include_resolved: bool = True
 ):
@@ -75,7 +75,7 @@ def list_incidents(
     ]
 
 
-@router.get("/{incident_id}", response_model=IncidentDetail)
+@router.get("/{incident_id}", response_model=IncidentDetail, responses=errors(*AUTH, 404, 422))
 def get_incident(incident_id: Id, session: SessionDep, user: CurrentUser, request: Request):
     incident = service.get(session, incident_id)
     updates = timeline.for_incident(session, incident.id, viewer=user)
@@ -84,7 +84,12 @@ def get_incident(incident_id: Id, session: SessionDep, user: CurrentUser, reques
     }
 
 
-@router.post("/{incident_id}/resolve", status_code=201, response_model=UpdateOut)
+@router.post(
+    "/{incident_id}/resolve",
+    status_code=201,
+    response_model=UpdateOut,
+    responses=errors(*ROLE, 404, 409, *BODY),
+)
 def resolve_incident(
     incident_id: Id, data: Resolve, session: SessionDep, user: Officer, request: Request
 ):

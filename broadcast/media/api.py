@@ -22,7 +22,7 @@ from broadcast.auth import sessions as console_sessions
 from broadcast.auth.models import User
 from broadcast.auth.service import user_for_token
 from broadcast.console.session import COOKIE as CONSOLE_COOKIE
-from broadcast.deps import Id, Member, SessionDep, SettingsDep
+from broadcast.deps import AUTH, Id, Member, SessionDep, SettingsDep, errors
 from broadcast.errors import NotFound, Unauthorized
 from broadcast.media import service
 from broadcast.media.models import MediaItem, MediaKind
@@ -137,7 +137,7 @@ _UPLOAD_FORM = {
     "images are re-encoded without metadata (location, camera). 413 over the size limit, "
     "415 for another type, 409 when the update is published or has the maximum of items.",
     openapi_extra=_UPLOAD_FORM,
-    responses={413: {"description": "Too large"}, 415: {"description": "Not an accepted type"}},
+    responses=errors(*AUTH, 403, 404, 409, 413, 415, 422),
 )
 async def upload(update_id: Id, request: Request, user: Caller) -> MediaOut:
     item = await accept_upload(request, update_id, user)
@@ -185,6 +185,7 @@ async def accept_upload(request: Request, update_id: int, user: User) -> MediaIt
     "/updates/{update_id}/media",
     response_model=list[MediaOut],
     summary="The photos and videos of an update",
+    responses=errors(*AUTH, 404, 422),
 )
 def list_media(update_id: Id, session: SessionDep, user: Member, settings: SettingsDep):
     update = timeline.get(session, update_id)
@@ -197,6 +198,7 @@ def list_media(update_id: Id, session: SessionDep, user: Member, settings: Setti
     "/media/{media_id}",
     status_code=204,
     summary="Remove a photo or video, file included",
+    responses=errors(*AUTH, 403, 404, 422),
     description="Officers, at any time (also from published updates: personal data); a "
     "volunteer only from their own proposal while it waits for approval. Audited.",
 )
@@ -212,7 +214,11 @@ def delete_media(media_id: Id, session: SessionDep, user: Member, settings: Sett
     description="Media of published public updates for everyone (cached for a year); of other "
     "updates only for members who may see the update (not cached).",
     response_class=FileResponse,
-    responses={200: {"content": {"image/jpeg": {}, "image/png": {}, "video/mp4": {}}}},
+    openapi_extra={"security": [{"HTTPBearer": []}, {}]},  # the token is optional here
+    responses={
+        200: {"content": {"image/jpeg": {}, "image/png": {}, "video/mp4": {}, "video/webm": {}}}
+    }
+    | errors(401, 404, 422),
 )
 async def media_file(name: str, request: Request, viewer: FileViewer):
     if not NAME.match(name):

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
 from broadcast.common import PlainText
-from broadcast.deps import Id, Officer, SessionDep
+from broadcast.deps import BODY, ROLE, Id, Officer, SessionDep, errors
 from broadcast.questions import service
 from broadcast.questions.models import QuestionState
 from broadcast.timeline.api import UpdateOut, update_out
@@ -46,12 +46,17 @@ def question_out(question) -> dict:
     return question.model_dump(exclude={"address"}) | {"response_seconds": waited}
 
 
-@router.get("", response_model=list[QuestionOut])
+@router.get("", response_model=list[QuestionOut], responses=errors(*ROLE, 422))
 def list_questions(session: SessionDep, user: Officer, state: QuestionState | None = None):
     return [question_out(q) for q in service.listing(session, state=state)]
 
 
-@router.post("/{question_id}/answer", status_code=201, response_model=UpdateOut)
+@router.post(
+    "/{question_id}/answer",
+    status_code=201,
+    response_model=UpdateOut,
+    responses=errors(*ROLE, 404, 409, *BODY),
+)
 def answer_question(
     question_id: Id, data: Answer, session: SessionDep, user: Officer, request: Request
 ):

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from broadcast.common import Code, Language, PlainText
-from broadcast.deps import Id, Member, Officer, SessionDep, SettingsDep
+from broadcast.deps import AUTH, BODY, ROLE, Id, Member, Officer, SessionDep, SettingsDep, errors
 from broadcast.relay import kit, service
 
 router = APIRouter(prefix="/api/v1", tags=["relay"])
@@ -77,6 +77,7 @@ def relay_out(relay, user) -> RelayOut:
     "/updates/{update_id}/relay-kit",
     response_model=RelayKit,
     summary="Ready-to-forward texts of a published update",
+    responses=errors(*AUTH, 404, 409, 422),
     description="WhatsApp (bold headline, ≤ 700 characters), Facebook, neighbourhood apps "
     "(≤ 280) and SMS (one GSM-7 message), each ending with the short link. 409 when the update "
     "is not published, was corrected (relay the correction) or is a private answer.",
@@ -104,6 +105,7 @@ def relay_kit(
     status_code=201,
     response_model=RelayOut,
     summary="Record that a member forwarded an update (where, to which areas)",
+    responses=errors(*AUTH, 404, 409, *BODY),
 )
 def relayed(update_id: Id, data: RelayCreate, session: SessionDep, user: Member):
     relay = service.record(
@@ -121,6 +123,7 @@ def relayed(update_id: Id, data: RelayCreate, session: SessionDep, user: Member)
     "/updates/{update_id}/relays",
     response_model=RelayReport,
     summary="Who relayed an update where, with counts per area (officers)",
+    responses=errors(*ROLE, 404, 422),
 )
 def relays(update_id: Id, session: SessionDep, user: Officer):
     rows = service.relays_of(session, update_id)

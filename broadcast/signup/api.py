@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
 from broadcast.common import Code, Language, PlainText
-from broadcast.deps import SessionDep, domain_error_response
+from broadcast.deps import BODY, SessionDep, domain_error_response, errors
 from broadcast.signup import service
 from broadcast.web.security import client_address
 
@@ -40,6 +40,7 @@ class Subscribed(BaseModel):
     "",
     status_code=202,
     response_model=CodeSent,
+    responses=errors(*BODY, 429, 503),
     description="Send a six-digit code by SMS (429 with Retry-After when a limit is reached).",
 )
 def request_code(data: CodeRequest, session: SessionDep, request: Request):
@@ -60,7 +61,7 @@ def request_code(data: CodeRequest, session: SessionDep, request: Request):
     "/confirm",
     status_code=201,
     response_model=Subscribed,
-    responses={422: {"description": "wrong or expired code"}, 429: {"description": "5 wrong"}},
+    responses=errors(*BODY, 429, 503),
     description="Subscribe the number with the code it received.",
 )
 def confirm(data: CodeConfirmation, session: SessionDep, request: Request):

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 
 from broadcast.common import Code, Language, PlainText, Severity
-from broadcast.deps import Id, Officer, SessionDep, SettingsDep
+from broadcast.deps import BODY, ROLE, Id, Officer, SessionDep, SettingsDep, errors
 from broadcast.subscribers import service
 from broadcast.subscribers.models import SubscriberState
 
@@ -42,6 +42,7 @@ def subscriber_out(session, subscriber) -> dict:
     "",
     status_code=201,
     response_model=SubscriberOut,
+    responses=errors(*ROLE, 409, *BODY),
     description="Add a subscriber the municipality registered (consent given elsewhere).",
 )
 def create_subscriber(data: SubscriberCreate, session: SessionDep, user: Officer, request: Request):
@@ -58,7 +59,7 @@ def create_subscriber(data: SubscriberCreate, session: SessionDep, user: Officer
     return subscriber_out(session, subscriber)
 
 
-@router.get("/{subscriber_id}", response_model=SubscriberOut)
+@router.get("/{subscriber_id}", response_model=SubscriberOut, responses=errors(*ROLE, 404, 422))
 def get_subscriber(subscriber_id: Id, session: SessionDep, user: Officer):
     return subscriber_out(session, service.get(session, subscriber_id))
 
@@ -67,6 +68,7 @@ def get_subscriber(subscriber_id: Id, session: SessionDep, user: Officer):
     "/{subscriber_id}",
     status_code=204,
     response_class=Response,
+    responses=errors(*ROLE, 404, 422),
     description="Erase the subscriber and their personal data.",
 )
 def delete_subscriber(subscriber_id: Id, session: SessionDep, user: Officer, settings: SettingsDep):

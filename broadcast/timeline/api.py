@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 from broadcast.common import Code, PlainText, Severity
 from broadcast.db import emit
 from broadcast.delivery import outbox
-from broadcast.deps import Id, Member, Officer, SessionDep
+from broadcast.deps import AUTH, BODY, ROLE, Id, Member, Officer, SessionDep, errors
 from broadcast.errors import NotFound
 from broadcast.incidents import service as incidents
 from broadcast.timeline import service
@@ -79,7 +79,12 @@ def update_out(update: Update) -> dict:
     }
 
 
-@router.post("/incidents/{incident_id}/updates", status_code=201, response_model=UpdateOut)
+@router.post(
+    "/incidents/{incident_id}/updates",
+    status_code=201,
+    response_model=UpdateOut,
+    responses=errors(*AUTH, 404, 409, *BODY),
+)
 def post_update(
     incident_id: Id, data: UpdateCreate, session: SessionDep, user: Member, request: Request
 ):
@@ -100,7 +105,7 @@ def post_update(
     return update_out(update)
 
 
-@router.get("/updates/{update_id}", response_model=UpdateOut)
+@router.get("/updates/{update_id}", response_model=UpdateOut, responses=errors(*AUTH, 404, 422))
 def get_update(update_id: Id, session: SessionDep, user: Member):
     update = service.get(session, update_id)
     if not service.visible_to(update, user):
@@ -108,7 +113,11 @@ def get_update(update_id: Id, session: SessionDep, user: Member):
     return update_out(update)
 
 
-@router.post("/updates/{update_id}/approve", response_model=UpdateOut)
+@router.post(
+    "/updates/{update_id}/approve",
+    response_model=UpdateOut,
+    responses=errors(*ROLE, 404, 409, 422),
+)
 def approve(update_id: Id, session: SessionDep, user: Officer, request: Request):
     update = service.approve(
         session, service.get(session, update_id), officer=user, channels=request.app.state.channels
@@ -116,7 +125,11 @@ def approve(update_id: Id, session: SessionDep, user: Officer, request: Request)
     return update_out(update)
 
 
-@router.post("/updates/{update_id}/reject", response_model=UpdateOut)
+@router.post(
+    "/updates/{update_id}/reject",
+    response_model=UpdateOut,
+    responses=errors(*ROLE, 404, 409, *BODY),
+)
 def reject(update_id: Id, session: SessionDep, user: Officer, data: OptionalReason | None = None):
     update = service.reject(
         session, service.get(session, update_id), officer=user, reason=data.reason if data else None
@@ -124,7 +137,12 @@ def reject(update_id: Id, session: SessionDep, user: Officer, data: OptionalReas
     return update_out(update)
 
 
-@router.post("/updates/{update_id}/correct", status_code=201, response_model=UpdateOut)
+@router.post(
+    "/updates/{update_id}/correct",
+    status_code=201,
+    response_model=UpdateOut,
+    responses=errors(*ROLE, 404, 409, *BODY),
+)
 def correct(update_id: Id, data: Correction, session: SessionDep, user: Officer, request: Request):
     correction = service.correct(
         session,
@@ -137,7 +155,12 @@ def correct(update_id: Id, data: Correction, session: SessionDep, user: Officer,
     return update_out(correction)
 
 
-@router.post("/updates/{update_id}/retract", status_code=201, response_model=UpdateOut)
+@router.post(
+    "/updates/{update_id}/retract",
+    status_code=201,
+    response_model=UpdateOut,
+    responses=errors(*ROLE, 404, 409, *BODY),
+)
 def retract(update_id: Id, data: Reason, session: SessionDep, user: Officer, request: Request):
     notice = service.retract(
         session,
@@ -152,6 +175,7 @@ def retract(update_id: Id, data: Reason, session: SessionDep, user: Officer, req
 @router.get(
     "/updates/{update_id}/deliveries",
     response_model=dict[str, dict[str, int]],
+    responses=errors(*ROLE, 404, 422),
     description='Counts per channel and state: {"telegram": {"sent": 120, "failed": 2}}',
 )
 def deliveries(update_id: Id, session: SessionDep, user: Officer):
@@ -161,6 +185,7 @@ def deliveries(update_id: Id, session: SessionDep, user: Officer):
 
 @router.post(
     "/updates/{update_id}/resend-failed",
+    responses=errors(*ROLE, 404, 422),
     description="Re-queue only the failed and dead deliveries of this update",
 )
 def resend_failed(update_id: Id, session: SessionDep, user: Officer) -> dict[str, int]:

@@ -13,7 +13,7 @@ from sqlmodel import Session, col, or_, select
 
 from broadcast.areas.models import Area
 from broadcast.common import utcnow
-from broadcast.deps import Id
+from broadcast.deps import Id, errors
 from broadcast.errors import NotFound
 from broadcast.feeds import capout
 from broadcast.incidents.models import Incident, IncidentStatus
@@ -66,7 +66,7 @@ def _areas(session: Session) -> tuple[dict[str, str], dict[str, list[str]]]:
     "/updates/{update_id}.cap",
     summary="A published update as a CAP 1.2 alert",
     response_class=Response,
-    responses={200: {"content": {CAP_TYPE: {}}}, 404: {"description": "not published"}},
+    responses={200: {"content": {CAP_TYPE: {}}}} | errors(404, 422),
 )
 async def cap_alert(update_id: Id, request: Request):
     who = publisher(request)

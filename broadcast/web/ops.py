@@ -7,6 +7,7 @@ import asyncio
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
+from pydantic import BaseModel, Field
 from sqlalchemy import text
 
 from broadcast import metrics
@@ -14,7 +15,23 @@ from broadcast import metrics
 router = APIRouter(tags=["operations"])
 
 
-@router.get("/healthz", description="200 when the database answers; lists the channels")
+class ChannelsHealth(BaseModel):
+    on: list[str]
+    off: dict[str, str] = Field(description="Channel name: why it is off")
+
+
+class Health(BaseModel):
+    status: str = Field(description="ok, or failing when the database does not answer")
+    database: str
+    channels: ChannelsHealth
+
+
+@router.get(
+    "/healthz",
+    response_model=Health,
+    responses={503: {"model": Health, "description": "The database does not answer"}},
+    description="200 when the database answers; lists the channels",
+)
 async def healthz(request: Request):
     db, channels = request.app.state.db, request.app.state.channels
 
