@@ -2,8 +2,9 @@
 
 Every request must carry a valid ``X-Twilio-Signature``. It is checked against the *public*
 URL (``BROADCAST_PUBLIC_URL`` + path): behind a proxy the URL this process sees differs from
-the one Twilio signed. A forged request gets 403 and changes nothing. Twilio posts
-``application/x-www-form-urlencoded`` only: any other body gets 415 before it is parsed.
+the one Twilio signed. A forged request gets 403 and changes nothing. Twilio posts and signs
+``application/x-www-form-urlencoded`` only: any other body cannot be Twilio's and gets 403 too,
+before it is parsed (a multipart body would spool files and break the validator).
 
 A resident's message is stored (``InboundHooks.receive_inbound``, keyed by its ``MessageSid``)
 before it is acted on. A resend or replay of a ``MessageSid`` gets an empty TwiML answer and
@@ -62,8 +63,9 @@ def inbound_router(channel: SmsChannel) -> APIRouter:
 
     async def verified(request: Request, path: str) -> dict[str, str]:
         media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
-        if media_type != FORM:  # a multipart body would spool files and break the validator
-            raise HTTPException(415, f"Twilio webhooks take {FORM} only")
+        if media_type != FORM:
+            log.warning("rejected a Twilio webhook that is not a form", extra={"path": path})
+            raise HTTPException(403, f"not a signed Twilio request: Twilio posts {FORM}")
         async with request.form(max_files=0) as form:
             fields = {name: str(value) for name, value in form.multi_items()}
         url = channel.webhook_url(path)

@@ -408,7 +408,7 @@ def test_a_body_that_is_not_a_form_is_refused_not_a_server_error(proxied, twilio
     as_json = proxied.post(path, json=params, headers=headers)
     as_text = proxied.post(path, content=b"Body=STOP", headers=headers)
     for answer in (multipart, as_json, as_text):
-        assert answer.status_code == 415 and "form-urlencoded" in answer.json()["detail"]
+        assert answer.status_code == 403 and "form-urlencoded" in answer.json()["detail"]
     assert subscriber(proxied) is None and questions(proxied) == []
 
 
