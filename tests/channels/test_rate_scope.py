@@ -3,7 +3,7 @@ waits alone, while a refusal of the whole bot or account pauses the channel's la
 
 from __future__ import annotations
 
-import time
+import asyncio
 
 import pytest
 from sqlmodel import select
@@ -56,19 +56,27 @@ def test_retry_later_is_channel_wide_unless_told_otherwise():
         RetryLater("busy", scope="everyone")
 
 
-async def test_a_hold_delays_only_its_target_and_a_pause_everybody():
-    pacer = Pacer(Limits(per_second=None))
-    pacer.hold("busy", 0.3)
-    start = time.monotonic()
-    async with pacer.slot("other"):
-        assert time.monotonic() - start < 0.1
-    async with pacer.slot("busy"):
-        assert time.monotonic() - start >= 0.28
+async def test_a_hold_delays_only_its_target_and_a_pause_everybody(monkeypatch):
+    now, slept = [100.0], []
+    real_sleep = asyncio.sleep
 
+    async def virtual_sleep(seconds: float) -> None:  # the injected clock moves, not time
+        slept.append(seconds)
+        now[0] += seconds
+        await real_sleep(0)
+
+    monkeypatch.setattr("broadcast.delivery.pacing.asyncio.sleep", virtual_sleep)
+    pacer = Pacer(Limits(per_second=None), clock=lambda: now[0])
+    pacer.hold("busy", 0.3)
+    async with pacer.slot("other"):
+        assert slept == []  # not held: no wait at all
+    async with pacer.slot("busy"):
+        assert sum(slept) == pytest.approx(0.3)
+
+    slept.clear()
     pacer.pause(0.3)
-    start = time.monotonic()
     async with pacer.slot("third"):
-        assert time.monotonic() - start >= 0.28
+        assert sum(slept) == pytest.approx(0.3)
 
 
 def test_expired_holds_are_forgotten():
@@ -150,11 +158,9 @@ def test_one_busy_chat_does_not_slow_the_broadcast_to_everybody_else(app_factory
     second_sends = [m for m in tg.state.sent if m.text and m.text.endswith("Twee.")]
     to_village = [m.at for m in second_sends if m.chat_id in village]
     assert len(to_village) == 60
-    gaps = [b - a for a, b in zip(to_village, to_village[1:], strict=False)]
-    assert max(gaps) < 0.5, f"the lane stalled for {max(gaps):.2f} s"
     to_busy = next(m.at for m in second_sends if m.chat_id == 1001)
     assert to_busy - refused["at"] >= refused["retry_after"] - 0.1  # waited as asked
-    assert to_village[-1] < to_busy
+    assert to_village[-1] < to_busy  # the village did not wait for the busy chat
 
 
 # --- Twilio: the per-number loop guard (14107) ------------------------------------------------
@@ -199,9 +205,10 @@ def test_a_number_held_by_twilio_waits_alone(live, twilio, monkeypatch):  # noqa
     assert refused["to"] == NUMBER
     at = dict(twilio.state.accepted)
     assert set(at) == {NUMBER, *others}  # each number once
-    times = sorted(at[n] for n in others)
-    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
-    assert max(gaps) < 0.5, f"the lane stalled for {max(gaps):.2f} s"
+    # The lane went on while the number waited (order, not gaps: a stalled lane sends nobody
+    # between the refusal and the held number's turn).
+    meanwhile = [n for n in others if refused["at"] < at[n] < at[NUMBER]]
+    assert meanwhile, "the lane stalled until the held number could be sent"
     assert at[NUMBER] - refused["at"] >= 1.9  # the held number waited as Twilio asked
 
 
