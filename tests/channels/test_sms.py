@@ -438,20 +438,11 @@ def test_a_message_a_crash_left_unhandled_is_answered_through_the_outbox(
         assert len(replies_queued(client)) == 1
 
 
-def test_a_question_the_core_could_not_take_is_tried_again(proxied, twilio, monkeypatch):
+def test_a_question_the_core_could_not_take_is_tried_again(proxied, twilio, question_fails_once):
     """Not "sorry, try again" (which makes a second message): the message stays stored, the
     core's next pass makes the question and the thanks go out through the outbox."""
     hooks = proxied.app.state.channels["sms"].context.hooks
-    real_question, failures = hooks.question, []
-
-    async def failing_once(**fields):
-        if not failures:
-            failures.append(fields["inbound_key"])
-            raise OSError("database unreachable")
-        return await real_question(**fields)
-
-    monkeypatch.setattr(hooks, "question", failing_once)
-    monkeypatch.setattr(hooks, "lease", timedelta(0))
+    failures = question_fails_once(hooks)
     assert reply(proxied, twilio, "Gaat de school morgen open?").text == twiml_empty()
     assert len(failures) == 1 and questions(proxied) == []
     assert proxied.portal.call(hooks.recover_inbound) == 1

@@ -269,20 +269,11 @@ def test_an_update_that_cannot_be_read_is_refused(client, fake):
     assert stored(client) == [] and questions(client) == []
 
 
-def test_a_question_the_core_could_not_take_is_tried_again(client, fake, monkeypatch):
+def test_a_question_the_core_could_not_take_is_tried_again(client, fake, question_fails_once):
     """The database failed while the question was stored: the update stays stored (not
     answered "sorry" and forgotten), and the core's next pass makes the question."""
     hooks = client.app.state.channels["telegram"].context.hooks
-    real_question, failures = hooks.question, []
-
-    async def failing_once(**fields):
-        if not failures:
-            failures.append(fields["inbound_key"])
-            raise OSError("database unreachable")
-        return await real_question(**fields)
-
-    monkeypatch.setattr(hooks, "question", failing_once)
-    monkeypatch.setattr(hooks, "lease", timedelta(0))
+    failures = question_fails_once(hooks)
     data = payload(TEXT, "Moet ik mijn kelder leeghalen?")
     assert deliver(client, data).status_code == 200
     assert failures == [str(data["update_id"])] and questions(client) == []
