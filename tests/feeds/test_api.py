@@ -358,5 +358,6 @@ def test_poll_now_runs_on_the_pollers_threads_not_the_request_pool(client, offic
     poller.poll = recording
     body = client.post(f"/api/v1/feeds/{feed['id']}/poll", headers=officer).json()
 
+    assert body["status"] == "ok", body["last_error"]
     assert body["latest"]["value"] == 1080
     assert len(seen) == 1 and seen[0].startswith("feed-poll")

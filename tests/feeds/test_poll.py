@@ -241,7 +241,7 @@ def test_a_failing_feed_keeps_its_readings_and_alerts_officers_once_after_n_fail
         ),
         (lambda s: s.put("/f.xml", b"x" * 3_000_000), "too large"),
         (lambda s: s.endless("/f.xml"), "download stopped"),
-        (lambda s: s.put("/f.xml", b"<rss/>", delay=2), "timed out"),
+        (lambda s: s.put("/f.xml", b"<rss/>", delay=6), "timed out"),
         (lambda s: (s.redirect("/f.xml", "/g.xml"), s.redirect("/g.xml", "/f.xml")), "redirects"),
         (lambda s: s.fail("/f.xml", 503), "HTTP 503"),
     ],
