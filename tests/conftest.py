@@ -7,12 +7,14 @@ PostgreSQL is skipped with a reason when it is not reachable, unless BROADCAST_R
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import re
 import shutil
 import socket
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -259,3 +261,28 @@ def client(app_factory):
 
     with TestClient(app_factory()) as test_client:
         yield test_client
+
+
+@dataclass
+class VirtualClock:
+    """An injected clock for the pacer: its sleeps move this clock instead of taking time."""
+
+    time: float = 100.0
+    slept: list[float] = field(default_factory=list)
+
+    def __call__(self) -> float:
+        return self.time
+
+
+@pytest.fixture
+def virtual_clock(monkeypatch: pytest.MonkeyPatch) -> VirtualClock:
+    """``Pacer(limits, clock=virtual_clock)``: pacing asserted on the clock, not on time."""
+    clock, real_sleep = VirtualClock(), asyncio.sleep
+
+    async def sleep(seconds: float) -> None:
+        clock.slept.append(seconds)
+        clock.time += seconds
+        await real_sleep(0)
+
+    monkeypatch.setattr("broadcast.delivery.pacing.asyncio.sleep", sleep)
+    return clock

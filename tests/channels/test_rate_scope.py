@@ -3,8 +3,6 @@ waits alone, while a refusal of the whole bot or account pauses the channel's la
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 from sqlmodel import select
 
@@ -56,17 +54,9 @@ def test_retry_later_is_channel_wide_unless_told_otherwise():
         RetryLater("busy", scope="everyone")
 
 
-async def test_a_hold_delays_only_its_target_and_a_pause_everybody(monkeypatch):
-    now, slept = [100.0], []
-    real_sleep = asyncio.sleep
-
-    async def virtual_sleep(seconds: float) -> None:  # the injected clock moves, not time
-        slept.append(seconds)
-        now[0] += seconds
-        await real_sleep(0)
-
-    monkeypatch.setattr("broadcast.delivery.pacing.asyncio.sleep", virtual_sleep)
-    pacer = Pacer(Limits(per_second=None), clock=lambda: now[0])
+async def test_a_hold_delays_only_its_target_and_a_pause_everybody(virtual_clock):
+    slept = virtual_clock.slept
+    pacer = Pacer(Limits(per_second=None), clock=virtual_clock)
     pacer.hold("busy", 0.3)
     async with pacer.slot("other"):
         assert slept == []  # not held: no wait at all

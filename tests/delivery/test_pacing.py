@@ -5,6 +5,7 @@ from when it is let through until its answer is in."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
 
@@ -37,21 +38,14 @@ async def test_a_stalled_process_does_not_catch_up_in_a_burst():
     assert most_in_one_second(granted) <= 10
 
 
-async def test_without_a_stall_the_pace_is_the_declared_rate(monkeypatch):
-    now, slept = [100.0], []
-    real_sleep = asyncio.sleep
-
-    async def virtual_sleep(seconds: float) -> None:  # the injected clock moves, not time
-        slept.append(seconds)
-        now[0] += seconds
-        await real_sleep(0)
-
-    monkeypatch.setattr("broadcast.delivery.pacing.asyncio.sleep", virtual_sleep)
-    pacer = Pacer(Limits(per_second=20), clock=lambda: now[0])
+async def test_without_a_stall_the_pace_is_the_declared_rate(virtual_clock):
+    pacer = Pacer(Limits(per_second=20), clock=virtual_clock)
     for n in range(41):
         async with pacer.slot(f"chat-{n}"):
             pass
-    assert sum(slept) == pytest.approx(2.0)  # 40 intervals of 50 ms after the first slot
+    assert sum(virtual_clock.slept) == pytest.approx(
+        2.0
+    )  # 40 intervals of 50 ms after the first slot
 
 
 async def test_requests_that_arrive_late_or_out_of_order_never_overfill_the_window():
@@ -102,22 +96,26 @@ async def test_a_targets_next_send_waits_its_interval_after_the_answer():
     assert second_grant - first_answer >= 0.3 - 0.005
 
 
-async def test_a_send_that_fails_or_is_cancelled_still_ends():
-    pacer = Pacer(Limits(per_second=None, per_target_interval=0.2))
+async def test_a_send_that_fails_or_is_cancelled_still_ends(virtual_clock):
+    pacer = Pacer(Limits(per_second=None, per_target_interval=0.2), clock=virtual_clock)
     try:
         async with pacer.slot("chat-1"):
             raise ConnectionError("provider down")
     except ConnectionError:
         pass
-    stuck = asyncio.create_task(_send_forever(pacer, "chat-2"))
-    await asyncio.sleep(0.05)
+    entered, never = asyncio.Event(), asyncio.Event()
+
+    async def stuck_send() -> None:
+        async with pacer.slot("chat-2"):
+            entered.set()
+            await never.wait()
+
+    stuck = asyncio.create_task(stuck_send())
+    await entered.wait()
     stuck.cancel()
-    start = time.monotonic()
+    with contextlib.suppress(asyncio.CancelledError):
+        await stuck  # it has ended (now, on the clock) before anybody asks again
     for target in ("chat-1", "chat-2"):  # neither waits for ever on a send that never ended
-        await asyncio.wait_for(_send_forever(pacer, target, 0.0), timeout=30)
-    assert time.monotonic() - start >= 0.15  # each waited its interval after the end
-
-
-async def _send_forever(pacer: Pacer, target: str, seconds: float = 10.0) -> None:
-    async with pacer.slot(target):
-        await asyncio.sleep(seconds)
+        async with asyncio.timeout(30), pacer.slot(target):
+            pass
+    assert sum(virtual_clock.slept) == pytest.approx(0.2)  # the interval after the ends
