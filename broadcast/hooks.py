@@ -33,18 +33,10 @@ RECOVERY_BATCH = 50
 
 
 class CoreHooks:
-    def __init__(
-        self,
-        db: Database,
-        public_url: str,
-        *,
-        max_attempts: int,
-        lease_seconds: float = 60.0,
-        settings: Settings | None = None,
-    ):
-        self.db, self.public_url, self.max_attempts = db, public_url, max_attempts
-        self.settings = settings  # its secret key keys the hashes of senders
-        self.lease = timedelta(seconds=lease_seconds)
+    def __init__(self, db: Database, settings: Settings):
+        self.db, self.settings = db, settings
+        self.public_url, self.max_attempts = settings.public_url, settings.max_attempts
+        self.lease = timedelta(seconds=settings.lease_seconds)  # of a stored inbound request
         self.channels: ChannelSet | None = None  # set once the channels are loaded
         self._processors: dict[str, InboundProcessor] = {}
 

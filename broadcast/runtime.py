@@ -30,13 +30,7 @@ def assemble(
     settings: Settings, channel_classes: Iterable[type[Channel]] | None = None
 ) -> tuple[Database, ChannelSet]:
     db = Database(settings.database_url)
-    hooks = CoreHooks(
-        db,
-        settings.public_url,
-        max_attempts=settings.max_attempts,
-        lease_seconds=settings.lease_seconds,
-        settings=settings,
-    )
+    hooks = CoreHooks(db, settings)
     context = ChannelContext(
         public_url=settings.public_url, hooks=hooks, announce=live.announcer(db)
     )

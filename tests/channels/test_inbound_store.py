@@ -28,10 +28,9 @@ def db(database_url):
     database.dispose()
 
 
-def hooks_for(db: Database, lease_seconds: float = 60.0, settings=None) -> CoreHooks:
-    return CoreHooks(
-        db, "http://127.0.0.1:8000", max_attempts=8, lease_seconds=lease_seconds, settings=settings
-    )
+def hooks_for(db: Database, lease_seconds: float = 60.0, secret_key: str | None = None):
+    settings = Settings(lease_seconds=lease_seconds, secret_key=secret_key)
+    return CoreHooks(db, settings)
 
 
 def rows(db: Database) -> list[InboundMessage]:
@@ -172,8 +171,8 @@ def test_keys_are_forgotten_after_a_week(db):
 
 @pytest.mark.parametrize("secret_key", [None, "configured-key"], ids=["stored key", "set key"])
 def test_erasing_a_person_drops_their_stored_messages(db, secret_key):
-    settings = Settings(secret_key=secret_key)
-    hooks = hooks_for(db, lease_seconds=0, settings=settings)
+    hooks = hooks_for(db, lease_seconds=0, secret_key=secret_key)
+    settings = hooks.settings
     processed = []
 
     async def process(key, payload):
