@@ -14,7 +14,7 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
 from broadcast.common import Code, PlainText
-from broadcast.deps import BODY, ROLE, Id, Officer, SessionDep, errors
+from broadcast.deps import BODY, MAX_ID, ROLE, Id, Officer, SessionDep, errors
 from broadcast.feeds import service
 from broadcast.feeds.models import FeedKind, FeedSource, FeedStatus
 
@@ -26,7 +26,7 @@ Name = Annotated[PlainText, Field(max_length=120)]
 Unit = Annotated[PlainText, Field(max_length=30)]
 Pattern = Annotated[PlainText, Field(max_length=500)]
 JsonPath = Annotated[PlainText, Field(max_length=200)]
-Seconds = Annotated[int, Field(ge=0, le=2**31 - 1)]  # the service checks the allowed range
+Seconds = Annotated[int, Field(ge=0, le=MAX_ID)]  # the service checks the allowed range
 Rules = Annotated[list[dict[str, Any]], Field(max_length=50)]
 
 
