@@ -43,6 +43,19 @@ class Capabilities:
 
 
 @dataclass(frozen=True)
+class Measurement:
+    """How long a text is in the unit the channel's limit counts (what the console shows)."""
+
+    length: int
+    limit: int | None  # None: the channel states no limit
+    unit: str = "chars"  # or "segments" (SMS)
+    encoding: str | None = None  # "GSM-7" or "UCS-2" for SMS
+
+
+SIGNUP_BY_CODE = "code"  # residents sign up on the web with their address and a code sent to it
+
+
+@dataclass(frozen=True)
 class Media:
     url: str
     content_type: str
@@ -216,6 +229,8 @@ class Channel(ABC):
     limits: ClassVar[Limits] = Limits()
     capabilities: ClassVar[Capabilities] = Capabilities()
     Settings: ClassVar[type[ChannelSettings]] = ChannelSettings
+    previewed: ClassVar[bool] = False  # the console's compose form shows how residents see it
+    self_signup: ClassVar[str | None] = None  # SIGNUP_BY_CODE: the web sign-up form uses it
 
     def __init__(self, settings: ChannelSettings, context: ChannelContext):
         """Raise ``NotConfigured`` when the settings do not allow the channel to run."""
@@ -230,9 +245,27 @@ class Channel(ABC):
         """Check and canonicalise a subscriber address; raise ``ValueError`` with a reason."""
         return address.strip()
 
+    @classmethod
+    def preview_renderer(cls) -> Channel:
+        """An instance with the default settings that renders, measures and gives plain text,
+        but is not set up to send: how the console previews a channel that is off. Override
+        when ``render`` needs more than ``settings`` and ``limits``."""
+        renderer = cls.__new__(cls)
+        Channel.__init__(renderer, cls.Settings(), ChannelContext(public_url=""))
+        return renderer
+
     @abstractmethod
     def render(self, update: UpdateView, language: str) -> Message:
         """Fit the update to the channel. Pure: no I/O."""
+
+    def plain_text(self, message: Message) -> str:
+        """The rendered message as residents read it, without markup."""
+        return message.text
+
+    def measure(self, text: str) -> Measurement:
+        """The length of plain ``text`` against the channel's limit. By default in UTF-16 code
+        units, as Telegram and most JSON APIs count."""
+        return Measurement(len(text.encode("utf-16-le")) // 2, self.limits.max_chars)
 
     @abstractmethod
     async def send(self, message: Message, target: Target) -> Receipt:

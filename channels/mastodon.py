@@ -34,6 +34,7 @@ from channels.base import (
     ChannelContext,
     ChannelSettings,
     Limits,
+    Measurement,
     Media,
     Message,
     Receipt,
@@ -68,6 +69,7 @@ class MastodonChannel(Channel):
     limits = Limits(max_chars=MASTODON_LIMIT, per_second=1.0, concurrency=1, media=True)
     capabilities = Capabilities(one_to_many=True, can_edit=True)
     Settings = MastodonSettings
+    previewed = True
 
     def __init__(self, settings: MastodonSettings, context: ChannelContext):
         super().__init__(settings, context)
@@ -99,6 +101,10 @@ class MastodonChannel(Channel):
             media=update.media[:MAX_MEDIA],
             data={"kind": update.kind, "url": update.url},
         )
+
+    def measure(self, text: str) -> Measurement:
+        """As Mastodon validates a post: every link counts as 23 characters."""
+        return Measurement(mastodon_length(text), MASTODON_LIMIT)
 
     async def send(self, message: Message, target: Target) -> Receipt:
         try:

@@ -1,30 +1,18 @@
 """What an update will look like on each channel before it is sent, and plain-language hints.
 
-Each preview is the adapter's own ``render``, so what the adviser sees is what residents get.
-Channels that are not configured here are previewed with their default settings, marked as off:
-an adviser should still see that a text is two SMS long before the SMS account exists.
+Each preview is the adapter's own ``render``, ``plain_text`` and ``measure``, so what the adviser
+sees is what residents get. The registered adapters that declare ``previewed`` are shown; those
+not configured here with their default settings, marked as off: an adviser should still see that
+a text is two SMS long before the SMS account exists.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from types import SimpleNamespace
 
 from channels.base import Channel, UpdateView
-from channels.mastodon import MastodonChannel
-from channels.sms import SmsChannel, WhatsAppChannel
-from channels.telegram import TelegramChannel
-from channels.text import mastodon_length, sms_info, utf16_len
-
-PREVIEWED: tuple[type[Channel], ...] = (
-    SmsChannel,
-    WhatsAppChannel,
-    TelegramChannel,
-    MastodonChannel,
-)
-_TAGS = re.compile(r"<[^>]+>")
-_ENTITIES = {"&lt;": "<", "&gt;": ">", "&quot;": '"', "&amp;": "&"}
+from channels.registry import discover
 
 
 @dataclass(frozen=True)
@@ -40,46 +28,36 @@ class Preview:
     encoding: str | None = None
 
 
-def previews(view: UpdateView, language: str, active: dict[str, Channel]) -> list[Preview]:
-    return [_preview(cls, active.get(cls.name), view, language) for cls in PREVIEWED]
+def previewed() -> list[type[Channel]]:
+    """The registered adapters that ask to be previewed, whether they are configured or not."""
+    found, _broken = discover()
+    return [cls for cls in found.values() if cls.previewed]
 
 
-def _preview(cls: type[Channel], channel: Channel | None, view: UpdateView, lang: str) -> Preview:
-    renderer = channel or SimpleNamespace(settings=cls.Settings(), limits=cls.limits)
-    message = cls.render(renderer, view, lang)  # type: ignore[arg-type]
-    text = _plain(message.text) if cls is TelegramChannel else message.text
-    if cls is SmsChannel:
-        info = sms_info(text)
-        limit = renderer.settings.max_segments
-        return Preview(
-            cls.name,
-            channel is not None,
-            text,
-            info.segments,
-            limit,
-            "segments",
-            message.parts,
-            message.shortened,
-            info.encoding,
-        )
-    length = mastodon_length(text) if cls is MastodonChannel else utf16_len(text)
+def previews(
+    view: UpdateView, language: str, active: dict[str, Channel], classes: list[type[Channel]]
+) -> list[Preview]:
+    return [
+        _preview(active.get(cls.name) or cls.preview_renderer(), cls.name in active, view, language)
+        for cls in classes
+    ]
+
+
+def _preview(channel: Channel, active: bool, view: UpdateView, language: str) -> Preview:
+    message = channel.render(view, language)
+    text = channel.plain_text(message)
+    size = channel.measure(text)
     return Preview(
-        cls.name,
-        channel is not None,
+        channel.name,
+        active,
         text,
-        length,
-        cls.limits.max_chars,
-        "chars",
-        1,
+        size.length,
+        size.limit,
+        size.unit,
+        message.parts,
         message.shortened,
+        size.encoding,
     )
-
-
-def _plain(html: str) -> str:
-    text = _TAGS.sub("", html)
-    for entity, char in _ENTITIES.items():
-        text = text.replace(entity, char)
-    return text
 
 
 # --- plain language ------------------------------------------------------------------------

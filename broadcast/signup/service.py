@@ -1,5 +1,7 @@
 """Web sign-up for SMS with double opt-in: a six-digit code by SMS, then the subscriber.
 
+The channel is the running adapter that declares ``self_signup = SIGNUP_BY_CODE`` (``sms``).
+
 Against SMS pumping (someone making the form text premium or foreign numbers at our cost):
 numbers only from the allowed countries (default +31) and only mobile numbers, and at most so
 many codes per number, per client and in total per hour. Codes are queued as direct messages
@@ -39,8 +41,8 @@ from broadcast.signup.models import SmsSignup
 from broadcast.subscribers import service as subscribers
 from broadcast.subscribers.models import Subscriber
 from broadcast.web.i18n import _
+from channels.base import SIGNUP_BY_CODE
 
-CHANNEL = "sms"
 CODE_TTL = timedelta(minutes=10)
 MAX_ATTEMPTS = 5
 WINDOW = timedelta(hours=1)
@@ -76,9 +78,8 @@ def request_code(
     language: Language = Language.nl,
 ) -> SmsSignup:
     """Check the number and the limits, then queue a code by SMS."""
-    if not available(settings, channels):
-        raise Unavailable(_("sign-up by SMS is not available"))
-    number = allowed_number(settings, channels, phone)
+    channel = signup_channel(channels)
+    number = allowed_number(settings, channels, channel, phone)
     codes = chosen_areas(session, postcode, area_codes)
     now = utcnow()
     session.exec(delete(SmsSignup).where(col(SmsSignup.created_at) < now - WINDOW))
@@ -101,7 +102,7 @@ def request_code(
     text = CODE_TEXT[language].format(who=settings.municipality, code=code)
     direct.queue(
         session,
-        channel=CHANNEL,
+        channel=channel,
         address=number,
         text=text,
         language=language.value,
@@ -115,9 +116,8 @@ def confirm(
     session: Session, *, settings: Settings, channels: ChannelSet, phone: str, code: str
 ) -> Confirmation:
     """The subscriber, when the code is right. A wrong code counts (and must be committed)."""
-    if not available(settings, channels):
-        raise Unavailable(_("sign-up by SMS is not available"))
-    number = allowed_number(settings, channels, phone)
+    channel = signup_channel(channels)
+    number = allowed_number(settings, channels, channel, phone)
     now = utcnow()
     pending = select(SmsSignup).where(
         SmsSignup.phone_key == keyed(session, settings, number),
@@ -138,7 +138,7 @@ def confirm(
     subscriber = subscribers.subscribe(
         session,
         channels=channels,
-        channel=CHANNEL,
+        channel=channel,
         address=number,
         area_codes=signup.areas,
         language=signup.language,
@@ -148,7 +148,7 @@ def confirm(
     )
     direct.queue(
         session,
-        channel=CHANNEL,
+        channel=channel,
         address=number,
         text=WELCOME_TEXT[signup.language].format(who=settings.municipality),
         language=signup.language.value,
@@ -157,7 +157,7 @@ def confirm(
     return Confirmation(subscriber=subscriber)
 
 
-def allowed_number(settings: Settings, channels: ChannelSet, phone: str) -> str:
+def allowed_number(settings: Settings, channels: ChannelSet, channel: str, phone: str) -> str:
     """E.164, from an allowed country, and one the SMS adapter accepts (a mobile number)."""
     try:
         parsed = phonenumbers.parse(phone.strip(), DEFAULT_REGION)
@@ -170,7 +170,7 @@ def allowed_number(settings: Settings, channels: ChannelSet, phone: str) -> str:
         countries = ", ".join(f"+{c}" for c in allowed)
         raise Invalid(_("only numbers from %(countries)s can sign up here"), countries=countries)
     e164 = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
-    return subscribers.normalize(channels, CHANNEL, e164)
+    return subscribers.normalize(channels, channel, e164)
 
 
 def chosen_areas(session: Session, postcode: str | None, codes: list[str] | None) -> list[str]:
@@ -226,7 +226,20 @@ def _nth_oldest(session: Session, since: datetime, condition, n: int) -> datetim
 
 
 def available(settings: Settings, channels: ChannelSet) -> bool:
-    return CHANNEL in channels
+    return _code_channel(channels) is not None
+
+
+def signup_channel(channels: ChannelSet) -> str:
+    """The running channel that declares sign-up by code (SMS); ``Unavailable`` without one."""
+    name = _code_channel(channels)
+    if name is None:
+        raise Unavailable(_("sign-up by SMS is not available"))
+    return name
+
+
+def _code_channel(channels: ChannelSet) -> str | None:
+    declared = (name for name, a in channels.active.items() if a.self_signup == SIGNUP_BY_CODE)
+    return next(declared, None)
 
 
 def keyed(session: Session, settings: Settings, value: str) -> str:

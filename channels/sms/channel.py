@@ -20,11 +20,13 @@ from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
 from channels.base import (
+    SIGNUP_BY_CODE,
     Capabilities,
     Channel,
     ChannelContext,
     ChannelSettings,
     Limits,
+    Measurement,
     Message,
     Receipt,
     Target,
@@ -39,7 +41,7 @@ from channels.errors import (
     RetryLater,
 )
 from channels.sms.numbers import to_e164
-from channels.text import compose_plain, fit, fit_sms, gsm_friendly
+from channels.text import compose_plain, fit, fit_sms, gsm_friendly, sms_info
 
 if TYPE_CHECKING:
     from fastapi import APIRouter
@@ -126,6 +128,8 @@ class SmsChannel(Channel):
     inbound_path: ClassVar[str] = "/webhooks/twilio/sms"
     status_path: ClassVar[str] = "/webhooks/twilio/status"
     confirms_stop: ClassVar[bool] = False  # Twilio and the carriers confirm an SMS STOP
+    previewed = True
+    self_signup = SIGNUP_BY_CODE  # every mobile phone can receive the code
 
     def __init__(self, settings: Any, context: ChannelContext):
         super().__init__(settings, context)
@@ -166,6 +170,11 @@ class SmsChannel(Channel):
             parts=fitted.parts,
             shortened=fitted.shortened,
         )
+
+    def measure(self, text: str) -> Measurement:
+        """In segments, as carriers bill them, against the configured maximum."""
+        info = sms_info(text)
+        return Measurement(info.segments, self.settings.max_segments, "segments", info.encoding)
 
     # --- sending --------------------------------------------------------------------------
 
@@ -241,6 +250,7 @@ class WhatsAppChannel(SmsChannel):
     inbound_path = "/webhooks/twilio/whatsapp"
     status_path = "/webhooks/twilio/whatsapp/status"
     confirms_stop = True  # nobody else answers a STOP on WhatsApp
+    self_signup = None  # the web sign-up texts its code by SMS
 
     def _sender(self, settings: Any) -> dict[str, str]:
         sender = _given(settings.whatsapp_from).removeprefix(WHATSAPP)
@@ -260,3 +270,6 @@ class WhatsAppChannel(SmsChannel):
         return Message(
             update_id=update.id, language=language, text=fitted.text, shortened=fitted.shortened
         )
+
+    def measure(self, text: str) -> Measurement:
+        return Channel.measure(self, text)  # characters, not the segments of SMS

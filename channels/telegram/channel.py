@@ -32,7 +32,7 @@ from channels.base import (
 )
 from channels.errors import NotConfigured
 from channels.telegram.classify import RecentChats, classify
-from channels.telegram.render import MARKS, PARSE_MODE, mark_original, render
+from channels.telegram.render import MARKS, PARSE_MODE, mark_original, plain_text, render
 
 if TYPE_CHECKING:
     from fastapi import APIRouter
@@ -73,6 +73,7 @@ class TelegramChannel(Channel):
     )
     capabilities = Capabilities(one_to_many=True, per_subscriber=True, can_edit=True, inbound=True)
     Settings = TelegramSettings
+    previewed = True
 
     def __init__(self, settings: TelegramSettings, context: ChannelContext):
         super().__init__(settings, context)
@@ -177,6 +178,9 @@ class TelegramChannel(Channel):
 
     def render(self, update: UpdateView, language: str) -> Message:
         return render(update, language)
+
+    def plain_text(self, message: Message) -> str:
+        return plain_text(message.text)
 
     async def send(self, message: Message, target: Target) -> Receipt:
         bot = await self.connect()

@@ -6,6 +6,9 @@ parsing), so the text is fitted first and escaped afterwards.
 
 from __future__ import annotations
 
+import re
+from html import unescape
+
 from channels.base import DEFAULT_LANGUAGE, LANGUAGES, Media, Message, UpdateView
 from channels.text import (
     TELEGRAM_CAPTION_LIMIT,
@@ -23,6 +26,7 @@ MARKS: dict[str, dict[str, str]] = {
     "retraction": {"nl": "Ingetrokken", "en": "Retracted"},
 }
 _SEE_BELOW = {"nl": "zie het bericht hieronder", "en": "see the message below"}
+_TAGS = re.compile(r"<[^>]+>")
 
 
 def photo_of(update: UpdateView) -> Media | None:
@@ -52,6 +56,11 @@ def bold_headline(text: str, headline: str) -> str:
     if not headline or not text.startswith(headline):
         return telegram_escape(text)
     return f"<b>{telegram_escape(headline)}</b>{telegram_escape(text[len(headline) :])}"
+
+
+def plain_text(html: str) -> str:
+    """A rendered message as readers see it: tags removed, entities replaced."""
+    return unescape(_TAGS.sub("", html))
 
 
 def mark_original(

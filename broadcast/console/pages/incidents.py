@@ -191,7 +191,10 @@ async def preview(request: Request, viewer: ViewerDep):
     return JSONResponse(
         {
             "channels": [
-                p.__dict__ for p in previews(view, language, request.app.state.channels.active)
+                p.__dict__
+                for p in previews(
+                    view, language, request.app.state.channels.active, request.app.state.previewed
+                )
             ],
             "hints": [h.__dict__ for h in plain_language_hints(body.get(language, ""))],
         }
