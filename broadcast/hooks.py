@@ -1,7 +1,8 @@
 """What the core offers to adapters' inbound routers (``channels.base.InboundHooks``).
 
 Each call is its own unit of work in a worker thread, so an adapter's router never touches the
-database or a session itself.
+database or a session itself. The core's domain errors that a resident caused leave here as the
+refusals of ``channels.errors`` (``UnknownArea``, ...), so adapters match on those types alone.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
@@ -18,7 +20,7 @@ from broadcast.db import Database
 from broadcast.delivery import direct, receipts
 from broadcast.delivery.channels import ChannelSet
 from broadcast.delivery.outbox import view_of
-from broadcast.errors import Invalid
+from broadcast.errors import Conflict, Invalid
 from broadcast.inbound import service as inbound
 from broadcast.incidents.models import Incident, IncidentStatus
 from broadcast.media import service as media
@@ -27,6 +29,7 @@ from broadcast.settings import Settings
 from broadcast.subscribers import service as subscribers
 from broadcast.timeline.models import Update, UpdateState
 from channels.base import InboundProcessor, UpdateView
+from channels.errors import AlreadySubscribed, InvalidInput, UnknownArea
 
 log = logging.getLogger(__name__)
 RECOVERY_BATCH = 50
@@ -49,7 +52,9 @@ class CoreHooks:
 
     # --- inbound requests: stored before they are acknowledged ---------------------------
 
-    async def receive_inbound(self, *, channel, key, payload, sender=None) -> bool:
+    async def receive_inbound(
+        self, *, channel: str, key: str, payload: dict[str, Any], sender: str | None = None
+    ) -> bool:
         def work(session):
             return inbound.store(
                 session,
@@ -63,7 +68,7 @@ class CoreHooks:
 
         return await self._run(work)
 
-    async def inbound_done(self, *, channel, key) -> None:
+    async def inbound_done(self, *, channel: str, key: str) -> None:
         await self._run(lambda session: inbound.done(session, channel, key))
 
     def on_inbound(self, channel: str, process: InboundProcessor) -> None:
@@ -109,7 +114,14 @@ class CoreHooks:
     # --- what residents ask for ---------------------------------------------------------
 
     async def question(
-        self, *, channel, address, text, language=None, reply_to=None, inbound_key=None
+        self,
+        *,
+        channel: str,
+        address: str,
+        text: str,
+        language: str | None = None,
+        reply_to: str | None = None,
+        inbound_key: str | None = None,
     ) -> int:
         def existing(session):
             found = questions.from_inbound(session, channel, inbound_key)
@@ -146,27 +158,37 @@ class CoreHooks:
                 return found
             raise
 
-    async def subscribe(self, *, channel, address, areas=None, postcode=None, language=None) -> int:
+    async def subscribe(
+        self,
+        *,
+        channel: str,
+        address: str,
+        areas: list[str] | None = None,
+        postcode: str | None = None,
+        language: str | None = None,
+    ) -> int:
         def work(session):
-            codes = list(areas or [])
-            if postcode:
-                area = areas_for_postcode(session, postcode)
-                codes.append(area)
-            return subscribers.subscribe(
-                session,
-                channels=self.channels,
-                channel=channel,
-                address=address,
-                area_codes=codes,
-                language=language or "nl",
-                confirmed=True,
-                actor=f"resident:{channel}",
-                update_existing=True,
-            ).id
+            codes = known_areas(session, list(areas or []), postcode)
+            try:
+                return subscribers.subscribe(
+                    session,
+                    channels=self.channels,
+                    channel=channel,
+                    address=address,
+                    area_codes=codes,
+                    language=language or "nl",
+                    confirmed=True,
+                    actor=f"resident:{channel}",
+                    update_existing=True,
+                ).id
+            except Conflict as exc:
+                raise AlreadySubscribed(exc.detail) from exc
+            except Invalid as exc:
+                raise InvalidInput(exc.detail) from exc
 
         return await self._run(work)
 
-    async def unsubscribe(self, *, channel, address) -> bool:
+    async def unsubscribe(self, *, channel: str, address: str) -> bool:
         def work(session):
             subscriber = subscribers.find(session, channel, address)
             if subscriber is None:
@@ -177,7 +199,13 @@ class CoreHooks:
         return await self._run(work)
 
     async def delivery_status(
-        self, *, channel, provider_id, status, error=None, retry_after=None
+        self,
+        *,
+        channel: str,
+        provider_id: str,
+        status: str,
+        error: str | None = None,
+        retry_after: float | None = None,
     ) -> bool:
         def work(session):
             return receipts.apply_status(
@@ -193,7 +221,14 @@ class CoreHooks:
         return await self._run(work)
 
     async def reply(
-        self, *, channel, address, text, data=None, language=None, ttl_seconds=None
+        self,
+        *,
+        channel: str,
+        address: str,
+        text: str,
+        data: dict[str, Any] | None = None,
+        language: str | None = None,
+        ttl_seconds: float | None = None,
     ) -> int:
         def work(session):
             return direct.queue(
@@ -232,8 +267,15 @@ class CoreHooks:
         return await self._run(work)
 
 
-def areas_for_postcode(session, postcode: str) -> str:
-    area = areas.for_postcode(session, postcode)
-    if area is None:
-        raise Invalid(f"no area has postcode {postcode!r}")
-    return area.code
+def known_areas(session, codes: list[str], postcode: str | None) -> list[str]:
+    """``codes`` and the area of ``postcode``, all checked: ``UnknownArea`` for one that is not
+    in the municipality."""
+    if postcode:
+        area = areas.for_postcode(session, postcode)
+        if area is None:
+            raise UnknownArea(f"no area has postcode {postcode!r}")
+        codes = [*codes, area.code]
+    try:
+        return areas.check_codes(session, codes)
+    except Invalid as exc:
+        raise UnknownArea(exc.detail) from exc

@@ -170,7 +170,12 @@ class InboundHooks(Protocol):
         areas: list[str] | None = None,
         postcode: str | None = None,
         language: str | None = None,
-    ) -> int: ...
+    ) -> int:
+        """Subscribe (or re-subscribe, with new areas and language) a resident; returns the
+        subscriber id. Raises ``channels.errors.UnknownArea`` for a postcode or area that is
+        not in the municipality, ``InvalidInput`` for an address the core refuses and
+        ``AlreadySubscribed`` when it refuses a second subscription of the address."""
+        ...
 
     async def unsubscribe(self, *, channel: str, address: str) -> bool: ...
 

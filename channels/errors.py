@@ -50,3 +50,23 @@ class TargetMoved(ChannelError):
 
 class NotConfigured(Exception):
     """Raised at start-up by an adapter whose settings are missing; the channel stays off."""
+
+
+# --- what the core refuses to an inbound adapter ---------------------------------------------
+
+
+class Refused(Exception):
+    """Base of the refusals ``InboundHooks`` raise for a resident's request. The adapter answers
+    the resident in its own words; any other exception from a hook is a fault."""
+
+
+class AlreadySubscribed(Refused):
+    """The core refuses a second subscription of the address."""
+
+
+class UnknownArea(Refused):
+    """A postcode or area code that is not in the municipality."""
+
+
+class InvalidInput(Refused):
+    """The core does not accept the request as given (an address it cannot use)."""

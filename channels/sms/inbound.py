@@ -23,6 +23,7 @@ from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
 from channels.base import InboundHooks
+from channels.errors import AlreadySubscribed, UnknownArea
 from channels.sms.channel import CALLBACK_RETRY_SECONDS, ERROR_NAMES
 
 if TYPE_CHECKING:
@@ -177,14 +178,10 @@ async def subscribe(channel: SmsChannel, hooks: InboundHooks, sender: str, rest:
         return BAD_NUMBER
     try:
         await hooks.subscribe(channel=channel.name, address=sender, postcode=postcode)
-    except Exception as exc:
-        # The core's errors carry an HTTP status; this module may not import them.
-        status = getattr(exc, "status_code", None)
-        if status == 409:
-            return ALREADY
-        if status == 422 and postcode:
-            return UNKNOWN_POSTCODE.format(postcode=postcode)
-        raise
+    except AlreadySubscribed:
+        return ALREADY
+    except UnknownArea:  # the postcode is the only area asked for
+        return UNKNOWN_POSTCODE.format(postcode=postcode)
     return SUBSCRIBED.format(postcode=postcode) if postcode else SUBSCRIBED_ALL
 
 

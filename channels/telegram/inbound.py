@@ -22,6 +22,7 @@ from telegram import Bot, CallbackQuery, ChatMemberUpdated, InlineKeyboardMarkup
 from telegram import Message as TgMessage
 from telegram.error import TelegramError
 
+from channels.errors import AlreadySubscribed, UnknownArea
 from channels.telegram.channel import SECRET_HEADER, WEBHOOK_PATH
 from channels.telegram.render import PARSE_MODE
 from channels.telegram.replies import area_buttons, language_of, say
@@ -176,12 +177,11 @@ class Conversation:
             await self.hooks.subscribe(
                 channel=self.name, address=str(chat_id), postcode=postcode, language=language
             )
-        except Exception as exc:
-            problem = _problem(exc)
-            if problem == "conflict":
-                return say("already", language)
-            if problem == "invalid" and postcode:
-                return say("unknown_postcode", language, postcode=postcode)
+        except AlreadySubscribed:
+            return say("already", language)
+        except UnknownArea:  # the postcode is the only area asked for
+            return say("unknown_postcode", language, postcode=postcode)
+        except Exception:
             log.exception("subscribing a Telegram resident failed")
             return say("sorry", language)
         if postcode:
@@ -286,13 +286,3 @@ def with_defaults(data: Any) -> Any:
         if isinstance(filled.get(key), dict):
             filled[key] = defaults | filled[key]
     return filled
-
-
-def _problem(exc: Exception) -> str | None:
-    """The core's domain errors by their HTTP status (this package may not import them)."""
-    status = getattr(exc, "status_code", None)
-    if status == 409 or type(exc).__name__ == "Conflict":
-        return "conflict"
-    if status == 422 or type(exc).__name__ == "Invalid":
-        return "invalid"
-    return None
