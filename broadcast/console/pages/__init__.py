@@ -7,7 +7,6 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from broadcast.console.pages import inbox, incidents, signin, updates
-from broadcast.console.preview import previewed
 from broadcast.console.session import LoginRequired
 from broadcast.web.rendering import render
 
@@ -18,7 +17,6 @@ for pages in (signin, incidents, updates, inbox):
 
 def install(app: FastAPI) -> None:
     app.include_router(router)
-    app.state.previewed = previewed()  # the registry is read once, not on every keystroke
 
     @app.exception_handler(LoginRequired)
     async def login_first(request: Request, exc: LoginRequired):

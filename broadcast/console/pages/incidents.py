@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from sqlmodel import Session, col, select
+from starlette.datastructures import State
 
 from broadcast.areas import service as areas
 from broadcast.common import PlainText
@@ -21,7 +22,7 @@ from broadcast.console.pages.common import (
     show_page,
     try_moment,
 )
-from broadcast.console.preview import plain_language_hints, previews
+from broadcast.console.preview import plain_language_hints, previewed, previews
 from broadcast.console.session import OfficerDep, ViewerDep
 from broadcast.delivery.outbox import view_of
 from broadcast.deps import Id, SessionDep
@@ -34,6 +35,7 @@ from broadcast.timeline import service as timeline
 from broadcast.timeline.models import Update, UpdateKind, UpdateState
 from broadcast.web.i18n import _
 from broadcast.web.limits import small_form
+from channels.base import Channel
 
 router = APIRouter()
 
@@ -188,17 +190,24 @@ async def preview(request: Request, viewer: ViewerDep):
     incident = Incident(id=0, title=form.get("incident_title", ""), slug="", severity="info")
     incident.exercise = form.get("exercise") == "true"
     view = view_of(draft, incident, settings.public_url)
+    classes = _previewed(request.app.state)
     return JSONResponse(
         {
             "channels": [
                 p.__dict__
-                for p in previews(
-                    view, language, request.app.state.channels.active, request.app.state.previewed
-                )
+                for p in previews(view, language, request.app.state.channels.active, classes)
             ],
             "hints": [h.__dict__ for h in plain_language_hints(body.get(language, ""))],
         }
     )
+
+
+def _previewed(state: State) -> list[type[Channel]]:
+    """The adapters to preview, read from the registry on the first preview (not on every
+    keystroke, nor for an application that never shows the compose form)."""
+    if not hasattr(state, "previewed"):
+        state.previewed = previewed()
+    return state.previewed
 
 
 def _pending(session: Session) -> list[Update]:
