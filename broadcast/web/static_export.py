@@ -99,7 +99,11 @@ async def _write_documents(app: FastAPI, result: Export) -> None:
     settings = app.state.settings
     slugs, update_ids = await asyncio.to_thread(_public_subjects, app)
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url=settings.public_url) as client:
+    async with httpx.AsyncClient(
+        transport=transport,
+        base_url=settings.public_url,
+        headers={"Accept-Encoding": "identity"},  # files as they are; the server compresses
+    ) as client:
         fetch = _Fetcher(client, result)
         pages = ["/", "/subscribe", *(f"/incidents/{slug}" for slug in slugs)]
         media: set[str] = set()
