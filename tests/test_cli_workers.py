@@ -94,6 +94,12 @@ def serving_pid(server_port: int, client_port: int, candidates: set[int]) -> int
     return None
 
 
+def started_workers(service: ServiceProcess) -> int:
+    """Workers that have finished their start-up (each logs it), so that both accept."""
+    with open(service.log_path, encoding="utf-8", errors="replace") as log:
+        return log.read().count("Application startup complete.")
+
+
 def children_of(parent: int) -> set[int]:
     found = set()
     for stat in Path("/proc").glob("[0-9]*/stat"):
@@ -120,6 +126,7 @@ def test_an_update_reaches_the_browsers_of_every_worker(postgres_url, tmp_path):
     }
     readers: list[LiveReader] = []
     service = ServiceProcess(env, tmp_path, "--workers", "2")
+    service.startup_seconds = 120  # two interpreters import the application side by side
     try:
         service.start()
         incident = httpx.post(
@@ -127,7 +134,8 @@ def test_an_update_reaches_the_browsers_of_every_worker(postgres_url, tmp_path):
             headers=auth(token),
             json={"title": "Hoogwater Maas", "severity": "warning"},
         ).json()
-        workers = wait_for(lambda: len(c := children_of(service.process.pid)) >= 2 and c, 30)
+        wait_for(lambda: started_workers(service) >= 2, timeout=120, interval=0.2)
+        workers = children_of(service.process.pid)
         events_url = f"{service.url}/incidents/{incident['slug']}/events"
         serving: dict[int | None, list[LiveReader]] = {}
         while len(serving) < 2:  # until browsers are connected to two of the workers
