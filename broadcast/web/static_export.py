@@ -74,7 +74,7 @@ async def publish(app: FastAPI, directory: Path) -> Export:
         result = Export(tree)
         await asyncio.to_thread(tree.mkdir)
         try:
-            await _write_documents(app, result)
+            await _write_documents(app, result, previous=_current_tree(directory))
         except BaseException:
             await asyncio.to_thread(shutil.rmtree, tree, True)
             raise
@@ -95,7 +95,7 @@ async def publish_once(settings: Settings, directory: Path) -> Export:
         return await publish(application, directory)
 
 
-async def _write_documents(app: FastAPI, result: Export) -> None:
+async def _write_documents(app: FastAPI, result: Export, *, previous: Path | None) -> None:
     settings = app.state.settings
     slugs, update_ids = await asyncio.to_thread(_public_subjects, app)
     transport = httpx.ASGITransport(app=app)
@@ -119,7 +119,7 @@ async def _write_documents(app: FastAPI, result: Export) -> None:
             await fetch(f"/updates/{update_id}.cap", f"updates/{update_id}.cap")
             await fetch.redirect(f"/u/{update_id}", f"u/{update_id}/index.html")
         for path in sorted(media):
-            await fetch(path, path.lstrip("/"))
+            await fetch.media(path, path.lstrip("/"), previous)
         for path in _static_paths(app):
             await fetch(path, path.lstrip("/"), required=True)
 
@@ -150,6 +150,16 @@ class _Fetcher:
         if not response.is_redirect:
             raise ExportFailed(f"GET {path} answered {response.status_code}, not a redirect")
         await self._write(file, redirect_page(response.headers["location"]))
+
+    async def media(self, path: str, file: str, previous: Path | None) -> None:
+        """A photo or video: stored once under a random name and never changed, so the
+        previous copy's file is linked rather than read again (videos are up to 50 MB)."""
+        if previous is not None and await asyncio.to_thread(
+            _link, previous / file, self.result.tree / file
+        ):
+            self.result.files.append(file)
+            return
+        await self(path, file)
 
     async def _get(self, path: str) -> httpx.Response:
         self.client.cookies.clear()
@@ -199,6 +209,21 @@ def _static_paths(app: FastAPI) -> list[str]:
                 if path.is_file()
             )
     return []
+
+
+def _current_tree(directory: Path) -> Path | None:
+    return directory.resolve() if directory.is_symlink() else None
+
+
+def _link(source: Path, target: Path) -> bool:
+    if not source.is_file():
+        return False
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(source, target)
+    except OSError:
+        return False
+    return True
 
 
 def _write_file(target: Path, content: bytes) -> None:

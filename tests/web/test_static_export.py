@@ -96,6 +96,8 @@ def test_a_new_export_replaces_the_whole_tree(client, site, app_factory, tmp_pat
     old_slug = site["storm"]["slug"]
     assert (directory / "incidents" / old_slug / "index.html").exists()
     (directory / "left-over.html").write_text("not from the application")
+    photo = next(f for f in first.files if f.startswith("media/"))
+    photo_inode = (directory / photo).stat().st_ino
 
     with client.app.state.db.session_scope() as session:  # the old address is gone
         storm = session.get(Incident, site["storm"]["id"])
@@ -108,6 +110,7 @@ def test_a_new_export_replaces_the_whole_tree(client, site, app_factory, tmp_pat
     assert (directory / "incidents" / "storm-hernoemd" / "index.html").exists()
     assert not (directory / "left-over.html").exists()
     assert not first.tree.exists(), "older copies are removed"
+    assert (directory / photo).stat().st_ino == photo_inode, "media are linked, not read again"
 
 
 def test_a_directory_not_made_by_the_export_is_left_alone(client, site, tmp_path):
