@@ -203,3 +203,47 @@ def test_the_command_writes_the_copy(settings, tmp_path, monkeypatch):
     assert outcome.exit_code == 0, outcome.output
     assert (directory / "index.html").read_bytes().startswith(b"<!doctype html>")
     assert (directory / "cap.atom").exists() and (directory / "static" / "site.css").exists()
+
+
+def static_server(tree: Path):
+    """What nginx does with ``try_files $uri $uri/index.html =404``, and nothing else."""
+    from starlette.responses import FileResponse, PlainTextResponse
+
+    async def serve(scope, receive, send):
+        relative = scope["path"].lstrip("/")
+        for candidate in (tree / relative, tree / relative / "index.html"):
+            if candidate.is_file():
+                return await FileResponse(candidate)(scope, receive, send)
+        return await PlainTextResponse("Not found", status_code=404)(scope, receive, send)
+
+    return serve
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_the_live_script_on_the_static_copy_gives_up_quietly(client, site, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    from tests.fakes.server import FakeServer
+    from tests.web.test_browser import CHROMIUM
+
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"no Chromium at {CHROMIUM} (Debian packages chromium, chromium-driver)")
+    directory = tmp_path / "site"
+    export(client, directory)
+    slug = site["flood"]["slug"]
+    errors: list[str] = []
+    with (
+        FakeServer(static_server(directory.resolve())) as static,
+        sync_playwright() as playwright,
+    ):
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = browser.new_page()
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        with page.expect_response(lambda r: r.url.endswith("/events?lang=nl")) as stream:
+            page.goto(f"{static.url}/incidents/{slug}")
+        state = page.evaluate("document.getElementById('timeline').children.length")
+        browser.close()
+
+    assert stream.value.status == 404  # no event stream: EventSource closes, no retry
+    assert errors == []
+    assert state >= 3, "the timeline of the copy is shown as it is"
