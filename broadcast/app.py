@@ -4,6 +4,10 @@ otherwise) the dispatcher and the scheduler, all in one process."""
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import logging
+import os
+import tempfile
 from collections.abc import Iterable
 from contextlib import asynccontextmanager
 
@@ -14,6 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 from starlette.types import ASGIApp
 
+from broadcast import logs
 from broadcast.areas import api as areas_api
 from broadcast.console import pages as console
 from broadcast.deps import domain_error_response, unknown_path
@@ -29,10 +34,12 @@ from broadcast.settings import Settings
 from broadcast.signup import api as signup_api
 from broadcast.subscribers import api as subscribers_api
 from broadcast.timeline import api as timeline_api
-from broadcast.web import apidocs, cap, ops, public
+from broadcast.web import apidocs, cap, ops, public, static_export
 from broadcast.web.limits import BodyLimits
 from broadcast.web.security import SecurityHeaders
 from channels.base import Channel
+
+log = logging.getLogger(__name__)
 
 
 class Broadcast(FastAPI):
@@ -59,9 +66,14 @@ def create_app(
         services = Services(db, channels, settings, dispatch=dispatch, schedule=schedule)
         await services.start()
         app.state.services = services
+        app.state.static_export = exporter = _static_export(app, settings)
+        if exporter is not None:
+            await exporter.start()
         try:
             yield
         finally:
+            if exporter is not None:
+                await exporter.stop()
             await services.stop()
             app.state.feeds.close()
 
@@ -101,6 +113,49 @@ def create_app(
     install_error_handlers(app)
     app.add_middleware(BodyLimits, settings=settings)  # inside SecurityHeaders: 413s get them
     return app
+
+
+def _static_export(app: FastAPI, settings: Settings) -> static_export.AutoExport | None:
+    if not settings.static_dir:
+        return None
+    directory = settings.static_dir
+    return static_export.AutoExport(app.state.db.bus, lambda: static_export.publish(app, directory))
+
+
+# ``broadcast serve --workers N``: uvicorn starts N processes that each import this factory.
+SERVE_DISPATCH_ENV = "BROADCAST_SERVE_DISPATCH"  # "0" for --no-dispatch (set by the CLI)
+_dispatch_lock = None  # held for the life of the worker process that dispatches
+
+
+def app_from_settings() -> FastAPI:
+    """One worker of ``serve --workers N`` (PostgreSQL only), built from the environment.
+
+    Every worker is a scheduler candidate: the advisory lock elects one leader, as between
+    hosts. Only one worker dispatches, though: claims would be safe in all of them (``FOR
+    UPDATE SKIP LOCKED`` and the lease hand each delivery to one process), but every
+    dispatcher paces each channel on its own, so N of them would send at N times the
+    provider's rate. A file lock keyed by uvicorn's supervisor picks the dispatching worker;
+    when it dies, the lock is released and the worker uvicorn starts in its place takes it.
+    """
+    settings = Settings()
+    logs.configure(settings.log_level, settings.log_json)
+    duties = os.environ.get(SERVE_DISPATCH_ENV, "1") == "1"
+    dispatch = duties and _claim_dispatch()
+    log.info("worker %s: dispatcher %s", os.getpid(), "on" if dispatch else "off")
+    return create_app(settings, dispatch=dispatch, schedule=duties)
+
+
+def _claim_dispatch() -> bool:
+    global _dispatch_lock
+    path = os.path.join(tempfile.gettempdir(), f"broadcast-dispatch-{os.getppid()}.lock")
+    handle = open(path, "a")  # noqa: SIM115 (kept open: the lock lives as long as the process)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        return False
+    _dispatch_lock = handle
+    return True
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -1,11 +1,13 @@
-"""``broadcast``: serve, worker, demo, user add, db upgrade."""
+"""``broadcast``: serve, worker, demo, publish-static, user add, db upgrade."""
 
 from __future__ import annotations
 
 import asyncio
 import getpass
+import os
 import signal
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -15,6 +17,7 @@ from broadcast import logs
 from broadcast.auth.models import Role
 from broadcast.settings import Settings
 
+WORKER_HEALTHCHECK_SECONDS = 30
 app = typer.Typer(help="Crisis-communication broadcast service.", no_args_is_help=True)
 user_app = typer.Typer(help="Users of the console and the API.", no_args_is_help=True)
 db_app = typer.Typer(help="The database.", no_args_is_help=True)
@@ -33,23 +36,40 @@ def serve(
     host: str = "127.0.0.1",
     port: int = 8000,
     dispatch: Annotated[bool, typer.Option(help="Also run the dispatcher and scheduler")] = True,
+    workers: Annotated[
+        int, typer.Option(min=1, help="Web processes on this host (PostgreSQL only)")
+    ] = 1,
 ):
     """Run the API, the public site and (unless --no-dispatch) the dispatcher and scheduler."""
-    from broadcast.app import create_app
+    from broadcast.app import SERVE_DISPATCH_ENV, create_app
 
     settings = _settings()
-    application = create_app(settings, dispatch=dispatch, schedule=dispatch)
+    if workers > 1 and settings.is_sqlite:
+        typer.echo("SQLite runs one process; use PostgreSQL for --workers", err=True)
+        raise typer.Exit(2)
     # No access log: client addresses are personal data. Forwarded headers only from the
     # configured proxies: anybody else could name any address and escape the login throttle.
     proxies = settings.forwarded_allow_ips
-    uvicorn.run(
-        application,
+    options = dict(
         host=host,
         port=port,
         log_config=None,
         access_log=False,
         proxy_headers=bool(proxies),
         forwarded_allow_ips=proxies or None,
+    )
+    if workers == 1:
+        uvicorn.run(create_app(settings, dispatch=dispatch, schedule=dispatch), **options)
+        return
+    os.environ[SERVE_DISPATCH_ENV] = "1" if dispatch else "0"  # read by each worker's factory
+    uvicorn.run(
+        "broadcast.app:app_from_settings",
+        factory=True,
+        workers=workers,
+        # A worker answers the supervisor's pings only once it has imported the application
+        # (seconds on a busy host); after uvicorn's 5 s it would be killed and restarted.
+        timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
+        **options,
     )
 
 
@@ -70,6 +90,23 @@ def demo():
     settings = _settings()
     summary = seed(settings)
     typer.echo(summary)
+
+
+@app.command("publish-static")
+def publish_static(
+    directory: Annotated[Path, typer.Argument(help="Becomes a link to the newest copy")],
+):
+    """Write the public site (pages in Dutch and English, Atom, CAP, short links, assets and
+    media) as static files for nginx or a CDN; replaces the previous copy atomically."""
+    from broadcast.web.static_export import ExportFailed, publish_once
+
+    settings = _settings()
+    try:
+        result = asyncio.run(publish_once(settings, directory))
+    except ExportFailed as problem:
+        typer.echo(f"publish-static: {problem}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"{len(result.files)} files written; {directory} -> {result.tree}")
 
 
 @user_app.command("add")

@@ -113,6 +113,10 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = True
 
+    # A static copy of the public site (docs/deployment.md), rewritten after every change by
+    # each web process; empty: none. ``broadcast publish-static DIR`` writes one on demand.
+    static_dir: str = ""
+
     @field_validator("channels_enabled", "forwarded_allow_ips", mode="before")
     @classmethod
     def _split_commas(cls, value: Any) -> Any:

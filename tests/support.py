@@ -74,6 +74,8 @@ def post_update(client, token: str, incident_id: int, **fields) -> dict:
 class ServiceProcess:
     """``broadcast serve`` in a child process, as an operator runs it (and can kill it)."""
 
+    startup_seconds = 30.0  # until /healthz answers
+
     def __init__(self, env: dict[str, str], cwd, *args: str):
         import socket
 
@@ -116,7 +118,7 @@ class ServiceProcess:
                 assert self.process.poll() is None, "broadcast serve exited"
                 return False
 
-        wait_for(healthy, timeout=30, interval=0.1)
+        wait_for(healthy, timeout=self.startup_seconds, interval=0.1)
         return self
 
     def __enter__(self) -> ServiceProcess:
