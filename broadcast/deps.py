@@ -15,8 +15,8 @@ from sqlmodel import Session
 from broadcast.auth.models import Role, User
 from broadcast.auth.service import user_for_token
 from broadcast.errors import DomainError, Forbidden, NotFound, Unauthorized
+from broadcast.i18n import _
 from broadcast.settings import Settings
-from broadcast.web.i18n import _
 
 # Row ids are PostgreSQL ``integer`` (SQLite takes 64 bits): a larger number names nothing, and
 # must not reach the database, where it raises instead of finding nothing.

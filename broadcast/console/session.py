@@ -14,7 +14,7 @@ from broadcast.auth import sessions
 from broadcast.auth.models import Role, User
 from broadcast.deps import SessionDep
 from broadcast.errors import Forbidden
-from broadcast.web.i18n import _
+from broadcast.i18n import _
 from broadcast.web.limits import small_form
 from broadcast.web.security import same_origin, tokens_match
 

@@ -20,8 +20,8 @@ from pathlib import Path
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from broadcast.errors import Invalid, TooLarge, UnsupportedType
+from broadcast.i18n import _
 from broadcast.media.models import MediaKind
-from broadcast.web.i18n import _
 
 log = logging.getLogger(__name__)
 

@@ -18,8 +18,8 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import Request
 
 from broadcast.errors import Invalid, TooLarge, UnsupportedType
+from broadcast.i18n import _
 from broadcast.media.files import ACCEPTED, SNIFF_BYTES, Detected, sniff
-from broadcast.web.i18n import _
 
 FIELD_LIMIT = 4096  # bytes of a text field (alt texts)
 MULTIPART_SLACK = 64 * 1024  # headers and text fields around the file in the body

@@ -14,6 +14,7 @@ from broadcast.db import emit
 from broadcast.delivery import audience
 from broadcast.delivery.channels import ChannelSet
 from broadcast.errors import Conflict, Invalid, NotFound, TooManyRequests
+from broadcast.i18n import _
 from broadcast.incidents import service as incidents
 from broadcast.incidents.models import Incident, IncidentStatus
 from broadcast.questions.models import Question, QuestionState
@@ -21,7 +22,6 @@ from broadcast.ratelimit import Limit
 from broadcast.settings import Settings
 from broadcast.timeline import service as timeline
 from broadcast.timeline.models import Source, Update, UpdateKind, UpdateState
-from broadcast.web.i18n import _
 
 MAX_QUESTION_CHARS = 2_000
 MAX_SITE_QUESTION_CHARS = 1_000

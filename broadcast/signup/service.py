@@ -34,11 +34,11 @@ from broadcast.common import Language, utcnow
 from broadcast.delivery import direct
 from broadcast.delivery.channels import ChannelSet
 from broadcast.errors import DomainError, Invalid, TooManyRequests, Unavailable
+from broadcast.i18n import _
 from broadcast.settings import Settings
 from broadcast.signup.models import SmsSignup
 from broadcast.subscribers import service as subscribers
 from broadcast.subscribers.models import Subscriber
-from broadcast.web.i18n import _
 
 CHANNEL = "sms"
 CODE_TTL = timedelta(minutes=10)
