@@ -9,7 +9,7 @@ from sqlmodel import Session, col, func, select
 from broadcast import audit, ratelimit
 from broadcast.auth import keys
 from broadcast.auth.models import User
-from broadcast.common import Language, Severity, utcnow, xml_safe
+from broadcast.common import DEFAULT_LANGUAGE, Language, Severity, utcnow, xml_safe
 from broadcast.db import emit
 from broadcast.delivery import audience
 from broadcast.delivery.channels import ChannelSet
@@ -48,7 +48,7 @@ def receive(
         channel=channel,
         address=address,
         text=text[:MAX_QUESTION_CHARS],
-        language=Language(language or "nl"),
+        language=Language(language or DEFAULT_LANGUAGE),
         incident_id=incident_id,
         reply_to=reply_to,
         inbound_key=inbound_key,

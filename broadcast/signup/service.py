@@ -30,7 +30,7 @@ from sqlmodel import Session, col, delete, func, select
 from broadcast import audit
 from broadcast.areas import service as areas
 from broadcast.auth import keys
-from broadcast.common import Language, utcnow
+from broadcast.common import DEFAULT_LANGUAGE, Language, utcnow
 from broadcast.delivery import direct
 from broadcast.delivery.channels import ChannelSet
 from broadcast.errors import DomainError, Invalid, TooManyRequests, Unavailable
@@ -47,14 +47,14 @@ WINDOW = timedelta(hours=1)
 DEFAULT_REGION = "NL"
 # GSM-7 only, one segment with the longest municipality name we know of.
 CODE_TEXT = {
-    Language.nl: "Uw code voor de crisisberichten van {who}: {code}. 10 minuten geldig. "
+    "nl": "Uw code voor de crisisberichten van {who}: {code}. 10 minuten geldig. "
     "Niet aangevraagd? Negeer dit bericht.",
-    Language.en: "Your code for crisis updates from {who}: {code}. Valid for 10 minutes. "
+    "en": "Your code for crisis updates from {who}: {code}. Valid for 10 minutes. "
     "Did not ask for it? Ignore this message.",
 }
 WELCOME_TEXT = {
-    Language.nl: "U bent aangemeld voor de crisisberichten van {who}. Afmelden: stuur STOP.",
-    Language.en: "You are subscribed to crisis updates from {who}. To stop, reply STOP.",
+    "nl": "U bent aangemeld voor de crisisberichten van {who}. Afmelden: stuur STOP.",
+    "en": "You are subscribed to crisis updates from {who}. To stop, reply STOP.",
 }
 
 
@@ -73,7 +73,7 @@ def request_code(
     client: str,
     postcode: str | None = None,
     area_codes: list[str] | None = None,
-    language: Language = Language.nl,
+    language: Language = DEFAULT_LANGUAGE,
 ) -> SmsSignup:
     """Check the number and the limits, then queue a code by SMS."""
     if not available(settings, channels):
