@@ -52,6 +52,13 @@ def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
+def client_address(request: Request) -> str:
+    """The client's IP address: the connecting one, or behind a proxy named in
+    ``BROADCAST_FORWARDED_ALLOW_IPS`` the one it forwarded (uvicorn's proxy headers, see
+    ``broadcast serve``)."""
+    return request.client.host if request.client else ""
+
+
 # scope="function": commit before the response is sent, so a 201 always means "stored".
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 SettingsDep = Annotated[Settings, Depends(get_settings)]

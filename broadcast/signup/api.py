@@ -6,9 +6,8 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
 from broadcast.common import DEFAULT_LANGUAGE, Code, Language, PlainText
-from broadcast.deps import BODY, SessionDep, domain_error_response, errors
+from broadcast.deps import BODY, SessionDep, client_address, domain_error_response, errors
 from broadcast.signup import service
-from broadcast.web.security import client_address
 
 router = APIRouter(prefix="/api/v1/signup/sms", tags=["sign-up"])
 
