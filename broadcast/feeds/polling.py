@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 from sqlmodel import Session, select
 
-from broadcast import audit, metrics
+from broadcast import audit, telemetry
 from broadcast.common import utcnow
 from broadcast.db import Database, emit
 from broadcast.delivery.channels import ChannelSet
@@ -78,7 +78,7 @@ class FeedPoller:
 
     def poll(self, source_id: int) -> PollResult:
         result = self._poll(source_id)
-        metrics.count_poll(result.outcome)
+        telemetry.count_poll(result.outcome)
         return result
 
     def _poll(self, source_id: int) -> PollResult:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from broadcast import metrics
+from broadcast import metrics, telemetry
 from broadcast.feeds.extract import Options, Parsers
 from broadcast.feeds.models import FeedStatus
 from broadcast.feeds.parsing import FeedError
@@ -298,7 +298,7 @@ def test_metrics_show_each_feeds_health_and_count_the_polls(world, feed_server):
 
 
 def polls_counted(outcome: str) -> float:
-    sample = metrics.REGISTRY.get_sample_value("broadcast_feed_polls_total", {"outcome": outcome})
+    sample = telemetry.REGISTRY.get_sample_value("broadcast_feed_polls_total", {"outcome": outcome})
     return sample or 0.0
 
 
