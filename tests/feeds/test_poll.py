@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from broadcast import metrics, telemetry
-from broadcast.feeds.extract import Options, Parsers
 from broadcast.feeds.models import FeedStatus
-from broadcast.feeds.parsing import FeedError
+from broadcast.feeds.parse.extract import Options, Parsers
+from broadcast.feeds.parse.parsing import FeedError
 from tests.fakes.feeds import LARGE_FEED_END, large_rss
 from tests.feeds.conftest import World, at, feed_settings, gauge_rss
 

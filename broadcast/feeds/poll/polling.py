@@ -25,11 +25,11 @@ from broadcast.common import utcnow
 from broadcast.db import Database, emit
 from broadcast.delivery.channels import ChannelSet
 from broadcast.errors import NotFound
-from broadcast.feeds import intake
-from broadcast.feeds.extract import Options, Parsers
-from broadcast.feeds.fetch import Clients, FetchError, FetchLimits, fetch
 from broadcast.feeds.models import FeedSource, FeedStatus
-from broadcast.feeds.parsing import FeedError
+from broadcast.feeds.parse.extract import Options, Parsers
+from broadcast.feeds.parse.parsing import FeedError
+from broadcast.feeds.poll import intake
+from broadcast.feeds.poll.fetch import Clients, FetchError, FetchLimits, fetch
 from broadcast.settings import Settings
 
 log = logging.getLogger(__name__)

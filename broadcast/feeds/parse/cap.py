@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 from xml.etree.ElementTree import Element
 
-from broadcast.feeds.parsing import (
+from broadcast.feeds.parse.parsing import (
     CAP_NAMESPACES,
     FeedError,
     cap_namespace,
