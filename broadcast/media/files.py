@@ -14,7 +14,7 @@ from __future__ import annotations
 import io
 import logging
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -42,6 +42,16 @@ class Detected:
     kind: MediaKind
     content_type: str
     extension: str
+
+
+@dataclass
+class Received:
+    """One uploaded file as received (``media.upload``), before it is checked and cleaned."""
+
+    path: Path  # the file part, as sent; the caller removes it
+    size: int
+    detected: Detected
+    fields: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,8 @@ from broadcast.common import xml_safe
 from broadcast.errors import Conflict, Forbidden, Invalid, NotFound
 from broadcast.i18n import _
 from broadcast.media import files
+from broadcast.media.files import Received
 from broadcast.media.models import MediaItem, MediaKind
-from broadcast.media.upload import Received
 from broadcast.settings import Settings
 from broadcast.timeline import service as timeline
 from broadcast.timeline.models import Update, UpdateState
