@@ -22,8 +22,7 @@ from datetime import datetime, timedelta
 
 from sqlmodel import Session
 
-from broadcast import ratelimit
-from broadcast.auth import keys
+from broadcast import keys, ratelimit
 from broadcast.common import utcnow
 from broadcast.errors import TooManyRequests
 from broadcast.i18n import _

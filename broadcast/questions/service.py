@@ -6,8 +6,7 @@ from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, func, select
 
-from broadcast import audit, ratelimit
-from broadcast.auth import keys
+from broadcast import audit, keys, ratelimit
 from broadcast.auth.models import User
 from broadcast.common import DEFAULT_LANGUAGE, Language, Severity, utcnow, xml_safe
 from broadcast.db import emit

@@ -8,7 +8,7 @@ retried through an outage, never sent after they expired).
 
 Nothing here logs or stores a phone number before the resident confirmed: the number and the
 client address are kept as keyed hashes (HMAC-SHA-256 with the installation's secret key, see
-``broadcast.auth.keys``, or ``BROADCAST_SIGNUP_SECRET`` where that is set), the
+``broadcast.keys``, or ``BROADCAST_SIGNUP_SECRET`` where that is set), the
 code as a salted SHA-256. A six-digit code can be found from its hash by trying them all, so the
 hash only keeps codes out of plain sight (backups, dumps); what protects them is the ten-minute
 expiry and the five attempts. The code's text sits in the outbox until the SMS went out, then
@@ -27,9 +27,8 @@ from datetime import datetime, timedelta
 import phonenumbers
 from sqlmodel import Session, col, delete, func, select
 
-from broadcast import audit
+from broadcast import audit, keys
 from broadcast.areas import service as areas
-from broadcast.auth import keys
 from broadcast.common import DEFAULT_LANGUAGE, Language, utcnow
 from broadcast.delivery import direct
 from broadcast.delivery.channels import ChannelSet
