@@ -226,9 +226,9 @@ def run(server: FeedServer, url: str, args) -> list[Round]:
     from broadcast.db import Database
     from broadcast.delivery.channels import ChannelSet
     from broadcast.feeds import service
-    from broadcast.feeds.fetch import Clients, fetch
     from broadcast.feeds.models import FeedSource
-    from broadcast.feeds.polling import FeedPoller, limits_from
+    from broadcast.feeds.poll.fetch import Clients, fetch
+    from broadcast.feeds.poll.polling import FeedPoller, limits_from
 
     # Parsed in this process (feed_parse_workers=0): CPU per poll is this process's CPU time,
     # which would not count the work of parser processes.

@@ -24,7 +24,7 @@ from broadcast.console import pages as console
 from broadcast.deps import domain_error_response, unknown_path
 from broadcast.errors import DomainError
 from broadcast.feeds import api as feeds_api
-from broadcast.feeds.polling import FeedPoller
+from broadcast.feeds.poll.polling import FeedPoller
 from broadcast.incidents import api as incidents_api
 from broadcast.media import api as media_api
 from broadcast.questions import api as questions_api

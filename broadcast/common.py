@@ -12,6 +12,9 @@ from pydantic import AfterValidator, Field
 from sqlalchemy import DateTime, Enum, TypeDecorator
 from sqlalchemy.engine import Dialect
 
+from channels.base import DEFAULT_LANGUAGE as DEFAULT
+from channels.base import LANGUAGES
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -58,12 +61,9 @@ class Severity(StrEnum):
         return [s.value for s in Severity if s.rank <= self.rank]
 
 
-class Language(StrEnum):
-    nl = "nl"
-    en = "en"
-
-
-DEFAULT_LANGUAGE = Language.nl
+# The languages are declared once, in the adapter interface (adapters may not import the core).
+Language = StrEnum("Language", [(code, code) for code in LANGUAGES])  # type: ignore[misc]
+DEFAULT_LANGUAGE = Language(DEFAULT)
 
 
 def as_bodies(body: str | dict[str, Any]) -> dict[str, str]:

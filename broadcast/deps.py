@@ -15,8 +15,8 @@ from sqlmodel import Session
 from broadcast.auth.models import Role, User
 from broadcast.auth.service import user_for_token
 from broadcast.errors import DomainError, Forbidden, NotFound, Unauthorized
+from broadcast.i18n import _
 from broadcast.settings import Settings
-from broadcast.web.i18n import _
 
 # Row ids are PostgreSQL ``integer`` (SQLite takes 64 bits): a larger number names nothing, and
 # must not reach the database, where it raises instead of finding nothing.
@@ -50,6 +50,13 @@ def get_session(request: Request) -> Iterator[Session]:
 
 def get_settings(request: Request) -> Settings:
     return request.app.state.settings
+
+
+def client_address(request: Request) -> str:
+    """The client's IP address: the connecting one, or behind a proxy named in
+    ``BROADCAST_FORWARDED_ALLOW_IPS`` the one it forwarded (uvicorn's proxy headers, see
+    ``broadcast serve``)."""
+    return request.client.host if request.client else ""
 
 
 # scope="function": commit before the response is sent, so a 201 always means "stored".

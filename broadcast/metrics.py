@@ -1,51 +1,16 @@
-"""Prometheus metrics: what this process observes (send latency and outcomes, feed polls), and
-what the database knows at scrape time, the same whichever process is scraped: deliveries by
+"""Prometheus metrics: what this process observes (``broadcast.telemetry``), and what the
+database knows at scrape time, the same whichever process is scraped: deliveries by
 channel and state, queue depth, the health of every feed, and what needs a person's attention
 (incidents whose promised next update is overdue, residents' questions waiting)."""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from sqlmodel import Session, func, select
 
 from broadcast.common import utcnow
-
-REGISTRY = CollectorRegistry(auto_describe=True)
-
-PUBLISH_TO_SEND = Histogram(
-    "broadcast_publish_to_send_seconds",
-    "Time from publishing an update to a provider accepting it",
-    ["channel"],
-    registry=REGISTRY,
-    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900),
-)
-OUTCOMES = Counter(
-    "broadcast_send_outcomes",
-    "Send attempts by channel and outcome",
-    ["channel", "outcome"],
-    registry=REGISTRY,
-)
-
-
-FEED_POLLS = Counter(
-    "broadcast_feed_polls",
-    "Feed polls by outcome (new, unchanged, not_modified, failed); on the scheduler's leader",
-    ["outcome"],
-    registry=REGISTRY,
-)
-
-
-def observe_latency(channel: str, seconds: float) -> None:
-    PUBLISH_TO_SEND.labels(channel).observe(max(seconds, 0.0))
-
-
-def count_outcome(channel: str, outcome: str) -> None:
-    OUTCOMES.labels(channel, outcome).inc()
-
-
-def count_poll(outcome: str) -> None:
-    FEED_POLLS.labels(outcome).inc()
+from broadcast.telemetry import REGISTRY
 
 
 class _DatabaseCollector:

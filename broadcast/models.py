@@ -2,11 +2,12 @@
 
 from broadcast.areas.models import Area
 from broadcast.audit import AuditEvent
-from broadcast.auth.models import ConsoleSession, InstallationKey, Role, User
+from broadcast.auth.models import ConsoleSession, Role, User
 from broadcast.delivery.models import Delivery, DeliveryState, DirectMessage, EarlyReceipt
 from broadcast.feeds.models import FeedAlert, FeedReading, FeedRuleState, FeedSource
 from broadcast.inbound.models import InboundMessage
 from broadcast.incidents.models import Incident, IncidentStatus
+from broadcast.keys import InstallationKey
 from broadcast.media.models import MediaItem, MediaKind
 from broadcast.questions.models import Question, QuestionState
 from broadcast.ratelimit import RateEvent

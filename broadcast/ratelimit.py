@@ -2,7 +2,7 @@
 the count and a restart forgets nothing: failed console logins, questions from the public site.
 
 Keys are stored only as keyed hashes (HMAC-SHA-256 with the installation's secret key, see
-``broadcast.auth.keys``): a password typed into a name field or a client's address cannot be
+``broadcast.keys``): a password typed into a name field or a client's address cannot be
 found again by hashing every candidate. A row is kept only as long as its window lasts.
 """
 
@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Column, Index, delete, func
 from sqlmodel import Field, Session, SQLModel, col, select
 
-from broadcast.auth import keys
+from broadcast import keys
 from broadcast.common import UTCDateTime, utcnow
 
 

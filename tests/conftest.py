@@ -237,6 +237,15 @@ def receiver():
 
 
 @pytest.fixture
+def feed_server():
+    """A stand-in for water-level and warning feeds on 127.0.0.1 (tests/fakes/feeds.py)."""
+    from tests.fakes.feeds import FeedServer
+
+    with FeedServer() as server:
+        yield server
+
+
+@pytest.fixture
 def app_factory(settings: Settings):
     """Build the application with explicitly named adapters (tests never scan plugins)."""
     from broadcast.app import create_app

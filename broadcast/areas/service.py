@@ -9,8 +9,8 @@ from sqlmodel import Session, select
 
 from broadcast.areas.models import Area
 from broadcast.errors import Invalid
+from broadcast.i18n import _
 from broadcast.settings import read_toml
-from broadcast.web.i18n import _
 
 
 def load_file(path: Path) -> list[Area]:

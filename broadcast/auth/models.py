@@ -48,13 +48,3 @@ class ConsoleSession(SQLModel, table=True):
         default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False)
     )
     expires_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False, index=True))
-
-
-class InstallationKey(SQLModel, table=True):
-    """A secret made once for the whole installation (see ``broadcast.auth.keys``): the
-    database is the one thing every process shares."""
-
-    __tablename__ = "installation_keys"
-
-    name: str = Field(primary_key=True, max_length=40)
-    value: str = Field(max_length=128)

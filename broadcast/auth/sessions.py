@@ -12,6 +12,7 @@ from broadcast.auth.models import ConsoleSession, User
 from broadcast.auth.service import hash_token
 from broadcast.common import utcnow
 
+COOKIE = "bc_session"  # carries the token in the browser: the console and media reads use it
 LIFETIME = timedelta(hours=12)  # a long shift; renewed while the console is in use
 
 

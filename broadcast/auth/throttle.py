@@ -22,12 +22,11 @@ from datetime import datetime, timedelta
 
 from sqlmodel import Session
 
-from broadcast import ratelimit
-from broadcast.auth import keys
+from broadcast import keys, ratelimit
 from broadcast.common import utcnow
 from broadcast.errors import TooManyRequests
+from broadcast.i18n import _
 from broadcast.settings import Settings
-from broadcast.web.i18n import _
 
 WINDOW = timedelta(minutes=15)  # failures are remembered this long, and nobody waits longer
 FIRST_WAIT = timedelta(minutes=1)

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from broadcast.i18n import LANGUAGES
+
 
 @dataclass(frozen=True)
 class MessageTemplate:
@@ -35,7 +37,7 @@ def _read(path: Path, mtime: int) -> tuple[MessageTemplate, ...]:  # mtime: re-r
             key=entry["key"],
             severity=entry.get("severity", "info"),
             title=entry.get("title", {}),
-            body={lang: entry[lang].strip() for lang in ("nl", "en") if entry.get(lang)},
+            body={lang: entry[lang].strip() for lang in LANGUAGES if entry.get(lang)},
         )
         for entry in entries
     )

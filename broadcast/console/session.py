@@ -12,13 +12,13 @@ from fastapi import Depends, Request, Response
 
 from broadcast.auth import sessions
 from broadcast.auth.models import Role, User
+from broadcast.auth.sessions import COOKIE
 from broadcast.deps import SessionDep
 from broadcast.errors import Forbidden
-from broadcast.web.i18n import _
+from broadcast.i18n import _
 from broadcast.web.limits import small_form
 from broadcast.web.security import same_origin, tokens_match
 
-COOKIE = "bc_session"
 LOGIN_COOKIE = "bc_login"  # the login form's CSRF token, before there is a session
 DEVICE_COOKIE = "bc_device"  # this browser signed in before (see broadcast.auth.throttle)
 LOGIN_PATH = "/console/login"

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 
-from broadcast import metrics
+from broadcast import telemetry
 from broadcast.common import utcnow
 from broadcast.db import Database
 from broadcast.delivery import outbox
@@ -185,7 +185,7 @@ class Lane:
             )
             return Outcome(job, "retry", error=f"unexpected {type(exc).__name__}: {exc}")
         if job.update is not None and job.update.published_at is not None:
-            metrics.observe_latency(
+            telemetry.observe_latency(
                 self.channel.name, (utcnow() - job.update.published_at).total_seconds()
             )
         return Outcome(job, "sent", provider_id=receipt.provider_id, delivered=receipt.delivered)
@@ -249,7 +249,7 @@ class Lane:
             self.outcomes = batch + self.outcomes
             return
         for outcome in batch:
-            metrics.count_outcome(self.channel.name, outcome.kind)
+            telemetry.count_outcome(self.channel.name, outcome.kind)
             self.claimed.pop(outcome.job.delivery_id, None)
             self.room.release()
         if any(o.kind in ("retry", "moved") for o in batch):

@@ -16,6 +16,7 @@ from broadcast.common import Severity
 from broadcast.delivery.channels import ChannelSet
 from broadcast.feeds.models import FeedSource
 from broadcast.feeds.rules import CAP_TO_OURS, CapRule, LevelRule, RiseRule, fill
+from broadcast.i18n import LANGUAGES
 from broadcast.incidents import service as incidents
 from broadcast.incidents.models import Incident, IncidentStatus
 from broadcast.timeline import service as timeline
@@ -73,7 +74,7 @@ def level_bodies(
     rate: float | None = None,
 ) -> dict[str, str]:
     bodies = {}
-    for language in ("nl", "en"):
+    for language in LANGUAGES:
         values = {
             "station": station,
             "value": number(value, language),
@@ -106,7 +107,7 @@ def cap_bodies(
     cancel: bool = False,
 ) -> dict[str, str]:
     bodies = {}
-    for language in ("nl", "en"):
+    for language in LANGUAGES:
         values = {
             "sender": sender or UNKNOWN[language],
             "event": event or headline or UNKNOWN[language],

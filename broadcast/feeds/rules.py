@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from broadcast.common import Code, PlainText, Severity
 from broadcast.errors import Invalid
-from broadcast.feeds.units import to_centimetres
+from broadcast.feeds.parse.units import to_centimetres
 
 CAP_SEVERITIES = ("Unknown", "Minor", "Moderate", "Severe", "Extreme")
 OURS_TO_CAP = {

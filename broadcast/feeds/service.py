@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -19,7 +20,6 @@ from broadcast.areas import service as areas
 from broadcast.auth.models import User
 from broadcast.db import emit
 from broadcast.errors import Conflict, Invalid, NotFound
-from broadcast.feeds.chart import Series
 from broadcast.feeds.models import (
     FeedAlert,
     FeedKind,
@@ -232,6 +232,17 @@ def level_sources_for(session: Session, incident_id: int) -> list[FeedSource]:
             .order_by(col(FeedSource.id))
         )
     )
+
+
+@dataclass(frozen=True)
+class Series:
+    """One source's readings over a period, as the public page draws them."""
+
+    key: str  # unique on the page (ids of the SVG's title and description)
+    station: str
+    unit: str | None
+    points: list[tuple[datetime, float]]  # oldest first
+    thresholds: list[float] = field(default_factory=list)
 
 
 def chart_series(session: Session, incident_id: int, *, since: datetime) -> list[Series]:

@@ -17,8 +17,7 @@ from sqlalchemy import delete, or_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
-from broadcast import ratelimit
-from broadcast.auth import keys
+from broadcast import keys, ratelimit
 from broadcast.common import utcnow
 from broadcast.inbound.models import InboundMessage
 from broadcast.settings import Settings

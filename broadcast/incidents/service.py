@@ -15,10 +15,10 @@ from broadcast.auth.models import User
 from broadcast.common import Severity, utcnow
 from broadcast.delivery.channels import ChannelSet
 from broadcast.errors import Conflict, Invalid, NotFound
+from broadcast.i18n import _
 from broadcast.incidents.models import Incident, IncidentStatus
 from broadcast.timeline import service as timeline
 from broadcast.timeline.models import Update, UpdateKind
-from broadcast.web.i18n import _
 
 
 def slugify(title: str) -> str:

@@ -21,7 +21,6 @@ from pydantic import BaseModel
 from broadcast.auth import sessions as console_sessions
 from broadcast.auth.models import User
 from broadcast.auth.service import user_for_token
-from broadcast.console.session import COOKIE as CONSOLE_COOKIE
 from broadcast.deps import AUTH, Id, Member, SessionDep, SettingsDep, errors
 from broadcast.errors import NotFound, Unauthorized
 from broadcast.media import service
@@ -90,7 +89,7 @@ async def file_viewer(
     """For reading files only: the bearer token, else the console's session cookie (so the
     console can show a proposal's photos in an ``<img>``). Never for uploads: a cookie alone
     is no proof against cross-site requests."""
-    if user is not None or not (cookie := request.cookies.get(CONSOLE_COOKIE)):
+    if user is not None or not (cookie := request.cookies.get(console_sessions.COOKIE)):
         return user
 
     def lookup(session):

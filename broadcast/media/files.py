@@ -14,14 +14,14 @@ from __future__ import annotations
 import io
 import logging
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from broadcast.errors import Invalid, TooLarge, UnsupportedType
+from broadcast.i18n import _
 from broadcast.media.models import MediaKind
-from broadcast.web.i18n import _
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +42,16 @@ class Detected:
     kind: MediaKind
     content_type: str
     extension: str
+
+
+@dataclass
+class Received:
+    """One uploaded file as received (``media.upload``), before it is checked and cleaned."""
+
+    path: Path  # the file part, as sent; the caller removes it
+    size: int
+    detected: Detected
+    fields: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

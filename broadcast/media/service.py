@@ -17,13 +17,13 @@ from broadcast import audit
 from broadcast.auth.models import Role, User
 from broadcast.common import xml_safe
 from broadcast.errors import Conflict, Forbidden, Invalid, NotFound
+from broadcast.i18n import _
 from broadcast.media import files
+from broadcast.media.files import Received
 from broadcast.media.models import MediaItem, MediaKind
-from broadcast.media.upload import Received
 from broadcast.settings import Settings
 from broadcast.timeline import service as timeline
 from broadcast.timeline.models import Update, UpdateState
-from broadcast.web.i18n import _
 from channels.base import Media
 
 # Media can be added until the update goes out: published content never changes.

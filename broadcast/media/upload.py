@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from python_multipart.exceptions import MultipartParseError
@@ -18,19 +17,11 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import Request
 
 from broadcast.errors import Invalid, TooLarge, UnsupportedType
-from broadcast.media.files import ACCEPTED, SNIFF_BYTES, Detected, sniff
-from broadcast.web.i18n import _
+from broadcast.i18n import _
+from broadcast.media.files import ACCEPTED, SNIFF_BYTES, Detected, Received, sniff
 
 FIELD_LIMIT = 4096  # bytes of a text field (alt texts)
 MULTIPART_SLACK = 64 * 1024  # headers and text fields around the file in the body
-
-
-@dataclass
-class Received:
-    path: Path  # the file part, as sent; the caller removes it
-    size: int
-    detected: Detected
-    fields: dict[str, str] = field(default_factory=dict)
 
 
 def _mb(limit: int) -> str:

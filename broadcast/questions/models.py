@@ -6,7 +6,7 @@ from enum import StrEnum
 from sqlalchemy import Column, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from broadcast.common import Language, UTCDateTime, enum_type, utcnow
+from broadcast.common import DEFAULT_LANGUAGE, Language, UTCDateTime, enum_type, utcnow
 
 
 class QuestionState(StrEnum):
@@ -25,7 +25,7 @@ class Question(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     channel: str = Field(max_length=40)
     address: str | None = Field(default=None, max_length=500)  # reply address; personal data
-    language: Language = Field(default=Language.nl, sa_type=enum_type(Language))
+    language: Language = Field(default=DEFAULT_LANGUAGE, sa_type=enum_type(Language))
     text: str
     incident_id: int | None = Field(default=None, foreign_key="incidents.id", index=True)
     state: QuestionState = Field(

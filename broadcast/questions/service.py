@@ -6,14 +6,14 @@ from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, func, select
 
-from broadcast import audit, ratelimit
-from broadcast.auth import keys
+from broadcast import audit, keys, ratelimit
 from broadcast.auth.models import User
-from broadcast.common import Language, Severity, utcnow, xml_safe
+from broadcast.common import DEFAULT_LANGUAGE, Language, Severity, utcnow, xml_safe
 from broadcast.db import emit
 from broadcast.delivery import audience
 from broadcast.delivery.channels import ChannelSet
 from broadcast.errors import Conflict, Invalid, NotFound, TooManyRequests
+from broadcast.i18n import _
 from broadcast.incidents import service as incidents
 from broadcast.incidents.models import Incident, IncidentStatus
 from broadcast.questions.models import Question, QuestionState
@@ -21,7 +21,6 @@ from broadcast.ratelimit import Limit
 from broadcast.settings import Settings
 from broadcast.timeline import service as timeline
 from broadcast.timeline.models import Source, Update, UpdateKind, UpdateState
-from broadcast.web.i18n import _
 
 MAX_QUESTION_CHARS = 2_000
 MAX_SITE_QUESTION_CHARS = 1_000
@@ -48,7 +47,7 @@ def receive(
         channel=channel,
         address=address,
         text=text[:MAX_QUESTION_CHARS],
-        language=Language(language or "nl"),
+        language=Language(language or DEFAULT_LANGUAGE),
         incident_id=incident_id,
         reply_to=reply_to,
         inbound_key=inbound_key,

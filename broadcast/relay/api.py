@@ -6,7 +6,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from broadcast.common import Code, Language, PlainText
+from broadcast.common import DEFAULT_LANGUAGE, Code, Language, PlainText
 from broadcast.deps import AUTH, BODY, ROLE, Id, Member, Officer, SessionDep, SettingsDep, errors
 from broadcast.relay import kit, service
 
@@ -87,7 +87,7 @@ def relay_kit(
     session: SessionDep,
     user: Member,
     settings: SettingsDep,
-    lang: Annotated[Language, Query(description="nl or en")] = Language.nl,
+    lang: Annotated[Language, Query(description="nl or en")] = DEFAULT_LANGUAGE,
 ):
     texts = service.kit_for(
         session, update_id, viewer=user, language=lang.value, public_url=settings.public_url

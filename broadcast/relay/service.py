@@ -12,12 +12,12 @@ from broadcast.auth.models import User
 from broadcast.common import utcnow
 from broadcast.delivery.outbox import view_of
 from broadcast.errors import Conflict, Invalid, NotFound
+from broadcast.i18n import _
 from broadcast.incidents.models import Incident
 from broadcast.relay import kit
 from broadcast.relay.models import Relay
 from broadcast.timeline import service as timeline
 from broadcast.timeline.models import Update, UpdateState
-from broadcast.web.i18n import _
 
 NOT_PUBLISHED = _("update %(id)s is %(state)s; only published updates are relayed")
 

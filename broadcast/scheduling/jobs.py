@@ -19,7 +19,7 @@ from broadcast.incidents.models import Incident
 from broadcast.timeline import service as timeline
 
 if TYPE_CHECKING:
-    from broadcast.feeds.polling import FeedPoller
+    from broadcast.feeds.poll.polling import FeedPoller
 
 log = logging.getLogger(__name__)
 

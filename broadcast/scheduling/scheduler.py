@@ -24,8 +24,8 @@ from sqlmodel import select
 
 from broadcast.db import Database
 from broadcast.delivery.channels import ChannelSet
-from broadcast.feeds import schedule as feed_schedule
-from broadcast.feeds.polling import FeedPoller
+from broadcast.feeds.poll import schedule as feed_schedule
+from broadcast.feeds.poll.polling import FeedPoller
 from broadcast.scheduling import jobs
 from broadcast.settings import Settings
 from broadcast.timeline.models import Update, UpdateState
@@ -138,7 +138,7 @@ class Scheduler:
         log.info("scheduler started as leader")
 
     def sync_feeds(self) -> None:
-        """One poll job per enabled feed source (see ``broadcast.feeds.schedule``)."""
+        """One poll job per enabled feed source (see ``broadcast.feeds.poll.schedule``)."""
         if self.scheduler is not None:
             feed_schedule.sync_jobs(self.scheduler, self.db, self.settings)
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
-from broadcast.common import Code, Language, PlainText
-from broadcast.deps import BODY, SessionDep, domain_error_response, errors
+from broadcast.common import DEFAULT_LANGUAGE, Code, Language, PlainText
+from broadcast.deps import BODY, SessionDep, client_address, domain_error_response, errors
 from broadcast.signup import service
-from broadcast.web.security import client_address
 
 router = APIRouter(prefix="/api/v1/signup/sms", tags=["sign-up"])
 
@@ -17,7 +16,7 @@ class CodeRequest(BaseModel):
     phone: PlainText = Field(min_length=1, max_length=40)
     postcode: PlainText | None = Field(default=None, max_length=10)
     areas: list[Code] | None = Field(default=None, max_length=500)
-    language: Language = Language.nl
+    language: Language = DEFAULT_LANGUAGE
 
 
 class CodeSent(BaseModel):

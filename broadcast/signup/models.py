@@ -5,7 +5,7 @@ from datetime import datetime
 from sqlalchemy import JSON, Column
 from sqlmodel import Field, SQLModel
 
-from broadcast.common import Language, UTCDateTime, enum_type, utcnow
+from broadcast.common import DEFAULT_LANGUAGE, Language, UTCDateTime, enum_type, utcnow
 
 
 class SmsSignup(SQLModel, table=True):
@@ -21,7 +21,7 @@ class SmsSignup(SQLModel, table=True):
     code_hash: str = Field(max_length=64)
     salt: str = Field(max_length=32)
     areas: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
-    language: Language = Field(default=Language.nl, sa_type=enum_type(Language))
+    language: Language = Field(default=DEFAULT_LANGUAGE, sa_type=enum_type(Language))
     attempts: int = 0  # wrong codes entered
     created_at: datetime = Field(
         default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False, index=True)

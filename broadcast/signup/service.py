@@ -10,7 +10,7 @@ retried through an outage, never sent after they expired).
 
 Nothing here logs or stores a phone number before the resident confirmed: the number and the
 client address are kept as keyed hashes (HMAC-SHA-256 with the installation's secret key, see
-``broadcast.auth.keys``, or ``BROADCAST_SIGNUP_SECRET`` where that is set), the
+``broadcast.keys``, or ``BROADCAST_SIGNUP_SECRET`` where that is set), the
 code as a salted SHA-256. A six-digit code can be found from its hash by trying them all, so the
 hash only keeps codes out of plain sight (backups, dumps); what protects them is the ten-minute
 expiry and the five attempts. The code's text sits in the outbox until the SMS went out, then
@@ -29,18 +29,17 @@ from datetime import datetime, timedelta
 import phonenumbers
 from sqlmodel import Session, col, delete, func, select
 
-from broadcast import audit
+from broadcast import audit, keys
 from broadcast.areas import service as areas
-from broadcast.auth import keys
-from broadcast.common import Language, utcnow
+from broadcast.common import DEFAULT_LANGUAGE, Language, utcnow
 from broadcast.delivery import direct
 from broadcast.delivery.channels import ChannelSet
 from broadcast.errors import DomainError, Invalid, TooManyRequests, Unavailable
+from broadcast.i18n import _
 from broadcast.settings import Settings
 from broadcast.signup.models import SmsSignup
 from broadcast.subscribers import service as subscribers
 from broadcast.subscribers.models import Subscriber
-from broadcast.web.i18n import _
 from channels.base import SIGNUP_BY_CODE
 
 CODE_TTL = timedelta(minutes=10)
@@ -49,14 +48,14 @@ WINDOW = timedelta(hours=1)
 DEFAULT_REGION = "NL"
 # GSM-7 only, one segment with the longest municipality name we know of.
 CODE_TEXT = {
-    Language.nl: "Uw code voor de crisisberichten van {who}: {code}. 10 minuten geldig. "
+    "nl": "Uw code voor de crisisberichten van {who}: {code}. 10 minuten geldig. "
     "Niet aangevraagd? Negeer dit bericht.",
-    Language.en: "Your code for crisis updates from {who}: {code}. Valid for 10 minutes. "
+    "en": "Your code for crisis updates from {who}: {code}. Valid for 10 minutes. "
     "Did not ask for it? Ignore this message.",
 }
 WELCOME_TEXT = {
-    Language.nl: "U bent aangemeld voor de crisisberichten van {who}. Afmelden: stuur STOP.",
-    Language.en: "You are subscribed to crisis updates from {who}. To stop, reply STOP.",
+    "nl": "U bent aangemeld voor de crisisberichten van {who}. Afmelden: stuur STOP.",
+    "en": "You are subscribed to crisis updates from {who}. To stop, reply STOP.",
 }
 
 
@@ -75,7 +74,7 @@ def request_code(
     client: str,
     postcode: str | None = None,
     area_codes: list[str] | None = None,
-    language: Language = Language.nl,
+    language: Language = DEFAULT_LANGUAGE,
 ) -> SmsSignup:
     """Check the number and the limits, then queue a code by SMS."""
     channel = signup_channel(channels)

@@ -5,7 +5,7 @@ from datetime import datetime
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 
-from broadcast.common import Code, Language, PlainText, Severity
+from broadcast.common import DEFAULT_LANGUAGE, Code, Language, PlainText, Severity
 from broadcast.deps import BODY, ROLE, Id, Officer, SessionDep, SettingsDep, errors
 from broadcast.subscribers import service
 from broadcast.subscribers.models import SubscriberState
@@ -17,7 +17,7 @@ class SubscriberCreate(BaseModel):
     channel: Code = Field(min_length=1)
     address: PlainText = Field(min_length=1, max_length=500)
     areas: list[Code] = Field(default=[], max_length=500)
-    language: Language = Language.nl
+    language: Language = DEFAULT_LANGUAGE
     min_severity: Severity = Severity.info
 
 

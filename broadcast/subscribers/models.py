@@ -6,7 +6,7 @@ from enum import StrEnum
 from sqlalchemy import Column, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from broadcast.common import Language, Severity, UTCDateTime, enum_type, utcnow
+from broadcast.common import DEFAULT_LANGUAGE, Language, Severity, UTCDateTime, enum_type, utcnow
 
 
 class SubscriberState(StrEnum):
@@ -23,7 +23,7 @@ class Subscriber(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     channel: str = Field(max_length=40)
     address: str = Field(max_length=500)  # personal data: never logged
-    language: Language = Field(default=Language.nl, sa_type=enum_type(Language))
+    language: Language = Field(default=DEFAULT_LANGUAGE, sa_type=enum_type(Language))
     min_severity: Severity = Field(default=Severity.info, sa_type=enum_type(Severity))
     state: SubscriberState = Field(
         default=SubscriberState.active, index=True, sa_type=enum_type(SubscriberState)

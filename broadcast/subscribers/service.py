@@ -9,11 +9,11 @@ from broadcast.areas import service as areas
 from broadcast.common import Language, Severity, utcnow
 from broadcast.delivery.channels import ChannelSet
 from broadcast.errors import Conflict, Invalid, NotFound
+from broadcast.i18n import _
 from broadcast.inbound import service as inbound
 from broadcast.questions.models import Question
 from broadcast.settings import Settings
 from broadcast.subscribers.models import Subscriber, SubscriberArea, SubscriberState
-from broadcast.web.i18n import _
 
 
 def subscribe(

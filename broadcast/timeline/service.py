@@ -18,9 +18,9 @@ from broadcast.db import emit
 from broadcast.delivery import audience
 from broadcast.delivery.channels import ChannelSet
 from broadcast.errors import Conflict, Invalid, NotFound
+from broadcast.i18n import LANGUAGES, _
 from broadcast.incidents.models import Incident, IncidentStatus
 from broadcast.timeline.models import Source, Update, UpdateKind, UpdateState
-from broadcast.web.i18n import _
 
 MAX_BODY_CHARS = 10_000
 SCHEDULE_SLACK = timedelta(seconds=1)  # a publish_at this close to now means "now"
@@ -314,7 +314,7 @@ def _check_body(body: str | dict) -> dict[str, str]:
     bodies = as_bodies(body)
     if not bodies:
         raise Invalid(_("the body must not be empty"))
-    if unknown := set(bodies) - {"nl", "en"}:
+    if unknown := set(bodies) - set(LANGUAGES):
         raise Invalid(
             _("unsupported language(s): %(languages)s; use nl or en"),
             languages=", ".join(sorted(unknown)),

@@ -15,10 +15,10 @@ from broadcast.areas.models import Area
 from broadcast.common import utcnow
 from broadcast.deps import Id, errors
 from broadcast.errors import NotFound
-from broadcast.feeds import capout
+from broadcast.i18n import _
 from broadcast.incidents.models import Incident, IncidentStatus
 from broadcast.timeline.models import Update, UpdateKind, UpdateState
-from broadcast.web.i18n import _
+from broadcast.web import capout
 
 router = APIRouter(tags=["cap"])
 INDEX_SIZE = 100

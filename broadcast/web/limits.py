@@ -20,9 +20,9 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from broadcast.errors import DomainError, TooLarge
+from broadcast.i18n import _
 from broadcast.media.upload import MULTIPART_SLACK
 from broadcast.settings import Settings
-from broadcast.web.i18n import _
 
 UPLOADS = re.compile(r"^/(?:api/v1|console)/updates/[^/]+/media$")
 WEBHOOKS = re.compile(r"^/webhooks/")

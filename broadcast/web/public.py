@@ -17,9 +17,8 @@ from sse_starlette.sse import EventSourceResponse
 
 from broadcast.areas import service as areas
 from broadcast.common import Language, PlainText, utcnow, xml_safe
-from broadcast.deps import Id
+from broadcast.deps import Id, client_address
 from broadcast.errors import DomainError
-from broadcast.feeds import chart
 from broadcast.feeds import service as feeds
 from broadcast.incidents import service as incidents
 from broadcast.incidents.models import Incident, IncidentStatus
@@ -28,10 +27,10 @@ from broadcast.questions import service as questions
 from broadcast.signup import service as signup
 from broadcast.timeline import service as timeline
 from broadcast.timeline.models import Update, UpdateState
-from broadcast.web import i18n, live
+from broadcast.web import chart, i18n, live
 from broadcast.web.limits import small_form
 from broadcast.web.rendering import fragment, render
-from broadcast.web.security import client_address, same_origin
+from broadcast.web.security import same_origin
 
 router = APIRouter(include_in_schema=False)
 FEED_SIZE = 50

@@ -76,10 +76,3 @@ def same_origin(request: Request) -> bool:
     if not source or source == "null":
         return origin != "null"
     return urlsplit(source).netloc == headers.get("host")
-
-
-def client_address(request: Request) -> str:
-    """The client's IP address: the connecting one, or behind a proxy named in
-    ``BROADCAST_FORWARDED_ALLOW_IPS`` the one it forwarded (uvicorn's proxy headers, see
-    ``broadcast serve``)."""
-    return request.client.host if request.client else ""

@@ -11,10 +11,10 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import select
 
-from broadcast.auth import keys
-from broadcast.auth.models import InstallationKey
+from broadcast import keys
 from broadcast.common import utcnow
 from broadcast.delivery.models import DirectMessage
+from broadcast.keys import InstallationKey
 from broadcast.signup.models import SmsSignup
 from broadcast.subscribers.models import Subscriber
 from channels.platform import PlatformChannel

@@ -12,11 +12,10 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from sqlmodel import select
 
-from broadcast import ratelimit
-from broadcast.auth import keys
-from broadcast.auth.models import InstallationKey
+from broadcast import keys, ratelimit
 from broadcast.auth.throttle import WINDOW
 from broadcast.db import Database
+from broadcast.keys import InstallationKey
 from broadcast.ratelimit import RateEvent
 from broadcast.settings import Settings
 from tests.console.test_console import ORIGIN, PASSWORD, log_in

@@ -14,20 +14,13 @@ from broadcast.audit import AuditEvent
 from broadcast.delivery.models import Delivery
 from broadcast.feeds import service
 from broadcast.feeds.models import FeedAlert, FeedReading, FeedSource
-from broadcast.feeds.polling import FeedPoller, PollResult
+from broadcast.feeds.poll.polling import FeedPoller, PollResult
 from broadcast.incidents import service as incidents
 from broadcast.runtime import assemble, prepare_database
 from broadcast.settings import Settings
 from broadcast.timeline.models import Update
-from tests.fakes.feeds import FeedServer
 
 HOUR = timedelta(hours=1)
-
-
-@pytest.fixture
-def feed_server():
-    with FeedServer() as server:
-        yield server
 
 
 def feed_settings(settings: Settings, **overrides) -> Settings:

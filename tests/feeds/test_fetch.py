@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from broadcast.feeds.fetch import Clients, FetchError, FetchLimits, fetch
+from broadcast.feeds.poll.fetch import Clients, FetchError, FetchLimits, fetch
 from tests.fakes.feeds import FeedServer
 
 RSS = b"""<?xml version="1.0"?><rss version="2.0"><channel><title>Maas</title>

@@ -10,8 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from broadcast.feeds.cap import CapAlert, parse_cap
-from broadcast.feeds.parsing import FeedError, entry_key, parse_json, parse_levels, parse_value
+from broadcast.feeds.parse.cap import CapAlert, parse_cap
+from broadcast.feeds.parse.parsing import (
+    FeedError,
+    entry_key,
+    parse_json,
+    parse_levels,
+    parse_value,
+)
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 FEEDS = FIXTURES / "feeds"

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from broadcast import metrics
-from broadcast.feeds.extract import Options, Parsers
+from broadcast import metrics, telemetry
 from broadcast.feeds.models import FeedStatus
-from broadcast.feeds.parsing import FeedError
+from broadcast.feeds.parse.extract import Options, Parsers
+from broadcast.feeds.parse.parsing import FeedError
 from tests.fakes.feeds import LARGE_FEED_END, large_rss
 from tests.feeds.conftest import World, at, feed_settings, gauge_rss
 
@@ -298,7 +298,7 @@ def test_metrics_show_each_feeds_health_and_count_the_polls(world, feed_server):
 
 
 def polls_counted(outcome: str) -> float:
-    sample = metrics.REGISTRY.get_sample_value("broadcast_feed_polls_total", {"outcome": outcome})
+    sample = telemetry.REGISTRY.get_sample_value("broadcast_feed_polls_total", {"outcome": outcome})
     return sample or 0.0
 
 

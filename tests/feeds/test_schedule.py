@@ -9,8 +9,9 @@ from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from fastapi.testclient import TestClient
 
-from broadcast.feeds import schedule, service
+from broadcast.feeds import service
 from broadcast.feeds.models import FeedSource
+from broadcast.feeds.poll import schedule
 from tests.feeds.conftest import World, at, feed_settings, gauge_rss
 from tests.support import wait_for
 

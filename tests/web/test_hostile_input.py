@@ -18,11 +18,11 @@ from sqlmodel import select
 
 from broadcast.common import XML_UNSAFE, utcnow, xml_safe
 from broadcast.delivery.outbox import view_of
-from broadcast.feeds import chart
 from broadcast.incidents.models import Incident
 from broadcast.questions import service as questions
 from broadcast.questions.models import Question
 from broadcast.timeline.models import Update
+from broadcast.web import chart
 from channels.base import ChannelContext, UpdateView
 from channels.mastodon import MastodonChannel, MastodonSettings
 from channels.sms import SmsChannel, TwilioSettings
@@ -403,7 +403,7 @@ def test_the_chart_is_well_formed_svg_whatever_the_feed_calls_its_station():
 
 
 def test_feed_entries_lose_what_xml_cannot_carry():
-    from broadcast.feeds.parsing import plain_text
+    from broadcast.feeds.parse.parsing import plain_text
 
     assert plain_text("Mook\u0007: 12,5 m <b>NAP</b>\ud800") == "Mook: 12,5 m NAP"
     assert xml_safe("tab\tnew\nline\r ok 🌊") == "tab\tnew\nline\r ok 🌊"

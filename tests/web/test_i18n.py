@@ -7,7 +7,7 @@ from pathlib import Path
 from babel.messages.extract import extract_from_dir
 from babel.messages.pofile import read_po
 
-from broadcast.web.i18n import translator
+from broadcast.i18n import translator
 from tests.console.test_console import csrf_of, log_in, post_form
 from tests.support import auth, new_incident, post_update, token_for
 
@@ -86,7 +86,7 @@ def test_a_console_page_that_cannot_be_shown_says_why_in_dutch(client):
 def test_a_promised_time_names_the_day_unless_it_is_today():
     from datetime import UTC, datetime
 
-    from broadcast.web.i18n import moment
+    from broadcast.i18n import moment
 
     now = datetime(2026, 11, 23, 20, 0, tzinfo=UTC)  # 21:00 in Mook
     tonight = datetime(2026, 11, 23, 22, 30, tzinfo=UTC)

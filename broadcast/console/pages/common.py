@@ -16,8 +16,8 @@ from sqlmodel import Session
 
 from broadcast.common import Code, PlainText, utcnow
 from broadcast.errors import DomainError, Invalid
+from broadcast.i18n import AMSTERDAM, _
 from broadcast.timeline import service as timeline
-from broadcast.web.i18n import AMSTERDAM, _
 from broadcast.web.rendering import render
 
 FLASH = "bc_flash"

@@ -16,10 +16,10 @@ from broadcast.console.pages.common import (
 )
 from broadcast.console.session import OfficerDep
 from broadcast.deps import Id, SessionDep
+from broadcast.i18n import _
 from broadcast.incidents import service as incidents
 from broadcast.questions import service as questions
 from broadcast.questions.models import QuestionState
-from broadcast.web.i18n import _
 
 router = APIRouter()
 

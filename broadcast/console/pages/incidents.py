@@ -27,13 +27,13 @@ from broadcast.console.session import OfficerDep, ViewerDep
 from broadcast.delivery.outbox import view_of
 from broadcast.deps import Id, SessionDep
 from broadcast.feeds import service as feeds
+from broadcast.i18n import _
 from broadcast.incidents import service as incidents
 from broadcast.incidents.models import Incident
 from broadcast.media import service as media
 from broadcast.questions import service as questions
 from broadcast.timeline import service as timeline
 from broadcast.timeline.models import Update, UpdateKind, UpdateState
-from broadcast.web.i18n import _
 from broadcast.web.limits import small_form
 from channels.base import Channel
 

@@ -19,10 +19,9 @@ from broadcast.console.session import (
     set_login_cookie,
     set_session_cookie,
 )
-from broadcast.deps import SessionDep
+from broadcast.deps import SessionDep, client_address
 from broadcast.errors import TooManyRequests
 from broadcast.web.rendering import render
-from broadcast.web.security import client_address
 
 router = APIRouter()
 

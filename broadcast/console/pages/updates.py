@@ -25,13 +25,13 @@ from broadcast.db import emit
 from broadcast.delivery import outbox
 from broadcast.deps import Id, SessionDep
 from broadcast.errors import DomainError
+from broadcast.i18n import _
 from broadcast.incidents.models import Incident
 from broadcast.media import service as media
 from broadcast.media.api import accept_upload
 from broadcast.relay import service as relay
 from broadcast.timeline import service as timeline
 from broadcast.timeline.models import Update
-from broadcast.web.i18n import _
 
 router = APIRouter()
 

@@ -1,7 +1,7 @@
 """Parse polled water-level documents (RSS/Atom, JSON) into readings.
 
 Pure functions: bytes in, frozen results out. No fetching, storage or scheduling.
-CAP warnings are read by :mod:`broadcast.feeds.cap`, which shares the helpers here so that
+CAP warnings are read by :mod:`broadcast.feeds.parse.cap`, which shares the helpers here so that
 both kinds agree on what a document is and refuse each other's formats.
 
 Number notation (``parse_value``). Dutch and English feeds disagree on ``.`` and ``,``:
@@ -154,7 +154,7 @@ def _thousands_ok(whole: str, groups: list[str]) -> bool:
     return one_kind and 1 <= len(groups[0]) <= 3 and all(len(g) == 3 for g in groups[1:])
 
 
-# --- shared helpers (also used by broadcast.feeds.cap) ---------------------------------
+# --- shared helpers (also used by broadcast.feeds.parse.cap) ---------------------------------
 
 
 def require_bytes(content: bytes) -> bytes:

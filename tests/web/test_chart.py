@@ -8,8 +8,8 @@ from xml.etree import ElementTree
 
 from fastapi.testclient import TestClient
 
-from broadcast.feeds.chart import Series, render
-from broadcast.web.i18n import translator
+from broadcast.i18n import translator
+from broadcast.web.chart import Series, render
 from tests.feeds.conftest import at, feed_settings, gauge_rss
 from tests.support import auth
 

@@ -20,16 +20,16 @@ from urllib.parse import urlsplit
 
 from sqlmodel import Session, select
 
-from broadcast import audit, metrics
+from broadcast import audit, telemetry
 from broadcast.common import utcnow
 from broadcast.db import Database, emit
 from broadcast.delivery.channels import ChannelSet
 from broadcast.errors import NotFound
-from broadcast.feeds import intake
-from broadcast.feeds.extract import Options, Parsers
-from broadcast.feeds.fetch import Clients, FetchError, FetchLimits, fetch
 from broadcast.feeds.models import FeedSource, FeedStatus
-from broadcast.feeds.parsing import FeedError
+from broadcast.feeds.parse.extract import Options, Parsers
+from broadcast.feeds.parse.parsing import FeedError
+from broadcast.feeds.poll import intake
+from broadcast.feeds.poll.fetch import Clients, FetchError, FetchLimits, fetch
 from broadcast.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -78,7 +78,7 @@ class FeedPoller:
 
     def poll(self, source_id: int) -> PollResult:
         result = self._poll(source_id)
-        metrics.count_poll(result.outcome)
+        telemetry.count_poll(result.outcome)
         return result
 
     def _poll(self, source_id: int) -> PollResult:

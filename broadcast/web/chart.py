@@ -5,34 +5,22 @@ text alternative. Pure: readings in, markup out (every text is escaped)."""
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from html import escape
-from zoneinfo import ZoneInfo
 
 from broadcast.common import xml_safe
+from broadcast.feeds.service import Series
+from broadcast.i18n import AMSTERDAM, Gettext  # Gettext: translator(language), the catalogue
 
-AMSTERDAM = ZoneInfo("Europe/Amsterdam")
 WIDTH, HEIGHT = 640, 260
 LEFT, RIGHT, TOP, BOTTOM = 64, 20, 30, 36
 MAX_POINTS = 600
 TABLE_ROWS = 12
 
-Gettext = Callable[..., str]  # broadcast.web.i18n.translator(language): the catalogue
-
 
 def _untranslated(message: str, **values: object) -> str:
     return message % values if values else message
-
-
-@dataclass(frozen=True)
-class Series:
-    key: str  # unique on the page (ids of the SVG's title and description)
-    station: str
-    unit: str | None
-    points: list[tuple[datetime, float]]  # oldest first
-    thresholds: list[float] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

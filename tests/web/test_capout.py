@@ -11,7 +11,7 @@ from lxml import etree
 
 from broadcast.auth.models import Role
 from broadcast.auth.service import add_user
-from broadcast.feeds.cap import parse_cap
+from broadcast.feeds.parse.cap import parse_cap
 from tests.feeds.conftest import feed_settings
 from tests.support import auth
 

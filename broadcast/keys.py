@@ -16,10 +16,20 @@ from weakref import WeakKeyDictionary
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session
+from sqlmodel import Field, Session, SQLModel
 
-from broadcast.auth.models import InstallationKey
 from broadcast.settings import Settings
+
+
+class InstallationKey(SQLModel, table=True):
+    """A secret made once for the whole installation, kept in the database: the one thing
+    every process shares."""
+
+    __tablename__ = "installation_keys"
+
+    name: str = Field(primary_key=True, max_length=40)
+    value: str = Field(max_length=128)
+
 
 NAME = "secret"
 _known: WeakKeyDictionary[Engine, bytes] = WeakKeyDictionary()  # one read per process

@@ -20,8 +20,8 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 
-from broadcast.feeds.cap import CapAlert, parse_cap
-from broadcast.feeds.parsing import FeedError, Reading, parse_json, parse_levels
+from broadcast.feeds.parse.cap import CapAlert, parse_cap
+from broadcast.feeds.parse.parsing import FeedError, Reading, parse_json, parse_levels
 
 log = logging.getLogger(__name__)
 MAX_WARNINGS = 20  # a document can skip every entry with a warning; only the first few are kept

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 from xml.etree.ElementTree import Element
 
-from broadcast.feeds.parsing import (
+from broadcast.feeds.parse.parsing import (
     CAP_NAMESPACES,
     FeedError,
     cap_namespace,
@@ -29,6 +29,7 @@ from broadcast.feeds.parsing import (
     require_bytes,
     sniff_root,
 )
+from broadcast.i18n import LANGUAGES
 
 __all__ = ["CapAlert", "CapResult", "parse_cap"]
 
@@ -40,7 +41,6 @@ _FEED_ROOTS = {
     ("http://www.w3.org/1999/02/22-rdf-syntax-ns#", "RDF"): "an RSS 1.0 (RDF) feed",
 }
 _MSG_TYPES = {name.lower(): name for name in ("Alert", "Update", "Cancel", "Ack", "Error")}
-_PREFERRED_LANGUAGES = ("nl", "en")
 _CAP_DEFAULT_LANGUAGE = "en-US"  # CAP 1.2 section 3.2.2: <language> defaults to en-US
 
 
@@ -138,7 +138,7 @@ def _alert(root: Element, ns: str, warnings: list[str]) -> CapAlert:
 
 def _choose_info(infos: list[Element], ns: str) -> Element | None:
     """The first Dutch <info>, else the first English one, else the first (a Cancel has none)."""
-    for prefix in _PREFERRED_LANGUAGES:
+    for prefix in LANGUAGES:  # ours, the default first
         for info in infos:
             if (_text(info, ns, "language") or _CAP_DEFAULT_LANGUAGE).lower().startswith(prefix):
                 return info

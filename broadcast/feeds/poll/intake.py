@@ -21,10 +21,11 @@ from broadcast import audit
 from broadcast.areas.models import Area
 from broadcast.delivery.channels import ChannelSet
 from broadcast.feeds import drafts
-from broadcast.feeds.cap import CapAlert
-from broadcast.feeds.extract import Extracted
 from broadcast.feeds.models import FeedAlert, FeedReading, FeedRuleState, FeedSource
-from broadcast.feeds.parsing import Reading
+from broadcast.feeds.parse.cap import CapAlert
+from broadcast.feeds.parse.extract import Extracted
+from broadcast.feeds.parse.parsing import Reading
+from broadcast.feeds.parse.units import UnitMismatch, convert
 from broadcast.feeds.rules import (
     CapRule,
     LevelRule,
@@ -35,7 +36,6 @@ from broadcast.feeds.rules import (
     evaluate,
     parse_rules,
 )
-from broadcast.feeds.units import UnitMismatch, convert
 from broadcast.incidents.models import Incident
 from broadcast.timeline.models import Update, UpdateState
 

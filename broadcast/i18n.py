@@ -1,0 +1,118 @@
+"""Dutch first, English available: the ``_`` marker, the labels of stored values and the
+gettext catalogues, for every layer (no web framework here).
+
+The message ids are English (the language of the code); ``web/locale/nl/LC_MESSAGES/messages.po``
+holds the Dutch. Catalogues are compiled in memory on first use, so there is no build step and
+no ``.mo`` file to forget. ``broadcast.web.i18n`` adds the language of a request; ``docs/i18n.md``
+shows how to extract new strings and update the catalogue.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from functools import cache
+from io import BytesIO
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from babel.dates import format_datetime
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+from babel.support import NullTranslations, Translations
+
+from channels.base import DEFAULT_LANGUAGE, LANGUAGES
+
+DEFAULT = DEFAULT_LANGUAGE
+AMSTERDAM = ZoneInfo("Europe/Amsterdam")
+# The catalogue lives next to the templates, which use it most.
+LOCALE_DIR = Path(__file__).parent / "web" / "locale"
+DOMAIN = "messages"
+
+
+def _(message: str) -> str:
+    """Marks a message for extraction where it is defined; translated where it is shown."""
+    return message
+
+
+# Labels of stored values, written out so that extraction finds them.
+SEVERITY = {
+    "info": _("Information"),
+    "advisory": _("Advisory"),
+    "warning": _("Warning"),
+    "emergency": _("Emergency"),
+}
+KIND = {
+    "update": "",
+    "correction": _("Correction"),
+    "retraction": _("Retraction"),
+    "all_clear": _("All clear"),
+    "answer": _("Questions and answers"),
+}
+STATUS = {
+    "active": _("Active"),
+    "monitoring": _("Monitoring"),
+    "resolved": _("Resolved"),
+}
+STATE = {
+    "draft": _("Draft"),
+    "pending_approval": _("Waiting for approval"),
+    "scheduled": _("Scheduled"),
+    "published": _("Published"),
+    "rejected": _("Rejected"),
+    "retracted": _("Retracted"),
+}
+
+
+@cache
+def translations(language: str) -> NullTranslations:
+    po = LOCALE_DIR / language / "LC_MESSAGES" / f"{DOMAIN}.po"
+    if not po.exists():  # English: the message ids themselves
+        return NullTranslations()
+    with po.open("rb") as source:
+        catalog = read_po(source, locale=language, domain=DOMAIN)
+    compiled = BytesIO()
+    write_mo(compiled, catalog)
+    compiled.seek(0)
+    return Translations(compiled, domain=DOMAIN)
+
+
+Gettext = Callable[..., str]
+
+
+def supported(language: str | None) -> str:
+    """The language itself where we speak it, else the default."""
+    return language if language in LANGUAGES else DEFAULT
+
+
+def translator(language: str) -> Gettext:
+    """``_("Expected at %(time)s", time=...)``: translate, then fill in the named values."""
+    translate = translations(supported(language)).gettext
+
+    def _(message: str, **values: object) -> str:
+        text = translate(message)
+        return text % values if values else text
+
+    return _
+
+
+def local_time(value: datetime | None, fmt: str = "%H:%M") -> str:
+    return value.astimezone(AMSTERDAM).strftime(fmt) if value else ""
+
+
+def moment(value: datetime | None, language: str, now: datetime | None = None) -> str:
+    """ "14:05" today, "dinsdag 24 november 09:00" on any other day: a promise of an update
+    at "09:00" must not be read as today when it means tomorrow."""
+    if value is None:
+        return ""
+    today = (now or datetime.now(AMSTERDAM)).astimezone(AMSTERDAM).date()
+    if value.astimezone(AMSTERDAM).date() == today:
+        return local_time(value)
+    return long_time(value, language)
+
+
+def long_time(value: datetime | None, language: str) -> str:
+    """ "maandag 23 november 14:05" in the reader's language, Amsterdam time."""
+    if value is None:
+        return ""
+    return format_datetime(value, "EEEE d MMMM HH:mm", tzinfo=AMSTERDAM, locale=language)
