@@ -98,11 +98,18 @@ def publish_static(
 ):
     """Write the public site (pages in Dutch and English, Atom, CAP, short links, assets and
     media) as static files for nginx or a CDN; replaces the previous copy atomically."""
-    from broadcast.web.static_export import ExportFailed, publish_once
+    from broadcast.app import create_app
+    from broadcast.web.static_export import ExportFailed, publish
 
-    settings = _settings()
+    async def publish_once(settings: Settings):
+        # The application without background duties (and without exporting on its own).
+        quiet = settings.model_copy(update={"static_dir": ""})
+        application = create_app(quiet, dispatch=False, schedule=False)
+        async with application.router.lifespan_context(application):
+            return await publish(application, directory)
+
     try:
-        result = asyncio.run(publish_once(settings, directory))
+        result = asyncio.run(publish_once(_settings()))
     except ExportFailed as problem:
         typer.echo(f"publish-static: {problem}", err=True)
         raise typer.Exit(1) from None

@@ -36,7 +36,6 @@ from starlette.routing import Mount
 
 from broadcast.events import Bus
 from broadcast.incidents import service as incidents
-from broadcast.settings import Settings
 from broadcast.timeline.models import Update, UpdateState
 from broadcast.web import i18n
 
@@ -82,17 +81,6 @@ async def publish(app: FastAPI, directory: Path) -> Export:
         return result
     finally:
         lock.close()  # releases the flock
-
-
-async def publish_once(settings: Settings, directory: Path) -> Export:
-    """``broadcast publish-static``: start the application without background duties, export."""
-    from broadcast.app import create_app
-
-    application = create_app(
-        settings.model_copy(update={"static_dir": ""}), dispatch=False, schedule=False
-    )
-    async with application.router.lifespan_context(application):
-        return await publish(application, directory)
 
 
 async def _write_documents(app: FastAPI, result: Export, *, previous: Path | None) -> None:
