@@ -1,32 +1,17 @@
-"""Prometheus metrics: what this process observes (send latency and outcomes, feed polls), and
-what the database knows at scrape time, the same whichever process is scraped: deliveries by
-channel and state, queue depth, the health of every feed, and what needs a person's attention
-(incidents whose promised next update is overdue, residents' questions waiting)."""
+"""Prometheus metrics: what this process observes (feed polls here; send latency and outcomes
+in ``broadcast.instruments``), and what the database knows at scrape time, the same whichever
+process is scraped: deliveries by channel and state, queue depth, the health of every feed, and
+what needs a person's attention (incidents whose promised next update is overdue, residents'
+questions waiting)."""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from sqlmodel import Session, func, select
 
 from broadcast.common import utcnow
-
-REGISTRY = CollectorRegistry(auto_describe=True)
-
-PUBLISH_TO_SEND = Histogram(
-    "broadcast_publish_to_send_seconds",
-    "Time from publishing an update to a provider accepting it",
-    ["channel"],
-    registry=REGISTRY,
-    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900),
-)
-OUTCOMES = Counter(
-    "broadcast_send_outcomes",
-    "Send attempts by channel and outcome",
-    ["channel", "outcome"],
-    registry=REGISTRY,
-)
-
+from broadcast.instruments import REGISTRY
 
 FEED_POLLS = Counter(
     "broadcast_feed_polls",
@@ -34,14 +19,6 @@ FEED_POLLS = Counter(
     ["outcome"],
     registry=REGISTRY,
 )
-
-
-def observe_latency(channel: str, seconds: float) -> None:
-    PUBLISH_TO_SEND.labels(channel).observe(max(seconds, 0.0))
-
-
-def count_outcome(channel: str, outcome: str) -> None:
-    OUTCOMES.labels(channel, outcome).inc()
 
 
 def count_poll(outcome: str) -> None:
@@ -58,7 +35,7 @@ class _DatabaseCollector:
         yield from self._attention()
 
     def _deliveries(self):
-        from broadcast.delivery.outbox import counts_by_state
+        from broadcast.delivery.queue import counts_by_state
 
         deliveries = GaugeMetricFamily(
             "broadcast_deliveries", "Deliveries by channel and state", labels=["channel", "state"]

@@ -23,7 +23,7 @@ from sqlmodel import Session, select
 from broadcast import audit, metrics
 from broadcast.common import utcnow
 from broadcast.db import Database, emit
-from broadcast.delivery.channels import ChannelSet
+from broadcast.delivery.adapters import ChannelSet
 from broadcast.errors import NotFound
 from broadcast.feeds import intake
 from broadcast.feeds.extract import Options, Parsers

@@ -11,9 +11,9 @@ from broadcast.auth import keys
 from broadcast.auth.models import User
 from broadcast.common import Language, Severity, utcnow, xml_safe
 from broadcast.db import emit
-from broadcast.delivery import audience
-from broadcast.delivery.channels import ChannelSet
+from broadcast.delivery.adapters import ChannelSet
 from broadcast.errors import Conflict, Invalid, NotFound, TooManyRequests
+from broadcast.fanout import audience
 from broadcast.incidents import service as incidents
 from broadcast.incidents.models import Incident, IncidentStatus
 from broadcast.questions.models import Question, QuestionState

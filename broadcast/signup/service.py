@@ -32,7 +32,7 @@ from broadcast.areas import service as areas
 from broadcast.auth import keys
 from broadcast.common import Language, utcnow
 from broadcast.delivery import direct
-from broadcast.delivery.channels import ChannelSet
+from broadcast.delivery.adapters import ChannelSet
 from broadcast.errors import DomainError, Invalid, TooManyRequests, Unavailable
 from broadcast.settings import Settings
 from broadcast.signup.models import SmsSignup

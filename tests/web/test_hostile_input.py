@@ -17,7 +17,7 @@ import pytest
 from sqlmodel import select
 
 from broadcast.common import XML_UNSAFE, utcnow, xml_safe
-from broadcast.delivery.outbox import view_of
+from broadcast.fanout.views import view_of
 from broadcast.feeds import chart
 from broadcast.incidents.models import Incident
 from broadcast.questions import service as questions

@@ -13,7 +13,7 @@ from sqlmodel import Session
 
 from broadcast.areas import service as areas
 from broadcast.common import Severity, utcnow
-from broadcast.delivery.channels import ChannelSet
+from broadcast.delivery.adapters import ChannelSet
 from broadcast.delivery.models import Delivery, DeliveryState
 from broadcast.subscribers.models import Subscriber, SubscriberArea, SubscriberState
 from broadcast.timeline.models import Update
