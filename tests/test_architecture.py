@@ -9,8 +9,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_channel_adapters_never_import_the_core():
-    """Dependencies point one way: channels/ knows the adapter interface, never broadcast/."""
+def lint_imports() -> str:
     result = subprocess.run(
         [str(Path(sys.executable).parent / "lint-imports")],
         cwd=ROOT,
@@ -18,7 +17,17 @@ def test_channel_adapters_never_import_the_core():
         text=True,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "Channel adapters never import the core KEPT" in result.stdout
+    return result.stdout
+
+
+def test_channel_adapters_never_import_the_core():
+    """Dependencies point one way: channels/ knows the adapter interface, never broadcast/."""
+    assert "Channel adapters never import the core KEPT" in lint_imports()
+
+
+def test_delivery_imports_no_domain_package():
+    """broadcast.delivery sends what the domain hands it (through its Renderer), nothing more."""
+    assert "Delivery imports no domain package KEPT" in lint_imports()
 
 
 def test_migrations_match_the_models(tmp_path):

@@ -1,0 +1,24 @@
+"""The application started without a dispatcher: its database (areas loaded) and channels
+(platform and webhook), for calling fan-out functions directly."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+from fastapi.testclient import TestClient
+
+from broadcast.db import Database
+from broadcast.delivery.adapters import ChannelSet
+
+
+@dataclass
+class Store:
+    db: Database
+    channels: ChannelSet
+
+
+@pytest.fixture
+def store(app_factory):
+    with TestClient(app_factory(dispatch=False)) as client:
+        yield Store(client.app.state.db, client.app.state.channels)
