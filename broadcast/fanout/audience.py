@@ -160,4 +160,6 @@ def _follow_original(session: Session, update: Update) -> int:
 
 def _insert(session: Session):
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    return dialect.insert(Delivery.__table__)
+    # Without it SQLAlchemy's psycopg dialect reports -1 for an INSERT, and the count of
+    # queued deliveries (in the audit trail) would be wrong on PostgreSQL.
+    return dialect.insert(Delivery.__table__).execution_options(preserve_rowcount=True)
