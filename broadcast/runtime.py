@@ -71,7 +71,7 @@ class Services:
         self.db, self.channels = db, channels
         self.dispatcher = None
         if dispatch:
-            renderer = UpdateRenderer(settings.public_url)
+            renderer = UpdateRenderer(settings)
             self.dispatcher = Dispatcher(db, channels, settings, renderer=renderer)
         self.scheduler = Scheduler(db, channels, settings) if schedule else None
         self.database_url = settings.database_url

@@ -17,6 +17,7 @@ from broadcast.delivery.models import Delivery, DirectMessage
 from broadcast.incidents.models import Incident
 from broadcast.media import service as media_service
 from broadcast.questions.models import Question
+from broadcast.settings import Settings
 from broadcast.subscribers import service as subscribers
 from broadcast.subscribers.models import Subscriber
 from broadcast.timeline.models import Update
@@ -26,17 +27,19 @@ D = Delivery.__table__.c
 
 
 class UpdateRenderer:
-    """The ``delivery.jobs.Renderer`` of this service."""
+    """The ``delivery.jobs.Renderer`` of this service. It reads the public URL from the
+    settings at every claim, as the dispatcher did (tests learn it once their server listens)."""
 
-    def __init__(self, public_url: str):
-        self.public_url = public_url
+    def __init__(self, settings: Settings):
+        self.settings = settings
 
     def contents(
         self, session: Session, channel: str, rows: Sequence[ClaimedRow]
     ) -> dict[int, Content]:
-        views = _update_views(session, {r.update_id for r in rows if r.update_id}, self.public_url)
+        public_url = self.settings.public_url
+        views = _update_views(session, {r.update_id for r in rows if r.update_id}, public_url)
         keys = {(r.update_id, r.language) for r in rows if r.update_id}
-        localized = _with_media(session, views, keys, self.public_url)
+        localized = _with_media(session, views, keys, public_url)
         addresses = _addresses(session, rows)
         directs = _direct_messages(session, rows)
         originals = _original_message_ids(session, channel, rows, views)

@@ -87,7 +87,7 @@ def claim_order(client) -> None:
             "telegram",
             limit=5,
             lease_seconds=60,
-            renderer=UpdateRenderer("http://127.0.0.1"),
+            renderer=UpdateRenderer(client.app.state.settings),
         )
     assert [j.direct_message_id for j in jobs] == [queued.id, None, None, None, None]
     assert jobs[0].message.text == "Hallo" and jobs[0].update is None

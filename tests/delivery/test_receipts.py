@@ -13,9 +13,10 @@ from broadcast.delivery import queue, receipts
 from broadcast.delivery.jobs import Outcome, OutcomeKind
 from broadcast.delivery.models import Delivery, EarlyReceipt
 from broadcast.fanout.views import UpdateRenderer
+from broadcast.settings import Settings
 from tests.support import new_incident, post_update, token_for
 
-RENDERER = UpdateRenderer("x")
+RENDERER = UpdateRenderer(Settings(public_url="http://127.0.0.1:8000"))
 
 
 def record_sent(db, provider_id: str) -> None:

@@ -10,15 +10,18 @@ from fastapi.testclient import TestClient
 
 from broadcast.db import Database
 from broadcast.delivery.adapters import ChannelSet
+from broadcast.settings import Settings
 
 
 @dataclass
 class Store:
     db: Database
     channels: ChannelSet
+    settings: Settings
 
 
 @pytest.fixture
 def store(app_factory):
-    with TestClient(app_factory(dispatch=False)) as client:
-        yield Store(client.app.state.db, client.app.state.channels)
+    with TestClient(app_factory(dispatch=False, public_url="https://crisis.example.nl/")) as client:
+        state = client.app.state
+        yield Store(state.db, state.channels, state.settings)

@@ -15,8 +15,9 @@ from broadcast.subscribers.models import Subscriber, SubscriberState
 from broadcast.timeline.models import Update, UpdateKind
 from tests.fanout.rows import incident, published, subscriber
 
-PUBLIC_URL = "https://crisis.example.nl/"
-RENDERER = UpdateRenderer(PUBLIC_URL)
+
+def renderer(store) -> UpdateRenderer:
+    return UpdateRenderer(store.settings)
 
 
 def queued(session, update: Update | None, target: str, **fields) -> Delivery:
@@ -63,7 +64,7 @@ def test_each_kind_of_target_gets_its_address(store):
             queued(session, update, "https://partner.example/hook"),
         ]
 
-        contents = RENDERER.contents(session, "webhook", [claimed(r) for r in rows])
+        contents = renderer(store).contents(session, "webhook", [claimed(r) for r in rows])
 
         assert [contents[r.id].address for r in rows] == [
             "https://a.example/resident",
@@ -93,7 +94,7 @@ def test_a_direct_message_is_final_text_with_its_own_address(store):
         )
         row = session.get(Delivery, queued_id(session, message.id))
 
-        (content,) = RENDERER.contents(session, "webhook", [claimed(row)]).values()
+        (content,) = renderer(store).contents(session, "webhook", [claimed(row)]).values()
 
         assert (content.address, content.update) == ("https://a.example/dm", None)
         assert (content.message.text, content.message.data) == ("Uw code: 1234", {"code": "1234"})
@@ -116,7 +117,7 @@ def test_a_correction_names_the_message_it_replaces_at_the_same_target(store):
         )
         rows = [queued(session, correction, "s1"), queued(session, correction, "s2")]
 
-        contents = RENDERER.contents(session, "webhook", [claimed(r) for r in rows])
+        contents = renderer(store).contents(session, "webhook", [claimed(r) for r in rows])
 
         assert [contents[r.id].original_message_id for r in rows] == ["P-1", None]
         assert contents[rows[0].id].update.supersedes == original.id
@@ -126,7 +127,7 @@ def test_a_recipient_gone_stops_being_active(store):
     with store.db.session_scope() as session:
         resident = subscriber(session, "https://a.example/blocked")
 
-        RENDERER.recipient_gone(session, resident.id)
+        renderer(store).recipient_gone(session, resident.id)
 
         assert session.get(Subscriber, resident.id).state == SubscriberState.gone
 
@@ -137,8 +138,8 @@ def test_a_recipient_who_moved_is_followed_unless_the_address_is_taken(store):
         stays = subscriber(session, "https://a.example/taken")
         doubled = subscriber(session, "https://a.example/double")
 
-        assert RENDERER.recipient_moved(session, moving.id, "https://a.example/new")
-        assert not RENDERER.recipient_moved(session, doubled.id, "https://a.example/taken")
+        assert renderer(store).recipient_moved(session, moving.id, "https://a.example/new")
+        assert not renderer(store).recipient_moved(session, doubled.id, "https://a.example/taken")
 
         assert session.get(Subscriber, moving.id).address == "https://a.example/new"
         assert session.get(Subscriber, doubled.id).state == SubscriberState.gone

@@ -110,7 +110,7 @@ def test_adapters_get_absolute_urls_and_the_alt_text_in_the_delivery_language(ap
                 "webhook",
                 limit=10,
                 lease_seconds=30,
-                renderer=UpdateRenderer("https://crisis.example.nl/"),
+                renderer=UpdateRenderer(client.app.state.settings),
             )
 
     by_language = {job.language: job.update.media for job in jobs}
