@@ -4,6 +4,9 @@ Claiming is one ``UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED) RET
 PostgreSQL any number of workers take disjoint batches; SQLite has one writer at a time anyway.
 A lease that expires (the worker died) makes its rows due again. Every write-back is guarded by
 the claim token, so a worker that lost its lease cannot overwrite a newer claim.
+
+This module reads only the outbox's own tables: what a row sends, and to which address, comes
+from the domain through the injected ``Renderer`` (``broadcast.delivery.jobs``).
 """
 
 from __future__ import annotations
@@ -52,7 +55,7 @@ def claim(
     return [_job(row, contents.get(row.id, NOTHING), channel, token) for row in claimed]
 
 
-NOTHING = Content(address=None)
+NOTHING = Content(address=None)  # nothing to send: the dispatcher fails the row
 
 
 def _job(row: ClaimedRow, content: Content, channel: str, token: str) -> Job:
