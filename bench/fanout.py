@@ -228,7 +228,7 @@ def orm_expand(session, update, channels) -> int:
 def _expansion_child(url: str, incident_id: int, approach: str, results) -> None:
     """Runs in a fresh process: one warm-up publish (platform only), then the measured one."""
     isolate_environment()
-    from broadcast.delivery import audience
+    from broadcast.fanout import audience
     from broadcast.runtime import assemble
 
     settings = bench_settings(url)
@@ -375,7 +375,7 @@ async def bench_latency(url: str, receiver: Receiver, args) -> dict:
 
 
 class OutcomeTracker:
-    """Counts the outcomes the dispatcher has written back (it calls ``metrics.count_outcome``
+    """Counts the outcomes the dispatcher has written back (it calls ``telemetry.count_outcome``
     once per outcome, right after the batch is committed)."""
 
     def __init__(self, original: Callable[[str, str], None]) -> None:
@@ -410,8 +410,8 @@ async def post_all(send: Callable, urls: list[str], concurrency: int) -> None:
 async def bench_throughput(url: str, receiver: Receiver, args, say) -> dict:
     import httpx
 
-    from broadcast import metrics
-    from broadcast.delivery.outbox import view_of
+    from broadcast import telemetry
+    from broadcast.fanout.views import view_of
     from broadcast.incidents.models import Incident
     from broadcast.runtime import Services, assemble
     from broadcast.timeline.models import Update
@@ -427,8 +427,8 @@ async def bench_throughput(url: str, receiver: Receiver, args, say) -> dict:
     webhook = channels["webhook"]
     concurrency = webhook.limits.concurrency
     services = Services(db, channels, settings, schedule=False)
-    tracker = OutcomeTracker(metrics.count_outcome)
-    metrics.count_outcome = tracker
+    tracker = OutcomeTracker(telemetry.count_outcome)
+    telemetry.count_outcome = tracker
     await start_services(services, db)
     results: dict[str, list[float]] = defaultdict(list)
     extra: dict[str, list[float]] = defaultdict(list)
@@ -501,7 +501,7 @@ async def bench_throughput(url: str, receiver: Receiver, args, say) -> dict:
     finally:
         await client.aclose()
         await services.stop()
-        metrics.count_outcome = tracker.original
+        telemetry.count_outcome = tracker.original
     return {"rates": {k: median(v) for k, v in results.items()}, "all": dict(results),
             "cpu_ms": {k: median(v) for k, v in cpu_ms.items()},
             "publish_ms": median(extra["publish_ms"]), "duplicates": sum(extra["duplicates"]),

@@ -224,7 +224,7 @@ def run(server: FeedServer, url: str, args) -> list[Round]:
     from sqlalchemy import update as sql_update
 
     from broadcast.db import Database
-    from broadcast.delivery.channels import ChannelSet
+    from broadcast.delivery.adapters import ChannelSet
     from broadcast.feeds import service
     from broadcast.feeds.models import FeedSource
     from broadcast.feeds.poll.fetch import Clients, fetch

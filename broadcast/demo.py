@@ -10,7 +10,7 @@ from sqlmodel import Session, select
 from broadcast.auth import service as auth
 from broadcast.auth.models import Role, User
 from broadcast.common import utcnow
-from broadcast.delivery.channels import ChannelSet
+from broadcast.delivery.adapters import ChannelSet
 from broadcast.feeds import service as feeds
 from broadcast.feeds.models import FeedReading
 from broadcast.incidents import service as incidents

@@ -18,9 +18,9 @@ from sqlmodel import col, select
 from broadcast.areas import service as areas
 from broadcast.db import Database
 from broadcast.delivery import direct, receipts
-from broadcast.delivery.channels import ChannelSet
-from broadcast.delivery.outbox import view_of
+from broadcast.delivery.adapters import ChannelSet
 from broadcast.errors import Conflict, Invalid
+from broadcast.fanout.views import view_of
 from broadcast.inbound import service as inbound
 from broadcast.incidents.models import Incident, IncidentStatus
 from broadcast.media import service as media

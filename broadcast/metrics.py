@@ -23,7 +23,7 @@ class _DatabaseCollector:
         yield from self._attention()
 
     def _deliveries(self):
-        from broadcast.delivery.outbox import counts_by_state
+        from broadcast.delivery.queue import counts_by_state
 
         deliveries = GaugeMetricFamily(
             "broadcast_deliveries", "Deliveries by channel and state", labels=["channel", "state"]

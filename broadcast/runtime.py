@@ -12,10 +12,11 @@ from pathlib import Path
 from broadcast import migrate
 from broadcast.areas import service as areas
 from broadcast.db import Database
-from broadcast.delivery import channels as channel_loader
-from broadcast.delivery.channels import ChannelSet
+from broadcast.delivery import adapters
+from broadcast.delivery.adapters import ChannelSet
 from broadcast.delivery.dispatcher import Dispatcher
 from broadcast.delivery.listener import listen
+from broadcast.fanout.views import UpdateRenderer
 from broadcast.feeds import service as feeds
 from broadcast.hooks import CoreHooks
 from broadcast.scheduling.scheduler import Scheduler
@@ -34,7 +35,7 @@ def assemble(
     context = ChannelContext(
         public_url=settings.public_url, hooks=hooks, announce=live.announcer(db)
     )
-    channels = channel_loader.load(settings, context, channel_classes)
+    channels = adapters.load(settings, context, channel_classes)
     hooks.channels = channels
     return db, channels
 
@@ -68,7 +69,10 @@ class Services:
         schedule: bool = True,
     ):
         self.db, self.channels = db, channels
-        self.dispatcher = Dispatcher(db, channels, settings) if dispatch else None
+        self.dispatcher = None
+        if dispatch:
+            renderer = UpdateRenderer(settings)
+            self.dispatcher = Dispatcher(db, channels, settings, renderer=renderer)
         self.scheduler = Scheduler(db, channels, settings) if schedule else None
         self.database_url = settings.database_url
         self._listener: asyncio.Task | None = None

@@ -15,9 +15,9 @@ import logging
 from broadcast import telemetry
 from broadcast.common import utcnow
 from broadcast.db import Database
-from broadcast.delivery import outbox
-from broadcast.delivery.channels import ChannelSet
-from broadcast.delivery.outbox import Job, Outcome
+from broadcast.delivery import queue
+from broadcast.delivery.adapters import ChannelSet
+from broadcast.delivery.jobs import Job, Outcome, OutcomeKind, Renderer
 from broadcast.delivery.pacing import Pacer
 from broadcast.settings import Settings
 from channels.base import Channel, Message, Target
@@ -28,8 +28,11 @@ RECORD_EVERY = 0.05  # seconds: outcomes are written back in small batches
 
 
 class Dispatcher:
-    def __init__(self, db: Database, channels: ChannelSet, settings: Settings):
+    def __init__(
+        self, db: Database, channels: ChannelSet, settings: Settings, *, renderer: Renderer
+    ):
         self.db, self.channels, self.settings = db, channels, settings
+        self.renderer = renderer  # the domain's side: what a claimed row sends
         self.lanes = {name: Lane(self, channel) for name, channel in channels.active.items()}
         self._tasks: list[asyncio.Task] = []
 
@@ -103,12 +106,12 @@ class Lane:
     async def _claim(self) -> list[Job]:
         def claim() -> list[Job]:
             with self.dispatcher.db.session_scope() as session:
-                return outbox.claim(
+                return queue.claim(
                     session,
                     self.channel.name,
                     limit=self.batch,
                     lease_seconds=self.lease,
-                    public_url=self.settings.public_url,
+                    renderer=self.dispatcher.renderer,
                 )
 
         try:
@@ -121,7 +124,7 @@ class Lane:
     async def _nap(self) -> None:
         def next_due():
             with self.dispatcher.db.session_scope() as session:
-                return outbox.next_due(session, self.channel.name)
+                return queue.next_due(session, self.channel.name)
 
         timeout = self.settings.safety_poll_seconds
         with contextlib.suppress(Exception):
@@ -144,9 +147,9 @@ class Lane:
 
     async def _attempt(self, job: Job) -> Outcome:
         if job.address is None or (job.update is None and job.message is None):
-            return Outcome(job, "failed", error="recipient no longer exists")
+            return Outcome(job, OutcomeKind.failed, error="recipient no longer exists")
         if job.expires_at is not None and utcnow() > job.expires_at:
-            return Outcome(job, "failed", error="expired before it could be sent")
+            return Outcome(job, OutcomeKind.failed, error="expired before it could be sent")
         try:
             message = self._render(job)
             target = Target(
@@ -158,15 +161,15 @@ class Lane:
             async with self.pacer.slot(job.address):
                 receipt = await self.channel.send(message, target)
         except RecipientGone as exc:
-            return Outcome(job, "gone", error=f"recipient gone: {exc}")
+            return Outcome(job, OutcomeKind.gone, error=f"recipient gone: {exc}")
         except PermanentFailure as exc:
-            return Outcome(job, "failed", error=str(exc))
+            return Outcome(job, OutcomeKind.failed, error=str(exc))
         except RetryLater as exc:
             if exc.scope == TARGET:  # one busy recipient: everybody else carries on
                 self.pacer.hold(job.address, exc.retry_after or 0.0)
             elif exc.retry_after:
                 self.pacer.pause(exc.retry_after)
-            return Outcome(job, "retry", error=str(exc), retry_after=exc.retry_after)
+            return Outcome(job, OutcomeKind.retry, error=str(exc), retry_after=exc.retry_after)
         except TargetMoved as exc:
             if not job.per_subscriber:  # the operator's configuration is out of date
                 log.warning(
@@ -176,19 +179,21 @@ class Lane:
                     exc.new_address,
                     extra={"delivery": job.delivery_id},
                 )
-            return Outcome(job, "moved", error=str(exc), new_address=exc.new_address)
+            return Outcome(job, OutcomeKind.moved, error=str(exc), new_address=exc.new_address)
         except Exception as exc:  # an adapter bug: retried until the attempts run out, then dead
             log.exception(
                 "channel %s raised an unclassified error",
                 self.channel.name,
                 extra={"delivery": job.delivery_id},
             )
-            return Outcome(job, "retry", error=f"unexpected {type(exc).__name__}: {exc}")
+            return Outcome(job, OutcomeKind.retry, error=f"unexpected {type(exc).__name__}: {exc}")
         if job.update is not None and job.update.published_at is not None:
             telemetry.observe_latency(
                 self.channel.name, (utcnow() - job.update.published_at).total_seconds()
             )
-        return Outcome(job, "sent", provider_id=receipt.provider_id, delivered=receipt.delivered)
+        return Outcome(
+            job, OutcomeKind.sent, provider_id=receipt.provider_id, delivered=receipt.delivered
+        )
 
     def _render(self, job: Job) -> Message:
         if job.message is not None:  # a direct message: its text is final
@@ -220,7 +225,7 @@ class Lane:
 
         def renew() -> None:
             with self.dispatcher.db.session_scope() as session:
-                outbox.renew(session, tokens, self.lease)
+                queue.renew(session, tokens, self.lease)
 
         with contextlib.suppress(Exception):
             await asyncio.to_thread(renew)
@@ -232,9 +237,10 @@ class Lane:
 
         def write() -> None:
             with self.dispatcher.db.session_scope() as session:
-                outbox.record(
+                queue.record(
                     session,
                     batch,
+                    renderer=self.dispatcher.renderer,
                     max_attempts=self.settings.max_attempts,
                     retry_base=self.settings.retry_base_seconds,
                     retry_cap=self.settings.retry_max_seconds,
@@ -252,5 +258,5 @@ class Lane:
             telemetry.count_outcome(self.channel.name, outcome.kind)
             self.claimed.pop(outcome.job.delivery_id, None)
             self.room.release()
-        if any(o.kind in ("retry", "moved") for o in batch):
+        if any(o.kind in (OutcomeKind.retry, OutcomeKind.moved) for o in batch):
             self.wake.set()

@@ -13,7 +13,7 @@ from sqlmodel import Session
 
 from broadcast import audit
 from broadcast.common import Severity
-from broadcast.delivery.channels import ChannelSet
+from broadcast.delivery.adapters import ChannelSet
 from broadcast.feeds.models import FeedSource
 from broadcast.feeds.rules import CAP_TO_OURS, CapRule, LevelRule, RiseRule, fill
 from broadcast.i18n import LANGUAGES

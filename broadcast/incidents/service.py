@@ -13,7 +13,7 @@ from broadcast import audit
 from broadcast.areas import service as areas
 from broadcast.auth.models import User
 from broadcast.common import Severity, utcnow
-from broadcast.delivery.channels import ChannelSet
+from broadcast.delivery.adapters import ChannelSet
 from broadcast.errors import Conflict, Invalid, NotFound
 from broadcast.i18n import _
 from broadcast.incidents.models import Incident, IncidentStatus

@@ -10,9 +10,9 @@ from broadcast import audit, keys, ratelimit
 from broadcast.auth.models import User
 from broadcast.common import DEFAULT_LANGUAGE, Language, Severity, utcnow, xml_safe
 from broadcast.db import emit
-from broadcast.delivery import audience
-from broadcast.delivery.channels import ChannelSet
+from broadcast.delivery.adapters import ChannelSet
 from broadcast.errors import Conflict, Invalid, NotFound, TooManyRequests
+from broadcast.fanout import audience
 from broadcast.i18n import _
 from broadcast.incidents import service as incidents
 from broadcast.incidents.models import Incident, IncidentStatus

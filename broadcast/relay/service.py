@@ -10,8 +10,8 @@ from broadcast import audit
 from broadcast.areas import service as areas
 from broadcast.auth.models import User
 from broadcast.common import utcnow
-from broadcast.delivery.outbox import view_of
 from broadcast.errors import Conflict, Invalid, NotFound
+from broadcast.fanout.views import view_of
 from broadcast.i18n import _
 from broadcast.incidents.models import Incident
 from broadcast.relay import kit

@@ -12,7 +12,7 @@ from sqlmodel import select
 from broadcast import audit
 from broadcast.common import utcnow
 from broadcast.db import Database, emit
-from broadcast.delivery.channels import ChannelSet
+from broadcast.delivery.adapters import ChannelSet
 from broadcast.errors import NotFound
 from broadcast.incidents import service as incidents
 from broadcast.incidents.models import Incident

@@ -23,7 +23,7 @@ from sqlalchemy import text
 from sqlmodel import select
 
 from broadcast.db import Database
-from broadcast.delivery.channels import ChannelSet
+from broadcast.delivery.adapters import ChannelSet
 from broadcast.feeds.poll import schedule as feed_schedule
 from broadcast.feeds.poll.polling import FeedPoller
 from broadcast.scheduling import jobs

@@ -33,7 +33,7 @@ from broadcast import audit, keys
 from broadcast.areas import service as areas
 from broadcast.common import DEFAULT_LANGUAGE, Language, utcnow
 from broadcast.delivery import direct
-from broadcast.delivery.channels import ChannelSet
+from broadcast.delivery.adapters import ChannelSet
 from broadcast.errors import DomainError, Invalid, TooManyRequests, Unavailable
 from broadcast.i18n import _
 from broadcast.settings import Settings

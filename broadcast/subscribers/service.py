@@ -7,7 +7,7 @@ from sqlmodel import Session, delete, select, update
 from broadcast import audit
 from broadcast.areas import service as areas
 from broadcast.common import Language, Severity, utcnow
-from broadcast.delivery.channels import ChannelSet
+from broadcast.delivery.adapters import ChannelSet
 from broadcast.errors import Conflict, Invalid, NotFound
 from broadcast.i18n import _
 from broadcast.inbound import service as inbound

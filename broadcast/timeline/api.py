@@ -8,7 +8,7 @@ from pydantic import BaseModel, Field
 
 from broadcast.common import Code, PlainText, Severity
 from broadcast.db import emit
-from broadcast.delivery import outbox
+from broadcast.delivery import queue
 from broadcast.deps import AUTH, BODY, ROLE, Id, Member, Officer, SessionDep, errors
 from broadcast.errors import NotFound
 from broadcast.incidents import service as incidents
@@ -180,7 +180,7 @@ def retract(update_id: Id, data: Reason, session: SessionDep, user: Officer, req
 )
 def deliveries(update_id: Id, session: SessionDep, user: Officer):
     service.get(session, update_id)
-    return outbox.counts_by_state(session, update_id)
+    return queue.counts_by_state(session, update_id)
 
 
 @router.post(
@@ -190,6 +190,6 @@ def deliveries(update_id: Id, session: SessionDep, user: Officer):
 )
 def resend_failed(update_id: Id, session: SessionDep, user: Officer) -> dict[str, int]:
     service.get(session, update_id)
-    count = outbox.requeue_failed(session, update_id)
+    count = queue.requeue_failed(session, update_id)
     emit(session, "requeued", update_id=update_id)
     return {"requeued": count}

@@ -15,9 +15,9 @@ from broadcast.areas import service as areas
 from broadcast.auth.models import Role, User
 from broadcast.common import Severity, as_bodies, utcnow
 from broadcast.db import emit
-from broadcast.delivery import audience
-from broadcast.delivery.channels import ChannelSet
+from broadcast.delivery.adapters import ChannelSet
 from broadcast.errors import Conflict, Invalid, NotFound
+from broadcast.fanout import audience
 from broadcast.i18n import LANGUAGES, _
 from broadcast.incidents.models import Incident, IncidentStatus
 from broadcast.timeline.models import Source, Update, UpdateKind, UpdateState

@@ -13,7 +13,7 @@ from starlette.applications import Starlette
 from starlette.responses import Response
 from starlette.routing import Route
 
-from broadcast.delivery.channels import configure
+from broadcast.delivery.adapters import configure
 from broadcast.delivery.models import Delivery
 from broadcast.settings import Settings
 from channels.base import ChannelContext, Media, Target, UpdateView

@@ -17,7 +17,7 @@ from sqlmodel import select
 from twilio.request_validator import RequestValidator
 
 from broadcast.db import Database
-from broadcast.delivery.channels import configure
+from broadcast.delivery.adapters import configure
 from broadcast.delivery.models import Delivery, DirectMessage
 from broadcast.inbound import service as inbound
 from broadcast.inbound.models import InboundMessage

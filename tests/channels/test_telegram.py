@@ -70,7 +70,7 @@ def test_without_a_bot_token_the_channel_is_off(fake):
 
 
 def test_settings_come_from_the_contract_environment_names(monkeypatch, fake):
-    from broadcast.delivery.channels import configure
+    from broadcast.delivery.adapters import configure
     from broadcast.settings import Settings
 
     for field, value in [

@@ -7,8 +7,9 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import select
 
-from broadcast.delivery import direct, outbox
+from broadcast.delivery import direct, queue
 from broadcast.delivery.models import Delivery, DirectMessage
+from broadcast.fanout.views import UpdateRenderer
 from channels.platform import PlatformChannel
 from channels.telegram import TelegramChannel
 from channels.webhook import WebhookChannel
@@ -81,8 +82,12 @@ def claim_order(client) -> None:
     with client.app.state.db.session_scope() as session:
         queued = direct.queue(session, channel="telegram", address=str(CHAT), text="Hallo")
     with client.app.state.db.session_scope() as session:
-        jobs = outbox.claim(
-            session, "telegram", limit=5, lease_seconds=60, public_url="http://127.0.0.1"
+        jobs = queue.claim(
+            session,
+            "telegram",
+            limit=5,
+            lease_seconds=60,
+            renderer=UpdateRenderer(client.app.state.settings),
         )
     assert [j.direct_message_id for j in jobs] == [queued.id, None, None, None, None]
     assert jobs[0].message.text == "Hallo" and jobs[0].update is None

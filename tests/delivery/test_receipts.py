@@ -9,19 +9,24 @@ from fastapi.testclient import TestClient
 from sqlmodel import select
 
 from broadcast.common import utcnow
-from broadcast.delivery import outbox, receipts
+from broadcast.delivery import queue, receipts
+from broadcast.delivery.jobs import Outcome, OutcomeKind
 from broadcast.delivery.models import Delivery, EarlyReceipt
-from broadcast.delivery.outbox import Outcome
+from broadcast.fanout.views import UpdateRenderer
+from broadcast.settings import Settings
 from tests.support import new_incident, post_update, token_for
+
+RENDERER = UpdateRenderer(Settings(public_url="http://127.0.0.1:8000"))
 
 
 def record_sent(db, provider_id: str) -> None:
     with db.session_scope() as session:
-        (job,) = outbox.claim(session, "platform", limit=10, lease_seconds=30, public_url="x")
+        (job,) = queue.claim(session, "platform", limit=10, lease_seconds=30, renderer=RENDERER)
     with db.session_scope() as session:
-        outbox.record(
+        queue.record(
             session,
-            [Outcome(job, "sent", provider_id=provider_id)],
+            [Outcome(job, OutcomeKind.sent, provider_id=provider_id)],
+            renderer=RENDERER,
             max_attempts=3,
             retry_base=1,
             retry_cap=1,
@@ -110,7 +115,7 @@ def test_a_passing_failure_makes_the_delivery_due_again(app_factory, early):
             fail_for_a_while(db, "SM3")
         row = delivery(db)
         with db.session_scope() as session:  # due in 30 s, not now
-            due = outbox.claim(session, "platform", limit=10, lease_seconds=30, public_url="x")
+            due = queue.claim(session, "platform", limit=10, lease_seconds=30, renderer=RENDERER)
         assert due == []
     assert (row.state, row.attempts, row.provider_id) == ("pending", 1, None)
     assert row.last_error == "Twilio error 14107"

@@ -8,7 +8,8 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from broadcast.delivery import outbox
+from broadcast.delivery import queue
+from broadcast.fanout.views import UpdateRenderer
 from channels.mastodon import MastodonChannel
 from channels.platform import PlatformChannel
 from channels.telegram import TelegramChannel
@@ -104,12 +105,12 @@ def test_adapters_get_absolute_urls_and_the_alt_text_in_the_delivery_language(ap
         client.post(f"/api/v1/updates/{draft['id']}/approve", headers=auth(officer))
 
         with client.app.state.db.session_scope() as session:
-            jobs = outbox.claim(
+            jobs = queue.claim(
                 session,
                 "webhook",
                 limit=10,
                 lease_seconds=30,
-                public_url="https://crisis.example.nl/",
+                renderer=UpdateRenderer(client.app.state.settings),
             )
 
     by_language = {job.language: job.update.media for job in jobs}

@@ -17,7 +17,6 @@ import pytest
 from sqlmodel import select
 
 from broadcast.common import XML_UNSAFE, utcnow, xml_safe
-from broadcast.delivery.outbox import view_of
 from broadcast.incidents.models import Incident
 from broadcast.questions import service as questions
 from broadcast.questions.models import Question
@@ -545,11 +544,3 @@ def test_an_sms_question_with_control_characters_reaches_the_inbox_cleaned(app_f
             officer = token_for(app, "officer", name="lotte")
             inbox = client.get("/api/v1/questions", headers=auth(officer)).json()
     assert [q["text"] for q in inbox] == ["Is de dijk veilig? <b>nu</b>"]
-
-
-def test_adapters_never_see_what_xml_cannot_carry_in_rows_written_before_the_check():
-    row = Update(id=7, incident_id=1, body={"nl": "Hoog\u0007water\ufffe", "en": "High\x00 water"})
-    incident = Incident(id=1, title="Hoog\u001bwater", slug="hoogwater", areas=[])
-    view = view_of(row, incident, "http://127.0.0.1:8000")
-    assert view.body == {"nl": "Hoogwater", "en": "High water"}
-    assert view.incident_title == "Hoogwater"

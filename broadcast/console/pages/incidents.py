@@ -24,8 +24,8 @@ from broadcast.console.pages.common import (
 )
 from broadcast.console.preview import plain_language_hints, previewed, previews
 from broadcast.console.session import OfficerDep, ViewerDep
-from broadcast.delivery.outbox import view_of
 from broadcast.deps import Id, SessionDep
+from broadcast.fanout.views import view_of
 from broadcast.feeds import service as feeds
 from broadcast.i18n import _
 from broadcast.incidents import service as incidents

@@ -22,7 +22,7 @@ from broadcast.console.pages.common import (
 )
 from broadcast.console.session import OfficerDep, UploaderDep, ViewerDep
 from broadcast.db import emit
-from broadcast.delivery import outbox
+from broadcast.delivery import queue
 from broadcast.deps import Id, SessionDep
 from broadcast.errors import DomainError
 from broadcast.i18n import _
@@ -48,7 +48,7 @@ def update_page(request: Request, update_id: Id, session: SessionDep, viewer: Of
         viewer,
         update=update,
         incident=session.get(Incident, update.incident_id) if update.incident_id else None,
-        counts=outbox.counts_by_state(session, update_id),
+        counts=queue.counts_by_state(session, update_id),
         trail=audit.recent(session, subject=f"update:{update_id}", limit=50),
     )
 
@@ -56,7 +56,7 @@ def update_page(request: Request, update_id: Id, session: SessionDep, viewer: Of
 @router.get("/updates/{update_id}/deliveries.json")
 def update_deliveries(update_id: Id, session: SessionDep, viewer: OfficerDep):
     timeline.get(session, update_id)
-    return outbox.counts_by_state(session, update_id)
+    return queue.counts_by_state(session, update_id)
 
 
 @router.post("/updates/{update_id}/approve")
@@ -129,7 +129,7 @@ def _on_update(request, session, update_id: int, act: Callable[[Update], Update]
 @router.post("/updates/{update_id}/resend-failed")
 def resend_failed(request: Request, update_id: Id, session: SessionDep, viewer: OfficerDep):
     timeline.get(session, update_id)
-    count = outbox.requeue_failed(session, update_id)
+    count = queue.requeue_failed(session, update_id)
     emit(session, "requeued", update_id=update_id)
     audit.record(
         session,

@@ -19,7 +19,7 @@ from sqlmodel import Session, col, select
 
 from broadcast import audit
 from broadcast.areas.models import Area
-from broadcast.delivery.channels import ChannelSet
+from broadcast.delivery.adapters import ChannelSet
 from broadcast.feeds import drafts
 from broadcast.feeds.models import FeedAlert, FeedReading, FeedRuleState, FeedSource
 from broadcast.feeds.parse.cap import CapAlert

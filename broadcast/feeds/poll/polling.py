@@ -23,7 +23,7 @@ from sqlmodel import Session, select
 from broadcast import audit, telemetry
 from broadcast.common import utcnow
 from broadcast.db import Database, emit
-from broadcast.delivery.channels import ChannelSet
+from broadcast.delivery.adapters import ChannelSet
 from broadcast.errors import NotFound
 from broadcast.feeds.models import FeedSource, FeedStatus
 from broadcast.feeds.parse.extract import Options, Parsers

@@ -13,7 +13,7 @@ from sqlmodel import Session
 
 from broadcast.areas import service as areas
 from broadcast.common import Severity, utcnow
-from broadcast.delivery.channels import ChannelSet
+from broadcast.delivery.adapters import ChannelSet
 from broadcast.delivery.models import Delivery, DeliveryState
 from broadcast.subscribers.models import Subscriber, SubscriberArea, SubscriberState
 from broadcast.timeline.models import Update
@@ -160,4 +160,6 @@ def _follow_original(session: Session, update: Update) -> int:
 
 def _insert(session: Session):
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    return dialect.insert(Delivery.__table__)
+    # Without it SQLAlchemy's psycopg dialect reports -1 for an INSERT, and the count of
+    # queued deliveries (in the audit trail) would be wrong on PostgreSQL.
+    return dialect.insert(Delivery.__table__).execution_options(preserve_rowcount=True)

@@ -1,0 +1,251 @@
+"""The outbox: claim due deliveries under a lease, and record what the adapters answered.
+
+Claiming is one ``UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED) RETURNING``: on
+PostgreSQL any number of workers take disjoint batches; SQLite has one writer at a time anyway.
+A lease that expires (the worker died) makes its rows due again. Every write-back is guarded by
+the claim token, so a worker that lost its lease cannot overwrite a newer claim.
+
+This module reads only the outbox's own tables: what a row sends, and to which address, comes
+from the domain through the injected ``Renderer`` (``broadcast.delivery.jobs``).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlmodel import Session
+
+from broadcast.common import utcnow
+from broadcast.delivery import receipts
+from broadcast.delivery.jobs import ClaimedRow, Content, Job, Outcome, OutcomeKind, Renderer
+from broadcast.delivery.models import Delivery, DeliveryState, DirectMessage
+from broadcast.delivery.policy import backoff, exhausted
+
+D = Delivery.__table__.c
+
+
+def due_filter(channel: str, now: datetime):
+    return and_(
+        D.channel == channel,
+        or_(
+            and_(D.state == DeliveryState.pending, D.next_attempt_at <= now),
+            and_(D.state == DeliveryState.sending, D.lease_until < now),
+        ),
+    )
+
+
+def claim(
+    session: Session, channel: str, *, limit: int, lease_seconds: float, renderer: Renderer
+) -> list[Job]:
+    """Claim up to ``limit`` due rows of the channel; the renderer says what each sends."""
+    now = utcnow()
+    token = str(uuid.uuid4())
+    lease = now + timedelta(seconds=lease_seconds)
+    # Direct messages first: a resident waiting for the bot's answer must not queue behind a
+    # broadcast to ten thousand (the index on direct_message_id keeps this query cheap).
+    direct = and_(due_filter(channel, now), D.direct_message_id.is_not(None))
+    claimed = _claim_rows(session, direct, limit, token, lease)
+    if (room := limit - len(claimed)) > 0:
+        claimed += _claim_rows(session, due_filter(channel, now), room, token, lease)
+    if not claimed:
+        return []
+    contents = renderer.contents(session, channel, claimed)
+    return [_job(row, contents.get(row.id, NOTHING), channel, token) for row in claimed]
+
+
+NOTHING = Content(address=None)  # nothing to send: the dispatcher fails the row
+
+
+def _job(row: ClaimedRow, content: Content, channel: str, token: str) -> Job:
+    return Job(
+        delivery_id=row.id,
+        token=token,
+        channel=channel,
+        target=row.target,
+        address=content.address,
+        language=row.language,
+        update=content.update,
+        attempts=row.attempts,
+        per_subscriber=row.target[0] in "sqm" and row.target[1:].isdigit(),
+        original_message_id=content.original_message_id,
+        message=content.message,
+        direct_message_id=row.direct_message_id,
+        expires_at=content.expires_at,
+    )
+
+
+def _claim_rows(
+    session: Session, where, limit: int, token: str, lease: datetime
+) -> list[ClaimedRow]:
+    ids = select(D.id).where(where).order_by(D.id).limit(limit).with_for_update(skip_locked=True)
+    rows = session.execute(
+        update(Delivery.__table__)
+        .where(D.id.in_(ids.scalar_subquery()))
+        .values(state=DeliveryState.sending, claim_token=token, lease_until=lease)
+        .returning(
+            D.id,
+            D.update_id,
+            D.target,
+            D.subscriber_id,
+            D.question_id,
+            D.direct_message_id,
+            D.language,
+            D.attempts,
+        )
+    ).all()
+    return sorted((ClaimedRow(*row) for row in rows), key=lambda r: r.id)
+
+
+def record(
+    session: Session,
+    outcomes: list[Outcome],
+    *,
+    renderer: Renderer,
+    max_attempts: int,
+    retry_base: float,
+    retry_cap: float,
+) -> None:
+    finished_directs = []
+    for outcome in outcomes:
+        job = outcome.job
+        guard = and_(
+            D.id == job.delivery_id, D.claim_token == job.token, D.state == DeliveryState.sending
+        )
+        values = _values_for(outcome, max_attempts, retry_base, retry_cap)
+        changed = session.execute(update(Delivery.__table__).where(guard).values(**values)).rowcount
+        if not changed:
+            continue  # the lease was lost meanwhile; the newer claim owns the row
+        if job.direct_message_id and values["state"] != DeliveryState.pending:
+            finished_directs.append(job.direct_message_id)
+        subscriber_id = _subscriber_of(job)
+        if outcome.kind == OutcomeKind.gone and subscriber_id:
+            renderer.recipient_gone(session, subscriber_id)
+        following = outcome.kind == OutcomeKind.moved and values["state"] == DeliveryState.pending
+        if following and not renderer.recipient_moved(session, subscriber_id, outcome.new_address):
+            # The new address has a subscriber of its own, who gets the update there.
+            session.execute(
+                update(Delivery.__table__)
+                .where(D.id == job.delivery_id)
+                .values(state=DeliveryState.failed, last_error=MOVED_TO_SUBSCRIBER)
+            )
+    if finished_directs:  # personal data: kept no longer than it is needed
+        session.execute(
+            update(DirectMessage.__table__)
+            .where(DirectMessage.id.in_(finished_directs))
+            .values(address=None, text=None)
+        )
+    for channel in {o.job.channel for o in outcomes}:
+        sent = [
+            o.provider_id
+            for o in outcomes
+            if o.job.channel == channel and o.kind == OutcomeKind.sent and o.provider_id
+        ]
+        receipts.apply_early(session, channel, sent, max_attempts=max_attempts)
+
+
+def renew(session: Session, tokens: set[str], lease_seconds: float) -> None:
+    session.execute(
+        update(Delivery.__table__)
+        .where(D.claim_token.in_(tokens), D.state == DeliveryState.sending)
+        .values(lease_until=utcnow() + timedelta(seconds=lease_seconds))
+    )
+
+
+def _values_for(outcome: Outcome, max_attempts: int, base: float, cap: float) -> dict:
+    attempts = outcome.job.attempts + 1
+    common = {
+        "attempts": attempts,
+        "lease_until": None,
+        "claim_token": None,
+        "last_error": (outcome.error or "")[:500] or None,
+    }
+    if outcome.kind == OutcomeKind.sent:
+        state = DeliveryState.delivered if outcome.delivered else DeliveryState.sent
+        return common | {
+            "state": state,
+            "provider_id": outcome.provider_id,
+            "sent_at": outcome.at,
+            "last_error": None,
+            "delivered_at": outcome.at if outcome.delivered else None,
+        }
+    if outcome.kind in (OutcomeKind.failed, OutcomeKind.gone):
+        return common | {"state": DeliveryState.failed}
+    if outcome.kind == OutcomeKind.moved:
+        return common | _moved(outcome, attempts, max_attempts)
+    if exhausted(attempts, max_attempts):
+        return common | {"state": DeliveryState.dead}
+    delay = backoff(attempts, base=base, cap=cap, retry_after=outcome.retry_after)
+    return common | {
+        "state": DeliveryState.pending,
+        "next_attempt_at": outcome.at + timedelta(seconds=delay),
+    }
+
+
+MOVED_TO_SUBSCRIBER = "the chat moved to an address that has a subscriber of its own"
+
+
+def _moved(outcome: Outcome, attempts: int, max_attempts: int) -> dict:
+    """A subscriber's address is followed (at once, counted as an attempt, so a chain of moves
+    ends when the attempts run out). A broadcast target's address is the channel's
+    configuration, which only the operator can change: retrying it would meet the same answer,
+    so it fails at once and says what to do. Never pending for ever."""
+    job = outcome.job
+    if not job.per_subscriber:
+        return {
+            "state": DeliveryState.failed,
+            "last_error": (
+                f"the {job.channel} broadcast target moved to {outcome.new_address}: set the "
+                "channel's address setting to the new one and restart (updates published "
+                "until then do not reach it)"
+            ),
+        }
+    if _subscriber_of(job) is None or not outcome.new_address:
+        return {"state": DeliveryState.failed, "last_error": "the recipient's chat moved"}
+    if exhausted(attempts, max_attempts):
+        return {
+            "state": DeliveryState.failed,
+            "last_error": f"the recipient's chat moved {attempts} times; gave up following it",
+        }
+    return {"state": DeliveryState.pending, "next_attempt_at": outcome.at}
+
+
+def _subscriber_of(job: Job) -> int | None:
+    return int(job.target[1:]) if job.target.startswith("s") and job.target[1:].isdigit() else None
+
+
+def next_due(session: Session, channel: str) -> datetime | None:
+    """When the earliest waiting delivery of the channel becomes due (for the dispatcher's nap)."""
+    return session.execute(
+        select(func.min(D.next_attempt_at)).where(
+            D.channel == channel, D.state == DeliveryState.pending
+        )
+    ).scalar()
+
+
+def counts_by_state(session: Session, update_id: int | None = None) -> dict[str, dict[str, int]]:
+    """``{"<channel>": {"<state>": count}}`` for one update, or for all of them."""
+    query = select(D.channel, D.state, func.count()).group_by(D.channel, D.state)
+    if update_id is not None:
+        query = query.where(D.update_id == update_id)
+    result: dict[str, dict[str, int]] = {}
+    for channel, state, count in session.execute(query):
+        result.setdefault(channel, {})[str(state)] = count
+    return result
+
+
+def requeue_failed(session: Session, update_id: int) -> int:
+    """Give failed and dead deliveries of one update a fresh set of attempts."""
+    return (
+        session.execute(
+            update(Delivery.__table__)
+            .where(
+                D.update_id == update_id, D.state.in_([DeliveryState.failed, DeliveryState.dead])
+            )
+            .values(
+                state=DeliveryState.pending, attempts=0, next_attempt_at=utcnow(), last_error=None
+            )
+        ).rowcount
+        or 0
+    )
