@@ -1,0 +1,170 @@
+"""Public documents rendered once per change, not once per view.
+
+The incident pages (per language), ``/``, ``/feed.atom``, ``/cap.atom`` and ``/updates/{id}.cap``
+are kept as bytes (and compressed once) until an event says what they show changed: a publish,
+correction, retraction, promise, incident status or feed reading (see ``CHANGES``). Events reach
+every process (PostgreSQL NOTIFY feeds the bus), so each process drops its copies. A short
+time-to-live covers what depends on the clock alone ("today 14:05", the chart's window).
+
+Responses carry a strong ``ETag`` (a hash of the bytes) and ``Last-Modified``; conditional
+requests get ``304``; ``Cache-Control`` lets a reverse proxy or CDN serve residents.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import threading
+import time
+import weakref
+from collections.abc import Awaitable, Callable, Hashable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import format_datetime, parsedate_to_datetime
+
+from fastapi import Request
+from fastapi.responses import Response
+
+from broadcast.events import Bus, Event
+from broadcast.web import compression
+
+# Event kinds after which a public document may read differently.
+CHANGES = frozenset({"published", "public", "live", "feeds", "overdue"})
+TIME_TO_LIVE = 30.0  # seconds: the longest a page may lag behind the clock
+PUBLIC = "public, max-age=10, stale-while-revalidate=60, stale-if-error=86400"
+PRIVATE = "private, no-store"
+Render = Callable[[], Awaitable[tuple[bytes, str]]]  # -> (body, media type)
+
+
+@dataclass
+class Document:
+    body: bytes
+    media_type: str
+    etag: str  # without quotes: the hash of the bytes
+    last_modified: datetime
+    made_at: float
+    encoded: dict[str, bytes] = field(default_factory=dict)
+
+    def encode(self, encoding: str | None) -> bytes:
+        """The bytes in ``encoding``, compressed once per document."""
+        if encoding is None or not compression.compressible(self.media_type):
+            return self.body
+        if encoding not in self.encoded:
+            coder = compression.ENCODERS[encoding]
+            self.encoded[encoding] = coder(self.body, compression.THOROUGH[encoding])
+        return self.encoded[encoding]
+
+
+class PublicCache:
+    """Documents by key; a render in progress is shared by every request that waits for it."""
+
+    def __init__(self, *, time_to_live: float = TIME_TO_LIVE, clock=time.monotonic):
+        self.time_to_live, self.clock = time_to_live, clock
+        self.renders = 0  # how many times a document was rendered (tests count them)
+        self._documents: dict[Hashable, Document] = {}
+        self._pending: dict[Hashable, tuple[int, asyncio.Future[Document]]] = {}
+        self._generation = 0
+        self._lock = threading.Lock()  # events arrive in the committing thread
+
+    def on_event(self, event: Event) -> None:
+        if event.get("kind") in CHANGES:
+            self.invalidate()
+
+    def invalidate(self) -> None:
+        with self._lock:
+            self._generation += 1
+            self._documents.clear()
+
+    async def get(self, key: Hashable, render: Render) -> Document:
+        found = self._documents.get(key)
+        if found is not None and self.clock() - found.made_at < self.time_to_live:
+            return found
+        generation = self._generation
+        pending = self._pending.get(key)
+        if pending is None or pending[0] != generation:  # the first to miss renders, in a task
+            task = asyncio.ensure_future(self._render(key, render, generation, previous=found))
+            pending = self._pending[key] = (generation, task)
+            task.add_done_callback(lambda done: self._forget(key, done))
+        return await asyncio.shield(pending[1])  # a client that goes away stops no render
+
+    def _forget(self, key: Hashable, task: asyncio.Future[Document]) -> None:
+        if self._pending.get(key, (None, None))[1] is task:
+            del self._pending[key]
+        if not task.cancelled():
+            task.exception()  # retrieved: its waiters, if any, got it too
+
+    async def _render(
+        self, key: Hashable, render: Render, generation: int, previous: Document | None
+    ) -> Document:
+        body, media_type = await render()
+        self.renders += 1
+        etag = hashlib.blake2b(body, digest_size=16).hexdigest()
+        unchanged = previous is not None and previous.etag == etag
+        document = Document(
+            body,
+            media_type,
+            etag,
+            previous.last_modified if unchanged else datetime.now(UTC).replace(microsecond=0),
+            self.clock(),
+        )
+        with self._lock:
+            if generation == self._generation:  # nothing changed while it was rendered
+                self._documents[key] = document
+        return document
+
+
+_caches: weakref.WeakKeyDictionary[Bus, PublicCache] = weakref.WeakKeyDictionary()
+
+
+def cache_of(request: Request) -> PublicCache:
+    """The process's cache of the app's public documents, dropped by the app's bus events."""
+    bus = request.app.state.db.bus
+    if (found := _caches.get(bus)) is None:
+        found = _caches[bus] = PublicCache()
+        bus.listen(found.on_event)
+    return found
+
+
+async def cached(
+    request: Request, key: Hashable, render: Render, *, vary: tuple[str, ...] = ()
+) -> Response:
+    """The document for ``key`` as a response to ``request``: 304 when the client has it."""
+    document = await cache_of(request).get(key, render)
+    return respond(request, document, vary=vary)
+
+
+def respond(request: Request, document: Document, *, vary: tuple[str, ...] = ()) -> Response:
+    encoding = compression.negotiate(request.headers.get("accept-encoding", ""))
+    if not compression.compressible(document.media_type):
+        encoding = None
+    headers = {
+        "ETag": f'"{document.etag}-{encoding}"' if encoding else f'"{document.etag}"',
+        "Last-Modified": format_datetime(document.last_modified, usegmt=True),
+        "Cache-Control": PUBLIC,
+        "Vary": ", ".join(("Accept-Encoding", *vary)),
+    }
+    if not_modified(request, document):
+        return Response(status_code=304, headers=headers)
+    body = document.encode(encoding)
+    if encoding:
+        headers["Content-Encoding"] = encoding
+    return Response(body, media_type=document.media_type, headers=headers)
+
+
+def not_modified(request: Request, document: Document) -> bool:
+    """``If-None-Match`` decides when present; ``If-Modified-Since`` only without it."""
+    if (tags := request.headers.get("if-none-match")) is not None:
+        if tags.strip() == "*":
+            return True
+        return any(_tag_hash(tag) == document.etag for tag in tags.split(","))
+    if (since := request.headers.get("if-modified-since")) is not None:
+        try:
+            return document.last_modified <= parsedate_to_datetime(since)
+        except (TypeError, ValueError):
+            return False
+    return False
+
+
+def _tag_hash(tag: str) -> str:
+    """The hash in ``"<hash>"``, ``"<hash>-gzip"`` or ``W/"<hash>"``: one document, any encoding."""
+    return tag.strip().removeprefix("W/").strip('"').split("-", 1)[0]
