@@ -24,15 +24,18 @@ from email.utils import format_datetime, parsedate_to_datetime
 
 from fastapi import Request
 from fastapi.responses import Response
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from broadcast.events import Bus, Event
 from broadcast.web import compression
 
 # Event kinds after which a public document may read differently.
-CHANGES = frozenset({"published", "public", "live", "feeds", "overdue"})
+CHANGES = frozenset({"published", "public", "feeds", "overdue"})
 TIME_TO_LIVE = 30.0  # seconds: the longest a page may lag behind the clock
 PUBLIC = "public, max-age=10, stale-while-revalidate=60, stale-if-error=86400"
 PRIVATE = "private, no-store"
+PERSONAL = ("/console", "/subscribe", "/api/")  # a person's own data, forms or session
 Render = Callable[[], Awaitable[tuple[bytes, str]]]  # -> (body, media type)
 
 
@@ -116,9 +119,9 @@ class PublicCache:
 _caches: weakref.WeakKeyDictionary[Bus, PublicCache] = weakref.WeakKeyDictionary()
 
 
-def cache_of(request: Request) -> PublicCache:
+def cache_of(app) -> PublicCache:
     """The process's cache of the app's public documents, dropped by the app's bus events."""
-    bus = request.app.state.db.bus
+    bus = app.state.db.bus
     if (found := _caches.get(bus)) is None:
         found = _caches[bus] = PublicCache()
         bus.listen(found.on_event)
@@ -129,7 +132,7 @@ async def cached(
     request: Request, key: Hashable, render: Render, *, vary: tuple[str, ...] = ()
 ) -> Response:
     """The document for ``key`` as a response to ``request``: 304 when the client has it."""
-    document = await cache_of(request).get(key, render)
+    document = await cache_of(request.app).get(key, render)
     return respond(request, document, vary=vary)
 
 
@@ -168,3 +171,24 @@ def not_modified(request: Request, document: Document) -> bool:
 def _tag_hash(tag: str) -> str:
     """The hash in ``"<hash>"``, ``"<hash>-gzip"`` or ``W/"<hash>"``: one document, any encoding."""
     return tag.strip().removeprefix("W/").strip('"').split("-", 1)[0]
+
+
+class PersonalPages:
+    """``Cache-Control: private, no-store`` on the console, the sign-up forms and the API, unless
+    the route chose otherwise: no proxy may keep one person's page for the next."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith(PERSONAL):
+            await self.app(scope, receive, send)
+            return
+
+        async def private(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                headers.setdefault("Cache-Control", PRIVATE)
+            await send(message)
+
+        await self.app(scope, receive, private)

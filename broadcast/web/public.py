@@ -26,7 +26,7 @@ from broadcast.signup import service as signup
 from broadcast.timeline import service as timeline
 from broadcast.timeline.models import Update, UpdateState
 from broadcast.web import i18n, live
-from broadcast.web.cache import PRIVATE, cached
+from broadcast.web.cache import PRIVATE, PersonalPages, cached
 from broadcast.web.compression import Compression
 from broadcast.web.limits import small_form
 from broadcast.web.rendering import fragment, page, remember_language, render
@@ -41,9 +41,11 @@ Slug = Annotated[PlainText, InPath(max_length=200)]  # longer, or with a control
 
 
 def install(app: FastAPI) -> None:
-    """The static files, and compression of every text response (pages, feeds, API, CSS, JS)."""
+    """The static files, compression of every text response (pages, feeds, API, CSS, JS), and
+    no caching of personal pages."""
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.add_middleware(Compression)
+    app.add_middleware(PersonalPages)
 
 
 def _read(request: Request, work):
