@@ -149,7 +149,7 @@ async def stream(
     missed: Callable[[], Awaitable[Iterable[tuple[int, str]]]] | None = None,
 ) -> AsyncIterator[bytes]:
     """The bytes of one client's event stream: first what it missed (``Last-Event-ID``), then
-    each new update, and a comment line now and then so proxies keep the connection."""
+    each new update. (The response adds the keep-alive comments.)"""
     with hub.follow(slug, language) as client:
         yield b": connected\n\n"
         replayed: set[int] = set()
@@ -157,12 +157,7 @@ async def stream(
             replayed.add(update_id)
             yield event_bytes(update_id, html)
         while True:
-            try:
-                async with asyncio.timeout(KEEPALIVE_SECONDS):
-                    await client.wake.wait()
-            except TimeoutError:
-                yield b": ping\n\n"
-                continue
+            await client.wake.wait()
             client.wake.clear()
             if client.closed:
                 return

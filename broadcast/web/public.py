@@ -8,9 +8,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi import Path as InPath
-from fastapi.responses import HTMLResponse, RedirectResponse, StreamingResponse
+from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from feedgen.feed import FeedGenerator
+from sse_starlette.sse import EventSourceResponse
 
 from broadcast.areas import service as areas
 from broadcast.common import Language, PlainText, utcnow, xml_safe
@@ -195,11 +196,9 @@ async def incident_events(request: Request, slug: Slug):
     hub = live.hub_of(app.state.db, lambda update_id, languages: _cards(app, update_id, languages))
     last_seen = request.headers.get("last-event-id", "")
     missed = (lambda: _missed(app, slug, int(last_seen), language)) if last_seen.isdigit() else None
-    return StreamingResponse(
-        live.stream(hub, slug, language, missed),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
-    )
+    # sse-starlette writes the bytes as they are, pings, and ends the stream when the server stops
+    events = live.stream(hub, slug, language, missed)
+    return EventSourceResponse(events, ping=live.KEEPALIVE_SECONDS)
 
 
 async def _cards(app, update_id: int, languages: set[str]) -> dict[str, str] | None:
