@@ -28,7 +28,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from broadcast.events import Bus, Event
-from broadcast.web import compression
+from broadcast.web import compression, i18n
 
 # Event kinds after which a public document may read differently.
 CHANGES = frozenset({"published", "public", "feeds", "overdue"})
@@ -46,6 +46,7 @@ class Document:
     etag: str  # without quotes: the hash of the bytes
     last_modified: datetime
     made_at: float
+    vary: tuple[str, ...] = ()  # request headers besides Accept-Encoding that choose the bytes
     encoded: dict[str, bytes] = field(default_factory=dict)
 
     def encode(self, encoding: str | None) -> bytes:
@@ -78,14 +79,22 @@ class PublicCache:
             self._generation += 1
             self._documents.clear()
 
-    async def get(self, key: Hashable, render: Render) -> Document:
+    def peek(self, key: Hashable) -> Document | None:
+        """The document if it is in memory and fresh; never renders."""
         found = self._documents.get(key)
         if found is not None and self.clock() - found.made_at < self.time_to_live:
             return found
+        return None
+
+    async def get(self, key: Hashable, render: Render, vary: tuple[str, ...] = ()) -> Document:
+        if (fresh := self.peek(key)) is not None:
+            return fresh
+        found = self._documents.get(key)
         generation = self._generation
         pending = self._pending.get(key)
         if pending is None or pending[0] != generation:  # the first to miss renders, in a task
-            task = asyncio.ensure_future(self._render(key, render, generation, previous=found))
+            rendering = self._render(key, render, generation, previous=found, vary=vary)
+            task = asyncio.ensure_future(rendering)
             pending = self._pending[key] = (generation, task)
             task.add_done_callback(lambda done: self._forget(key, done))
         return await asyncio.shield(pending[1])  # a client that goes away stops no render
@@ -97,7 +106,12 @@ class PublicCache:
             task.exception()  # retrieved: its waiters, if any, got it too
 
     async def _render(
-        self, key: Hashable, render: Render, generation: int, previous: Document | None
+        self,
+        key: Hashable,
+        render: Render,
+        generation: int,
+        previous: Document | None,
+        vary: tuple[str, ...],
     ) -> Document:
         body, media_type = await render()
         self.renders += 1
@@ -109,6 +123,7 @@ class PublicCache:
             etag,
             previous.last_modified if unchanged else datetime.now(UTC).replace(microsecond=0),
             self.clock(),
+            vary,
         )
         with self._lock:
             if generation == self._generation:  # nothing changed while it was rendered
@@ -128,15 +143,20 @@ def cache_of(app) -> PublicCache:
     return found
 
 
-async def cached(
-    request: Request, key: Hashable, render: Render, *, vary: tuple[str, ...] = ()
-) -> Response:
-    """The document for ``key`` as a response to ``request``: 304 when the client has it."""
-    document = await cache_of(request.app).get(key, render)
-    return respond(request, document, vary=vary)
+def key_of(request: Request, *, per_language: bool) -> tuple[str, str | None]:
+    """A document is known by its path, and for a page also by the reader's language."""
+    return request.url.path, i18n.language_of(request) if per_language else None
 
 
-def respond(request: Request, document: Document, *, vary: tuple[str, ...] = ()) -> Response:
+async def cached(request: Request, render: Render, *, per_language: bool = False) -> Response:
+    """The document at the request's address as a response: from memory while nothing changed,
+    rendered once otherwise; 304 when the client has it."""
+    key = key_of(request, per_language=per_language)
+    vary = ("Cookie",) if per_language else ()  # the language comes from ?lang= or the cookie
+    return respond(request, await cache_of(request.app).get(key, render, vary))
+
+
+def respond(request: Request, document: Document) -> Response:
     encoding = compression.negotiate(request.headers.get("accept-encoding", ""))
     if not compression.compressible(document.media_type):
         encoding = None
@@ -144,7 +164,7 @@ def respond(request: Request, document: Document, *, vary: tuple[str, ...] = ())
         "ETag": f'"{document.etag}-{encoding}"' if encoding else f'"{document.etag}"',
         "Last-Modified": format_datetime(document.last_modified, usegmt=True),
         "Cache-Control": PUBLIC,
-        "Vary": ", ".join(("Accept-Encoding", *vary)),
+        "Vary": ", ".join(("Accept-Encoding", *document.vary)),
     }
     if not_modified(request, document):
         return Response(status_code=304, headers=headers)
@@ -192,3 +212,29 @@ class PersonalPages:
             await send(message)
 
         await self.app(scope, receive, private)
+
+
+class FromMemory:
+    """Answers a GET for a public document that is in memory before routing: the residents'
+    rush costs a dictionary lookup, not a trip through every route. Anything else, a miss, or an
+    address with a query (``?lang=`` to remember, ``?asked=1``) goes on to the application, which
+    renders and keeps the document."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "GET" and not scope["query_string"]:
+            request = Request(scope)
+            if found := self._lookup(request):
+                await respond(request, found)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+    @staticmethod
+    def _lookup(request: Request) -> Document | None:
+        if (cache := _caches.get(request.app.state.db.bus)) is None:
+            return None
+        return cache.peek(key_of(request, per_language=False)) or cache.peek(
+            key_of(request, per_language=True)
+        )

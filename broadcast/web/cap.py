@@ -62,7 +62,7 @@ def _areas(session: Session) -> tuple[dict[str, str], dict[str, list[str]]]:
     responses={200: {"content": {CAP_TYPE: {}}}} | errors(404, 422),
 )
 async def cap_alert(update_id: Id, request: Request):
-    return await cached(request, ("cap", update_id), lambda: _alert(request, update_id))
+    return await cached(request, lambda: _alert(request, update_id))
 
 
 async def _alert(request: Request, update_id: int) -> tuple[bytes, str]:
@@ -93,7 +93,7 @@ async def _alert(request: Request, update_id: int) -> tuple[bytes, str]:
     responses={200: {"content": {"application/atom+xml": {}}}},
 )
 async def cap_index(request: Request):
-    return await cached(request, ("cap.atom",), lambda: _index(request))
+    return await cached(request, lambda: _index(request))
 
 
 async def _index(request: Request) -> tuple[bytes, str]:

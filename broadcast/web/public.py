@@ -27,7 +27,7 @@ from broadcast.signup import service as signup
 from broadcast.timeline import service as timeline
 from broadcast.timeline.models import Update, UpdateState
 from broadcast.web import i18n, live
-from broadcast.web.cache import PRIVATE, PersonalPages, cached
+from broadcast.web.cache import PRIVATE, FromMemory, PersonalPages, cached
 from broadcast.web.compression import Compression
 from broadcast.web.limits import small_form
 from broadcast.web.rendering import fragment, page, remember_language, render
@@ -37,7 +37,6 @@ router = APIRouter(include_in_schema=False)
 FEED_SIZE = 50
 STATIC = Path(__file__).parent / "static"
 HTML = "text/html; charset=utf-8"
-BY_COOKIE = ("Cookie",)  # the language of a page comes from ?lang= or the cookie
 Slug = Annotated[PlainText, InPath(max_length=200)]  # longer, or with a control character: 404
 
 
@@ -47,6 +46,7 @@ def install(app: FastAPI) -> None:
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.add_middleware(Compression)
     app.add_middleware(PersonalPages)
+    app.add_middleware(FromMemory)  # outermost of these: a hit skips everything else
 
 
 def _read(request: Request, work):
@@ -56,8 +56,7 @@ def _read(request: Request, work):
 
 @router.get("/", response_class=HTMLResponse)
 async def status_page(request: Request):
-    key = ("status", i18n.language_of(request))
-    shown = await cached(request, key, lambda: _status_document(request), vary=BY_COOKIE)
+    shown = await cached(request, lambda: _status_document(request), per_language=True)
     return remember_language(request, shown)
 
 
@@ -87,8 +86,7 @@ async def incident_page(request: Request, slug: Slug):
     async def document() -> tuple[bytes, str]:
         return (await _incident(request, slug)).body, HTML
 
-    key = ("incident", slug, i18n.language_of(request))
-    return remember_language(request, await cached(request, key, document, vary=BY_COOKIE))
+    return remember_language(request, await cached(request, document, per_language=True))
 
 
 async def _incident(
@@ -262,7 +260,7 @@ async def short_link(request: Request, update_id: Id):
 
 @router.get("/feed.atom")
 async def atom_feed(request: Request):
-    return await cached(request, ("feed.atom",), lambda: _atom_document(request))
+    return await cached(request, lambda: _atom_document(request))
 
 
 async def _atom_document(request: Request) -> tuple[bytes, str]:
