@@ -192,7 +192,11 @@ def alternate(servers: dict[str, str], path: str, headers: dict, args) -> dict[s
             rounds[name].append(
                 load(url, path, seconds=args.seconds, connections=args.connections, headers=headers)
             )
-    return {name: sorted(found, key=lambda r: r["rate"])[len(found) // 2] for name, found in rounds.items()}
+    return {name: _median_round(found) for name, found in rounds.items()}
+
+
+def _median_round(found: list[dict]) -> dict:
+    return sorted(found, key=lambda measured: measured["rate"])[len(found) // 2]
 
 
 def measure(args) -> list[dict]:
