@@ -75,7 +75,7 @@ def _clients_main(port: int, path: str, count: int, to_parent, from_parent) -> N
             await asyncio.sleep(0.01)
             if any(t.done() and t.exception() for t in tasks):
                 raise next(t.exception() for t in tasks if t.done() and t.exception())
-        to_parent.put(max(arrivals))
+        to_parent.put((min(arrivals), max(arrivals)))
         await loop.run_in_executor(None, from_parent.get)  # the parent has what it needs
         done.set()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -111,13 +111,14 @@ def fan_out(url: str, path: str, count: int, publish) -> dict:
     assert probe_results.get(timeout=60) == "ready"
     started = clock_ns()
     publish()
-    last = to_parent.get(timeout=600)
+    first, last = to_parent.get(timeout=600)
     stop.put(True)
     latencies = probe_results.get(timeout=60)
     from_parent.put(True)
     clients.join(timeout=120)
     probe.join(timeout=30)
     return {
+        "first": (first - started) / 1e9,
         "last": (last - started) / 1e9,
         "healthz_p99": pct(latencies, 99) * 1000,
         "healthz_n": len(latencies),
@@ -231,8 +232,9 @@ def report(rows: list[dict], command: str, facts: dict, load_before: str, took: 
     lines += [f"| Load average (1 min), start → end | {load_before} → {load_average()} |"]
     lines += [f"| Duration | {took:.0f} s |", ""]
     lines += [
-        "| Clients on one incident | broadcast: last receives after | /healthz p99 meanwhile "
-        "| sse-starlette, queue per client: last receives after | /healthz p99 meanwhile |",
+        "| Clients on one incident | broadcast: first / last receives after "
+        "| /healthz p99 meanwhile | sse-starlette, queue per client: first / last "
+        "| /healthz p99 meanwhile |",
         "|---|---|---|---|---|",
     ]
     by_count: dict[int, dict[str, dict]] = {}
@@ -241,8 +243,9 @@ def report(rows: list[dict], command: str, facts: dict, load_before: str, took: 
     for count, pair in by_count.items():
         ours, base = pair["ours"], pair["baseline"]
         lines.append(
-            f"| {count:,} | {ours['last']:.2f} s | {ours['healthz_p99']:.0f} ms "
-            f"(n={ours['healthz_n']}) | {base['last']:.2f} s | {base['healthz_p99']:.0f} ms "
+            f"| {count:,} | {ours['first']:.2f} / {ours['last']:.2f} s | "
+            f"{ours['healthz_p99']:.0f} ms (n={ours['healthz_n']}) | "
+            f"{base['first']:.2f} / {base['last']:.2f} s | {base['healthz_p99']:.0f} ms "
             f"(n={base['healthz_n']}) |"
         )
     return "\n".join(lines)

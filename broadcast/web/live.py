@@ -24,6 +24,7 @@ from channels.base import UpdateView
 log = logging.getLogger(__name__)
 KEEPALIVE_SECONDS = 15
 BACKLOG = 32  # events a client may fall behind before it is closed
+WAKE_BATCH = 250  # clients woken per turn of the event loop, so /healthz and pages are not queued
 # (update id, languages) -> the card's HTML per language, or None when it is not public
 RenderCards = Callable[[int, set[str]], Awaitable[dict[str, str] | None]]
 
@@ -116,8 +117,11 @@ class Hub:
             return
         self.renders += len(cards)
         messages = {language: event_bytes(update_id, html) for language, html in cards.items()}
-        for client in list(self.clients.get(slug, ())):
-            client.offer(update_id, messages[client.language])
+        followers = list(self.clients.get(slug, ()))
+        for first in range(0, len(followers), WAKE_BATCH):
+            for client in followers[first : first + WAKE_BATCH]:
+                client.offer(update_id, messages[client.language])
+            await asyncio.sleep(0)  # the woken write first; other requests get their turn
 
     @contextmanager
     def follow(self, slug: str, language: str) -> Iterator[Client]:
