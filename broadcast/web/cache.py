@@ -19,7 +19,7 @@ import time
 import weakref
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime, parsedate_to_datetime
 
 from fastapi import Request
@@ -66,6 +66,7 @@ class PublicCache:
         self.time_to_live, self.clock = time_to_live, clock
         self.renders = 0  # how many times a document was rendered (tests count them)
         self._documents: dict[Hashable, Document] = {}
+        self._stamps: dict[Hashable, tuple[str, datetime]] = {}  # key: last ETag, Last-Modified
         self._pending: dict[Hashable, tuple[int, asyncio.Future[Document]]] = {}
         self._generation = 0
         self._lock = threading.Lock()  # events arrive in the committing thread
@@ -89,15 +90,26 @@ class PublicCache:
     async def get(self, key: Hashable, render: Render, vary: tuple[str, ...] = ()) -> Document:
         if (fresh := self.peek(key)) is not None:
             return fresh
-        found = self._documents.get(key)
         generation = self._generation
         pending = self._pending.get(key)
         if pending is None or pending[0] != generation:  # the first to miss renders, in a task
-            rendering = self._render(key, render, generation, previous=found, vary=vary)
+            rendering = self._render(key, render, generation, vary)
             task = asyncio.ensure_future(rendering)
             pending = self._pending[key] = (generation, task)
             task.add_done_callback(lambda done: self._forget(key, done))
         return await asyncio.shield(pending[1])  # a client that goes away stops no render
+
+    def _last_modified(self, key: Hashable, etag: str) -> datetime:
+        """Kept while the bytes are the same; otherwise now, and always later than the last
+        one, so ``If-Modified-Since`` never matches a change made within the same second."""
+        now = datetime.now(UTC).replace(microsecond=0)
+        last = self._stamps.get(key)
+        if last is not None and last[0] == etag:
+            return last[1]
+        if last is not None and now <= last[1]:
+            now = last[1] + timedelta(seconds=1)
+        self._stamps[key] = (etag, now)
+        return now
 
     def _forget(self, key: Hashable, task: asyncio.Future[Document]) -> None:
         if self._pending.get(key, (None, None))[1] is task:
@@ -110,20 +122,13 @@ class PublicCache:
         key: Hashable,
         render: Render,
         generation: int,
-        previous: Document | None,
         vary: tuple[str, ...],
     ) -> Document:
         body, media_type = await render()
         self.renders += 1
         etag = hashlib.blake2b(body, digest_size=16).hexdigest()
-        unchanged = previous is not None and previous.etag == etag
         document = Document(
-            body,
-            media_type,
-            etag,
-            previous.last_modified if unchanged else datetime.now(UTC).replace(microsecond=0),
-            self.clock(),
-            vary,
+            body, media_type, etag, self._last_modified(key, etag), self.clock(), vary
         )
         with self._lock:
             if generation == self._generation:  # nothing changed while it was rendered

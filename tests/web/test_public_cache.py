@@ -240,3 +240,14 @@ def test_a_page_is_read_while_another_connection_holds_the_write_lock(client, pu
         writer.execute("ROLLBACK")
         writer.close()
     assert set(answers.values()) == {200}
+
+
+def test_a_change_is_never_hidden_from_if_modified_since(client, officer, published):
+    """Even when it happens within the second of the previous version."""
+    incident, _ = published
+    url = f"/incidents/{incident['slug']}"
+    before = client.get(url).headers["last-modified"]
+    post_update(client, officer, incident["id"], body="Binnen dezelfde seconde.")
+    wait_for(lambda: shows(client, url, "Binnen dezelfde seconde."), timeout=10)
+    again = client.get(url, headers={"If-Modified-Since": before})
+    assert again.status_code == 200 and "Binnen dezelfde seconde." in again.text
