@@ -108,7 +108,7 @@ def create_app(
         if (router := channel.router()) is not None:
             app.include_router(router)
     console.install(app)
-    public.mount_static(app)
+    public.install(app)
     apidocs.install(app)
     install_error_handlers(app)
     app.add_middleware(BodyLimits, settings=settings)  # inside SecurityHeaders: 413s get them

@@ -1,17 +1,21 @@
 """The database: one engine per process, short transactions, and signals that fire on commit.
 
-SQLite runs in WAL mode with ``BEGIN IMMEDIATE`` so that two writers queue on the busy timeout
-instead of failing on a stale snapshot. PostgreSQL needs nothing special: row locks with
-``SKIP LOCKED`` and ``pg_notify`` (delivered at commit) do the coordination.
+SQLite runs in WAL mode. A unit of work that writes begins with ``BEGIN IMMEDIATE`` so that two
+writers queue on the busy timeout instead of failing on a stale snapshot; a read begins with a
+plain (deferred) ``BEGIN`` and, in WAL, never waits for a writer. PostgreSQL needs nothing special:
+reads run in their own short read-only transaction; row locks with ``SKIP LOCKED`` and
+``pg_notify`` (delivered at commit) do the coordination.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.orm import sessionmaker
@@ -20,6 +24,9 @@ from sqlmodel import Session
 from broadcast.events import Bus
 
 NOTIFY_CHANNEL = "broadcast_events"
+READ_ONLY = "broadcast_read_only"  # execution option: this transaction only reads
+READ_THREADS = 8  # reads get their own threads: pages never queue behind other blocking work
+T = TypeVar("T")
 
 
 class Database:
@@ -29,16 +36,23 @@ class Database:
         self.engine = make_engine(url, echo=echo)
         self.is_postgres = self.engine.dialect.name == "postgresql"
         self._sessions = sessionmaker(self.engine, class_=Session, expire_on_commit=False)
+        self._read_sessions = sessionmaker(
+            self.engine.execution_options(**_read_options(self.is_postgres)),
+            class_=Session,
+            expire_on_commit=False,
+        )
+        self._readers: ThreadPoolExecutor | None = None
 
-    def session(self) -> Session:
-        session = self._sessions()
+    def session(self, *, write: bool = True) -> Session:
+        session = (self._sessions if write else self._read_sessions)()
         session.info["database"] = self
         return session
 
     @contextmanager
-    def session_scope(self) -> Iterator[Session]:
-        """One unit of work: commit on success, roll back on any error."""
-        with self.session() as session:
+    def session_scope(self, *, write: bool = True) -> Iterator[Session]:
+        """One unit of work: commit on success, roll back on any error. ``write=False``: a read
+        that never waits for the write lock (and, on PostgreSQL, may not write)."""
+        with self.session(write=write) as session:
             try:
                 yield session
                 session.commit()
@@ -46,8 +60,32 @@ class Database:
                 session.rollback()
                 raise
 
+    async def run(self, work: Callable[[Session], T], *, write: bool = True) -> T:
+        """``work(session)`` as one unit of work in a thread, off the event loop. Reads run on a
+        bounded pool of their own, so they never queue behind writes or other blocking calls."""
+
+        def unit() -> T:
+            with self.session_scope(write=write) as session:
+                return work(session)
+
+        if write:
+            return await asyncio.to_thread(unit)
+        return await asyncio.get_running_loop().run_in_executor(self._read_pool(), unit)
+
+    def _read_pool(self) -> ThreadPoolExecutor:
+        if self._readers is None:
+            self._readers = ThreadPoolExecutor(READ_THREADS, thread_name_prefix="db-read")
+        return self._readers
+
     def dispose(self) -> None:
+        if self._readers is not None:
+            self._readers.shutdown(wait=False)
+            self._readers = None
         self.engine.dispose()
+
+
+def _read_options(is_postgres: bool) -> dict[str, Any]:
+    return {READ_ONLY: True} | ({"postgresql_readonly": True} if is_postgres else {})
 
 
 def make_engine(url: str, *, echo: bool = False) -> Engine:
@@ -79,8 +117,9 @@ def _sqlite_engine(url: str, echo: bool) -> Engine:
         cursor.close()
 
     @event.listens_for(engine, "begin")
-    def _begin_immediate(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+    def _begin(connection: Any) -> None:
+        reads_only = connection.get_execution_options().get(READ_ONLY, False)
+        connection.exec_driver_sql("BEGIN" if reads_only else "BEGIN IMMEDIATE")
 
     return engine
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -17,11 +17,28 @@ log = logging.getLogger(__name__)
 Event = dict[str, Any]
 
 
+Listener = Callable[[Event], None]
+
+
 class Bus:
     def __init__(self) -> None:
         self._subscribers: set[tuple[asyncio.AbstractEventLoop, asyncio.Queue[Event]]] = set()
+        self._listeners: list[Listener] = []
+
+    def listen(self, listener: Listener) -> Callable[[], None]:
+        """Call ``listener(event)`` for every event, in the publisher's thread, so it must be quick
+        and never block (a cache drops entries, a hub hands the event to its loop). Returns the
+        function that stops it. One listener can route events to many clients: only those that
+        an event concerns are woken."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
 
     def publish(self, event: Event) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener(event)
+            except Exception:  # one broken listener must not keep the event from the others
+                log.exception("event listener failed", extra={"kind": event.get("kind")})
         for loop, queue in list(self._subscribers):
             try:
                 loop.call_soon_threadsafe(_put, queue, event)

@@ -44,11 +44,7 @@ class CoreHooks:
         self._processors: dict[str, InboundProcessor] = {}
 
     async def _run(self, work):
-        def unit():
-            with self.db.session_scope() as session:
-                return work(session)
-
-        return await asyncio.to_thread(unit)
+        return await self.db.run(work)
 
     # --- inbound requests: stored before they are acknowledged ---------------------------
 

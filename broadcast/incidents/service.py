@@ -13,6 +13,7 @@ from broadcast import audit
 from broadcast.areas import service as areas
 from broadcast.auth.models import User
 from broadcast.common import Severity, utcnow
+from broadcast.db import emit
 from broadcast.delivery.adapters import ChannelSet
 from broadcast.errors import Conflict, Invalid, NotFound
 from broadcast.i18n import _
@@ -61,6 +62,7 @@ def create(
         subject=f"incident:{incident.id}",
         title=title,
     )
+    emit(session, "public", slug=incident.slug)  # the status page lists it from now on
     return incident
 
 

@@ -57,11 +57,7 @@ def media_out(item: MediaItem, public_url: str) -> MediaOut:
 
 
 def _in_transaction(request: Request, work):
-    def unit():
-        with request.app.state.db.session_scope() as session:
-            return work(session)
-
-    return asyncio.to_thread(unit)
+    return request.app.state.db.run(work)
 
 
 async def optional_caller(

@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, select
+from sqlmodel.sql.expression import SelectOfScalar
 
 from broadcast import audit
 from broadcast.areas import service as areas
@@ -39,6 +40,18 @@ def for_incident(session: Session, incident_id: int, *, viewer: User | None) -> 
     query = select(Update).where(Update.incident_id == incident_id, col(Update.public))
     updates = session.exec(query.order_by(col(Update.id).desc())).all()
     return [u for u in updates if visible_to(u, viewer)]
+
+
+def published_public(*, with_retracted: bool = False) -> SelectOfScalar[tuple[Update, Incident]]:
+    """The query for what everyone may see: published public updates (and retracted ones where
+    asked) with their incident, newest first. Callers narrow it with ``where`` and ``limit``."""
+    states = [UpdateState.published] + ([UpdateState.retracted] if with_retracted else [])
+    return (
+        select(Update, Incident)
+        .join(Incident, col(Incident.id) == col(Update.incident_id))
+        .where(col(Update.public), col(Update.state).in_(states))
+        .order_by(col(Update.published_at).desc(), col(Update.id).desc())
+    )
 
 
 def visible_to(update: Update, viewer: User | None) -> bool:

@@ -4,7 +4,6 @@ and the all-clear of an incident resolved in the last day)."""
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 
 from fastapi import APIRouter, Request
@@ -17,8 +16,10 @@ from broadcast.deps import Id, errors
 from broadcast.errors import NotFound
 from broadcast.i18n import _
 from broadcast.incidents.models import Incident, IncidentStatus
+from broadcast.timeline import service as timeline
 from broadcast.timeline.models import Update, UpdateKind, UpdateState
 from broadcast.web import capout
+from broadcast.web.cache import cached
 
 router = APIRouter(tags=["cap"])
 INDEX_SIZE = 100
@@ -29,14 +30,6 @@ CAP_TYPE = "application/cap+xml"
 def publisher(request: Request) -> capout.Publisher:
     settings = request.app.state.settings
     return capout.Publisher(settings.public_url, settings.municipality, settings.cap_sender)
-
-
-async def _read(request: Request, work):
-    def unit():
-        with request.app.state.db.session_scope() as session:
-            return work(session)
-
-    return await asyncio.to_thread(unit)
 
 
 def references(session: Session, update: Update) -> list[Update]:
@@ -69,6 +62,10 @@ def _areas(session: Session) -> tuple[dict[str, str], dict[str, list[str]]]:
     responses={200: {"content": {CAP_TYPE: {}}}} | errors(404, 422),
 )
 async def cap_alert(update_id: Id, request: Request):
+    return await cached(request, lambda: _alert(request, update_id))
+
+
+async def _alert(request: Request, update_id: int) -> tuple[bytes, str]:
     who = publisher(request)
 
     def work(session):
@@ -86,7 +83,7 @@ async def cap_alert(update_id: Id, request: Request):
             postcodes=postcodes,
         )
 
-    return Response(await _read(request, work), media_type=CAP_TYPE)
+    return await request.app.state.db.run(work, write=False), CAP_TYPE
 
 
 @router.get(
@@ -96,17 +93,18 @@ async def cap_alert(update_id: Id, request: Request):
     responses={200: {"content": {"application/atom+xml": {}}}},
 )
 async def cap_index(request: Request):
+    return await cached(request, lambda: _index(request))
+
+
+async def _index(request: Request) -> tuple[bytes, str]:
     who = publisher(request)
     now = utcnow()
 
     def work(session):
         rows = session.exec(
-            select(Update, Incident)
-            .join(Incident, Incident.id == Update.incident_id)
+            timeline.published_public()
             .where(
-                col(Update.public),
                 Update.kind != UpdateKind.answer,
-                Update.state == UpdateState.published,
                 col(Update.superseded_by_id).is_(None),
                 or_(
                     Incident.status != IncidentStatus.resolved,
@@ -114,11 +112,10 @@ async def cap_index(request: Request):
                     & (col(Incident.resolved_at) >= now - ALL_CLEAR_SHOWN),
                 ),
             )
-            .order_by(col(Update.published_at).desc())
             .limit(INDEX_SIZE)
         ).all()
         names, _ = _areas(session)
         entries = [(u, i, references(session, u)) for u, i in rows]
         return capout.index_document(entries, publisher=who, area_names=names, updated=now)
 
-    return Response(await _read(request, work), media_type="application/atom+xml")
+    return await request.app.state.db.run(work, write=False), "application/atom+xml"

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi import Path as InPath
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from feedgen.feed import FeedGenerator
-from sqlmodel import col, select
 from sse_starlette.sse import EventSourceResponse
 
 from broadcast.areas import service as areas
@@ -28,30 +26,40 @@ from broadcast.signup import service as signup
 from broadcast.timeline import service as timeline
 from broadcast.timeline.models import Update, UpdateState
 from broadcast.web import chart, i18n, live
+from broadcast.web.cache import PRIVATE, FromMemory, PersonalPages, cached
+from broadcast.web.compression import Compression
 from broadcast.web.limits import small_form
-from broadcast.web.rendering import fragment, render
+from broadcast.web.rendering import fragment, page, remember_language, render
 from broadcast.web.security import same_origin
 
 router = APIRouter(include_in_schema=False)
 FEED_SIZE = 50
 STATIC = Path(__file__).parent / "static"
+HTML = "text/html; charset=utf-8"
 Slug = Annotated[PlainText, InPath(max_length=200)]  # longer, or with a control character: 404
 
 
-def mount_static(app: FastAPI) -> None:
+def install(app: FastAPI) -> None:
+    """The static files, compression of every text response (pages, feeds, API, CSS, JS), and
+    no caching of personal pages."""
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.add_middleware(Compression)
+    app.add_middleware(PersonalPages)
+    app.add_middleware(FromMemory)  # outermost of these: a hit skips everything else
 
 
 def _read(request: Request, work):
-    def unit():
-        with request.app.state.db.session_scope() as session:
-            return work(session)
-
-    return asyncio.to_thread(unit)
+    """A read of the public site: never waits for a writer (see ``Database.run``)."""
+    return request.app.state.db.run(work, write=False)
 
 
 @router.get("/", response_class=HTMLResponse)
 async def status_page(request: Request):
+    shown = await cached(request, lambda: _status_document(request), per_language=True)
+    return remember_language(request, shown)
+
+
+async def _status_document(request: Request) -> tuple[bytes, str]:
     def work(session):
         active, resolved = [], []
         for incident in incidents.listing(session):
@@ -63,12 +71,21 @@ async def status_page(request: Request):
         return active, resolved[:10], _public_media(session, shown)
 
     active, resolved, items = await _read(request, work)
-    return render(request, "status.html", active=active, resolved=resolved, media=items)
+    shown = page(request, "status.html", active=active, resolved=resolved, media=items)
+    return shown.body, HTML
 
 
 @router.get("/incidents/{slug}", response_class=HTMLResponse)
 async def incident_page(request: Request, slug: Slug):
-    return await _incident(request, slug)
+    if request.query_params.get("asked"):  # "thank you for your question": for the asker alone
+        shown = await _incident(request, slug)
+        shown.headers["Cache-Control"] = PRIVATE
+        return remember_language(request, shown)
+
+    async def document() -> tuple[bytes, str]:
+        return (await _incident(request, slug)).body, HTML
+
+    return remember_language(request, await cached(request, document, per_language=True))
 
 
 async def _incident(
@@ -91,7 +108,7 @@ async def _incident(
     language = i18n.language_of(request)
     translate = i18n.translator(language)
     charts = [chart.render(s, language=language, now=now, days=days, _=translate) for s in series]
-    return render(
+    return page(
         request,
         "incident.html",
         incident=incident,
@@ -131,12 +148,14 @@ async def ask(request: Request, slug: Slug):
         )
 
     try:
-        await _read(request, work)
+        await request.app.state.db.run(work)
     except DomainError as problem:
-        page = await _incident(request, slug, question=text, problem=problem)
+        refused = remember_language(
+            request, await _incident(request, slug, question=text, problem=problem)
+        )
         if retry_after := getattr(problem, "retry_after", None):
-            page.headers["Retry-After"] = str(retry_after)
-        return page
+            refused.headers["Retry-After"] = str(retry_after)
+        return refused
     return done
 
 
@@ -168,20 +187,18 @@ def _public_media(session, updates) -> dict:
 
 @router.get("/incidents/{slug}/events")
 async def incident_events(request: Request, slug: Slug):
-    """Server-Sent Events: each newly published update as a ready-to-insert HTML fragment."""
-    db = request.app.state.db
-    language = i18n.language_of(request)
-
-    async def stream():
-        async for update_id in live.updates_for(db, slug):
-            html = await _card(request, update_id, language)
-            if html is not None:
-                yield {"event": "update", "id": str(update_id), "data": html}
-
-    return EventSourceResponse(stream(), ping=live.KEEPALIVE_SECONDS)
+    """Server-Sent Events: each newly published update as a ready-to-insert HTML fragment,
+    rendered once for all who follow the incident in that language."""
+    app, language = request.app, i18n.language_of(request)
+    hub = live.hub_of(app.state.db, lambda update_id, languages: _cards(app, update_id, languages))
+    last_seen = request.headers.get("last-event-id", "")
+    missed = (lambda: _missed(app, slug, int(last_seen), language)) if last_seen.isdigit() else None
+    # sse-starlette writes the bytes as they are, pings, and ends the stream when the server stops
+    events = live.stream(hub, slug, language, missed)
+    return EventSourceResponse(events, ping=live.KEEPALIVE_SECONDS)
 
 
-async def _card(request: Request, update_id: int, language: str) -> str | None:
+async def _cards(app, update_id: int, languages: set[str]) -> dict[str, str] | None:
     def work(session):
         update = session.get(Update, update_id)
         if update is None or not update.public or update.state != UpdateState.published:
@@ -192,11 +209,38 @@ async def _card(request: Request, update_id: int, language: str) -> str | None:
             _public_media(session, [update]),
         )
 
-    found = await _read(request, work)
+    found = await app.state.db.run(work, write=False)
     if found is None:
         return None
     update, by_id, items = found
-    return fragment("_update.html", language, u=update, by_id=by_id, media=items)
+    return {
+        language: fragment("_update.html", language, u=update, by_id=by_id, media=items)
+        for language in languages
+    }
+
+
+async def _missed(app, slug: str, last_seen: int, language: str) -> list[tuple[int, str]]:
+    """The cards published after the update a reconnecting browser saw last, oldest first."""
+
+    def work(session):
+        seen = session.get(Update, last_seen)
+        if seen is None or seen.published_at is None:
+            return [], {}, {}
+        updates = timeline.for_incident(session, seen.incident_id, viewer=None)
+        later = [
+            u
+            for u in updates
+            if u.state == UpdateState.published
+            and u.published_at > seen.published_at
+            and session.get(Incident, u.incident_id).slug == slug
+        ]
+        return later, {u.id: u for u in updates}, _public_media(session, later)
+
+    later, by_id, items = await app.state.db.run(work, write=False)
+    later.sort(key=lambda u: (u.published_at, u.id))
+    return [
+        (u.id, fragment("_update.html", language, u=u, by_id=by_id, media=items)) for u in later
+    ]
 
 
 @router.get("/u/{update_id}")
@@ -215,20 +259,15 @@ async def short_link(request: Request, update_id: Id):
 
 @router.get("/feed.atom")
 async def atom_feed(request: Request):
+    return await cached(request, lambda: _atom_document(request))
+
+
+async def _atom_document(request: Request) -> tuple[bytes, str]:
     settings = request.app.state.settings
     base = settings.public_url.rstrip("/")
 
     def work(session):
-        rows = session.exec(
-            select(Update, Incident)
-            .join(Incident, Incident.id == Update.incident_id)
-            .where(
-                col(Update.public),
-                col(Update.state).in_([UpdateState.published, UpdateState.retracted]),
-            )
-            .order_by(col(Update.published_at).desc())
-            .limit(FEED_SIZE)
-        ).all()
+        rows = session.exec(timeline.published_public(with_retracted=True).limit(FEED_SIZE)).all()
         return list(rows)
 
     rows = await _read(request, work)
@@ -253,7 +292,7 @@ async def atom_feed(request: Request):
         if update.state == UpdateState.retracted:
             text = f"[Ingetrokken: {update.reason}] {text}"
         entry.content(xml_safe(text), type="text")
-    return Response(feed.atom_str(pretty=True), media_type="application/atom+xml")
+    return feed.atom_str(pretty=True), "application/atom+xml"
 
 
 @router.get("/subscribe", response_class=HTMLResponse)
@@ -331,7 +370,7 @@ async def _sms_step(request: Request, work, *, phone: str, step: str, postcode: 
     if not same_origin(request):
         return HTMLResponse("cross-site request refused", status_code=403)
     try:
-        problem = await _read(request, work)
+        problem = await request.app.state.db.run(work)
     except DomainError as exc:
         problem = exc
     if problem is not None:

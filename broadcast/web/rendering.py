@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi import Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
 
@@ -47,9 +47,14 @@ def language_context(language: str) -> dict:
 
 
 def render(request: Request, name: str, *, status_code: int = 200, **context) -> HTMLResponse:
+    return remember_language(request, page(request, name, status_code=status_code, **context))
+
+
+def page(request: Request, name: str, *, status_code: int = 200, **context) -> HTMLResponse:
+    """The page alone, without remembering the language (a cached page is shared)."""
     language = i18n.language_of(request)
     settings = request.app.state.settings
-    response = templates.TemplateResponse(
+    return templates.TemplateResponse(
         request,
         name,
         context
@@ -57,10 +62,14 @@ def render(request: Request, name: str, *, status_code: int = 200, **context) ->
         | {"now": utcnow(), "municipality": settings.municipality},
         status_code=status_code,
     )
+
+
+def remember_language(request: Request, response: Response) -> Response:
+    """``?lang=`` chosen: remembered in a cookie for the next pages."""
     if request.query_params.get("lang") in i18n.LANGUAGES:
         response.set_cookie(
             i18n.COOKIE,
-            language,
+            i18n.language_of(request),
             max_age=LANGUAGE_COOKIE_AGE,
             samesite="lax",
             httponly=True,

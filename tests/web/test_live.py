@@ -18,11 +18,13 @@ from tests.delivery.test_crash import seed, service_env
 from tests.support import ServiceProcess, auth, wait_for
 
 
-def follow(url: str, events: list[dict], ready: threading.Event) -> None:
+def follow(
+    url: str, events: list[dict], ready: threading.Event, headers: dict | None = None
+) -> None:
     """Read Server-Sent Events the way a browser's EventSource does, into ``events``."""
     with (
         contextlib.suppress(httpx.RemoteProtocolError),
-        httpx.stream("GET", url, timeout=httpx.Timeout(5, read=30)) as response,
+        httpx.stream("GET", url, headers=headers, timeout=httpx.Timeout(5, read=30)) as response,
     ):
         ready.set()
         event: dict = {}
@@ -39,11 +41,16 @@ def follow(url: str, events: list[dict], ready: threading.Event) -> None:
                 )
 
 
-def open_timeline(service: ServiceProcess, slug: str) -> tuple[list[dict], threading.Event]:
+def open_timeline(
+    service: ServiceProcess, slug: str, last_event_id: str | None = None
+) -> tuple[list[dict], threading.Event]:
     events: list[dict] = []
     ready = threading.Event()
+    headers = {"Last-Event-ID": last_event_id} if last_event_id else None
     thread = threading.Thread(
-        target=follow, args=(f"{service.url}/incidents/{slug}/events", events, ready), daemon=True
+        target=follow,
+        args=(f"{service.url}/incidents/{slug}/events", events, ready, headers),
+        daemon=True,
     )
     thread.start()
     assert ready.wait(10)
@@ -75,6 +82,26 @@ def test_open_timeline_receives_new_update_without_reload(database_url, receiver
     assert event["event"] == "update" and event["id"] == str(update["id"])
     assert f'id="update-{update["id"]}"' in event["data"]
     assert "Dijk bij Mook houdt &lt;stand&gt;." in event["data"]  # escaped, never raw HTML
+
+
+def test_a_reconnecting_browser_gets_what_it_missed_then_what_is_new(
+    database_url, receiver, tmp_path
+):
+    token = seed(database_url, receiver.url, 0)
+    with ServiceProcess(service_env(database_url), tmp_path) as service:
+        incident = httpx.post(
+            f"{service.url}/api/v1/incidents",
+            headers=auth(token),
+            json={"title": "Hoogwater", "severity": "warning"},
+        ).json()
+        seen = publish(service, token, incident["id"], "Gezien voor de storing.")
+        missed = [publish(service, token, incident["id"], f"Gemist {n}.")["id"] for n in (1, 2)]
+        events, _ = open_timeline(service, incident["slug"], last_event_id=str(seen["id"]))
+        wait_for(lambda: len(events) >= 2, timeout=10)
+        new = publish(service, token, incident["id"], "Na het herverbinden.")
+        wait_for(lambda: len(events) >= 3, timeout=10)
+    assert [e["id"] for e in events] == [*map(str, missed), str(new["id"])]  # each once, in order
+    assert "Gemist 1." in events[0]["data"] and "Na het herverbinden." in events[2]["data"]
 
 
 def test_worker_process_dispatches_what_the_web_process_published(database_url, receiver, tmp_path):

@@ -19,6 +19,7 @@ from sqlmodel import Session, col, select
 
 from broadcast import audit
 from broadcast.areas.models import Area
+from broadcast.db import emit
 from broadcast.delivery.adapters import ChannelSet
 from broadcast.feeds import drafts
 from broadcast.feeds.models import FeedAlert, FeedReading, FeedRuleState, FeedSource
@@ -115,6 +116,8 @@ def _store_readings(
         points.append(Point(reading.observed_at, value, unit, source.name or reading.station))
     session.flush()
     intake.new_readings = len(points)
+    if points:  # the incident pages' charts show them
+        emit(session, "public", feed_id=source.id)
     return points
 
 
