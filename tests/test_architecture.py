@@ -38,6 +38,22 @@ def test_domain_services_and_models_know_no_web_framework():
     assert "know no web framework, web site or console KEPT" in lint_imports()
 
 
+def _tool(name: str, *args: str) -> subprocess.CompletedProcess:
+    executable = str(Path(sys.executable).parent / name)
+    return subprocess.run([executable, *args], cwd=ROOT, capture_output=True, text=True)
+
+
+def test_the_types_check():
+    """mypy over broadcast/ and channels/ (its settings are in pyproject.toml)."""
+    result = _tool("mypy", "--no-incremental")
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr
+
+
+def test_the_code_is_formatted():
+    result = _tool("ruff", "format", "--check", ".")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def test_migrations_match_the_models(tmp_path):
     """A model change without a migration fails here, not in production."""
     from alembic.autogenerate import compare_metadata
