@@ -79,36 +79,36 @@ def test_open_timeline_receives_new_update_without_reload(database_url, receiver
 
 def test_worker_process_dispatches_what_the_web_process_published(database_url, receiver, tmp_path):
     """Scale-out on PostgreSQL: the web tier (--no-dispatch) and a worker meet only through the
-    database; NOTIFY wakes the worker at once (the safety poll is set to a minute here)."""
+    database. The worker's safety poll is an hour away here, so an update that reaches the
+    receiver within the test's (generous) wait was handed over by NOTIFY."""
     if not database_url.startswith("postgresql"):
         pytest.skip("processes share work through PostgreSQL (SQLite is the one-process mode)")
     token = seed(database_url, receiver.url, 3)
-    env = service_env(database_url, BROADCAST_SAFETY_POLL_SECONDS="60")
+    env = service_env(database_url, BROADCAST_SAFETY_POLL_SECONDS="3600")
+    worker_log = tmp_path / "worker.log"
     worker = subprocess.Popen(
         [sys.executable, "-m", "broadcast.cli", "worker"],
         cwd=tmp_path,
         env=os.environ | env,
-        stdout=open(tmp_path / "worker.log", "wb"),  # noqa: SIM115 (closed with the process)
+        stdout=open(worker_log, "wb"),  # noqa: SIM115 (closed with the process)
         stderr=subprocess.STDOUT,
     )
     try:
         with ServiceProcess(env, tmp_path, "--no-dispatch") as web:
-            time.sleep(2)  # the worker has migrated, loaded channels and is LISTENing
+            # The worker has migrated, loaded its channels and is LISTENing.
+            wait_for(lambda: b"worker running" in worker_log.read_bytes(), timeout=60)
             incident = httpx.post(
                 f"{web.url}/api/v1/incidents",
                 headers=auth(token),
                 json={"title": "Hoogwater", "severity": "warning"},
             ).json()
             events, _ = open_timeline(web, incident["slug"])
-            started = time.monotonic()
             update = publish(web, token, incident["id"], "Zandzakken bij de kazerne.")
-            wait_for(lambda: len(receiver.state.received) == 3, timeout=10)
-            took = time.monotonic() - started
-            wait_for(lambda: events, timeout=10)
+            wait_for(lambda: len(receiver.state.received) == 3, timeout=60)
+            wait_for(lambda: events, timeout=30)
     finally:
         worker.terminate()
         worker.wait(timeout=15)
-    assert took < 5, f"worker took {took:.1f} s: it was not woken by NOTIFY"
     assert {r.document["id"] for r in receiver.state.received} == {update["id"]}
     assert events[0]["id"] == str(update["id"])  # the worker's platform send reached the web SSE
     assert json.dumps(events)  # events are plain data
