@@ -239,6 +239,15 @@ def receiver():
 
 
 @pytest.fixture
+def twilio():
+    """The Twilio stand-in on 127.0.0.1."""
+    from tests.fakes.twilio import FakeTwilio
+
+    with FakeTwilio() as fake:
+        yield fake
+
+
+@pytest.fixture
 def app_factory(settings: Settings):
     """Build the application with explicitly named adapters (tests never scan plugins)."""
     from broadcast.app import create_app

@@ -12,20 +12,24 @@ from channels.base import Limits, Target
 from channels.errors import CHANNEL, TARGET, RetryLater
 from channels.sms.channel import CALLBACK_RETRY_SECONDS
 from channels.telegram.classify import GROUP_CHAT_WINDOW, PRIVATE_CHAT_WINDOW, RecentChats
-from tests.channels.test_sms import (  # noqa: F401
-    NUMBER,
-    counts,
-    live,
-    sms_channel,
-    subscribe,
-    twilio,
-)
-from tests.channels.test_telegram import RESIDENT, channel_for, view
-from tests.channels.test_telegram_app import build_client, settled
-from tests.channels.test_telegram_app import subscribe as subscribe_chat
 from tests.fakes.server import SlidingWindow
 from tests.fakes.telegram import FakeTelegram
-from tests.support import new_incident, post_update, token_for, wait_for
+from tests.support import (
+    NUMBER,
+    RESIDENT_CHAT,
+    build_client,
+    counts,
+    new_incident,
+    post_update,
+    settled,
+    sms_channel,
+    subscribe_chat,
+    subscribe_number,
+    telegram_channel,
+    token_for,
+    update_view,
+    wait_for,
+)
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*retry_after:DeprecationWarning")
 
@@ -38,7 +42,7 @@ def tg():
 
 @pytest.fixture
 async def bot(tg):
-    adapter = channel_for(tg, timeout_seconds=0.5)
+    adapter = telegram_channel(tg, timeout_seconds=0.5)
     await adapter.start()
     yield adapter
     await adapter.close()
@@ -95,10 +99,10 @@ def test_a_private_chat_is_recent_for_seconds_a_group_or_channel_for_a_minute():
 
 
 async def test_a_429_right_after_our_own_message_to_the_chat_holds_only_that_chat(tg, bot):
-    message = bot.render(view(), "nl")
-    await bot.send(message, Target(RESIDENT, 1))
+    message = bot.render(update_view(), "nl")
+    await bot.send(message, Target(RESIDENT_CHAT, 1))
     with pytest.raises(RetryLater) as refused:
-        await bot.send(message, Target(RESIDENT, 2))
+        await bot.send(message, Target(RESIDENT_CHAT, 2))
     assert refused.value.scope == TARGET and refused.value.retry_after == 1.0
     assert tg.state.rate_limited[-1]["scope"] == "chat"
 
@@ -107,18 +111,18 @@ async def test_a_429_for_a_chat_we_did_not_write_to_pauses_the_channel(tg, bot):
     tg.state.global_limit = SlidingWindow(1, 5.0)
     tg.state.global_limit.record()  # the bot as a whole is over its limit
     with pytest.raises(RetryLater) as refused:
-        await bot.send(bot.render(view(), "nl"), Target(RESIDENT, 1))
+        await bot.send(bot.render(update_view(), "nl"), Target(RESIDENT_CHAT, 1))
     assert refused.value.scope == CHANNEL and refused.value.retry_after >= 4
 
 
 async def test_a_refusal_long_after_our_last_message_to_the_chat_pauses_the_channel(tg, bot):
     now = [0.0]
     bot.recent = RecentChats(clock=lambda: now[0])
-    message = bot.render(view(), "nl")
-    await bot.send(message, Target(RESIDENT, 1))
+    message = bot.render(update_view(), "nl")
+    await bot.send(message, Target(RESIDENT_CHAT, 1))
     now[0] += PRIVATE_CHAT_WINDOW + 1  # our clock says long ago; the API still refuses
     with pytest.raises(RetryLater) as refused:
-        await bot.send(message, Target(RESIDENT, 2))
+        await bot.send(message, Target(RESIDENT_CHAT, 2))
     assert refused.value.scope == CHANNEL
 
 
@@ -157,9 +161,9 @@ def test_one_busy_chat_does_not_slow_the_broadcast_to_everybody_else(app_factory
 # --- Twilio: the per-number loop guard (14107) ------------------------------------------------
 
 
-async def test_twilio_per_number_refusal_holds_that_number_and_20429_the_account(twilio):  # noqa: F811
+async def test_twilio_per_number_refusal_holds_that_number_and_20429_the_account(twilio):
     channel = sms_channel(twilio)
-    message = channel.render(view("Het water stijgt."), "nl")
+    message = channel.render(update_view("Het water stijgt."), "nl")
     try:
         twilio.state.pair_limit = SlidingWindow(1, 30.0)
         twilio.state.pair_limit.record(NUMBER)  # texted a moment ago
@@ -179,14 +183,14 @@ async def test_twilio_per_number_refusal_holds_that_number_and_20429_the_account
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-def test_a_number_held_by_twilio_waits_alone(live, twilio, monkeypatch):  # noqa: F811
+def test_a_number_held_by_twilio_waits_alone(live, twilio, monkeypatch):
     monkeypatch.setattr("channels.sms.channel.PAIR_LIMIT_SECONDS", 2.0)
     twilio.state.pair_limit = SlidingWindow(1, 2.0)
     twilio.state.pair_limit.record(NUMBER)  # e.g. a sign-up code went to this number just now
     app = live()
     others = [f"+3161234{n:04d}" for n in range(1, 26)]
     for number in [NUMBER, *others]:
-        subscribe(app, number, [])
+        subscribe_number(app, number, [])
     incident = new_incident(app.http, app.officer)
     post_update(app.http, app.officer, incident["id"])
     wait_for(lambda: len(twilio.state.accepted) == 26, timeout=20)
@@ -205,7 +209,7 @@ def test_a_number_held_by_twilio_waits_alone(live, twilio, monkeypatch):  # noqa
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-def test_a_14107_in_the_status_callback_sends_the_message_again(live, twilio, monkeypatch):  # noqa: F811
+def test_a_14107_in_the_status_callback_sends_the_message_again(live, twilio, monkeypatch):
     """As Twilio documents it: the message is accepted, then fails with 14107 while the pair is
     held. It is sent again once the hold is over and then delivered; nobody else waits."""
     monkeypatch.setitem(CALLBACK_RETRY_SECONDS, 14107, 2.0)
@@ -213,8 +217,8 @@ def test_a_14107_in_the_status_callback_sends_the_message_again(live, twilio, mo
     twilio.state.pair_limit_in_callback = True
     twilio.state.pair_limit.record(NUMBER)  # texted a moment ago
     app = live()
-    subscribe(app, NUMBER, [])
-    subscribe(app, "+31612340001", [])
+    subscribe_number(app, NUMBER, [])
+    subscribe_number(app, "+31612340001", [])
     incident = new_incident(app.http, app.officer)
     update = post_update(app.http, app.officer, incident["id"])
 

@@ -14,8 +14,7 @@ import time
 import httpx
 import pytest
 
-from tests.delivery.test_crash import seed, service_env
-from tests.support import ServiceProcess, auth, wait_for
+from tests.support import ServiceProcess, auth, seed, service_env, wait_for
 
 
 def follow(url: str, events: list[dict], ready: threading.Event) -> None:
