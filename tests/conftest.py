@@ -248,6 +248,40 @@ def twilio():
 
 
 @pytest.fixture
+def live(app_factory, twilio):
+    """``live(**settings)``: the app on a real port with the SMS and WhatsApp channels pointed
+    at the Twilio stand-in, whose signed status callbacks reach it."""
+    from channels.platform import PlatformChannel
+    from channels.sms import SmsChannel, WhatsAppChannel
+    from channels.webhook import WebhookChannel
+    from tests.support import LiveApp, sms_config
+
+    twilio.state.callback_delay = 0.3  # as real ones: a callback before the recorder is lost
+
+    def start(**overrides):
+        def build(public_url: str):
+            return app_factory(
+                public_url=public_url,
+                channel_classes=[PlatformChannel, WebhookChannel, SmsChannel, WhatsAppChannel],
+                channels={
+                    "webhook": {"secret": WEBHOOK_SECRET},
+                    "sms": sms_config(twilio),
+                    "whatsapp": sms_config(twilio),
+                },
+                **overrides,
+            )
+
+        app = LiveApp(build).__enter__()
+        started.append(app)
+        return app
+
+    started: list = []
+    yield start
+    for app in started:
+        app.__exit__(None, None, None)
+
+
+@pytest.fixture
 def app_factory(settings: Settings):
     """Build the application with explicitly named adapters (tests never scan plugins)."""
     from broadcast.app import create_app

@@ -6,9 +6,6 @@ from datetime import timedelta
 
 import pytest
 
-from tests.conftest import WEBHOOK_SECRET
-from tests.support import LiveApp, sms_config
-
 
 @pytest.fixture
 def question_fails_once(monkeypatch):
@@ -30,36 +27,3 @@ def question_fails_once(monkeypatch):
         return failures
 
     return install
-
-
-@pytest.fixture
-def live(app_factory, twilio):
-    """``live(**settings)``: the app on a real port with the SMS and WhatsApp channels pointed
-    at the Twilio stand-in, whose signed status callbacks reach it."""
-    from channels.platform import PlatformChannel
-    from channels.sms import SmsChannel, WhatsAppChannel
-    from channels.webhook import WebhookChannel
-
-    twilio.state.callback_delay = 0.3  # as real ones: a callback before the recorder is lost
-
-    def start(**overrides) -> LiveApp:
-        def build(public_url: str):
-            return app_factory(
-                public_url=public_url,
-                channel_classes=[PlatformChannel, WebhookChannel, SmsChannel, WhatsAppChannel],
-                channels={
-                    "webhook": {"secret": WEBHOOK_SECRET},
-                    "sms": sms_config(twilio),
-                    "whatsapp": sms_config(twilio),
-                },
-                **overrides,
-            )
-
-        app = LiveApp(build).__enter__()
-        started.append(app)
-        return app
-
-    started: list[LiveApp] = []
-    yield start
-    for app in started:
-        app.__exit__(None, None, None)
