@@ -30,6 +30,7 @@ from channels.platform import PlatformChannel
 from channels.sms import SmsChannel, WhatsAppChannel
 from channels.sms.channel import WHATSAPP_MAX_CHARS
 from channels.telegram import TelegramChannel
+from channels.telegram.classify import RecentChats
 from channels.text import utf16_len
 from channels.webhook import WebhookChannel
 from tests.fakes.mastodon import FakeMastodon, RateWindow, countable_length
@@ -41,7 +42,7 @@ from tests.fakes.twilio import FakeTwilio
 PUBLIC_URL = "https://crisis.gemeente.example"
 WEBHOOK_SECRET = "contract-webhook-secret"
 OUTCOMES = ("sent", "retry_channel", "retry_target", "gone", "moved", "failed")
-RETRY_AFTER = 7.0  # what a stand-in announces where the test chooses it
+RETRY_AFTER = 7.0  # what the webhook receiver announces
 
 
 def update(body: str = "Het water stijgt; zandzakken bij de brandweer.") -> UpdateView:
@@ -276,12 +277,17 @@ class TelegramCase(AdapterCase):
         return f"{last.chat_id}:{last.message_id}"
 
     async def arrange_retry_channel(self, fake: FakeTelegram, adapter: Channel) -> Target:
-        fake.state.global_limit = SlidingWindow(1, RETRY_AFTER)
+        fake.state.global_limit = SlidingWindow(1, 60.0)
         fake.state.global_limit.record()  # the bot's whole allowance is used up
         return self.resident()
 
     async def arrange_retry_target(self, fake: FakeTelegram, adapter: Channel) -> Target:
-        await adapter.send(adapter.render(update(), "nl"), self.resident())  # this chat's 1/s
+        # We wrote to this chat a moment ago (by the adapter's clock, frozen here so that a slow
+        # machine cannot make it long ago), and the chat's own limit still holds.
+        adapter.recent = RecentChats(clock=lambda: 0.0)
+        adapter.recent.sent(self.address)
+        fake.state.chat_limit = SlidingWindow(1, 60.0)
+        fake.state.chat_limit.record(int(self.address))
         return self.resident()
 
     async def arrange_gone(self, fake: FakeTelegram, adapter: Channel) -> Target:
