@@ -48,6 +48,17 @@ class TargetMoved(ChannelError):
         self.new_address = new_address
 
 
+# What a provider's client library raises on an answer it cannot read: not JSON, JSON of another
+# shape, cut off. The message may have gone out, so it is retry-later (as timeouts are).
+UNREADABLE_ANSWER = (ValueError, KeyError, TypeError, AttributeError, IndexError)
+
+
+def unreadable_answer(provider: str, exc: Exception) -> RetryLater:
+    """A provider's answer that could not be read; only the exception's class, never its text
+    (a client library may quote the answer, which can name the recipient)."""
+    return RetryLater(f"{provider} answered something unreadable: {type(exc).__name__}")
+
+
 class NotConfigured(Exception):
     """Raised at start-up by an adapter whose settings are missing; the channel stays off."""
 

@@ -41,7 +41,13 @@ from channels.base import (
     Target,
     UpdateView,
 )
-from channels.errors import NotConfigured, PermanentFailure, RetryLater
+from channels.errors import (
+    UNREADABLE_ANSWER,
+    NotConfigured,
+    PermanentFailure,
+    RetryLater,
+    unreadable_answer,
+)
 from channels.text import MASTODON_LIMIT, compose_plain, fit_mastodon, mastodon_length
 
 log = logging.getLogger(__name__)
@@ -121,6 +127,11 @@ class MastodonChannel(Channel):
             raise _api_error(exc) from exc
         except MastodonError as exc:  # illegal argument, unsupported version, unreadable file
             raise PermanentFailure(f"Mastodon: {exc}") from exc
+        except UNREADABLE_ANSWER as exc:
+            raise unreadable_answer("Mastodon", exc) from exc
+        if not isinstance(status, dict) or not status.get("id"):
+            # Retrying is safe: the post carries an idempotency key.
+            raise RetryLater("Mastodon answered without a status id")
         for media in message.media:
             self._uploaded.pop((message.update_id, media.url), None)
         return Receipt(provider_id=str(status["id"]), delivered=True)

@@ -8,6 +8,8 @@ PostgreSQL is skipped with a reason when it is not reachable, unless BROADCAST_R
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 import logging
 import os
 import re
@@ -246,6 +248,49 @@ def feed_server():
 
 
 @pytest.fixture
+def twilio():
+    """The Twilio stand-in on 127.0.0.1."""
+    from tests.fakes.twilio import FakeTwilio
+
+    with FakeTwilio() as fake:
+        yield fake
+
+
+@pytest.fixture
+def live(app_factory, twilio):
+    """``live(**settings)``: the app on a real port with the SMS and WhatsApp channels pointed
+    at the Twilio stand-in, whose signed status callbacks reach it."""
+    from channels.platform import PlatformChannel
+    from channels.sms import SmsChannel, WhatsAppChannel
+    from channels.webhook import WebhookChannel
+    from tests.support import LiveApp, sms_config
+
+    twilio.state.callback_delay = 0.3  # as real ones: a callback before the recorder is lost
+
+    def start(**overrides):
+        def build(public_url: str):
+            return app_factory(
+                public_url=public_url,
+                channel_classes=[PlatformChannel, WebhookChannel, SmsChannel, WhatsAppChannel],
+                channels={
+                    "webhook": {"secret": WEBHOOK_SECRET},
+                    "sms": sms_config(twilio),
+                    "whatsapp": sms_config(twilio),
+                },
+                **overrides,
+            )
+
+        app = LiveApp(build).__enter__()
+        started.append(app)
+        return app
+
+    started: list = []
+    yield start
+    for app in started:
+        app.__exit__(None, None, None)
+
+
+@pytest.fixture
 def app_factory(settings: Settings):
     """Build the application with explicitly named adapters (tests never scan plugins)."""
     from broadcast.app import create_app
@@ -272,26 +317,53 @@ def client(app_factory):
         yield test_client
 
 
+_REAL_SLEEP = asyncio.sleep
+
+
 @dataclass
 class VirtualClock:
-    """An injected clock for the pacer: its sleeps move this clock instead of taking time."""
+    """An injected clock for the pacer. ``asyncio.sleep`` waits on this clock instead of taking
+    time: whenever nothing else can run, the clock jumps to the earliest sleeper's wake-up and
+    wakes it, so concurrent sleeps overlap as they would in real time, only instantly."""
 
     time: float = 100.0
     slept: list[float] = field(default_factory=list)
+    _timers: list[tuple[float, int, asyncio.Future]] = field(default_factory=list, repr=False)
+    _order: itertools.count = field(default_factory=itertools.count, repr=False)
+    _driver: asyncio.Task | None = field(default=None, repr=False)
 
     def __call__(self) -> float:
         return self.time
 
+    def stall(self, seconds: float) -> None:
+        """The event loop is blocked for ``seconds``: time passes and nothing runs."""
+        self.time += seconds
+
+    async def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        loop = asyncio.get_running_loop()
+        wake = loop.create_future()
+        heapq.heappush(self._timers, (self.time + max(0.0, seconds), next(self._order), wake))
+        if self._driver is None or self._driver.done():
+            self._driver = loop.create_task(self._drive())
+        await wake
+
+    async def _drive(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._timers:
+            await _REAL_SLEEP(0)
+            if getattr(loop, "_ready", None):  # something can still run at this moment
+                continue
+            wake_at, _, wake = heapq.heappop(self._timers)
+            self.time = max(self.time, wake_at)
+            if not wake.done():
+                wake.set_result(None)
+
 
 @pytest.fixture
 def virtual_clock(monkeypatch: pytest.MonkeyPatch) -> VirtualClock:
-    """``Pacer(limits, clock=virtual_clock)``: pacing asserted on the clock, not on time."""
-    clock, real_sleep = VirtualClock(), asyncio.sleep
-
-    async def sleep(seconds: float) -> None:
-        clock.slept.append(seconds)
-        clock.time += seconds
-        await real_sleep(0)
-
-    monkeypatch.setattr("broadcast.delivery.pacing.asyncio.sleep", sleep)
+    """``Pacer(limits, clock=virtual_clock)``: pacing asserted on the clock, not on time. Every
+    ``asyncio.sleep`` of the test (the pacer's and the test's own) runs on this clock."""
+    clock = VirtualClock()
+    monkeypatch.setattr("broadcast.delivery.pacing.asyncio.sleep", clock.sleep)
     return clock

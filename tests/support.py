@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import copy
+import itertools
+import json
 import re
+import shutil
 import time
 from collections.abc import Callable
 
 from broadcast.auth.models import Role
 from broadcast.auth.service import add_user
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"  # Debian's, driven by Playwright
 
 
 def token_for(app, role: str, name: str | None = None, display_name: str = "") -> str:
@@ -148,3 +154,318 @@ class ServiceProcess:
         with open(self.log_path, encoding="utf-8", errors="replace") as log:
             leaks = [f"{what}: {line}" for line in log if (what := personal_data_in(line))]
         assert not leaks, "personal data in the service's log:\n" + "".join(leaks[:10])
+
+
+# --- processes sharing one database --------------------------------------------------------------
+
+
+def service_env(database_url: str, **extra: str) -> dict[str, str]:
+    """The environment of a ``broadcast serve``/``worker`` child process on ``database_url``."""
+    from tests.conftest import ROOT, WEBHOOK_SECRET
+
+    return {
+        "BROADCAST_DATABASE_URL": database_url,
+        "BROADCAST_WEBHOOK_SECRET": WEBHOOK_SECRET,
+        "BROADCAST_WEBHOOK_ALLOW_PRIVATE_ADDRESSES": "true",  # the receiver is on 127.0.0.1
+        "BROADCAST_AREAS_FILE": str(ROOT / "config" / "areas.toml"),
+        "BROADCAST_LOG_JSON": "false",
+        "BROADCAST_LEASE_SECONDS": "3",
+        "BROADCAST_SAFETY_POLL_SECONDS": "0.5",
+        "BROADCAST_CHANNELS_ENABLED": "platform,webhook",
+        "PYTHONPATH": str(ROOT),
+    } | extra
+
+
+def seed(database_url: str, receiver_url: str, subscribers: int) -> str:
+    """A migrated database with an officer (its token is returned) and ``subscribers`` webhook
+    subscribers at the receiver, inserted in one statement."""
+    from sqlalchemy import insert
+
+    from broadcast.common import utcnow
+    from broadcast.db import Database
+    from broadcast.migrate import upgrade
+    from broadcast.subscribers.models import Subscriber
+
+    db = Database(database_url)
+    upgrade(db.engine)
+    with db.session_scope() as session:
+        _, token = add_user(session, name="officer", role=Role.officer)
+        if subscribers:
+            session.execute(
+                insert(Subscriber.__table__),
+                [
+                    {
+                        "channel": "webhook",
+                        "address": f"{receiver_url}/r/{n}",
+                        "language": "nl",
+                        "min_severity": "info",
+                        "state": "active",
+                        "created_at": utcnow(),
+                    }
+                    for n in range(subscribers)
+                ],
+            )
+    db.dispose()
+    return token
+
+
+# --- the console's forms ------------------------------------------------------------------------
+
+PASSWORD = "correct horse"  # what token_for gives every user
+ORIGIN = {"Origin": "http://testserver"}
+
+
+def log_in(client, name: str, password: str = PASSWORD):
+    return console_log_in(client, name, password)
+
+
+def csrf_of(client, path: str = "/console") -> str:
+    page = client.get(path)
+    assert page.status_code == 200, page.text
+    return re.search(r'name="csrf-token" content="([^"]+)"', page.text)[1]
+
+
+def post_form(client, path: str, data: dict, *, csrf: str | None = None, headers=None):
+    fields = data | ({"csrf": csrf} if csrf is not None else {})
+    return client.post(path, data=fields, headers=headers or ORIGIN, follow_redirects=False)
+
+
+# --- Twilio: SMS and WhatsApp -------------------------------------------------------------------
+
+NUMBER = "+31612345678"
+SENDER = "+3197010000000"
+PROXIED = "https://crisis.gemeente.example"  # the public URL; Twilio signs this one
+
+
+def sms_config(fake, **changes) -> dict:
+    """The sms/whatsapp channel settings that point at the Twilio stand-in ``fake``."""
+    values = {"account_sid": fake.account_sid, "auth_token": fake.auth_token, "from": SENDER}
+    return values | {"api_url": fake.url, "whatsapp_from": SENDER} | changes
+
+
+def sms_channel(fake, cls=None, public_url: str = PROXIED, **changes):
+    from channels.base import ChannelContext
+    from channels.sms import SmsChannel
+
+    cls = cls or SmsChannel
+    settings = cls.Settings.model_validate(sms_config(fake, **changes))
+    return cls(settings, ChannelContext(public_url=public_url))
+
+
+def post_signed(client, path: str, params: dict, token: str, signed_url: str | None = None):
+    from twilio.request_validator import RequestValidator
+
+    signature = RequestValidator(token).compute_signature(signed_url or PROXIED + path, params)
+    return client.post(path, data=params, headers={"X-Twilio-Signature": signature})
+
+
+def reply(client, twilio, body: str, sender: str = NUMBER, path: str = "/webhooks/twilio/sms"):
+    """A resident's SMS (or WhatsApp message) as Twilio posts it, signed for PROXIED."""
+    from tests.fakes.twilio import signed_inbound_sms
+
+    params, _ = signed_inbound_sms(PROXIED + path, sender, body, twilio.auth_token)
+    return post_signed(client, path, params, twilio.auth_token)
+
+
+def code_sent_to(twilio, number: str, count: int = 1) -> str:
+    """The sign-up code in the ``count``-th SMS to ``number``, once it was sent."""
+    wait_for(lambda: len(twilio.state.bodies_to(number)) >= count)
+    return re.search(r"\b(\d{6})\b", twilio.state.bodies_to(number)[count - 1]).group(1)
+
+
+class LiveApp:
+    """The app on a real port with its lifespan (dispatcher included). Its public URL is that
+    port, so the fake's signed status callbacks reach it and are checked for real."""
+
+    def __init__(self, build):
+        import socket
+        import threading
+
+        import uvicorn
+
+        self._sock = socket.socket()
+        self._sock.bind(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
+        self.app = build(self.url)
+        config = uvicorn.Config(self.app, lifespan="on", log_level="warning")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(
+            target=self.server.run, kwargs={"sockets": [self._sock]}, daemon=True
+        )
+
+    def __enter__(self) -> LiveApp:
+        import httpx
+
+        self.thread.start()
+        wait_for(lambda: self.server.started or not self.thread.is_alive())
+        assert self.server.started, "the app did not start"
+        self.http = httpx.Client(base_url=self.url, trust_env=False, timeout=10)
+        self.officer = token_for(self.app, "officer")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.http.close()
+        self.server.should_exit = True
+        self.thread.join(10)
+        self._sock.close()
+
+
+def subscribe_number(app: LiveApp, address: str, areas: list[str], channel: str = "sms") -> int:
+    body = {"channel": channel, "address": address, "areas": areas}
+    response = app.http.post("/api/v1/subscribers", json=body, headers=auth(app.officer))
+    assert response.status_code == 201, response.text
+    return response.json()["id"]
+
+
+def counts(app: LiveApp, update: dict) -> dict:
+    path = f"/api/v1/updates/{update['id']}/deliveries"
+    return app.http.get(path, headers=auth(app.officer)).json()
+
+
+# --- Telegram -----------------------------------------------------------------------------------
+
+TELEGRAM_CHANNEL = "@gemeente"
+TELEGRAM_SECRET = "s3cret"  # the webhook's X-Telegram-Bot-Api-Secret-Token
+RESIDENT_CHAT = "4242"
+TELEGRAM_START = "update_message_start_command_tgdocs.json"  # /start from chat 1111111
+FIRST_CHAT = 5_000_000
+_telegram_update_ids = itertools.count(500_000)
+
+
+def update_view(body: str = "Het water stijgt.", **fields):
+    """One published update as an adapter sees it."""
+    from channels.base import UpdateView
+
+    values = {
+        "id": 7,
+        "kind": "update",
+        "severity": "warning",
+        "body": {"nl": body},
+        "url": "http://127.0.0.1:8000/u/7",
+        "incident_title": "Hoogwater Maas",
+    } | fields
+    return UpdateView(**values)
+
+
+def telegram_channel(fake, **settings):
+    """The Telegram adapter pointed at the Bot API stand-in ``fake``."""
+    from channels.base import ChannelContext
+    from channels.telegram import TelegramChannel, TelegramSettings
+
+    values = {"bot_token": fake.token, "api_url": fake.url, "channel_id": TELEGRAM_CHANNEL}
+    values |= settings
+    return TelegramChannel(TelegramSettings(**values), ChannelContext("http://127.0.0.1:8000"))
+
+
+def telegram_settings(fake, **values) -> dict:
+    from tests.conftest import WEBHOOK_SECRET
+
+    settings = {"bot_token": fake.token, "api_url": fake.url, "channel_id": TELEGRAM_CHANNEL}
+    return {"webhook": {"secret": WEBHOOK_SECRET}, "telegram": settings | values}
+
+
+def build_client(app_factory, fake, **values):
+    """A TestClient of the app with the platform, webhook and Telegram channels."""
+    from fastapi.testclient import TestClient
+
+    from channels.platform import PlatformChannel
+    from channels.telegram import TelegramChannel
+    from channels.webhook import WebhookChannel
+
+    return TestClient(
+        app_factory(
+            channel_classes=[PlatformChannel, WebhookChannel, TelegramChannel],
+            channels=telegram_settings(fake, **({"webhook_secret": TELEGRAM_SECRET} | values)),
+        )
+    )
+
+
+def subscribe_chat(
+    client, officer: str, chat_id: int, areas: list[str], language: str = "nl"
+) -> int:
+    body = {"channel": "telegram", "address": str(chat_id), "areas": areas, "language": language}
+    response = client.post("/api/v1/subscribers", json=body, headers=auth(officer))
+    assert response.status_code == 201, response.text
+    return response.json()["id"]
+
+
+def telegram_deliveries(client, update_id: int | None = None) -> list:
+    from sqlmodel import select
+
+    from broadcast.delivery.models import Delivery
+
+    query = select(Delivery).where(Delivery.channel == "telegram")
+    if update_id is not None:
+        query = query.where(Delivery.update_id == update_id)
+    with client.app.state.db.session_scope() as session:
+        return list(session.exec(query.order_by(Delivery.id)))
+
+
+def settled(client, update_id: int, count: int) -> list:
+    """The update's ``count`` Telegram deliveries once all are final, else []."""
+    rows = telegram_deliveries(client, update_id)
+    done = [d for d in rows if d.state in ("delivered", "failed", "dead")]
+    return rows if len(rows) == count and len(done) == count else []
+
+
+def add_residents(client, count: int) -> None:
+    """Telegram residents from FIRST_CHAT on, straight into the table (not one by one)."""
+    from broadcast.common import utcnow
+    from broadcast.subscribers.models import Subscriber, SubscriberState
+
+    now = utcnow()
+    with client.app.state.db.session_scope() as session:
+        session.add_all(
+            Subscriber(
+                channel="telegram",
+                address=str(FIRST_CHAT + n),
+                state=SubscriberState.active,
+                consent_at=now,
+            )
+            for n in range(count)
+        )
+
+
+def payload(name: str, text: str | None = None, **message) -> dict:
+    """A recorded Bot API update with a fresh update_id (Telegram's are unique; repeats are
+    ignored)."""
+    from tests.conftest import FIXTURES
+
+    data = copy.deepcopy(json.loads((FIXTURES / "telegram" / name).read_text()))
+    data["update_id"] = next(_telegram_update_ids)
+    if text is not None:
+        data["message"]["text"] = text
+    data.get("message", {}).update(message)
+    return data
+
+
+def deliver(client, data: dict, secret: str | None = TELEGRAM_SECRET):
+    """Post a Bot API update to our webhook as Telegram does."""
+    headers = {} if secret is None else {"X-Telegram-Bot-Api-Secret-Token": secret}
+    return client.post("/webhooks/telegram", json=data, headers=headers)
+
+
+def said(fake, chat_id: int, count: int = 0) -> list[str]:
+    """What the bot said to the chat, once it said at least ``count`` things (replies go out
+    through the outbox, a moment after the webhook answered)."""
+    if count:
+        wait_for(lambda: len(fake.state.texts(chat_id)) >= count)
+    return [text or "" for text in fake.state.texts(chat_id)]
+
+
+def held_from_first_send(key, seconds: float):
+    """A stand-in's limit (a ``SlidingWindow`` of one per ``seconds``) on ``key`` as if a message
+    had gone to it just before our first send to it, whenever that comes: a slow machine cannot
+    let the hold run out before the send that should meet it."""
+    from tests.fakes.server import SlidingWindow
+
+    window = SlidingWindow(1, seconds)
+    wait_time = window.wait_time
+
+    def held_from_first_look(looked_up=None, now=None) -> float:
+        if looked_up == key and looked_up not in window._events:
+            window.record(looked_up, now)
+        return wait_time(looked_up, now)
+
+    window.wait_time = held_from_first_look
+    return window

@@ -34,11 +34,13 @@ from channels.base import (
 )
 from channels.errors import (
     TARGET,
+    UNREADABLE_ANSWER,
     ChannelError,
     NotConfigured,
     PermanentFailure,
     RecipientGone,
     RetryLater,
+    unreadable_answer,
 )
 from channels.sms.numbers import to_e164
 from channels.text import compose_plain, fit, fit_sms, gsm_friendly, sms_info
@@ -217,6 +219,10 @@ class SmsChannel(Channel):
             # A read timeout may mean Twilio accepted it anyway; Twilio has no idempotency
             # key for messages, so a retry can duplicate. Losing a warning is worse.
             raise RetryLater(f"Twilio unreachable: {type(exc).__name__}") from None
+        except UNREADABLE_ANSWER as exc:
+            raise unreadable_answer("Twilio", exc) from None
+        if not sent.sid:  # a 2xx without the message's id: nothing to match callbacks with
+            raise RetryLater("Twilio answered without a message id")
         return Receipt(provider_id=sent.sid)
 
     def router(self) -> APIRouter | None:

@@ -30,7 +30,7 @@ from channels.base import (
     Target,
     UpdateView,
 )
-from channels.errors import NotConfigured
+from channels.errors import UNREADABLE_ANSWER, NotConfigured, unreadable_answer
 from channels.telegram.classify import RecentChats, classify
 from channels.telegram.render import MARKS, PARSE_MODE, mark_original, plain_text, render
 
@@ -155,8 +155,9 @@ class TelegramChannel(Channel):
         bot = Bot(self._token, base_url=f"{self.api_url}/bot", request=request)
         try:
             await bot.initialize()  # opens the connection pool, then getMe checks the token
-        except TelegramError as exc:
-            # Telegram unreachable at start-up must not stop the service; sends classify it.
+        except (TelegramError, *UNREADABLE_ANSWER) as exc:
+            # Telegram unreachable (or answering nonsense) at start-up must not stop the
+            # service; sends classify it.
             # Only the class name: PTB's InvalidToken text contains the token.
             log.warning("Telegram getMe failed at start-up: %s", type(exc).__name__)
         return bot
@@ -189,6 +190,8 @@ class TelegramChannel(Channel):
             sent = await _post(bot, message, target.address, original)
         except TelegramError as exc:
             raise classify(exc, target, recent=self.recent.recent(target.address)) from exc
+        except UNREADABLE_ANSWER as exc:
+            raise unreadable_answer("Telegram", exc) from exc
         self.recent.sent(target.address)
         if original is not None and not target.per_subscriber and message.data.get("kind") in MARKS:
             # Sent first, edited second: the reply carries the original's text, which the Bot

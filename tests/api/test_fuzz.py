@@ -38,10 +38,10 @@ from broadcast.settings import Settings
 from channels.platform import PlatformChannel
 from channels.sms import SmsChannel
 from channels.webhook import WebhookChannel
-from tests.channels.test_sms import sms_config
 from tests.conftest import ROOT
 from tests.fakes.server import FakeServer
 from tests.fakes.twilio import FakeTwilio
+from tests.support import sms_config
 
 EXAMPLES = 30  # per operation and caller: ~40 operations x 3 callers, about a minute in all
 

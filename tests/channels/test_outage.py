@@ -11,8 +11,7 @@ from collections import defaultdict
 import pytest
 
 from broadcast.settings import Settings
-from tests.channels.test_sms import counts, live, subscribe, twilio  # noqa: F401
-from tests.support import new_incident, post_update, wait_for
+from tests.support import counts, new_incident, post_update, subscribe_number, wait_for
 
 OUTAGE_SECONDS = 120.0
 RESIDENTS = 20
@@ -24,12 +23,12 @@ PRODUCTION = {  # the defaults, which the test settings shorten for every other 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-def test_a_two_minute_outage_loses_no_delivery_and_is_not_hammered(live, twilio):  # noqa: F811
+def test_a_two_minute_outage_loses_no_delivery_and_is_not_hammered(live, twilio):
     assert PRODUCTION == {"max_attempts": 8, "retry_base_seconds": 2.0, "retry_max_seconds": 900.0}
     app = live(**PRODUCTION)
     numbers = [f"+3161234{n:04d}" for n in range(RESIDENTS)]
     for number in numbers:
-        subscribe(app, number, [])
+        subscribe_number(app, number, [])
     incident = new_incident(app.http, app.officer)
 
     twilio.state.faults.fail_next(10_000, 503)  # Twilio is down ...

@@ -4,14 +4,11 @@ numbers, segments, the error table, signed webhooks, and whole flows over real H
 from __future__ import annotations
 
 import socket
-import threading
 import time
 from datetime import timedelta
 from urllib.parse import parse_qsl
 
-import httpx
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 from sqlmodel import select
 from twilio.request_validator import RequestValidator
@@ -29,31 +26,26 @@ from channels.errors import NotConfigured, PermanentFailure, RecipientGone, Retr
 from channels.platform import PlatformChannel
 from channels.sms import SmsChannel, TwilioSettings, WhatsAppChannel
 from channels.text import sms_info
-from channels.webhook import WebhookChannel
-from tests.conftest import FIXTURES, WEBHOOK_SECRET
+from tests.conftest import FIXTURES
 from tests.fakes.server import SlidingWindow
 from tests.fakes.twilio import FakeTwilio, post_inbound_sms, signed_inbound_sms
-from tests.support import auth, new_incident, post_update, token_for, wait_for
-
-NUMBER = "+31612345678"
-SENDER = "+3197010000000"
-PROXIED = "https://crisis.gemeente.example"  # the public URL; Twilio signs this one
-
-
-@pytest.fixture
-def twilio():
-    with FakeTwilio() as fake:
-        yield fake
-
-
-def sms_config(fake: FakeTwilio, **changes) -> dict:
-    values = {"account_sid": fake.account_sid, "auth_token": fake.auth_token, "from": SENDER}
-    return values | {"api_url": fake.url, "whatsapp_from": SENDER} | changes
-
-
-def sms_channel(fake: FakeTwilio, cls=SmsChannel, public_url: str = PROXIED, **changes):
-    settings = cls.Settings.model_validate(sms_config(fake, **changes))
-    return cls(settings, ChannelContext(public_url=public_url))
+from tests.support import (
+    NUMBER,
+    PROXIED,
+    SENDER,
+    LiveApp,
+    auth,
+    counts,
+    new_incident,
+    post_signed,
+    post_update,
+    reply,
+    sms_channel,
+    sms_config,
+    subscribe_number,
+    token_for,
+    wait_for,
+)
 
 
 def view(body: str, **changes) -> UpdateView:
@@ -265,16 +257,6 @@ def proxied(app_factory, twilio):
         yield client
 
 
-def post_signed(client, path: str, params: dict, token: str, signed_url: str | None = None):
-    signature = RequestValidator(token).compute_signature(signed_url or PROXIED + path, params)
-    return client.post(path, data=params, headers={"X-Twilio-Signature": signature})
-
-
-def reply(client, twilio, body: str, sender: str = NUMBER, path: str = "/webhooks/twilio/sms"):
-    params, _ = signed_inbound_sms(PROXIED + path, sender, body, twilio.auth_token)
-    return post_signed(client, path, params, twilio.auth_token)
-
-
 def subscriber(client, address: str = NUMBER, channel: str = "sms") -> dict | None:
     with client.app.state.db.session_scope() as session:
         found = session.exec(
@@ -471,75 +453,6 @@ def test_erasing_a_subscriber_drops_their_messages_not_yet_handled(proxied, twil
 # --- whole flows over real HTTP: dispatcher, fake Twilio, signed status callbacks ----------
 
 
-class LiveApp:
-    """The app on a real port with its lifespan (dispatcher included). Its public URL is that
-    port, so the fake's signed status callbacks reach it and are checked for real."""
-
-    def __init__(self, build):
-        self._sock = socket.socket()
-        self._sock.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
-        self.app = build(self.url)
-        config = uvicorn.Config(self.app, lifespan="on", log_level="warning")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(
-            target=self.server.run, kwargs={"sockets": [self._sock]}, daemon=True
-        )
-
-    def __enter__(self) -> LiveApp:
-        self.thread.start()
-        wait_for(lambda: self.server.started or not self.thread.is_alive())
-        assert self.server.started, "the app did not start"
-        self.http = httpx.Client(base_url=self.url, trust_env=False, timeout=10)
-        self.officer = token_for(self.app, "officer")
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.http.close()
-        self.server.should_exit = True
-        self.thread.join(10)
-        self._sock.close()
-
-
-@pytest.fixture
-def live(app_factory, twilio):
-    twilio.state.callback_delay = 0.3  # as real ones: a callback before the recorder is lost
-
-    def start(**overrides) -> LiveApp:
-        def build(public_url: str):
-            return app_factory(
-                public_url=public_url,
-                channel_classes=[PlatformChannel, WebhookChannel, SmsChannel, WhatsAppChannel],
-                channels={
-                    "webhook": {"secret": WEBHOOK_SECRET},
-                    "sms": sms_config(twilio),
-                    "whatsapp": sms_config(twilio),
-                },
-                **overrides,
-            )
-
-        app = LiveApp(build).__enter__()
-        started.append(app)
-        return app
-
-    started: list[LiveApp] = []
-    yield start
-    for app in started:
-        app.__exit__(None, None, None)
-
-
-def subscribe(app: LiveApp, address: str, areas: list[str], channel: str = "sms") -> int:
-    body = {"channel": channel, "address": address, "areas": areas}
-    response = app.http.post("/api/v1/subscribers", json=body, headers=auth(app.officer))
-    assert response.status_code == 201, response.text
-    return response.json()["id"]
-
-
-def counts(app: LiveApp, update: dict) -> dict:
-    path = f"/api/v1/updates/{update['id']}/deliveries"
-    return app.http.get(path, headers=auth(app.officer)).json()
-
-
 def delivery_states(app: LiveApp, channel: str = "sms") -> list[str]:
     with app.app.state.db.session_scope() as session:
         return [d.state for d in session.exec(select(Delivery).where(Delivery.channel == channel))]
@@ -552,9 +465,9 @@ def state_of(app: LiveApp, subscriber_id: int) -> str:
 
 def test_update_is_texted_and_status_callbacks_mark_it_delivered(live, twilio):
     app = live()
-    subscribe(app, "06 12345678", ["mook"])
-    subscribe(app, "06 12345679", ["plasmolen"])
-    subscribe(app, "06 12345670", ["mook"], channel="whatsapp")
+    subscribe_number(app, "06 12345678", ["mook"])
+    subscribe_number(app, "06 12345679", ["plasmolen"])
+    subscribe_number(app, "06 12345670", ["mook"], channel="whatsapp")
     incident = new_incident(app.http, app.officer)
     update = post_update(app.http, app.officer, incident["id"], body="Zandzakken bij de brandweer.")
     wait_for(
@@ -575,12 +488,12 @@ def test_update_is_texted_and_status_callbacks_mark_it_delivered(live, twilio):
 
 def test_correction_goes_only_to_numbers_that_received_the_original(live, twilio):
     app = live()
-    subscribe(app, NUMBER, ["mook"])
-    subscribe(app, "+31612345679", ["plasmolen"])
+    subscribe_number(app, NUMBER, ["mook"])
+    subscribe_number(app, "+31612345679", ["plasmolen"])
     incident = new_incident(app.http, app.officer)
     original = post_update(app.http, app.officer, incident["id"], body="Peil 15,10 m NAP.")
     wait_for(lambda: counts(app, original).get("sms") == {"delivered": 1})
-    subscribe(app, "+31612345670", ["mook"])  # joined after the original went out
+    subscribe_number(app, "+31612345670", ["mook"])  # joined after the original went out
     path = f"/api/v1/updates/{original['id']}/correct"
     correction = app.http.post(path, json={"body": "Peil 14,10 m NAP."}, headers=auth(app.officer))
     assert correction.status_code == 201, correction.text
@@ -593,7 +506,7 @@ def test_correction_goes_only_to_numbers_that_received_the_original(live, twilio
 def test_unsubscribed_number_marks_the_subscriber_gone(live, twilio):
     app = live()
     twilio.state.unsubscribed.add(NUMBER)
-    gone = subscribe(app, NUMBER, [])
+    gone = subscribe_number(app, NUMBER, [])
     incident = new_incident(app.http, app.officer)
     post_update(app.http, app.officer, incident["id"])
     wait_for(lambda: state_of(app, gone) == "gone")
@@ -603,7 +516,7 @@ def test_unsubscribed_number_marks_the_subscriber_gone(live, twilio):
 def test_failed_callback_with_21610_unsubscribes(live, twilio):
     app = live()
     twilio.state.delivery_failures[NUMBER] = ("failed", 21610)
-    stopped = subscribe(app, NUMBER, [])
+    stopped = subscribe_number(app, NUMBER, [])
     incident = new_incident(app.http, app.officer)
     post_update(app.http, app.officer, incident["id"])
     wait_for(lambda: delivery_states(app) == ["failed"] and state_of(app, stopped) != "active")
@@ -624,7 +537,7 @@ def test_a_provider_outage_loses_nothing(live, twilio):
     app = live(max_attempts=40)
     numbers = [f"+3161234560{i}" for i in range(6)]
     for number in numbers:
-        subscribe(app, number, [])
+        subscribe_number(app, number, [])
     twilio.state.faults.fail_next(100_000, 503)  # Twilio is down ...
     incident = new_incident(app.http, app.officer)
     update = post_update(app.http, app.officer, incident["id"])

@@ -3,8 +3,6 @@ answers sent through python-telegram-bot to the stand-in."""
 
 from __future__ import annotations
 
-import copy
-import itertools
 import json
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -18,42 +16,27 @@ from broadcast.inbound import service as inbound
 from broadcast.inbound.models import InboundMessage
 from broadcast.questions.models import Question
 from broadcast.subscribers.models import Subscriber, SubscriberArea
-from tests.channels.test_telegram_app import SECRET, build_client, subscribe
-from tests.conftest import FIXTURES
 from tests.fakes.server import SlidingWindow
 from tests.fakes.telegram import FakeTelegram
-from tests.support import auth, new_incident, post_update, token_for, wait_for
+from tests.support import (
+    TELEGRAM_START,
+    auth,
+    build_client,
+    deliver,
+    new_incident,
+    payload,
+    post_update,
+    said,
+    subscribe_chat,
+    token_for,
+    wait_for,
+)
 
-START = "update_message_start_command_tgdocs.json"  # /start from chat 1111111
 TEXT = "update_message_text_private_teloxide.json"  # "4" from chat 408258968, language "en"
 KICKED = "update_my_chat_member_kicked_teloxide.json"  # chat 0 blocked the bot
 BUTTON = "update_callback_query_tgdocs.json"  # a button tap by user 1111111
 RESIDENT = 408258968
 pytestmark = pytest.mark.filterwarnings("ignore:.*retry_after:DeprecationWarning")
-_update_ids = itertools.count(500_000)
-
-
-def payload(name: str, text: str | None = None, **message) -> dict:
-    """A fixture with a fresh update_id (Telegram's are unique; repeats are ignored)."""
-    data = copy.deepcopy(json.loads((FIXTURES / "telegram" / name).read_text()))
-    data["update_id"] = next(_update_ids)
-    if text is not None:
-        data["message"]["text"] = text
-    data.get("message", {}).update(message)
-    return data
-
-
-def deliver(client, data: dict, secret: str | None = SECRET):
-    headers = {} if secret is None else {"X-Telegram-Bot-Api-Secret-Token": secret}
-    return client.post("/webhooks/telegram", json=data, headers=headers)
-
-
-def said(fake: FakeTelegram, chat_id: int, count: int = 0) -> list[str]:
-    """What the bot said to the chat, once it said at least ``count`` things (replies go out
-    through the outbox, a moment after the webhook answered)."""
-    if count:
-        wait_for(lambda: len(fake.state.texts(chat_id)) >= count)
-    return [text or "" for text in fake.state.texts(chat_id)]
 
 
 def stored(client) -> list[InboundMessage]:
@@ -113,13 +96,13 @@ def test_a_forged_request_is_refused_and_changes_nothing(client, fake, secret):
 
 def test_without_a_configured_secret_every_request_is_refused(app_factory, fake):
     with build_client(app_factory, fake, webhook_secret=None) as client:
-        assert deliver(client, payload(START), secret="").status_code == 403
-        assert deliver(client, payload(START), secret="anything").status_code == 403
+        assert deliver(client, payload(TELEGRAM_START), secret="").status_code == 403
+        assert deliver(client, payload(TELEGRAM_START), secret="anything").status_code == 403
     assert fake.state.sent == []
 
 
 def test_start_welcomes_with_area_and_language_buttons(client, fake):
-    assert deliver(client, payload(START)).status_code == 200
+    assert deliver(client, payload(TELEGRAM_START)).status_code == 200
     said(fake, 1111111, 1)
     [welcome] = fake.state.sent
     assert welcome.chat_id == 1111111 and "Welkom" in welcome.text and "English" in welcome.text
@@ -144,7 +127,7 @@ def test_a_postcode_subscribes_to_its_village(client, fake):
 def test_the_area_command_and_a_deep_link_take_a_postcode_too(client, fake):
     deliver(client, payload(TEXT, "/gebied 6584 AB"))
     assert subscriber(client, RESIDENT)[1] == ["molenhoek"]
-    deliver(client, payload(START, "/start 6587"))
+    deliver(client, payload(TELEGRAM_START, "/start 6587"))
     assert subscriber(client, 1111111)[1] == ["middelaar"]
     assert "postcode 6587" in said(fake, 1111111, 1)[-1]
 
@@ -170,7 +153,7 @@ def test_stop_unsubscribes(client, fake):
     assert deliver(client, payload(TEXT, "/stop")).status_code == 200
     assert subscriber(client, RESIDENT)[0].state == "unsubscribed"
     assert said(fake, RESIDENT, 2)[-1].startswith("You are unsubscribed")
-    deliver(client, payload(START, "/stop"))  # a chat that never subscribed
+    deliver(client, payload(TELEGRAM_START, "/stop"))  # a chat that never subscribed
     assert said(fake, 1111111, 1) == ["U was niet aangemeld. Aanmelden: stuur /start."]
 
 
@@ -284,7 +267,7 @@ def test_a_question_the_core_could_not_take_is_tried_again(client, fake, questio
 
 def test_blocking_the_bot_unsubscribes(client, fake):
     officer = officer_of(client)
-    subscribe(client, officer, 0, ["mook"])
+    subscribe_chat(client, officer, 0, ["mook"])
     assert deliver(client, payload(KICKED)).status_code == 200
     assert subscriber(client, 0)[0].state == "unsubscribed"
     assert fake.state.sent == []  # a blocked bot cannot answer
@@ -315,7 +298,7 @@ def test_status_lists_the_latest_updates(client, fake):
     officer = officer_of(client)
     incident = new_incident(client, officer, title="Hoogwater Maas & Niers")
     post_update(client, officer, incident["id"], body="Piek vrijdag.\nZandzakken bij de brandweer.")
-    deliver(client, payload(START, "/status"))
+    deliver(client, payload(TELEGRAM_START, "/status"))
     said(fake, 1111111, 1)
     status = fake.state.messages[(1111111, max(m for c, m in fake.state.messages if c == 1111111))]
     assert status["text"].startswith("Laatste berichten\n\nHoogwater Maas & Niers\nPiek vrijdag.\n")
@@ -323,7 +306,7 @@ def test_status_lists_the_latest_updates(client, fake):
 
 
 def test_help_lists_the_commands(client, fake):
-    deliver(client, payload(START, "/help"))
+    deliver(client, payload(TELEGRAM_START, "/help"))
     assert "/gebied 6585" in said(fake, 1111111, 1)[-1]
 
 

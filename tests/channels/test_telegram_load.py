@@ -9,32 +9,20 @@ from __future__ import annotations
 import pytest
 from sqlmodel import func, select
 
-from broadcast.common import utcnow
 from broadcast.delivery.models import Delivery
-from broadcast.subscribers.models import Subscriber, SubscriberState
 from channels.telegram import TelegramChannel
-from tests.channels.test_telegram_app import build_client
 from tests.fakes.process import StandInProcess
-from tests.support import new_incident, post_update, token_for, wait_for
+from tests.support import (
+    add_residents,
+    build_client,
+    new_incident,
+    post_update,
+    token_for,
+    wait_for,
+)
 
 RESIDENTS = 10_000
 TELEGRAM_LIMIT = 30.0  # messages per second, the Bot API's published broadcast limit
-FIRST_CHAT = 5_000_000
-
-
-def add_residents(client, count: int) -> None:
-    """Straight into the table: the API's one-by-one path is not what this test measures."""
-    now = utcnow()
-    with client.app.state.db.session_scope() as session:
-        session.add_all(
-            Subscriber(
-                channel="telegram",
-                address=str(FIRST_CHAT + n),
-                state=SubscriberState.active,
-                consent_at=now,
-            )
-            for n in range(count)
-        )
 
 
 def delivered(client, update_id: int) -> int:

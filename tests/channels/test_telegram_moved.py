@@ -15,9 +15,17 @@ from broadcast.subscribers.models import Subscriber
 from channels.platform import PlatformChannel
 from channels.telegram import TelegramChannel
 from channels.webhook import WebhookChannel
-from tests.channels.test_telegram_app import build_client, settled, subscribe, telegram_settings
 from tests.fakes.telegram import FakeTelegram
-from tests.support import new_incident, post_update, token_for, wait_for
+from tests.support import (
+    build_client,
+    new_incident,
+    post_update,
+    settled,
+    subscribe_chat,
+    telegram_settings,
+    token_for,
+    wait_for,
+)
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*retry_after:DeprecationWarning")
 GROUP, SUPERGROUP = -4001, -1004001
@@ -46,7 +54,7 @@ def test_a_moved_broadcast_target_fails_at_once_and_tells_the_operator(app_facto
     fake.state.migrated_chats[GROUP] = SUPERGROUP
     with build_client(app_factory, fake, channel_id=str(GROUP)) as client:
         officer = token_for(client.app, "officer")
-        subscribe(client, officer, 1001, [])
+        subscribe_chat(client, officer, 1001, [])
         incident = new_incident(client, officer)
         update = post_update(client, officer, incident["id"])
         rows = wait_for(lambda: settled(client, update["id"], 2))
@@ -63,7 +71,7 @@ def test_a_subscribed_group_that_moved_is_followed_to_its_new_address(app_factor
     fake.state.migrated_chats[GROUP] = SUPERGROUP
     with build_client(app_factory, fake, channel_id=None) as client:
         officer = token_for(client.app, "officer")
-        group = subscribe(client, officer, GROUP, [])
+        group = subscribe_chat(client, officer, GROUP, [])
         incident = new_incident(client, officer)
         update = post_update(client, officer, incident["id"])
         [row] = wait_for(lambda: settled(client, update["id"], 1))
@@ -85,7 +93,7 @@ def test_moves_in_a_circle_end_when_the_attempts_run_out(app_factory, fake):
     )
     with TestClient(app) as client:
         officer = token_for(client.app, "officer")
-        subscribe(client, officer, GROUP, [])
+        subscribe_chat(client, officer, GROUP, [])
         incident = new_incident(client, officer)
         update = post_update(client, officer, incident["id"])
         [row] = wait_for(lambda: settled(client, update["id"], 1))
@@ -100,8 +108,8 @@ def test_a_group_that_moved_onto_another_subscriber_is_not_sent_twice(app_factor
     fake.state.migrated_chats[GROUP] = SUPERGROUP
     with build_client(app_factory, fake, channel_id=None) as client:
         officer = token_for(client.app, "officer")
-        old = subscribe(client, officer, GROUP, [])
-        new = subscribe(client, officer, SUPERGROUP, [])
+        old = subscribe_chat(client, officer, GROUP, [])
+        new = subscribe_chat(client, officer, SUPERGROUP, [])
         incident = new_incident(client, officer)
         update = post_update(client, officer, incident["id"])
         rows = wait_for(lambda: settled(client, update["id"], 2))

@@ -13,12 +13,22 @@ from broadcast.fanout.views import UpdateRenderer
 from channels.platform import PlatformChannel
 from channels.telegram import TelegramChannel
 from channels.webhook import WebhookChannel
-from tests.channels.test_telegram_app import build_client, telegram_settings
-from tests.channels.test_telegram_inbound import START, deliver, payload, said
-from tests.channels.test_telegram_load import FIRST_CHAT, add_residents
 from tests.fakes.server import SlidingWindow
 from tests.fakes.telegram import FakeTelegram
-from tests.support import new_incident, post_update, token_for, wait_for
+from tests.support import (
+    FIRST_CHAT,
+    TELEGRAM_START,
+    add_residents,
+    build_client,
+    deliver,
+    new_incident,
+    payload,
+    post_update,
+    said,
+    telegram_settings,
+    token_for,
+    wait_for,
+)
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*retry_after:DeprecationWarning")
 CHAT = 1111111  # the chat of the /start fixture
@@ -46,7 +56,7 @@ def replies(client) -> list[tuple[Delivery, DirectMessage]]:
 
 
 def test_a_reply_is_a_delivery_and_its_personal_data_is_erased_once_sent(client, fake):
-    deliver(client, payload(START, "/help"))
+    deliver(client, payload(TELEGRAM_START, "/help"))
     assert "/gebied 6585" in said(fake, CHAT, 1)[0]
     [(row, message)] = wait_for(
         lambda: [r for r in replies(client) if r[0].state == "delivered"] or None
@@ -57,7 +67,7 @@ def test_a_reply_is_a_delivery_and_its_personal_data_is_erased_once_sent(client,
 
 def test_a_reply_waits_out_an_outage_and_arrives_once(client, fake):
     fake.state.faults.fail_next(3, 502)
-    deliver(client, payload(START, "/help"))
+    deliver(client, payload(TELEGRAM_START, "/help"))
     said(fake, CHAT, 1)
     [(row, _)] = wait_for(lambda: [r for r in replies(client) if r[0].state == "delivered"] or None)
     assert row.attempts == 4 and len(fake.state.faults.injected) == 3
@@ -104,7 +114,7 @@ def test_a_reply_is_sent_ahead_of_a_running_broadcast(client, fake):
     incident = new_incident(client, officer)
     post_update(client, officer, incident["id"], body="Evacuatie om 14:00.")
     wait_for(lambda: len(fake.state.sent) >= 10)
-    deliver(client, payload(START, "/help"))
+    deliver(client, payload(TELEGRAM_START, "/help"))
     said(fake, CHAT, 1)
     wait_for(lambda: len(fake.state.sent) == residents + 1, timeout=30)
 
@@ -135,6 +145,6 @@ def test_when_the_outbox_cannot_take_a_reply_it_is_sent_directly(client, fake, m
         raise RuntimeError("database is down")
 
     monkeypatch.setattr(hooks, "reply", database_down)
-    assert deliver(client, payload(START, "/help")).status_code == 200
+    assert deliver(client, payload(TELEGRAM_START, "/help")).status_code == 200
     assert "/gebied 6585" in said(fake, CHAT, 1)[0]
     assert replies(client) == []

@@ -15,25 +15,17 @@ from broadcast import audit
 from broadcast.auth.models import ConsoleSession
 from broadcast.questions import service as questions
 from broadcast.ratelimit import RateEvent
-from tests.support import auth, console_log_in, new_incident, post_update, token_for
-
-PASSWORD = "correct horse"  # what tests.support.token_for gives every user
-ORIGIN = {"Origin": "http://testserver"}
-
-
-def log_in(client, name: str, password: str = PASSWORD):
-    return console_log_in(client, name, password)
-
-
-def csrf_of(client, path: str = "/console") -> str:
-    page = client.get(path)
-    assert page.status_code == 200, page.text
-    return re.search(r'name="csrf-token" content="([^"]+)"', page.text)[1]
-
-
-def post_form(client, path: str, data: dict, *, csrf: str | None = None, headers=None):
-    fields = data | ({"csrf": csrf} if csrf is not None else {})
-    return client.post(path, data=fields, headers=headers or ORIGIN, follow_redirects=False)
+from tests.support import (
+    ORIGIN,
+    PASSWORD,
+    auth,
+    csrf_of,
+    log_in,
+    new_incident,
+    post_form,
+    post_update,
+    token_for,
+)
 
 
 @pytest.fixture

@@ -18,9 +18,15 @@ from broadcast.db import Database
 from broadcast.keys import InstallationKey
 from broadcast.ratelimit import RateEvent
 from broadcast.settings import Settings
-from tests.console.test_console import ORIGIN, PASSWORD, log_in
-from tests.delivery.test_crash import seed, service_env
-from tests.support import ServiceProcess, token_for
+from tests.support import (
+    ORIGIN,
+    PASSWORD,
+    ServiceProcess,
+    log_in,
+    seed,
+    service_env,
+    token_for,
+)
 
 NAT = ("198.51.100.20", 50000)  # the town hall's one public address
 

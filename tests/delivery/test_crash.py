@@ -7,56 +7,11 @@ from datetime import timedelta
 
 import httpx
 import pytest
-from sqlalchemy import insert
 
-from broadcast.auth.models import Role
-from broadcast.auth.service import add_user
 from broadcast.common import utcnow
-from broadcast.db import Database
-from broadcast.migrate import upgrade
-from broadcast.subscribers.models import Subscriber
-from tests.conftest import ROOT, WEBHOOK_SECRET
-from tests.support import ServiceProcess, auth, wait_for
+from tests.support import ServiceProcess, auth, seed, service_env, wait_for
 
 TARGETS = 10_000
-
-
-def service_env(database_url: str, **extra: str) -> dict[str, str]:
-    return {
-        "BROADCAST_DATABASE_URL": database_url,
-        "BROADCAST_WEBHOOK_SECRET": WEBHOOK_SECRET,
-        "BROADCAST_WEBHOOK_ALLOW_PRIVATE_ADDRESSES": "true",  # the receiver is on 127.0.0.1
-        "BROADCAST_AREAS_FILE": str(ROOT / "config" / "areas.toml"),
-        "BROADCAST_LOG_JSON": "false",
-        "BROADCAST_LEASE_SECONDS": "3",
-        "BROADCAST_SAFETY_POLL_SECONDS": "0.5",
-        "BROADCAST_CHANNELS_ENABLED": "platform,webhook",
-        "PYTHONPATH": str(ROOT),
-    } | extra
-
-
-def seed(database_url: str, receiver_url: str, subscribers: int) -> str:
-    db = Database(database_url)
-    upgrade(db.engine)
-    with db.session_scope() as session:
-        _, token = add_user(session, name="officer", role=Role.officer)
-        if subscribers:
-            session.execute(
-                insert(Subscriber.__table__),
-                [
-                    {
-                        "channel": "webhook",
-                        "address": f"{receiver_url}/r/{n}",
-                        "language": "nl",
-                        "min_severity": "info",
-                        "state": "active",
-                        "created_at": utcnow(),
-                    }
-                    for n in range(subscribers)
-                ],
-            )
-    db.dispose()
-    return token
 
 
 @pytest.mark.slow

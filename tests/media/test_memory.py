@@ -15,8 +15,7 @@ import httpx
 import pytest
 from PIL import Image
 
-from tests.delivery.test_crash import seed, service_env
-from tests.support import ServiceProcess, auth
+from tests.support import ServiceProcess, auth, seed, service_env
 
 MB = 1024 * 1024
 # Room for what any request costs (buffers, a rendered error page, allocator slack); one

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 from pathlib import Path
 
 import pytest
@@ -17,9 +16,16 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from tests.fakes.server import FakeServer
 from tests.media.conftest import jpeg_with_gps
-from tests.support import auth, new_incident, post_update, token_for
+from tests.support import (
+    CHROMIUM,
+    auth,
+    code_sent_to,
+    new_incident,
+    post_update,
+    sms_config,
+    token_for,
+)
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 PASSWORD = "correct horse"
 SERIOUS = {"serious", "critical"}
 SHOTS = os.environ.get("BROADCAST_SCREENSHOTS")
@@ -206,8 +212,6 @@ def test_the_main_pages_have_no_serious_accessibility_violations(browser, site, 
 def test_a_resident_subscribes_by_sms_with_the_code_they_receive(browser, app_factory):
     from channels.platform import PlatformChannel
     from channels.sms import SmsChannel
-    from tests.api.test_signup import code_sent_to
-    from tests.channels.test_sms import sms_config
     from tests.conftest import WEBHOOK_SECRET
     from tests.fakes.twilio import FakeTwilio
 

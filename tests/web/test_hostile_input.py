@@ -27,7 +27,6 @@ from channels.mastodon import MastodonChannel, MastodonSettings
 from channels.sms import SmsChannel, TwilioSettings
 from channels.telegram import TelegramChannel, TelegramSettings
 from channels.text import mastodon_length, sms_info, utf16_len
-from tests.channels.test_sms import sms_config
 from tests.fakes.twilio import FakeTwilio
 from tests.support import (
     auth,
@@ -35,6 +34,7 @@ from tests.support import (
     console_log_in,
     new_incident,
     post_update,
+    sms_config,
     token_for,
 )
 
@@ -529,7 +529,7 @@ def test_an_sms_question_with_control_characters_reaches_the_inbox_cleaned(app_f
     from fastapi.testclient import TestClient
 
     from channels.platform import PlatformChannel
-    from tests.channels.test_sms import PROXIED, reply
+    from tests.support import PROXIED, reply
 
     with FakeTwilio() as twilio:
         app = app_factory(

@@ -8,8 +8,15 @@ from babel.messages.extract import extract_from_dir
 from babel.messages.pofile import read_po
 
 from broadcast.i18n import translator
-from tests.console.test_console import csrf_of, log_in, post_form
-from tests.support import auth, new_incident, post_update, token_for
+from tests.support import (
+    auth,
+    csrf_of,
+    log_in,
+    new_incident,
+    post_form,
+    post_update,
+    token_for,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 METHODS = [("broadcast/**.py", "python"), ("broadcast/web/templates/**.html", "jinja2")]

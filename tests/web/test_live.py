@@ -14,8 +14,7 @@ import time
 import httpx
 import pytest
 
-from tests.delivery.test_crash import seed, service_env
-from tests.support import ServiceProcess, auth, wait_for
+from tests.support import ServiceProcess, auth, seed, service_env, wait_for
 
 
 def follow(
@@ -24,7 +23,7 @@ def follow(
     """Read Server-Sent Events the way a browser's EventSource does, into ``events``."""
     with (
         contextlib.suppress(httpx.RemoteProtocolError),
-        httpx.stream("GET", url, headers=headers, timeout=httpx.Timeout(5, read=30)) as response,
+        httpx.stream("GET", url, headers=headers, timeout=httpx.Timeout(30, read=120)) as response,
     ):
         ready.set()
         event: dict = {}
@@ -54,7 +53,9 @@ def open_timeline(
     )
     thread.start()
     assert ready.wait(10)
-    time.sleep(0.3)  # the server subscribes once the stream's first chunk is on its way
+    # The server subscribes once the stream's first chunk is on its way; it sends no sign of
+    # that, so this is a generous pause for a loaded machine, not a measurement.
+    time.sleep(2)
     return events, thread
 
 
@@ -78,7 +79,7 @@ def test_open_timeline_receives_new_update_without_reload(database_url, receiver
         ).json()
         events, _ = open_timeline(service, incident["slug"])
         update = publish(service, token, incident["id"], "Dijk bij Mook houdt <stand>.")
-        event = wait_for(lambda: events and events[0], timeout=10)
+        event = wait_for(lambda: events and events[0], timeout=60)
     assert event["event"] == "update" and event["id"] == str(update["id"])
     assert f'id="update-{update["id"]}"' in event["data"]
     assert "Dijk bij Mook houdt &lt;stand&gt;." in event["data"]  # escaped, never raw HTML
@@ -97,45 +98,45 @@ def test_a_reconnecting_browser_gets_what_it_missed_then_what_is_new(
         seen = publish(service, token, incident["id"], "Gezien voor de storing.")
         missed = [publish(service, token, incident["id"], f"Gemist {n}.")["id"] for n in (1, 2)]
         events, _ = open_timeline(service, incident["slug"], last_event_id=str(seen["id"]))
-        wait_for(lambda: len(events) >= 2, timeout=10)
+        wait_for(lambda: len(events) >= 2, timeout=60)
         new = publish(service, token, incident["id"], "Na het herverbinden.")
-        wait_for(lambda: len(events) >= 3, timeout=10)
+        wait_for(lambda: len(events) >= 3, timeout=60)
     assert [e["id"] for e in events] == [*map(str, missed), str(new["id"])]  # each once, in order
     assert "Gemist 1." in events[0]["data"] and "Na het herverbinden." in events[2]["data"]
 
 
 def test_worker_process_dispatches_what_the_web_process_published(database_url, receiver, tmp_path):
     """Scale-out on PostgreSQL: the web tier (--no-dispatch) and a worker meet only through the
-    database; NOTIFY wakes the worker at once (the safety poll is set to a minute here)."""
+    database. The worker's safety poll is an hour away here, so an update that reaches the
+    receiver within the test's (generous) wait was handed over by NOTIFY."""
     if not database_url.startswith("postgresql"):
         pytest.skip("processes share work through PostgreSQL (SQLite is the one-process mode)")
     token = seed(database_url, receiver.url, 3)
-    env = service_env(database_url, BROADCAST_SAFETY_POLL_SECONDS="60")
+    env = service_env(database_url, BROADCAST_SAFETY_POLL_SECONDS="3600")
+    worker_log = tmp_path / "worker.log"
     worker = subprocess.Popen(
         [sys.executable, "-m", "broadcast.cli", "worker"],
         cwd=tmp_path,
         env=os.environ | env,
-        stdout=open(tmp_path / "worker.log", "wb"),  # noqa: SIM115 (closed with the process)
+        stdout=open(worker_log, "wb"),  # noqa: SIM115 (closed with the process)
         stderr=subprocess.STDOUT,
     )
     try:
         with ServiceProcess(env, tmp_path, "--no-dispatch") as web:
-            time.sleep(2)  # the worker has migrated, loaded channels and is LISTENing
+            # The worker has migrated, loaded its channels and is LISTENing.
+            wait_for(lambda: b"worker running" in worker_log.read_bytes(), timeout=60)
             incident = httpx.post(
                 f"{web.url}/api/v1/incidents",
                 headers=auth(token),
                 json={"title": "Hoogwater", "severity": "warning"},
             ).json()
             events, _ = open_timeline(web, incident["slug"])
-            started = time.monotonic()
             update = publish(web, token, incident["id"], "Zandzakken bij de kazerne.")
-            wait_for(lambda: len(receiver.state.received) == 3, timeout=10)
-            took = time.monotonic() - started
-            wait_for(lambda: events, timeout=10)
+            wait_for(lambda: len(receiver.state.received) == 3, timeout=60)
+            wait_for(lambda: events, timeout=30)
     finally:
         worker.terminate()
         worker.wait(timeout=15)
-    assert took < 5, f"worker took {took:.1f} s: it was not woken by NOTIFY"
     assert {r.document["id"] for r in receiver.state.received} == {update["id"]}
     assert events[0]["id"] == str(update["id"])  # the worker's platform send reached the web SSE
     assert json.dumps(events)  # events are plain data

@@ -224,7 +224,7 @@ def test_the_live_script_on_the_static_copy_gives_up_quietly(client, site, tmp_p
     from playwright.sync_api import sync_playwright
 
     from tests.fakes.server import FakeServer
-    from tests.web.test_browser import CHROMIUM
+    from tests.support import CHROMIUM
 
     if not Path(CHROMIUM).exists():
         pytest.skip(f"no Chromium at {CHROMIUM} (Debian packages chromium, chromium-driver)")

@@ -20,19 +20,11 @@ from broadcast.subscribers.models import Subscriber
 from channels.platform import PlatformChannel
 from channels.sms import SmsChannel
 from channels.webhook import WebhookChannel
-from tests.channels.test_sms import sms_config
 from tests.conftest import WEBHOOK_SECRET
-from tests.fakes.twilio import FakeTwilio
-from tests.support import wait_for
+from tests.support import code_sent_to, sms_config, wait_for
 
 NUMBER, TYPED = "+31612345678", "06 12345678"
 SIGNUP, CONFIRM = "/api/v1/signup/sms", "/api/v1/signup/sms/confirm"
-
-
-@pytest.fixture
-def twilio():
-    with FakeTwilio() as fake:
-        yield fake
 
 
 @pytest.fixture
@@ -58,11 +50,6 @@ def start(app_factory, twilio):
 @pytest.fixture
 def client(start) -> TestClient:
     return start()
-
-
-def code_sent_to(twilio: FakeTwilio, number: str, count: int = 1) -> str:
-    wait_for(lambda: len(twilio.state.bodies_to(number)) >= count)
-    return re.search(r"\b(\d{6})\b", twilio.state.bodies_to(number)[count - 1]).group(1)
 
 
 def ask(client, phone: str = TYPED, **body):

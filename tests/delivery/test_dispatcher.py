@@ -12,20 +12,25 @@ from channels.base import Limits, Target
 from channels.errors import CHANNEL, TARGET, RetryLater
 from channels.sms.channel import CALLBACK_RETRY_SECONDS
 from channels.telegram.classify import GROUP_CHAT_WINDOW, PRIVATE_CHAT_WINDOW, RecentChats
-from tests.channels.test_sms import (  # noqa: F401
-    NUMBER,
-    counts,
-    live,
-    sms_channel,
-    subscribe,
-    twilio,
-)
-from tests.channels.test_telegram import RESIDENT, channel_for, view
-from tests.channels.test_telegram_app import build_client, settled
-from tests.channels.test_telegram_app import subscribe as subscribe_chat
 from tests.fakes.server import SlidingWindow
 from tests.fakes.telegram import FakeTelegram
-from tests.support import new_incident, post_update, token_for, wait_for
+from tests.support import (
+    NUMBER,
+    RESIDENT_CHAT,
+    build_client,
+    counts,
+    held_from_first_send,
+    new_incident,
+    post_update,
+    settled,
+    sms_channel,
+    subscribe_chat,
+    subscribe_number,
+    telegram_channel,
+    token_for,
+    update_view,
+    wait_for,
+)
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*retry_after:DeprecationWarning")
 
@@ -38,7 +43,7 @@ def tg():
 
 @pytest.fixture
 async def bot(tg):
-    adapter = channel_for(tg, timeout_seconds=0.5)
+    adapter = telegram_channel(tg, timeout_seconds=0.5)
     await adapter.start()
     yield adapter
     await adapter.close()
@@ -95,11 +100,15 @@ def test_a_private_chat_is_recent_for_seconds_a_group_or_channel_for_a_minute():
 
 
 async def test_a_429_right_after_our_own_message_to_the_chat_holds_only_that_chat(tg, bot):
-    message = bot.render(view(), "nl")
-    await bot.send(message, Target(RESIDENT, 1))
+    # The chat's window and our memory of the chat outlast any slow machine: the second send
+    # is refused and recent, whenever it comes.
+    tg.state.chat_limit = SlidingWindow(1, 60.0)
+    bot.recent = RecentChats(clock=lambda: 0.0)
+    message = bot.render(update_view(), "nl")
+    await bot.send(message, Target(RESIDENT_CHAT, 1))
     with pytest.raises(RetryLater) as refused:
-        await bot.send(message, Target(RESIDENT, 2))
-    assert refused.value.scope == TARGET and refused.value.retry_after == 1.0
+        await bot.send(message, Target(RESIDENT_CHAT, 2))
+    assert refused.value.scope == TARGET and refused.value.retry_after == 60.0
     assert tg.state.rate_limited[-1]["scope"] == "chat"
 
 
@@ -107,28 +116,28 @@ async def test_a_429_for_a_chat_we_did_not_write_to_pauses_the_channel(tg, bot):
     tg.state.global_limit = SlidingWindow(1, 5.0)
     tg.state.global_limit.record()  # the bot as a whole is over its limit
     with pytest.raises(RetryLater) as refused:
-        await bot.send(bot.render(view(), "nl"), Target(RESIDENT, 1))
+        await bot.send(bot.render(update_view(), "nl"), Target(RESIDENT_CHAT, 1))
     assert refused.value.scope == CHANNEL and refused.value.retry_after >= 4
 
 
 async def test_a_refusal_long_after_our_last_message_to_the_chat_pauses_the_channel(tg, bot):
     now = [0.0]
     bot.recent = RecentChats(clock=lambda: now[0])
-    message = bot.render(view(), "nl")
-    await bot.send(message, Target(RESIDENT, 1))
+    message = bot.render(update_view(), "nl")
+    await bot.send(message, Target(RESIDENT_CHAT, 1))
     now[0] += PRIVATE_CHAT_WINDOW + 1  # our clock says long ago; the API still refuses
     with pytest.raises(RetryLater) as refused:
-        await bot.send(message, Target(RESIDENT, 2))
+        await bot.send(message, Target(RESIDENT_CHAT, 2))
     assert refused.value.scope == CHANNEL
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # the lane, not the store
 def test_one_busy_chat_does_not_slow_the_broadcast_to_everybody_else(app_factory, database_url):
-    """Resident 1001 gets two updates in a row; the chat's own limit (here 1 per 5 s) refuses
+    """Resident 1001 gets two updates in a row; the chat's own limit (here 1 per 15 s) refuses
     the second. The 60 residents of Plasmolen are sent to at the channel's pace meanwhile,
     with no gap, and 1001 gets the second update once the chat's wait is over."""
     with FakeTelegram() as tg, build_client(app_factory, tg, channel_id=None) as client:
-        tg.state.chat_limit = SlidingWindow(1, 5.0)
+        tg.state.chat_limit = SlidingWindow(1, 15.0)  # long enough for a loaded machine
         officer = token_for(client.app, "officer")
         subscribe_chat(client, officer, 1001, [])  # the whole municipality
         village = [2001 + n for n in range(60)]
@@ -138,9 +147,11 @@ def test_one_busy_chat_does_not_slow_the_broadcast_to_everybody_else(app_factory
         first = post_update(client, officer, incident["id"], areas=["mook"], body="Eerste.")
         second = post_update(client, officer, incident["id"], areas=["plasmolen"], body="Twee.")
         wait_for(lambda: settled(client, first["id"], 1))
-        rows = wait_for(lambda: settled(client, second["id"], 61), timeout=30)
+        rows = wait_for(lambda: settled(client, second["id"], 61), timeout=120)
 
     assert {d.state for d in rows} == {"delivered"}
+    # One refusal only: a second send to 1001 before the chat's 5 s were over would have been
+    # refused again, so 1001 waited as asked.
     [refused] = tg.state.rate_limited
     assert refused["chat_id"] == 1001 and refused["scope"] == "chat"
     busy = next(d for d in rows if d.attempts == 2)
@@ -149,16 +160,15 @@ def test_one_busy_chat_does_not_slow_the_broadcast_to_everybody_else(app_factory
     to_village = [m.at for m in second_sends if m.chat_id in village]
     assert len(to_village) == 60
     to_busy = next(m.at for m in second_sends if m.chat_id == 1001)
-    assert to_busy - refused["at"] >= refused["retry_after"] - 0.1  # waited as asked
     assert to_village[-1] < to_busy  # the village did not wait for the busy chat
 
 
 # --- Twilio: the per-number loop guard (14107) ------------------------------------------------
 
 
-async def test_twilio_per_number_refusal_holds_that_number_and_20429_the_account(twilio):  # noqa: F811
+async def test_twilio_per_number_refusal_holds_that_number_and_20429_the_account(twilio):
     channel = sms_channel(twilio)
-    message = channel.render(view("Het water stijgt."), "nl")
+    message = channel.render(update_view("Het water stijgt."), "nl")
     try:
         twilio.state.pair_limit = SlidingWindow(1, 30.0)
         twilio.state.pair_limit.record(NUMBER)  # texted a moment ago
@@ -178,19 +188,21 @@ async def test_twilio_per_number_refusal_holds_that_number_and_20429_the_account
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-def test_a_number_held_by_twilio_waits_alone(live, twilio, monkeypatch):  # noqa: F811
+def test_a_number_held_by_twilio_waits_alone(live, twilio, monkeypatch):
     monkeypatch.setattr("channels.sms.channel.PAIR_LIMIT_SECONDS", 2.0)
-    twilio.state.pair_limit = SlidingWindow(1, 2.0)
-    twilio.state.pair_limit.record(NUMBER)  # e.g. a sign-up code went to this number just now
+    # e.g. a sign-up code went to this number just before the update's first send to it
+    twilio.state.pair_limit = held_from_first_send(NUMBER, 2.0)
     app = live()
     others = [f"+3161234{n:04d}" for n in range(1, 26)]
     for number in [NUMBER, *others]:
-        subscribe(app, number, [])
+        subscribe_number(app, number, [])
     incident = new_incident(app.http, app.officer)
     post_update(app.http, app.officer, incident["id"])
-    wait_for(lambda: len(twilio.state.accepted) == 26, timeout=20)
+    wait_for(lambda: len(twilio.state.accepted) == 26, timeout=120)
 
     # (An occasional 20429 from the account's 10/s window may come on top: not this test.)
+    # One 14107 only: sent again before Twilio's hold was over, the number would have been
+    # refused again, so it waited as Twilio asked.
     [refused] = [r for r in twilio.state.rate_limited if r["code"] == 14107]
     assert refused["to"] == NUMBER
     at = dict(twilio.state.accepted)
@@ -199,24 +211,22 @@ def test_a_number_held_by_twilio_waits_alone(live, twilio, monkeypatch):  # noqa
     # between the refusal and the held number's turn).
     meanwhile = [n for n in others if refused["at"] < at[n] < at[NUMBER]]
     assert meanwhile, "the lane stalled until the held number could be sent"
-    assert at[NUMBER] - refused["at"] >= 1.9  # the held number waited as Twilio asked
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-def test_a_14107_in_the_status_callback_sends_the_message_again(live, twilio, monkeypatch):  # noqa: F811
+def test_a_14107_in_the_status_callback_sends_the_message_again(live, twilio, monkeypatch):
     """As Twilio documents it: the message is accepted, then fails with 14107 while the pair is
     held. It is sent again once the hold is over and then delivered; nobody else waits."""
     monkeypatch.setitem(CALLBACK_RETRY_SECONDS, 14107, 2.0)
-    twilio.state.pair_limit = SlidingWindow(1, 2.0)
+    twilio.state.pair_limit = held_from_first_send(NUMBER, 2.0)  # texted a moment ago
     twilio.state.pair_limit_in_callback = True
-    twilio.state.pair_limit.record(NUMBER)  # texted a moment ago
     app = live()
-    subscribe(app, NUMBER, [])
-    subscribe(app, "+31612340001", [])
+    subscribe_number(app, NUMBER, [])
+    subscribe_number(app, "+31612340001", [])
     incident = new_incident(app.http, app.officer)
     update = post_update(app.http, app.officer, incident["id"])
 
-    wait_for(lambda: counts(app, update).get("sms") == {"delivered": 2}, timeout=15)
+    wait_for(lambda: counts(app, update).get("sms") == {"delivered": 2}, timeout=120)
     with app.app.state.db.session_scope() as session:
         query = select(Delivery).where(Delivery.channel == "sms")
         rows = {d.attempts: d for d in session.exec(query)}
@@ -227,6 +237,6 @@ def test_a_14107_in_the_status_callback_sends_the_message_again(live, twilio, mo
     assert [(c.params["MessageStatus"], c.params.get("ErrorCode")) for c in failed] == [
         ("failed", "14107")
     ]
+    # One refusal only: a resend while the pair was held would have failed again with 14107.
     [refused] = twilio.state.rate_limited
-    accepted_again = dict(twilio.state.accepted)[NUMBER]
-    assert accepted_again - refused["at"] >= 1.9  # waited as long as the pair was held
+    assert refused["to"] == NUMBER and dict(twilio.state.accepted)[NUMBER]
