@@ -40,8 +40,9 @@ def test_a_two_minute_outage_loses_no_delivery_and_is_not_hammered(live, twilio)
     during = [r for r in twilio.state.refusals if r[1] < outage_ended]
     assert twilio.state.accepted == []  # nothing got through while it was down
 
-    # The last retry of the slowest delivery comes at most 254 s after its first attempt.
-    wait_for(lambda: counts(app, update).get("sms") == {"delivered": RESIDENTS}, timeout=180)
+    # The last retry of the slowest delivery comes at most 254 s after its first attempt (the
+    # time-out is generous: it bounds the wait on a busy machine, it asserts no speed).
+    wait_for(lambda: counts(app, update).get("sms") == {"delivered": RESIDENTS}, timeout=400)
     recovered = max(at for _, at in twilio.state.accepted) - outage_ended
 
     # Delivered exactly once, each number.
