@@ -236,6 +236,7 @@ class Channel(ABC):
     Settings: ClassVar[type[ChannelSettings]] = ChannelSettings
     previewed: ClassVar[bool] = False  # the console's compose form shows how residents see it
     self_signup: ClassVar[str | None] = None  # SIGNUP_BY_CODE: the web sign-up form uses it
+    title: ClassVar[str] = ""  # the name residents know it by ("Telegram"); else ``name``
 
     def __init__(self, settings: ChannelSettings, context: ChannelContext):
         """Raise ``NotConfigured`` when the settings do not allow the channel to run."""
@@ -249,6 +250,11 @@ class Channel(ABC):
     def normalize_address(self, address: str) -> str:
         """Check and canonicalise a subscriber address; raise ``ValueError`` with a reason."""
         return address.strip()
+
+    def subscribe_link(self, postcode: str | None = None) -> str | None:
+        """A link that subscribes a resident here (for the area of ``postcode`` when given), for
+        the public sign-up page and posters; None where residents subscribe another way."""
+        return None
 
     @classmethod
     def preview_renderer(cls) -> Channel:

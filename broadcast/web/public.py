@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
@@ -31,6 +33,7 @@ from broadcast.web.compression import Compression
 from broadcast.web.limits import small_form
 from broadcast.web.rendering import fragment, page, remember_language, render
 from broadcast.web.security import same_origin
+from channels.base import Channel
 
 router = APIRouter(include_in_schema=False)
 FEED_SIZE = 50
@@ -308,22 +311,36 @@ async def _subscribe(request: Request, *, status_code: int = 200, **sms) -> HTML
 
     villages, active = await _read(request, work)
     channels = request.app.state.channels
-    telegram = channels.active.get("telegram")
-    links = (
-        [(area.name, telegram.deep_link(area.postcodes[0])) for area in villages]
-        if telegram is not None and telegram.deep_link()
-        else []
-    )
     return render(
         request,
         "subscribe.html",
         status_code=status_code,
-        telegram_links=links,
-        telegram_link=telegram.deep_link() if telegram is not None else None,
+        link_ways=_link_ways(channels.active.values(), villages),
         sms=signup.available(request.app.state.settings, channels),
         banner=active,
         **({"sms_step": "start"} | sms),
     )
+
+
+@dataclass(frozen=True)
+class LinkWay:
+    """A channel residents join by opening a link: one for the municipality, one per village."""
+
+    title: str
+    whole: str
+    villages: list[tuple[str, str]]
+
+
+def _link_ways(active: Iterable[Channel], villages: list) -> list[LinkWay]:
+    return [
+        LinkWay(
+            channel.title or channel.name,
+            whole,
+            [(area.name, channel.subscribe_link(area.postcodes[0]) or whole) for area in villages],
+        )
+        for channel in active
+        if (whole := channel.subscribe_link()) is not None
+    ]
 
 
 @router.post("/subscribe/sms", response_class=HTMLResponse)

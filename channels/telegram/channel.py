@@ -74,6 +74,7 @@ class TelegramChannel(Channel):
     capabilities = Capabilities(one_to_many=True, per_subscriber=True, can_edit=True, inbound=True)
     Settings = TelegramSettings
     previewed = True
+    title = "Telegram"
 
     def __init__(self, settings: TelegramSettings, context: ChannelContext):
         super().__init__(settings, context)
@@ -111,12 +112,12 @@ class TelegramChannel(Channel):
             return False
         return hmac.compare_digest(presented.encode(), expected.encode())
 
-    def deep_link(self, payload: str | None = None) -> str | None:
-        """``https://t.me/<bot>?start=<payload>``: a poster's link that subscribes by postcode."""
+    def subscribe_link(self, postcode: str | None = None) -> str | None:
+        """``https://t.me/<bot>?start=<postcode>``: opening it subscribes, by postcode if given."""
         if not self.settings.bot_username:
             return None
         link = f"https://t.me/{self.settings.bot_username.lstrip('@')}"
-        return f"{link}?start={payload}" if payload else link
+        return f"{link}?start={postcode}" if postcode else link
 
     # --- lifecycle --------------------------------------------------------------------------
 

@@ -83,3 +83,10 @@ def test_a_registered_adapter_is_dispatched_every_published_update(discovered):
     [(message, target)] = discovered.app.state.channels["pigeon"].carried
     assert message.update_id == update["id"] and "De dijk bij Mook houdt." in message.text
     assert target.address == LOFT
+
+
+def test_a_registered_adapter_with_a_subscribe_link_is_offered_on_the_sign_up_page(discovered):
+    page = discovered.get("/subscribe").text
+    assert "<h2" in page and "Postduif</h2>" in page
+    assert "https://duiven.example/aanmelden?postcode=" in page  # the whole municipality
+    assert "Telegram</h2>" not in page  # Telegram has no bot name here, so no link to offer

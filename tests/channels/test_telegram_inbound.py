@@ -339,3 +339,12 @@ def test_a_private_answer_reaches_the_resident_in_the_same_chat(client, fake):
     assert response.status_code == 201, response.text
     said(fake, RESIDENT, 2)
     assert "Ja, het kraanwater is veilig." in said(fake, RESIDENT)[-1]
+
+
+def test_the_sign_up_page_links_the_bot_for_every_village(app_factory, fake):
+    """The subscribe link the adapter declares, a deep link that the /start above reads."""
+    with build_client(app_factory, fake, bot_username="@GemeenteMookBot") as client:
+        page = client.get("/subscribe").text
+    assert "Telegram</h2>" in page
+    assert 'href="https://t.me/GemeenteMookBot?start=6584"' in page  # a village's postcode
+    assert 'href="https://t.me/GemeenteMookBot"' in page  # the whole municipality

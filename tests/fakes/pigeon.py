@@ -19,6 +19,7 @@ class PigeonChannel(Channel):
     limits = Limits(max_chars=NOTE_CHARS, per_second=None, concurrency=1)
     capabilities = Capabilities(one_to_many=True)
     previewed = True
+    title = "Postduif"
 
     def __init__(self, settings, context):
         super().__init__(settings, context)
@@ -26,6 +27,10 @@ class PigeonChannel(Channel):
 
     def broadcast_targets(self) -> list[str]:
         return [LOFT]
+
+    def subscribe_link(self, postcode: str | None = None) -> str | None:
+        """Residents ask the loft for a pigeon: by letter, to the town hall's address."""
+        return f"https://duiven.example/aanmelden?postcode={postcode or ''}"
 
     def render(self, update: UpdateView, language: str) -> Message:
         note = fit(compose_plain(update, language), NOTE_CHARS, update.url)
