@@ -10,6 +10,7 @@ import os
 import tempfile
 from collections.abc import Iterable
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -105,8 +106,8 @@ def create_app(
     ):
         app.include_router(router)
     for channel in channels.active.values():
-        if (router := channel.router()) is not None:
-            app.include_router(router)
+        if (channel_router := channel.router()) is not None:
+            app.include_router(channel_router)
     console.install(app)
     public.install(app)
     apidocs.install(app)
@@ -118,7 +119,7 @@ def create_app(
 def _static_export(app: FastAPI, settings: Settings) -> static_export.AutoExport | None:
     if not settings.static_dir:
         return None
-    directory = settings.static_dir
+    directory = Path(settings.static_dir)
     return static_export.AutoExport(app.state.db.bus, lambda: static_export.publish(app, directory))
 
 
@@ -207,5 +208,5 @@ def allowed_methods(request: Request) -> str:
     return ", ".join(
         method
         for method in ("DELETE", "GET", "HEAD", "PATCH", "POST", "PUT")
-        if any(r.matches(request.scope | {"method": method})[0] == Match.FULL for r in routes)
+        if any(r.matches({**request.scope, "method": method})[0] == Match.FULL for r in routes)
     )

@@ -8,7 +8,7 @@ import os
 import signal
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 import uvicorn
@@ -50,7 +50,7 @@ def serve(
     # No access log: client addresses are personal data. Forwarded headers only from the
     # configured proxies: anybody else could name any address and escape the login throttle.
     proxies = settings.forwarded_allow_ips
-    options = dict(
+    options: dict[str, Any] = dict(
         host=host,
         port=port,
         log_config=None,

@@ -9,7 +9,7 @@ from sqlmodel import Session, select
 
 from broadcast.auth import service as auth
 from broadcast.auth.models import Role, User
-from broadcast.common import utcnow
+from broadcast.common import Language, utcnow
 from broadcast.delivery.adapters import ChannelSet
 from broadcast.feeds import service as feeds
 from broadcast.feeds.models import FeedReading
@@ -181,10 +181,11 @@ def _subscribers(session: Session) -> None:
     """Residents who subscribed (consent recorded); their channels may be off in the demo."""
     for channel, address, language, areas in SUBSCRIBERS:
         subscriber = Subscriber(
-            channel=channel, address=address, language=language, consent_at=utcnow()
+            channel=channel, address=address, language=Language(language), consent_at=utcnow()
         )
         session.add(subscriber)
         session.flush()
+        assert subscriber.id is not None  # flushed
         session.add_all(SubscriberArea(subscriber_id=subscriber.id, area_code=a) for a in areas)
 
 
@@ -203,6 +204,7 @@ def _gauge(session: Session, incident: Incident, now) -> None:
         rules=[{"above": 13.5, "reset_below": 13.3, "severity": "warning"}],
         min_interval=60,
     )
+    assert source.id is not None  # feeds.create flushes
     hours = 72
     for hour in range(hours + 1):
         share = hour / hours

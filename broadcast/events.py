@@ -47,7 +47,8 @@ class Bus:
 
     @contextmanager
     def subscribe(self, maxsize: int = 1000) -> Iterator[asyncio.Queue[Event]]:
-        entry = (asyncio.get_running_loop(), asyncio.Queue(maxsize))
+        queue: asyncio.Queue[Event] = asyncio.Queue(maxsize)
+        entry = (asyncio.get_running_loop(), queue)
         self._subscribers.add(entry)
         try:
             yield entry[1]

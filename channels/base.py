@@ -231,7 +231,7 @@ class Channel(ABC):
 
     name: ClassVar[str]
     settings_prefix: ClassVar[str | None] = None  # env prefix when it differs from the name
-    limits: ClassVar[Limits] = Limits()
+    limits: Limits = Limits()  # an adapter may set its own from its settings
     capabilities: ClassVar[Capabilities] = Capabilities()
     Settings: ClassVar[type[ChannelSettings]] = ChannelSettings
     previewed: ClassVar[bool] = False  # the console's compose form shows how residents see it

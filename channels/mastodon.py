@@ -75,18 +75,20 @@ class MastodonChannel(Channel):
     limits = Limits(max_chars=MASTODON_LIMIT, per_second=1.0, concurrency=1, media=True)
     capabilities = Capabilities(one_to_many=True, can_edit=True)
     Settings = MastodonSettings
+    settings: MastodonSettings
     previewed = True
 
     def __init__(self, settings: MastodonSettings, context: ChannelContext):
         super().__init__(settings, context)
         token = settings.token.get_secret_value().strip() if settings.token else ""
-        if not (settings.url or "").strip() or not token:
+        url = (settings.url or "").strip()
+        if not url or not token:
             raise NotConfigured("BROADCAST_MASTODON_URL and BROADCAST_MASTODON_TOKEN are not set")
         # "none": no version request at start-up (an instance that is down must not keep the
         # service from starting); "throw": the core, not the client, decides when to retry.
         self.api = Mastodon(
             access_token=token,
-            api_base_url=settings.url.strip().rstrip("/"),
+            api_base_url=url.rstrip("/"),
             version_check_mode="none",
             ratelimit_method="throw",
             request_timeout=settings.timeout_seconds,
@@ -133,7 +135,7 @@ class MastodonChannel(Channel):
             # Retrying is safe: the post carries an idempotency key.
             raise RetryLater("Mastodon answered without a status id")
         for media in message.media:
-            self._uploaded.pop((message.update_id, media.url), None)
+            self._uploaded.pop((_update_id(message), media.url), None)
         return Receipt(provider_id=str(status["id"]), delivered=True)
 
     # --- the blocking part, in a worker thread ------------------------------------------------
@@ -142,7 +144,7 @@ class MastodonChannel(Channel):
         reply_to = None
         if target.original_message_id:
             reply_to = self._mark_superseded(target.original_message_id, message)
-        media_ids = [self._upload(message.update_id, media) for media in message.media]
+        media_ids = [self._upload(_update_id(message), media) for media in message.media]
         return self.api.status_post(
             message.text,
             in_reply_to_id=reply_to,
@@ -159,8 +161,8 @@ class MastodonChannel(Channel):
             original = self.api.status(status_id)
         except MastodonNotFoundError:
             return None  # deleted by hand: the correction stands on its own
-        kind = message.data.get("kind") if message.data.get("kind") in NOTICES else "correction"
-        notices = NOTICES[kind]
+        kind = message.data.get("kind")
+        notices = NOTICES[kind if isinstance(kind, str) and kind in NOTICES else "correction"]
         notice = notices.get(message.language, notices["nl"])
         if original.get("spoiler_text") != notice:  # a retry must not edit it twice
             # The notice counts toward the 500 characters, so the text may need fitting again.
@@ -204,6 +206,12 @@ class MastodonChannel(Channel):
         """Seconds until the rate-limit window resets, from the last X-RateLimit-Reset."""
         reset = getattr(self.api, "ratelimit_reset", None)
         return max(1.0, float(reset) - time.time()) if reset else None
+
+
+def _update_id(message: Message) -> int:
+    """Photos come with a published update only, never with a direct message."""
+    assert message.update_id is not None
+    return message.update_id
 
 
 def _status(exc: MastodonAPIError) -> int | None:

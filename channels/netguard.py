@@ -130,7 +130,7 @@ def guarded_async_transport(**options: Any) -> httpx.AsyncHTTPTransport:
 def _wrap_backend(transport: Any, guard: type) -> None:
     # httpx (0.27, 0.28) takes no network backend; the httpcore pool inside it does. Fail loudly
     # rather than run unguarded should a later httpx keep its pool elsewhere.
-    pool = getattr(transport, "_pool", None)
+    pool: Any = getattr(transport, "_pool", None)  # private to httpx: untyped
     if not hasattr(pool, "_network_backend"):
         raise RuntimeError("this httpx version hides its network backend: the guard cannot work")
     pool._network_backend = guard(pool._network_backend)

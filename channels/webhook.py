@@ -60,6 +60,7 @@ class WebhookChannel(Channel):
     limits = Limits(per_second=None, concurrency=16)
     capabilities = Capabilities(one_to_many=True, per_subscriber=True)
     Settings = WebhookSettings
+    settings: WebhookSettings
 
     def __init__(self, settings: WebhookSettings, context: ChannelContext):
         super().__init__(settings, context)
@@ -88,12 +89,13 @@ class WebhookChannel(Channel):
         return address
 
     def render(self, update: UpdateView, language: str) -> Message:
+        text = compose_plain(update, language)
         document = {
             "id": update.id,
             "kind": update.kind,
             "severity": update.severity,
             "language": language,
-            "text": compose_plain(update, language),
+            "text": text,
             "body": update.body,
             "url": update.url,
             "incident": {"slug": update.incident_slug, "title": update.incident_title},
@@ -104,7 +106,7 @@ class WebhookChannel(Channel):
             "credit": update.credit,
             "exercise": update.exercise,
         }
-        return Message(update_id=update.id, language=language, text=document["text"], data=document)
+        return Message(update_id=update.id, language=language, text=text, data=document)
 
     async def start(self) -> None:
         guarded = not self.settings.allow_private_addresses

@@ -53,10 +53,12 @@ def flag_overdue() -> list[int]:
     """Incidents whose promised next update is late: audit once per promise and tell the console."""
     assert _runtime is not None, "scheduler job ran without a runtime"
     now = utcnow()
-    flagged = []
+    flagged: list[int] = []
     with _runtime.db.session_scope() as session:
         late = session.exec(select(Incident).where(incidents.overdue(now)))
         for incident in late:
+            # Stored rows, selected for a due moment in the past: both are set.
+            assert incident.id is not None and incident.next_update_due is not None
             due = incident.next_update_due.isoformat()
             subject = f"incident:{incident.id}"
             already = any(

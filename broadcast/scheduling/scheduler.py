@@ -19,7 +19,7 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers import SchedulerNotRunningError
 from apscheduler.schedulers.background import BackgroundScheduler
-from sqlalchemy import text
+from sqlalchemy import Connection, text
 from sqlmodel import select
 
 from broadcast.db import Database
@@ -42,7 +42,7 @@ class Scheduler:
         self.scheduler: BackgroundScheduler | None = None
         self._task: asyncio.Task | None = None
         self._in_flight: asyncio.Future | None = None  # thread work that outlives a cancel
-        self._lock_connection = None
+        self._lock_connection: Connection | None = None  # holds the leader lock
         self._feeds: FeedPoller | None = None
 
     @property
@@ -91,11 +91,13 @@ class Scheduler:
 
     def _resign(self) -> None:
         """Release the lock explicitly: a pooled connection would keep holding it."""
+        connection = self._lock_connection
+        assert connection is not None, "resigning without the lock"
         with contextlib.suppress(Exception):
-            self._lock_connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": LEADER_LOCK})
-            self._lock_connection.commit()
-        self._lock_connection.invalidate()
-        self._lock_connection.close()
+            connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": LEADER_LOCK})
+            connection.commit()
+        connection.invalidate()
+        connection.close()
         self._lock_connection = None
 
     def _try_lead(self) -> bool:
@@ -149,6 +151,8 @@ class Scheduler:
                 select(Update.id, Update.publish_at).where(Update.state == UpdateState.scheduled)
             ).all()
         for update_id, publish_at in pending:
+            # Stored rows; an update is scheduled only with a publish_at (timeline.publish).
+            assert update_id is not None and publish_at is not None
             self.add_publication(update_id, publish_at)
 
     def add_publication(self, update_id: int, publish_at: datetime) -> None:

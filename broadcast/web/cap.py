@@ -25,6 +25,7 @@ router = APIRouter(tags=["cap"])
 INDEX_SIZE = 100
 ALL_CLEAR_SHOWN = timedelta(days=1)
 CAP_TYPE = "application/cap+xml"
+CAP_DOCUMENT: dict[int | str, dict] = {200: {"content": {CAP_TYPE: {}}}}
 
 
 def publisher(request: Request) -> capout.Publisher:
@@ -59,7 +60,7 @@ def _areas(session: Session) -> tuple[dict[str, str], dict[str, list[str]]]:
     "/updates/{update_id}.cap",
     summary="A published update as a CAP 1.2 alert",
     response_class=Response,
-    responses={200: {"content": {CAP_TYPE: {}}}} | errors(404, 422),
+    responses=CAP_DOCUMENT | errors(404, 422),
 )
 async def cap_alert(update_id: Id, request: Request):
     return await cached(request, lambda: _alert(request, update_id))

@@ -61,7 +61,15 @@ class Publisher:
         return f"{self.public_url.rstrip('/')}/incidents/{incident.slug}#update-{update_id}"
 
     def reference(self, update: Update) -> str:
-        return f"{self.sender},{self.identifier(update.id)},{cap_time(update.published_at)}"
+        return (
+            f"{self.sender},{self.identifier(_stored_id(update))},{cap_time(update.published_at)}"
+        )
+
+
+def _stored_id(update: Update) -> int:
+    """Only stored (published) updates become CAP documents: their id is set."""
+    assert update.id is not None
+    return update.id
 
 
 def cap_time(moment: datetime | None) -> str:
@@ -108,7 +116,7 @@ def alert_document(
     postcodes: dict[str, list[str]],
 ) -> bytes:
     root = ET.Element(f"{{{CAP_NS}}}alert")
-    _sub(root, "identifier", publisher.identifier(update.id))
+    _sub(root, "identifier", publisher.identifier(_stored_id(update)))
     _sub(root, "sender", publisher.sender)
     _sub(root, "sent", cap_time(update.published_at))
     _sub(root, "status", "Exercise" if incident.exercise else "Actual")
@@ -139,7 +147,7 @@ def alert_document(
         label = KIND_LABEL.get(update.kind, {}).get(language)
         _sub(info, "headline", f"{label}: {incident.title}" if label else incident.title)
         _sub(info, "description", text)
-        _sub(info, "web", publisher.web(incident, update.id))
+        _sub(info, "web", publisher.web(incident, _stored_id(update)))
         _area(info, update.areas, area_names, postcodes, publisher.municipality)
     return ET.tostring(root, encoding="utf-8", xml_declaration=True, default_namespace=CAP_NS)
 
@@ -174,7 +182,7 @@ def index_document(
     _sub(author, "name", publisher.municipality, ATOM)
     for update, incident, references in entries:
         entry = _sub(feed, "entry", ns=ATOM)
-        _sub(entry, "id", publisher.cap_url(update.id), ATOM)
+        _sub(entry, "id", publisher.cap_url(_stored_id(update)), ATOM)
         label = KIND_LABEL.get(update.kind, {}).get("nl")
         _sub(entry, "title", f"{label}: {incident.title}" if label else incident.title, ATOM)
         _sub(entry, "updated", cap_time(update.published_at), ATOM)
@@ -184,14 +192,14 @@ def index_document(
             "link",
             rel="alternate",
             type="application/cap+xml",
-            href=publisher.cap_url(update.id),
+            href=publisher.cap_url(_stored_id(update)),
         )
         text = update.body.get("nl") or next(iter(update.body.values()), "")
         _sub(entry, "summary", text, ATOM)
         severity = Severity(update.severity)
         past = update.kind in (UpdateKind.all_clear, UpdateKind.retraction)
         for name, value in (
-            ("identifier", publisher.identifier(update.id)),
+            ("identifier", publisher.identifier(_stored_id(update))),
             ("sender", publisher.sender),
             ("sent", cap_time(update.published_at)),
             ("status", "Exercise" if incident.exercise else "Actual"),

@@ -35,7 +35,7 @@ class BodyTooLarge(TooLarge, HTTPException):
 
     def __init__(self, limit: int):
         message = _("the request body is larger than %(limit)s, the most this address accepts")
-        values = {"limit": _size(limit)}
+        values: dict[str, object] = {"limit": _size(limit)}
         HTTPException.__init__(self, TooLarge.status_code, message % values)
         self.message, self.values = message, values
 

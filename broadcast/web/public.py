@@ -75,7 +75,7 @@ async def _status_document(request: Request) -> tuple[bytes, str]:
 
     active, resolved, items = await _read(request, work)
     shown = page(request, "status.html", active=active, resolved=resolved, media=items)
-    return shown.body, HTML
+    return bytes(shown.body), HTML  # bytes already: Starlette's type also allows a memoryview
 
 
 @router.get("/incidents/{slug}", response_class=HTMLResponse)
@@ -86,7 +86,7 @@ async def incident_page(request: Request, slug: Slug):
         return remember_language(request, shown)
 
     async def document() -> tuple[bytes, str]:
-        return (await _incident(request, slug)).body, HTML
+        return bytes((await _incident(request, slug)).body), HTML
 
     return remember_language(request, await cached(request, document, per_language=True))
 
@@ -348,7 +348,7 @@ async def sms_signup(request: Request):
     """Step 1 of the double opt-in: a code by SMS to the number given."""
     form = await small_form(request)
     phone, postcode = form.get("phone", "").strip(), form.get("postcode", "").strip()
-    language = Language.en if form.get("language") == "en" else Language.nl
+    language = Language("en" if form.get("language") == "en" else "nl")
 
     def work(session):
         signup.request_code(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TypeVar
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse, Response
@@ -11,6 +12,8 @@ from markupsafe import Markup
 
 from broadcast.common import utcnow, xml_safe
 from broadcast.web import i18n
+
+ResponseT = TypeVar("ResponseT", bound=Response)
 
 HERE = Path(__file__).parent
 
@@ -64,7 +67,7 @@ def page(request: Request, name: str, *, status_code: int = 200, **context) -> H
     )
 
 
-def remember_language(request: Request, response: Response) -> Response:
+def remember_language(request: Request, response: ResponseT) -> ResponseT:
     """``?lang=`` chosen: remembered in a cookie for the next pages."""
     if request.query_params.get("lang") in i18n.LANGUAGES:
         response.set_cookie(

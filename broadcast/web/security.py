@@ -64,7 +64,9 @@ class SecurityHeaders:
 
 
 def tokens_match(expected: str, presented: str | None) -> bool:
-    return bool(presented) and hmac.compare_digest(expected.encode(), presented.encode())
+    if not presented:
+        return False
+    return hmac.compare_digest(expected.encode(), presented.encode())
 
 
 def same_origin(request: Request) -> bool:

@@ -33,6 +33,7 @@ import httpx
 from fastapi import FastAPI
 from sqlmodel import col, select
 from starlette.routing import Mount
+from starlette.staticfiles import StaticFiles
 
 from broadcast.events import Bus
 from broadcast.incidents import service as incidents
@@ -190,7 +191,9 @@ def _static_paths(app: FastAPI) -> list[str]:
     """Every file of the ``/static`` mount, as the application's URL paths."""
     for route in app.routes:
         if isinstance(route, Mount) and route.path == "/static":
-            root = Path(route.app.directory)
+            static = route.app
+            assert isinstance(static, StaticFiles) and static.directory is not None  # public.py
+            root = Path(static.directory)
             return sorted(
                 f"/static/{path.relative_to(root).as_posix()}"
                 for path in root.rglob("*")

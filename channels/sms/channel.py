@@ -106,12 +106,11 @@ class _TwilioFields(ChannelSettings):
 
 # The field must be *named* "from": the core reads BROADCAST_<PREFIX>_<FIELD NAME>, and the
 # contract says BROADCAST_TWILIO_FROM. A class body cannot declare a keyword, so it is added here.
-TwilioSettings = create_model(
-    "TwilioSettings", __base__=_TwilioFields, **{"from": (str | None, None)}
-)
+_FROM_FIELD: dict[str, Any] = {"from": (str | None, None)}
+TwilioSettings = create_model("TwilioSettings", __base__=_TwilioFields, **_FROM_FIELD)
 
 
-class WhatsAppSettings(TwilioSettings):  # type: ignore[misc, valid-type]
+class WhatsAppSettings(TwilioSettings):
     whatsapp_from: str | None = None  # BROADCAST_TWILIO_WHATSAPP_FROM
 
 
@@ -127,11 +126,12 @@ class SmsChannel(Channel):
     limits = Limits(per_second=10.0, concurrency=CONCURRENCY)
     capabilities = Capabilities(per_subscriber=True, status_callbacks=True, inbound=True)
     Settings = TwilioSettings
+    settings: _TwilioFields
     inbound_path: ClassVar[str] = "/webhooks/twilio/sms"
     status_path: ClassVar[str] = "/webhooks/twilio/status"
     confirms_stop: ClassVar[bool] = False  # Twilio and the carriers confirm an SMS STOP
     previewed = True
-    self_signup = SIGNUP_BY_CODE  # every mobile phone can receive the code
+    self_signup: ClassVar[str | None] = SIGNUP_BY_CODE  # every mobile phone can receive the code
 
     def __init__(self, settings: Any, context: ChannelContext):
         super().__init__(settings, context)

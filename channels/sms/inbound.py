@@ -131,7 +131,9 @@ async def record_status(channel: str, hooks: InboundHooks, form: dict[str, str])
     error = f"Twilio error {code}" if code else None
     if number in ERROR_NAMES:
         error = f"{error}: {ERROR_NAMES[number]}"
-    retry_after = CALLBACK_RETRY_SECONDS.get(number) if status != "delivered" else None
+    retry_after = None
+    if status != "delivered" and number is not None:
+        retry_after = CALLBACK_RETRY_SECONDS.get(number)
     await hooks.delivery_status(
         channel=channel, provider_id=sid, status=status, error=error, retry_after=retry_after
     )
@@ -143,8 +145,8 @@ async def record_status(channel: str, hooks: InboundHooks, form: dict[str, str])
 
 def message_text(form: dict[str, Any]) -> str:
     """The body, with links to any photos (MMS, WhatsApp) so the officer can open them."""
-    count = str(form.get("NumMedia") or "0")
-    count = min(int(count), MAX_MEDIA) if count.isdigit() else 0
+    given = str(form.get("NumMedia") or "0")
+    count = min(int(given), MAX_MEDIA) if given.isdigit() else 0
     media = [str(form.get(f"MediaUrl{i}") or "") for i in range(count)]
     return "\n".join(part for part in (str(form.get("Body") or "").strip(), *media) if part)
 

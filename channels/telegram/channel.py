@@ -227,11 +227,19 @@ async def _edit(bot: Bot, original: TgMessage, message: Message, chat: str) -> N
     old = (original.caption if caption else original.text) or ""
     old_html = (original.caption_html if caption else original.text_html) if old else ""
     marked = mark_original(old, old_html, kind, message.language, caption=caption)
-    where = {"chat_id": chat, "message_id": original.message_id, "parse_mode": PARSE_MODE}
+    message_id = original.message_id
     if caption:
-        await bot.edit_message_caption(caption=marked, **where)
+        await bot.edit_message_caption(
+            chat_id=chat, message_id=message_id, caption=marked, parse_mode=PARSE_MODE
+        )
     else:
-        await bot.edit_message_text(marked, link_preview_options=_NO_PREVIEW, **where)
+        await bot.edit_message_text(
+            marked,
+            chat_id=chat,
+            message_id=message_id,
+            parse_mode=PARSE_MODE,
+            link_preview_options=_NO_PREVIEW,
+        )
 
 
 async def _post(bot: Bot, message: Message, chat: str, reply_to: int | None) -> TgMessage:

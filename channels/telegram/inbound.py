@@ -180,7 +180,7 @@ class Conversation:
         except AlreadySubscribed:
             return say("already", language)
         except UnknownArea:  # the postcode is the only area asked for
-            return say("unknown_postcode", language, postcode=postcode)
+            return say("unknown_postcode", language, postcode=postcode or "")
         except Exception:
             log.exception("subscribing a Telegram resident failed")
             return say("sorry", language)

@@ -10,7 +10,7 @@ from sqlmodel import Session, col, select
 from starlette.datastructures import State
 
 from broadcast.areas import service as areas
-from broadcast.common import PlainText
+from broadcast.common import PlainText, Severity
 from broadcast.console import areamap, library
 from broadcast.console.pages.common import (
     Codes,
@@ -55,6 +55,7 @@ def dashboard(request: Request, session: SessionDep, viewer: ViewerDep):
         "failing_feeds": [f for f in feeds.listing(session) if f.enabled and f.alerting],
     }
     if not viewer.is_officer:
+        assert viewer.user.id is not None  # a signed-in user is a stored row
         context["mine"] = _proposals_of(session, viewer.user.id)
     return show_page(request, "console/dashboard.html", viewer, **context)
 
@@ -95,7 +96,7 @@ def incident_page(
     template: Annotated[PlainText, Query(max_length=200)] = "",
 ):
     incident = incidents.get(session, incident_id)
-    updates = timeline.for_incident(session, incident.id, viewer=viewer.user)
+    updates = timeline.for_incident(session, incident_id, viewer=viewer.user)
     all_areas = areas.all_areas(session)
     return show_page(
         request,
@@ -104,7 +105,7 @@ def incident_page(
         incident=incident,
         updates=updates,
         by_id={u.id: u for u in updates},
-        media_of=media.for_updates(session, [u.id for u in updates]),
+        media_of=media.for_updates(session, [u.id for u in updates if u.id is not None]),
         areas=all_areas,
         area_map=areamap.area_map(all_areas),
         templates=library.load(request.app.state.settings.message_templates_file),
@@ -184,10 +185,10 @@ async def preview(request: Request, viewer: ViewerDep):
         id=0,
         state=UpdateState.draft,
         body=body or {"nl": ""},
-        severity=form.get("severity") or "info",
+        severity=_severity(form.get("severity") or "info"),
         next_update_due=try_moment(form.get("next_update", "")),
     )
-    incident = Incident(id=0, title=form.get("incident_title", ""), slug="", severity="info")
+    incident = Incident(id=0, title=form.get("incident_title", ""), slug="", severity=Severity.info)
     incident.exercise = form.get("exercise") == "true"
     view = view_of(draft, incident, settings.public_url)
     classes = _previewed(request.app.state)
@@ -200,6 +201,14 @@ async def preview(request: Request, viewer: ViewerDep):
             "hints": [h.__dict__ for h in plain_language_hints(body.get(language, ""))],
         }
     )
+
+
+def _severity(value: str) -> Severity:
+    """The form's severity; an unknown one previews as info (neither puts a headline on)."""
+    try:
+        return Severity(value)
+    except ValueError:
+        return Severity.info
 
 
 def _previewed(state: State) -> list[type[Channel]]:
@@ -223,7 +232,7 @@ def _proposals_of(session: Session, user_id: int) -> list[Update]:
 def _recent_published(session: Session) -> list[tuple[Update, Incident]]:
     query = (
         select(Update, Incident)
-        .join(Incident, Incident.id == Update.incident_id)
+        .join(Incident, col(Incident.id) == Update.incident_id)
         .where(Update.state == UpdateState.published, col(Update.public))
         .where(Update.kind != UpdateKind.answer)
         .order_by(col(Update.published_at).desc())
