@@ -6,11 +6,13 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol, cast
 
 from pydantic import AfterValidator, Field
-from sqlalchemy import DateTime, Enum, TypeDecorator
-from sqlalchemy.engine import Dialect
+from sqlalchemy import DateTime, Enum, Table, TypeDecorator
+from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.engine import CursorResult, Dialect, Result
+from sqlmodel import SQLModel
 
 from channels.base import DEFAULT_LANGUAGE as DEFAULT
 from channels.base import LANGUAGES
@@ -38,6 +40,30 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class _Stored(Protocol):
+    id: int | None
+
+
+def stored_id(row: _Stored) -> int:
+    """The primary key of a row known to be flushed: SQLModel types every ``id`` as optional
+    because a new row has none until then."""
+    assert row.id is not None, f"{type(row).__name__} used before it was flushed"
+    return row.id
+
+
+def table_of(model: type[SQLModel]) -> Table:
+    """The Core table of a model, for bulk statements (SQLModel leaves ``__table__`` untyped)."""
+    table = sa_inspect(model).local_table
+    assert isinstance(table, Table)
+    return table
+
+
+def rows_matched(result: Result[Any]) -> int:
+    """The row count of an UPDATE, DELETE or INSERT: ``Session.execute`` is typed to return a
+    plain ``Result``, but for these statements it is a ``CursorResult``."""
+    return cast(CursorResult[Any], result).rowcount
 
 
 def enum_type(enum: type[StrEnum]) -> Enum:

@@ -14,7 +14,7 @@ import hmac
 import secrets
 from weakref import WeakKeyDictionary
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, Session, SQLModel
 
@@ -32,7 +32,7 @@ class InstallationKey(SQLModel, table=True):
 
 
 NAME = "secret"
-_known: WeakKeyDictionary[Engine, bytes] = WeakKeyDictionary()  # one read per process
+_known: WeakKeyDictionary[Engine | Connection, bytes] = WeakKeyDictionary()  # one read per process
 
 
 def secret_key(session: Session, settings: Settings | None = None) -> bytes:
@@ -59,4 +59,6 @@ def _new_key(session: Session) -> str:
             session.add(InstallationKey(name=NAME, value=secrets.token_urlsafe(48)))
     except IntegrityError:
         pass
-    return session.get(InstallationKey, NAME, populate_existing=True).value
+    row = session.get(InstallationKey, NAME, populate_existing=True)
+    assert row is not None  # inserted just now, here or by the process that won
+    return row.value

@@ -78,7 +78,7 @@ def backoff(
 
 
 def _forget_before(session: Session, kind: str, since: datetime) -> datetime:
-    session.execute(delete(RateEvent).where(RateEvent.kind == kind, col(RateEvent.at) < since))
+    session.execute(delete(RateEvent).where(col(RateEvent.kind) == kind, col(RateEvent.at) < since))
     return since
 
 
@@ -87,4 +87,4 @@ def record(session: Session, kind: str, of: str) -> None:
 
 
 def forget(session: Session, kind: str, of: str) -> None:
-    session.execute(delete(RateEvent).where(RateEvent.kind == kind, RateEvent.key == of))
+    session.execute(delete(RateEvent).where(col(RateEvent.kind) == kind, col(RateEvent.key) == of))

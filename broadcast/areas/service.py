@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from broadcast.areas.models import Area
 from broadcast.errors import Invalid
@@ -40,14 +40,13 @@ def sync(session: Session, areas: list[Area]) -> None:
 
 
 def all_areas(session: Session) -> list[Area]:
-    return list(session.exec(select(Area).order_by(Area.parent.is_not(None), Area.name)))
+    return list(session.exec(select(Area).order_by(col(Area.parent).is_not(None), Area.name)))
 
 
 def check_codes(session: Session, codes: Iterable[str]) -> list[str]:
     codes = list(dict.fromkeys(codes))
-    known = (
-        {a.code for a in session.exec(select(Area).where(Area.code.in_(codes)))} if codes else set()
-    )
+    query = select(Area).where(col(Area.code).in_(codes))
+    known = {a.code for a in session.exec(query)} if codes else set()
     unknown = [c for c in codes if c not in known]
     if unknown:
         raise Invalid(_("unknown area(s): %(areas)s"), areas=", ".join(unknown))
@@ -63,8 +62,10 @@ def related(session: Session, codes: Iterable[str]) -> list[str]:
         descendants |= grown
     ancestors = set()
     for code in codes:
-        while (code := parents.get(code)) is not None:
-            ancestors.add(code)
+        parent = parents.get(code)
+        while parent is not None:
+            ancestors.add(parent)
+            parent = parents.get(parent)
     return sorted(descendants | ancestors)
 
 

@@ -10,7 +10,7 @@ from sqlmodel import Session, col, delete, select
 from broadcast import audit
 from broadcast.auth.models import ConsoleSession, User
 from broadcast.auth.service import hash_token
-from broadcast.common import utcnow
+from broadcast.common import stored_id, utcnow
 
 COOKIE = "bc_session"  # carries the token in the browser: the console and media reads use it
 LIFETIME = timedelta(hours=12)  # a long shift; renewed while the console is in use
@@ -21,7 +21,7 @@ def start(session: Session, user: User) -> tuple[str, ConsoleSession]:
     token = secrets.token_urlsafe(32)
     row = ConsoleSession(
         token_hash=hash_token(token),
-        user_id=user.id,
+        user_id=stored_id(user),
         csrf_token=secrets.token_urlsafe(32),
         expires_at=utcnow() + LIFETIME,
     )

@@ -17,13 +17,15 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, func, or_, select, update
 from sqlmodel import Session
 
-from broadcast.common import utcnow
+from broadcast.common import rows_matched, table_of, utcnow
 from broadcast.delivery import receipts
 from broadcast.delivery.jobs import ClaimedRow, Content, Job, Outcome, OutcomeKind, Renderer
 from broadcast.delivery.models import Delivery, DeliveryState, DirectMessage
 from broadcast.delivery.policy import backoff, exhausted
 
-D = Delivery.__table__.c
+DELIVERIES = table_of(Delivery)
+DIRECTS = table_of(DirectMessage)
+D = DELIVERIES.c
 
 
 def due_filter(channel: str, now: datetime):
@@ -81,7 +83,7 @@ def _claim_rows(
 ) -> list[ClaimedRow]:
     ids = select(D.id).where(where).order_by(D.id).limit(limit).with_for_update(skip_locked=True)
     rows = session.execute(
-        update(Delivery.__table__)
+        update(DELIVERIES)
         .where(D.id.in_(ids.scalar_subquery()))
         .values(state=DeliveryState.sending, claim_token=token, lease_until=lease)
         .returning(
@@ -114,7 +116,7 @@ def record(
             D.id == job.delivery_id, D.claim_token == job.token, D.state == DeliveryState.sending
         )
         values = _values_for(outcome, max_attempts, retry_base, retry_cap)
-        changed = session.execute(update(Delivery.__table__).where(guard).values(**values)).rowcount
+        changed = rows_matched(session.execute(update(DELIVERIES).where(guard).values(**values)))
         if not changed:
             continue  # the lease was lost meanwhile; the newer claim owns the row
         if job.direct_message_id and values["state"] != DeliveryState.pending:
@@ -126,14 +128,14 @@ def record(
         if following and not renderer.recipient_moved(session, subscriber_id, outcome.new_address):
             # The new address has a subscriber of its own, who gets the update there.
             session.execute(
-                update(Delivery.__table__)
+                update(DELIVERIES)
                 .where(D.id == job.delivery_id)
                 .values(state=DeliveryState.failed, last_error=MOVED_TO_SUBSCRIBER)
             )
     if finished_directs:  # personal data: kept no longer than it is needed
         session.execute(
-            update(DirectMessage.__table__)
-            .where(DirectMessage.id.in_(finished_directs))
+            update(DIRECTS)
+            .where(DIRECTS.c.id.in_(finished_directs))
             .values(address=None, text=None)
         )
     for channel in {o.job.channel for o in outcomes}:
@@ -147,7 +149,7 @@ def record(
 
 def renew(session: Session, tokens: set[str], lease_seconds: float) -> None:
     session.execute(
-        update(Delivery.__table__)
+        update(DELIVERIES)
         .where(D.claim_token.in_(tokens), D.state == DeliveryState.sending)
         .values(lease_until=utcnow() + timedelta(seconds=lease_seconds))
     )
@@ -237,15 +239,9 @@ def counts_by_state(session: Session, update_id: int | None = None) -> dict[str,
 
 def requeue_failed(session: Session, update_id: int) -> int:
     """Give failed and dead deliveries of one update a fresh set of attempts."""
-    return (
-        session.execute(
-            update(Delivery.__table__)
-            .where(
-                D.update_id == update_id, D.state.in_([DeliveryState.failed, DeliveryState.dead])
-            )
-            .values(
-                state=DeliveryState.pending, attempts=0, next_attempt_at=utcnow(), last_error=None
-            )
-        ).rowcount
-        or 0
+    requeued = session.execute(
+        update(DELIVERIES)
+        .where(D.update_id == update_id, D.state.in_([DeliveryState.failed, DeliveryState.dead]))
+        .values(state=DeliveryState.pending, attempts=0, next_attempt_at=utcnow(), last_error=None)
     )
+    return rows_matched(requeued) or 0

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 from sqlalchemy import String, and_, cast, exists, literal, not_, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from broadcast.areas import service as areas
-from broadcast.common import Severity, utcnow
+from broadcast.common import Severity, rows_matched, table_of, utcnow
 from broadcast.delivery.adapters import ChannelSet
 from broadcast.delivery.models import Delivery, DeliveryState
 from broadcast.subscribers.models import Subscriber, SubscriberArea, SubscriberState
 from broadcast.timeline.models import Update
+
+DELIVERIES = table_of(Delivery)
 
 RESENT_TO = (
     DeliveryState.pending,
@@ -68,25 +70,25 @@ def _row(update: Update, channel: str, target: str) -> dict:
 
 def _insert_values(session: Session, rows: list[dict]) -> int:
     statement = _insert(session).values(rows).on_conflict_do_nothing()
-    return session.execute(statement).rowcount or 0
+    return rows_matched(session.execute(statement)) or 0
 
 
 def _insert_subscribers(session: Session, update: Update, channel_names: list[str]) -> int:
     now = utcnow()
     audience = select(
         literal(update.id),
-        Subscriber.channel,
-        literal("s") + cast(Subscriber.id, String),
-        Subscriber.id,
+        col(Subscriber.channel),
+        literal("s") + cast(col(Subscriber.id), String),
+        col(Subscriber.id),
         literal(DeliveryState.pending.value),
         literal(0),
-        literal(now, Delivery.__table__.c.next_attempt_at.type),
-        literal(now, Delivery.__table__.c.created_at.type),
-        Subscriber.language,
+        literal(now, DELIVERIES.c.next_attempt_at.type),
+        literal(now, DELIVERIES.c.created_at.type),
+        col(Subscriber.language),
     ).where(
-        Subscriber.state == SubscriberState.active,
-        Subscriber.channel.in_(channel_names),
-        Subscriber.min_severity.in_(Severity(update.severity).at_most()),
+        col(Subscriber.state) == SubscriberState.active,
+        col(Subscriber.channel).in_(channel_names),
+        col(Subscriber.min_severity).in_(Severity(update.severity).at_most()),
         _area_filter(session, update),
     )
     columns = [
@@ -101,7 +103,7 @@ def _insert_subscribers(session: Session, update: Update, channel_names: list[st
         "language",
     ]
     statement = _insert(session).from_select(columns, audience).on_conflict_do_nothing()
-    return session.execute(statement).rowcount or 0
+    return rows_matched(session.execute(statement)) or 0
 
 
 def _area_filter(session: Session, update: Update):
@@ -110,19 +112,18 @@ def _area_filter(session: Session, update: Update):
     if not update.areas:
         return literal(True)
     codes = areas.related(session, update.areas)
-    has_area = exists().where(SubscriberArea.subscriber_id == Subscriber.id)
-    in_area = exists().where(
-        and_(SubscriberArea.subscriber_id == Subscriber.id, SubscriberArea.area_code.in_(codes))
-    )
+    same_subscriber = col(SubscriberArea.subscriber_id) == col(Subscriber.id)
+    has_area = exists().where(same_subscriber)
+    in_area = exists().where(and_(same_subscriber, col(SubscriberArea.area_code).in_(codes)))
     return or_(not_(has_area), in_area)
 
 
 def _follow_original(session: Session, update: Update) -> int:
     """A correction or retraction goes to exactly the targets of the update it supersedes; its
     deliveries that had not gone out yet are cancelled, so nobody gets the wrong text late."""
-    original = Delivery.__table__.c
+    original = DELIVERIES.c
     session.execute(
-        Delivery.__table__.update()
+        DELIVERIES.update()
         .where(original.update_id == update.supersedes_id, original.state == DeliveryState.pending)
         .values(state=DeliveryState.cancelled, last_error="superseded before sending")
     )
@@ -155,11 +156,11 @@ def _follow_original(session: Session, update: Update) -> int:
         "language",
     ]
     statement = _insert(session).from_select(columns, targets).on_conflict_do_nothing()
-    return session.execute(statement).rowcount or 0
+    return rows_matched(session.execute(statement)) or 0
 
 
 def _insert(session: Session):
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     # Without it SQLAlchemy's psycopg dialect reports -1 for an INSERT, and the count of
     # queued deliveries (in the audit trail) would be wrong on PostgreSQL.
-    return dialect.insert(Delivery.__table__).execution_options(preserve_rowcount=True)
+    return dialect.insert(DELIVERIES).execution_options(preserve_rowcount=True)

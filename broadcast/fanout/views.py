@@ -9,9 +9,9 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
-from broadcast.common import xml_safe
+from broadcast.common import stored_id, table_of, xml_safe
 from broadcast.delivery.jobs import ClaimedRow, Content
 from broadcast.delivery.models import Delivery, DirectMessage
 from broadcast.incidents.models import Incident
@@ -23,7 +23,7 @@ from broadcast.subscribers.models import Subscriber
 from broadcast.timeline.models import Update
 from channels.base import Media, Message, UpdateView
 
-D = Delivery.__table__.c
+D = table_of(Delivery).c
 
 
 class UpdateRenderer:
@@ -45,12 +45,16 @@ class UpdateRenderer:
         originals = _original_message_ids(session, channel, rows, views)
         contents = {}
         for row in rows:
-            direct_message = directs.get(row.direct_message_id)
+            direct_message = directs.get(row.direct_message_id) if row.direct_message_id else None
+            update, original_message_id = None, None
+            if row.update_id is not None:
+                update = localized.get((row.update_id, row.language))
+                original_message_id = originals.get((row.update_id, row.target))
             contents[row.id] = Content(
                 address=direct_message.address if direct_message else addresses.get(row.id),
-                update=localized.get((row.update_id, row.language)),
+                update=update,
                 message=_rendered(direct_message, row.language),
-                original_message_id=originals.get((row.update_id, row.target)),
+                original_message_id=original_message_id,
                 expires_at=direct_message.expires_at if direct_message else None,
             )
         return contents
@@ -68,8 +72,8 @@ def _direct_messages(session: Session, rows: Sequence[ClaimedRow]) -> dict[int, 
     ids = {r.direct_message_id for r in rows if r.direct_message_id}
     if not ids:
         return {}
-    found = session.execute(select(DirectMessage).where(DirectMessage.id.in_(ids))).scalars()
-    return {m.id: m for m in found}
+    found = session.execute(select(DirectMessage).where(col(DirectMessage.id).in_(ids))).scalars()
+    return {stored_id(m): m for m in found}
 
 
 def _rendered(direct_message: DirectMessage | None, language: str) -> Message | None:
@@ -86,19 +90,23 @@ def _rendered(direct_message: DirectMessage | None, language: str) -> Message | 
 def _addresses(session: Session, rows: Sequence[ClaimedRow]) -> dict[int, str | None]:
     subscriber_ids = {r.subscriber_id for r in rows if r.subscriber_id}
     question_ids = {r.question_id for r in rows if r.question_id}
-    subs = (
+    subs: dict[int | None, str | None] = (
         dict(
             session.execute(
-                select(Subscriber.id, Subscriber.address).where(Subscriber.id.in_(subscriber_ids))
+                select(col(Subscriber.id), col(Subscriber.address)).where(
+                    col(Subscriber.id).in_(subscriber_ids)
+                )
             ).all()
         )
         if subscriber_ids
         else {}
     )
-    asks = (
+    asks: dict[int | None, str | None] = (
         dict(
             session.execute(
-                select(Question.id, Question.address).where(Question.id.in_(question_ids))
+                select(col(Question.id), col(Question.address)).where(
+                    col(Question.id).in_(question_ids)
+                )
             ).all()
         )
         if question_ids
@@ -148,10 +156,10 @@ def _original_message_ids(
 def _update_views(session: Session, update_ids: set[int], public_url: str) -> dict[int, UpdateView]:
     rows = session.execute(
         select(Update, Incident)
-        .outerjoin(Incident, Incident.id == Update.incident_id)
-        .where(Update.id.in_(update_ids))
+        .outerjoin(Incident, col(Incident.id) == col(Update.incident_id))
+        .where(col(Update.id).in_(update_ids))
     ).all()
-    return {u.id: view_of(u, i, public_url) for u, i in rows}
+    return {stored_id(u): view_of(u, i, public_url) for u, i in rows}
 
 
 def _with_media(
@@ -176,7 +184,7 @@ def view_of(
     """What adapters see of an update. Text is passed through ``xml_safe`` once more: rows
     written before text was checked at the boundary must not break a channel either."""
     return UpdateView(
-        id=update.id,
+        id=stored_id(update),
         kind=update.kind.value,
         severity=str(update.severity),
         body={language: xml_safe(text) for language, text in update.body.items()},

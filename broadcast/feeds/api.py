@@ -13,7 +13,7 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
-from broadcast.common import Code, PlainText
+from broadcast.common import Code, PlainText, stored_id
 from broadcast.deps import BODY, MAX_ID, ROLE, Id, Officer, SessionDep, errors
 from broadcast.feeds import service
 from broadcast.feeds.models import FeedKind, FeedSource, FeedStatus
@@ -122,7 +122,7 @@ class AlertOut(BaseModel):
 
 
 def feed_out(session, source: FeedSource) -> dict:
-    latest = service.latest(session, source.id)
+    latest = service.latest(session, stored_id(source))
     return source.model_dump() | {
         "origin": "config" if source.config_name else "api",
         "latest": latest.model_dump() if latest else None,

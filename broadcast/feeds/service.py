@@ -18,6 +18,7 @@ from sqlmodel import Session, col, delete, select
 from broadcast import audit
 from broadcast.areas import service as areas
 from broadcast.auth.models import User
+from broadcast.common import stored_id
 from broadcast.db import emit
 from broadcast.errors import Conflict, Invalid, NotFound
 from broadcast.feeds.models import (
@@ -116,7 +117,7 @@ def remove(session: Session, source: FeedSource, *, actor: User) -> None:
     if source.config_name is not None:
         raise Conflict(f"feed {source.id} is defined in the settings file; remove it there")
     for table in (FeedReading, FeedAlert, FeedRuleState):
-        session.exec(delete(table).where(table.source_id == source.id))
+        session.exec(delete(table).where(col(table.source_id) == source.id))
     session.delete(source)
     audit.record(
         session,
@@ -138,7 +139,7 @@ def check(
     unknown = set(values) - set(FIELDS)
     if unknown:
         raise Invalid(f"unknown field(s): {', '.join(sorted(unknown))}")
-    out = {name: values.get(name) for name in FIELDS}
+    out: dict[str, Any] = {name: values.get(name) for name in FIELDS}
     out["url"] = _check_url(str(out["url"] or ""), allow_private)
     try:
         out["kind"] = FeedKind(out["kind"])
@@ -250,7 +251,7 @@ def chart_series(session: Session, incident_id: int, *, since: datetime) -> list
     thresholds of its rules; gauges without readings in the period are left out."""
     found = []
     for source in level_sources_for(session, incident_id):
-        rows = list(reversed(readings(session, source.id, limit=5000, since=since)))
+        rows = list(reversed(readings(session, stored_id(source), limit=5000, since=since)))
         if not rows:
             continue
         unit = rows[-1].unit
@@ -297,15 +298,26 @@ def sync_config(
         values.setdefault("enabled", True)
         try:
             with session.begin_nested():
-                limits = {"min_interval": min_interval, "allow_private": allow_private}
                 if name in existing:
-                    change(session, existing[name], values, **limits)
+                    change(
+                        session,
+                        existing[name],
+                        values,
+                        min_interval=min_interval,
+                        allow_private=allow_private,
+                    )
                 else:
-                    create(session, config_name=name, **limits, **values)
+                    create(
+                        session,
+                        config_name=name,
+                        min_interval=min_interval,
+                        allow_private=allow_private,
+                        **values,
+                    )
         except (Invalid, NotFound, TypeError) as exc:
             problems.append(f"feeds[{index}] {name!r}: {exc}")
-    for name, source in existing.items():
-        if name not in seen and source.enabled:
+    for config_name, source in existing.items():
+        if config_name not in seen and source.enabled:
             source.enabled = False
             session.add(source)
             subject = f"feed:{source.id}"

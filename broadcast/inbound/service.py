@@ -18,7 +18,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
 from broadcast import keys, ratelimit
-from broadcast.common import utcnow
+from broadcast.common import rows_matched, utcnow
 from broadcast.inbound.models import InboundMessage
 from broadcast.settings import Settings
 
@@ -108,7 +108,7 @@ def done(session: Session, channel: str, key: str) -> None:
     """Processed: only the key stays."""
     session.execute(
         update(M)
-        .where(M.channel == channel, M.key == key, col(M.handled_at).is_(None))
+        .where(col(M.channel) == channel, col(M.key) == key, col(M.handled_at).is_(None))
         .values(payload=None, sender=None, handled_at=utcnow())
     )
 
@@ -119,7 +119,10 @@ def forget_sender(
     """Erasing a person: their stored, not yet processed messages go too."""
     session.execute(
         update(M)
-        .where(M.channel == channel, M.sender == sender_key(session, settings, channel, address))
+        .where(
+            col(M.channel) == channel,
+            col(M.sender) == sender_key(session, settings, channel, address),
+        )
         .values(payload=None, sender=None, handled_at=utcnow())
     )
 
@@ -127,7 +130,7 @@ def forget_sender(
 def expire(session: Session) -> int:
     """Delete keys older than ``KEEP``: a resend that late is not a resend."""
     result = session.execute(delete(M).where(col(M.received_at) < utcnow() - KEEP))
-    return result.rowcount
+    return rows_matched(result)
 
 
 def _empty(row: InboundMessage, now) -> None:

@@ -5,7 +5,7 @@ from datetime import datetime
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
-from broadcast.common import Code, PlainText, Severity, utcnow
+from broadcast.common import Code, PlainText, Severity, stored_id, utcnow
 from broadcast.deps import AUTH, BODY, ROLE, CurrentUser, Id, Officer, SessionDep, errors
 from broadcast.incidents import service
 from broadcast.incidents.models import Incident, IncidentStatus
@@ -78,7 +78,7 @@ def list_incidents(
 @router.get("/{incident_id}", response_model=IncidentDetail, responses=errors(*AUTH, 404, 422))
 def get_incident(incident_id: Id, session: SessionDep, user: CurrentUser, request: Request):
     incident = service.get(session, incident_id)
-    updates = timeline.for_incident(session, incident.id, viewer=user)
+    updates = timeline.for_incident(session, stored_id(incident), viewer=user)
     return incident_out(incident, request.app.state.settings.public_url) | {
         "updates": [update_out(u) for u in updates]
     }

@@ -12,7 +12,7 @@ from sqlmodel import Session, col, select
 from broadcast import audit
 from broadcast.areas import service as areas
 from broadcast.auth.models import User
-from broadcast.common import Severity, utcnow
+from broadcast.common import Severity, stored_id, utcnow
 from broadcast.db import emit
 from broadcast.delivery.adapters import ChannelSet
 from broadcast.errors import Conflict, Invalid, NotFound
@@ -82,7 +82,9 @@ def by_slug(session: Session, slug: str) -> Incident:
 
 def overdue(now: datetime):
     """Open incidents whose promised next update is late (``Incident.is_overdue``, in SQL)."""
-    return and_(Incident.status != IncidentStatus.resolved, col(Incident.next_update_due) < now)
+    return and_(
+        col(Incident.status) != IncidentStatus.resolved, col(Incident.next_update_due) < now
+    )
 
 
 def listing(session: Session, *, include_resolved: bool = True) -> list[Incident]:
@@ -104,7 +106,7 @@ def resolve(
     incident.status, incident.resolved_at = IncidentStatus.resolved, utcnow()
     incident.next_update_due = None
     session.add(incident)
-    withdrawn = timeline.withdraw_unpublished(session, incident.id, officer=officer)
+    withdrawn = timeline.withdraw_unpublished(session, stored_id(incident), officer=officer)
     audit.record(
         session,
         actor=officer.name,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import re
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse
@@ -203,6 +203,11 @@ def delete_media(media_id: Id, session: SessionDep, user: Member, settings: Sett
     path.unlink(missing_ok=True)
 
 
+FILE_TYPES: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"image/jpeg": {}, "image/png": {}, "video/mp4": {}, "video/webm": {}}}
+}
+
+
 @files_router.get(
     "/media/{name}",
     summary="A media file",
@@ -210,10 +215,7 @@ def delete_media(media_id: Id, session: SessionDep, user: Member, settings: Sett
     "updates only for members who may see the update (not cached).",
     response_class=FileResponse,
     openapi_extra={"security": [{"HTTPBearer": []}, {}]},  # the token is optional here
-    responses={
-        200: {"content": {"image/jpeg": {}, "image/png": {}, "video/mp4": {}, "video/webm": {}}}
-    }
-    | errors(401, 404, 422),
+    responses=FILE_TYPES | errors(401, 404, 422),
 )
 async def media_file(name: str, request: Request, viewer: FileViewer):
     if not NAME.match(name):

@@ -133,7 +133,7 @@ def _decode(
             opened.draft(None, _fitted(opened.size, max_side))  # JPEG only; others ignore it
             _check_pixels(opened.size, max_decoded_pixels)
             opened.load()
-            image = opened
+            image: Image.Image = opened
             if image.mode not in _RESAMPLED_MODES:  # palette, 1-bit, 16-bit
                 image = image.convert("RGBA" if image.has_transparency_data else "RGB")
             image.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)  # in place
@@ -172,12 +172,14 @@ def _to_srgb(image: Image.Image) -> Image.Image:
         try:
             from PIL import ImageCms
 
-            return ImageCms.profileToProfile(
+            converted = ImageCms.profileToProfile(
                 image,
                 ImageCms.ImageCmsProfile(io.BytesIO(profile)),
                 ImageCms.createProfile("sRGB"),
                 outputMode="RGBA" if image.mode == "RGBA" else "RGB",
             )
+            assert converted is not None  # None only when converting in place
+            return converted
         except (ImportError, OSError, ValueError, TypeError) as exc:  # PyCMSError is an OSError
             log.info("ICC profile not applied: %s", type(exc).__name__)
     return image

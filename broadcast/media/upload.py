@@ -10,11 +10,16 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
+from io import BufferedWriter
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import Request
+
+if TYPE_CHECKING:  # the library declares its callback type for type checkers only
+    from python_multipart.multipart import MultipartCallbacks
 
 from broadcast.errors import Invalid, TooLarge, UnsupportedType
 from broadcast.i18n import _
@@ -39,14 +44,14 @@ class _Reader:
         self.files = 0
         self._limit = 0
         self._head = b""
-        self._handle = None
+        self._handle: BufferedWriter | None = None
         self._header_name = self._header_value = b""
         self._disposition = b""
         self._name: str | None = None
         self._is_file = False
         self._data = bytearray()
 
-    def callbacks(self) -> dict:
+    def callbacks(self) -> MultipartCallbacks:
         return {
             "on_part_begin": self.part_begin,
             "on_header_field": lambda d, s, e: self._add("_header_name", d[s:e]),

@@ -8,7 +8,7 @@ from sqlmodel import Session, col, func, select
 
 from broadcast import audit, keys, ratelimit
 from broadcast.auth.models import User
-from broadcast.common import DEFAULT_LANGUAGE, Language, Severity, utcnow, xml_safe
+from broadcast.common import DEFAULT_LANGUAGE, Language, Severity, stored_id, utcnow, xml_safe
 from broadcast.db import emit
 from broadcast.delivery.adapters import ChannelSet
 from broadcast.errors import Conflict, Invalid, NotFound, TooManyRequests
@@ -111,7 +111,8 @@ def from_inbound(session: Session, channel: str, inbound_key: str) -> Question |
 def waiting(session: Session) -> tuple[int, datetime | None]:
     """How many questions wait for an answer, and since when the oldest has."""
     query = select(func.count(), func.min(Question.received_at))
-    return tuple(session.exec(query.where(Question.state == QuestionState.new)).one())
+    count, oldest = session.exec(query.where(Question.state == QuestionState.new)).one()
+    return count, oldest
 
 
 def listing(session: Session, *, state: QuestionState | None = None) -> list[Question]:
@@ -157,7 +158,11 @@ def answer(
         update = _private_answer(session, question, officer=officer, body=body)
     if question.address and question.channel in channels:
         audience.queue_one(
-            session, update, question.channel, question_id=question.id, language=question.language
+            session,
+            update,
+            question.channel,
+            question_id=stored_id(question),
+            language=question.language,
         )
         emit(session, "queued", update_id=update.id)
     elif not public:

@@ -9,7 +9,7 @@ from sqlmodel import Session, col, select
 from broadcast import audit
 from broadcast.areas import service as areas
 from broadcast.auth.models import User
-from broadcast.common import utcnow
+from broadcast.common import stored_id, utcnow
 from broadcast.errors import Conflict, Invalid, NotFound
 from broadcast.fanout.views import view_of
 from broadcast.i18n import _
@@ -81,7 +81,7 @@ def record(
         )
     relay = Relay(
         update_id=update_id,
-        user_id=user.id,
+        user_id=stored_id(user),
         format=format,
         place=(place or "").strip() or None,
         areas=areas.check_codes(session, area_codes),

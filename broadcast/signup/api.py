@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
-from broadcast.common import DEFAULT_LANGUAGE, Code, Language, PlainText
+from broadcast.common import DEFAULT_LANGUAGE, Code, Language, PlainText, stored_id
 from broadcast.deps import BODY, SessionDep, client_address, domain_error_response, errors
 from broadcast.signup import service
 
@@ -75,5 +75,5 @@ def confirm(data: CodeConfirmation, session: SessionDep, request: Request):
         return domain_error_response(result.problem)
     subscriber = result.subscriber
     assert subscriber is not None
-    areas = service.subscribers.area_codes(session, subscriber.id)
+    areas = service.subscribers.area_codes(session, stored_id(subscriber))
     return Subscribed(areas=areas, language=subscriber.language)

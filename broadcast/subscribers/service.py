@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from sqlmodel import Session, delete, select, update
+from sqlmodel import Session, col, delete, select, update
 
 from broadcast import audit
 from broadcast.areas import service as areas
-from broadcast.common import Language, Severity, utcnow
+from broadcast.common import Language, Severity, stored_id, utcnow
 from broadcast.delivery.adapters import ChannelSet
 from broadcast.errors import Conflict, Invalid, NotFound
 from broadcast.i18n import _
@@ -35,7 +35,7 @@ def subscribe(
     codes = areas.check_codes(session, area_codes)
     subscriber = find(session, channel, normalized)
     active = subscriber is not None and subscriber.state == SubscriberState.active
-    if active and confirmed and not update_existing:
+    if subscriber is not None and active and confirmed and not update_existing:
         raise Conflict(
             _("subscriber %(id)s exists already on %(channel)s"), id=subscriber.id, channel=channel
         )
@@ -80,8 +80,9 @@ def normalize(channels: ChannelSet, channel: str, address: str) -> str:
 
 
 def set_areas(session: Session, subscriber: Subscriber, codes: list[str]) -> None:
-    session.exec(delete(SubscriberArea).where(SubscriberArea.subscriber_id == subscriber.id))
-    session.add_all(SubscriberArea(subscriber_id=subscriber.id, area_code=c) for c in codes)
+    subscriber_id = stored_id(subscriber)
+    session.exec(delete(SubscriberArea).where(col(SubscriberArea.subscriber_id) == subscriber_id))
+    session.add_all(SubscriberArea(subscriber_id=subscriber_id, area_code=c) for c in codes)
     session.flush()
 
 
@@ -119,11 +120,14 @@ def erase(
     subscriber_id = subscriber.id
     session.exec(
         update(Question)
-        .where(Question.channel == subscriber.channel, Question.address == subscriber.address)
+        .where(
+            col(Question.channel) == subscriber.channel,
+            col(Question.address) == subscriber.address,
+        )
         .values(address=None)
     )
     inbound.forget_sender(session, subscriber.channel, subscriber.address, settings)
-    session.exec(delete(SubscriberArea).where(SubscriberArea.subscriber_id == subscriber_id))
+    session.exec(delete(SubscriberArea).where(col(SubscriberArea.subscriber_id) == subscriber_id))
     session.delete(subscriber)
     audit.record(
         session, actor=actor, action="subscriber.erase", subject=f"subscriber:{subscriber_id}"
@@ -148,7 +152,7 @@ def move(session: Session, subscriber_id: int | None, new_address: str | None) -
     if subscriber.address == new_address:
         return True
     if find(session, subscriber.channel, new_address) is not None:
-        mark_gone(session, subscriber.id)
+        mark_gone(session, stored_id(subscriber))
         return False
     subscriber.address = new_address
     session.add(subscriber)

@@ -9,12 +9,12 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, select
-from sqlmodel.sql.expression import SelectOfScalar
+from sqlmodel.sql.expression import Select
 
 from broadcast import audit
 from broadcast.areas import service as areas
 from broadcast.auth.models import Role, User
-from broadcast.common import Severity, as_bodies, utcnow
+from broadcast.common import Severity, as_bodies, stored_id, utcnow
 from broadcast.db import emit
 from broadcast.delivery.adapters import ChannelSet
 from broadcast.errors import Conflict, Invalid, NotFound
@@ -42,7 +42,7 @@ def for_incident(session: Session, incident_id: int, *, viewer: User | None) -> 
     return [u for u in updates if visible_to(u, viewer)]
 
 
-def published_public(*, with_retracted: bool = False) -> SelectOfScalar[tuple[Update, Incident]]:
+def published_public(*, with_retracted: bool = False) -> Select[Update, Incident]:
     """The query for what everyone may see: published public updates (and retracted ones where
     asked) with their incident, newest first. Callers narrow it with ``where`` and ``limit``."""
     states = [UpdateState.published] + ([UpdateState.retracted] if with_retracted else [])
@@ -287,7 +287,7 @@ def withdraw_unpublished(session: Session, incident_id: int, *, officer: User) -
         update.state, update.reason = UpdateState.rejected, "incident resolved"
         update.decided_by = officer.id
         session.add(update)
-    return [u.id for u in updates]
+    return [stored_id(u) for u in updates]
 
 
 def publish_due(
@@ -303,7 +303,7 @@ def publish_due(
     ).all()
     for update in due:
         publish(session, update, _incident(session, update), channels=channels, actor="scheduler")
-    return [u.id for u in due]
+    return [stored_id(u) for u in due]
 
 
 def _incident(session: Session, update: Update) -> Incident:

@@ -19,6 +19,7 @@ from sqlmodel import Session, col, select
 
 from broadcast import audit
 from broadcast.areas.models import Area
+from broadcast.common import stored_id
 from broadcast.db import emit
 from broadcast.delivery.adapters import ChannelSet
 from broadcast.feeds import drafts
@@ -97,7 +98,8 @@ def _store_readings(
             intake.warnings.append(f"reading at {reading.observed_at.isoformat()}: {exc}; skipped")
             continue
         candidates.setdefault(digest(reading.key), (reading, value, unit))
-    seen = _existing(session, FeedReading, source.id, list(candidates))
+    source_id = stored_id(source)
+    seen = _existing(session, FeedReading, source_id, list(candidates))
     station = source.name or _host(source.url)
     points = []
     for key_hash, (reading, value, unit) in candidates.items():
@@ -105,7 +107,7 @@ def _store_readings(
             continue
         session.add(
             FeedReading(
-                source_id=source.id,
+                source_id=source_id,
                 key_hash=key_hash,
                 value=value,
                 unit=unit,
@@ -146,16 +148,15 @@ def _run_level_rules(
     for rule in rules:
         if not isinstance(rule, LevelRule | RiseRule):
             continue
-        state = _state(session, source.id, rule.key)
+        state = _state(session, stored_id(source), rule.key)
         memory = Memory(state.armed, state.evaluated_until, state.last_fired_at)
-        history = _history(session, source.id, rule, points)
+        history = _history(session, stored_id(source), rule, points)
         firings = evaluate(rule, memory, points, history, fresh_after=fresh_after)
         state.armed, state.evaluated_until = memory.armed, memory.evaluated_until
         state.last_fired_at = memory.last_fired_at
         if firings and len(intake.updates) < MAX_DRAFTS_PER_POLL:
             last = firings[-1]  # earlier crossings in the same document are history
             station = last.point.station or source.name or _host(source.url)
-            name = "above" if isinstance(rule, LevelRule) else "rise"
             update = drafts.draft(
                 session,
                 source,
@@ -171,12 +172,16 @@ def _run_level_rules(
                 title=f"Hoogwater {station}",
                 auto_publish=rule.auto_publish,
                 channels=channels,
-                reason=f"{name} {rule.above if name == 'above' else rule.rise_cm_per_hour}",
+                reason=_fired_reason(rule),
             )
             state.last_update_id, state.fired = update.id, state.fired + 1
-            intake.updates.append(update.id)
+            intake.updates.append(stored_id(update))
         session.add(state)
     session.flush()
+
+
+def _fired_reason(rule: LevelRule | RiseRule) -> str:
+    return f"above {rule.above}" if isinstance(rule, LevelRule) else f"rise {rule.rise_cm_per_hour}"
 
 
 def _state(session: Session, source_id: int, rule_key: str) -> FeedRuleState:
@@ -215,13 +220,14 @@ def _store_alerts(
     session: Session, source: FeedSource, alerts: list[CapAlert], intake: Intake
 ) -> list[tuple[CapAlert, FeedAlert]]:
     candidates = {digest(f"{a.sender},{a.identifier}"): a for a in alerts}
-    seen = _existing(session, FeedAlert, source.id, list(candidates))
+    source_id = stored_id(source)
+    seen = _existing(session, FeedAlert, source_id, list(candidates))
     stored = []
     for key_hash, alert in sorted(candidates.items(), key=lambda item: item[1].sent):
         if key_hash in seen:
             continue
         row = FeedAlert(
-            source_id=source.id,
+            source_id=source_id,
             identifier_hash=key_hash,
             identifier=alert.identifier[:500],
             sender=alert.sender[:200],
@@ -300,7 +306,7 @@ def _run_cap_rules(
                 )
                 row.update_id = update.id
                 session.add(row)
-                intake.updates.append(update.id)
+                intake.updates.append(stored_id(update))
                 break
 
 
@@ -365,7 +371,7 @@ def _supersede(
             )
             row.update_id = notice.id
             session.add(row)
-            intake.updates.append(notice.id)
+            intake.updates.append(stored_id(notice))
     session.flush()
 
 
