@@ -53,12 +53,20 @@ def bench_settings(database_url: str, *, webhook_urls: list[str] | None = None, 
     """Production defaults (lease, safety poll, retry policy) except what a benchmark must set."""
     from broadcast.settings import Settings
 
-    return Settings(database_url=database_url, public_url="http://127.0.0.1:8000",
-                    areas_file=ROOT / "config" / "areas.toml", log_json=False,
-                    channels={"webhook": {"secret": WEBHOOK_SECRET,
-                                          "urls": list(webhook_urls or []),
-                                          "allow_private_addresses": True}},  # 127.0.0.1
-                    **overrides)
+    return Settings(
+        database_url=database_url,
+        public_url="http://127.0.0.1:8000",
+        areas_file=ROOT / "config" / "areas.toml",
+        log_json=False,
+        channels={
+            "webhook": {
+                "secret": WEBHOOK_SECRET,
+                "urls": list(webhook_urls or []),
+                "allow_private_addresses": True,
+            }
+        },  # 127.0.0.1
+        **overrides,
+    )
 
 
 def channel_classes() -> list[type]:
@@ -76,12 +84,15 @@ def ensure_postgres_database(url: str) -> None:
     not contain "bench": the benchmark drops and recreates its schema."""
     parsed = make_url(url)
     if "bench" not in (parsed.database or ""):
-        raise SystemExit(f"refusing to use database {parsed.database!r}: its schema is dropped; "
-                         "use a database whose name contains 'bench'")
+        raise SystemExit(
+            f"refusing to use database {parsed.database!r}: its schema is dropped; "
+            "use a database whose name contains 'bench'"
+        )
     admin = create_engine(parsed.set(database="postgres"), isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
-        exists = connection.execute(text("SELECT 1 FROM pg_database WHERE datname = :name"),
-                                    {"name": parsed.database}).scalar()
+        exists = connection.execute(
+            text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": parsed.database}
+        ).scalar()
         if not exists:
             connection.execute(text(f'CREATE DATABASE "{parsed.database}"'))
     admin.dispose()
@@ -110,8 +121,16 @@ def fresh_database(backend: str, workdir: Path, name: str, postgres_url: str) ->
     return url
 
 
-SUBSCRIBER_COLUMNS = ("id", "channel", "address", "language", "min_severity", "state",
-                      "consent_at", "created_at")
+SUBSCRIBER_COLUMNS = (
+    "id",
+    "channel",
+    "address",
+    "language",
+    "min_severity",
+    "state",
+    "consent_at",
+    "created_at",
+)
 
 
 def seed_subscribers(url: str, subscribers: list[tuple], areas: list[tuple[int, str]]) -> None:
@@ -124,16 +143,20 @@ def seed_subscribers(url: str, subscribers: list[tuple], areas: list[tuple[int, 
         try:
             connection = raw.driver_connection
             with connection.cursor() as cursor:
-                with cursor.copy(f"COPY subscribers ({', '.join(SUBSCRIBER_COLUMNS)}) "
-                                 "FROM STDIN") as copy:
+                with cursor.copy(
+                    f"COPY subscribers ({', '.join(SUBSCRIBER_COLUMNS)}) FROM STDIN"
+                ) as copy:
                     for row in subscribers:
                         copy.write_row(row)
-                with cursor.copy("COPY subscriber_areas (subscriber_id, area_code) "
-                                 "FROM STDIN") as copy:
+                with cursor.copy(
+                    "COPY subscriber_areas (subscriber_id, area_code) FROM STDIN"
+                ) as copy:
                     for row in areas:
                         copy.write_row(row)
-                cursor.execute("SELECT setval(pg_get_serial_sequence('subscribers', 'id'), "
-                               "(SELECT max(id) FROM subscribers))")
+                cursor.execute(
+                    "SELECT setval(pg_get_serial_sequence('subscribers', 'id'), "
+                    "(SELECT max(id) FROM subscribers))"
+                )
             connection.commit()
             # What autovacuum would have done by the time a real audience of this size exists.
             connection.autocommit = True
@@ -143,12 +166,15 @@ def seed_subscribers(url: str, subscribers: list[tuple], areas: list[tuple[int, 
             raw.close()
     else:
         with engine.begin() as connection:
-            connection.execute(Subscriber.__table__.insert(),
-                               [dict(zip(SUBSCRIBER_COLUMNS, row, strict=True))
-                                for row in subscribers])
+            connection.execute(
+                Subscriber.__table__.insert(),
+                [dict(zip(SUBSCRIBER_COLUMNS, row, strict=True)) for row in subscribers],
+            )
             if areas:
-                connection.execute(SubscriberArea.__table__.insert(),
-                                   [{"subscriber_id": s, "area_code": a} for s, a in areas])
+                connection.execute(
+                    SubscriberArea.__table__.insert(),
+                    [{"subscriber_id": s, "area_code": a} for s, a in areas],
+                )
     engine.dispose()
 
 
@@ -180,8 +206,7 @@ def _receiver_app(log: Any):
     POSTs arrived. The arrival time is taken when the request reaches the app (headers parsed),
     before the body is read."""
     count = 0
-    ok = {"type": "http.response.start", "status": 200,
-          "headers": [(b"content-length", b"0")]}
+    ok = {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"0")]}
     empty = {"type": "http.response.body", "body": b""}
 
     async def app(scope, receive, send):
@@ -194,16 +219,24 @@ def _receiver_app(log: Any):
         if scope["method"] == "POST":
             count += 1
             if scope["path"].startswith("/lat"):
-                delivery = next((v for k, v in scope["headers"]
-                                 if k == b"x-broadcast-delivery"), b"").decode()
+                delivery = next(
+                    (v for k, v in scope["headers"] if k == b"x-broadcast-delivery"), b""
+                ).decode()
                 log.put((arrived, delivery))
             await send(ok)
             await send(empty)
             return
         body = json.dumps({"count": count}).encode()
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-type", b"application/json"),
-                                (b"content-length", str(len(body)).encode())]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
     return app
@@ -215,9 +248,16 @@ def _receiver_main(ports: Any, log: Any) -> None:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((HOST, 0))
-    config = uvicorn.Config(_receiver_app(log), loop="uvloop", http="httptools",
-                            lifespan="off", access_log=False, log_level="warning",
-                            backlog=2048, timeout_keep_alive=60)
+    config = uvicorn.Config(
+        _receiver_app(log),
+        loop="uvloop",
+        http="httptools",
+        lifespan="off",
+        access_log=False,
+        log_level="warning",
+        backlog=2048,
+        timeout_keep_alive=60,
+    )
     server = uvicorn.Server(config)
     ports.put(sock.getsockname()[1])
     server.run(sockets=[sock])
@@ -249,8 +289,9 @@ class Receiver:
     def __init__(self) -> None:
         self.log = SPAWN.Queue()
         self._ports = SPAWN.Queue()
-        self.process = SPAWN.Process(target=_receiver_main, args=(self._ports, self.log),
-                                     name="bench-receiver", daemon=True)
+        self.process = SPAWN.Process(
+            target=_receiver_main, args=(self._ports, self.log), name="bench-receiver", daemon=True
+        )
         self.url = ""
 
     def __enter__(self) -> Receiver:
@@ -404,8 +445,11 @@ def machine_facts(postgres_url: str | None) -> dict[str, str]:
 def database_arguments(parser) -> None:
     """The options every benchmark shares: which databases, where PostgreSQL is, a report file."""
     parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
-    parser.add_argument("--postgres-url", default=DEFAULT_POSTGRES_URL,
-                        help="its database name must contain 'bench' (default %(default)s)")
+    parser.add_argument(
+        "--postgres-url",
+        default=DEFAULT_POSTGRES_URL,
+        help="its database name must contain 'bench' (default %(default)s)",
+    )
     parser.add_argument("--output", type=Path, help="also write the Markdown report here")
 
 

@@ -69,8 +69,10 @@ VILLAGES = ["mook", "molenhoek", "middelaar", "plasmolen"]  # the four villages 
 MUNICIPALITY = "mook-en-middelaar"
 UPDATE_AREAS = ["mook", "molenhoek", "middelaar"]  # plasmolen-only subscribers are outside
 UPDATE_SEVERITY = "warning"
-BODY = {"nl": "Het water van de Maas stijgt. Dijkbewaking is actief; volg de aanwijzingen.",
-        "en": "The Maas is rising. Dike watch is active; follow the instructions."}
+BODY = {
+    "nl": "Het water van de Maas stijgt. Dijkbewaking is actief; volg de aanwijzingen.",
+    "en": "The Maas is rising. Dike watch is active; follow the instructions.",
+}
 LATENCY_WARMUP = 5
 THROUGHPUT_WARMUP = 400
 DIAGNOSTIC_SENDS = 2_000  # the adapter-only diagnostic: enough for a rate, cheap on time
@@ -86,9 +88,13 @@ TARGET_RATIO = 0.70
 def expansion_population(audience: int, seed: int = 42) -> tuple[list[tuple], list[tuple]]:
     """``audience`` subscribers the update must reach, plus 30 % that a filter must reject."""
     rng = random.Random(seed)
-    kinds = (["audience"] * audience + ["area"] * (audience // 10)
-             + ["severity"] * (audience // 10) + ["state"] * (audience // 20)
-             + ["channel"] * (audience // 20))
+    kinds = (
+        ["audience"] * audience
+        + ["area"] * (audience // 10)
+        + ["severity"] * (audience // 10)
+        + ["state"] * (audience // 20)
+        + ["channel"] * (audience // 20)
+    )
     rng.shuffle(kinds)
     now = datetime.now(UTC)
     subscribers, areas = [], []
@@ -121,8 +127,19 @@ def expansion_population(audience: int, seed: int = 42) -> tuple[list[tuple], li
 
 def receiver_population(first: int, last: int, receiver_url: str) -> list[tuple]:
     now = datetime.now(UTC)
-    return [(i, "webhook", f"{receiver_url}/s/{i}", "en" if i % 4 == 0 else "nl", "info",
-             "active", now, now) for i in range(first, last + 1)]
+    return [
+        (
+            i,
+            "webhook",
+            f"{receiver_url}/s/{i}",
+            "en" if i % 4 == 0 else "nl",
+            "info",
+            "active",
+            now,
+            now,
+        )
+        for i in range(first, last + 1)
+    ]
 
 
 # --- publishing ---------------------------------------------------------------------------------
@@ -132,13 +149,20 @@ def create_incident(db) -> int:
     from broadcast.incidents import service as incidents
 
     with db.session_scope() as session:
-        incident = incidents.create(session, title="Hoogwater Maas", severity="warning",
-                                    area_codes=UPDATE_AREAS)
+        incident = incidents.create(
+            session, title="Hoogwater Maas", severity="warning", area_codes=UPDATE_AREAS
+        )
         return int(incident.id)
 
 
-def publish_update(db, channels, incident_id: int, *, areas: list[str] | None = UPDATE_AREAS,
-                   channel_names: list[str] | None = None) -> tuple[int, int]:
+def publish_update(
+    db,
+    channels,
+    incident_id: int,
+    *,
+    areas: list[str] | None = UPDATE_AREAS,
+    channel_names: list[str] | None = None,
+) -> tuple[int, int]:
     """One publishing transaction, as a handler runs it; returns (update id, the clock just
     before COMMIT)."""
     from broadcast.incidents.models import Incident
@@ -147,9 +171,16 @@ def publish_update(db, channels, incident_id: int, *, areas: list[str] | None = 
     with db.session() as session:
         try:
             incident = session.get(Incident, incident_id)
-            update = timeline.post(session, incident, author=None, body=BODY, channels=channels,
-                                   severity=UPDATE_SEVERITY, areas_=areas,
-                                   channel_names=channel_names)
+            update = timeline.post(
+                session,
+                incident,
+                author=None,
+                body=BODY,
+                channels=channels,
+                severity=UPDATE_SEVERITY,
+                areas_=areas,
+                channel_names=channel_names,
+            )
             before_commit = clock_ns()
             session.commit()
         except BaseException:
@@ -158,8 +189,9 @@ def publish_update(db, channels, incident_id: int, *, areas: list[str] | None = 
     return int(update.id), before_commit
 
 
-def count_deliveries(db, update_id: int, *, channel: str | None = None,
-                     state: str | None = None) -> int:
+def count_deliveries(
+    db, update_id: int, *, channel: str | None = None, state: str | None = None
+) -> int:
     from sqlalchemy import func, select
 
     from broadcast.delivery.models import Delivery
@@ -190,9 +222,16 @@ def orm_expand(session, update, channels) -> int:
     added = 0
     for channel in chosen:
         for address in channel.broadcast_targets():
-            session.add(Delivery(update_id=update.id, channel=channel.name, target=address,
-                                 state=DeliveryState.pending, next_attempt_at=now,
-                                 created_at=now))
+            session.add(
+                Delivery(
+                    update_id=update.id,
+                    channel=channel.name,
+                    target=address,
+                    state=DeliveryState.pending,
+                    next_attempt_at=now,
+                    created_at=now,
+                )
+            )
             added += 1
     names = [c.name for c in chosen if c.capabilities.per_subscriber]
     if not names or not update.public:
@@ -211,10 +250,19 @@ def orm_expand(session, update, channels) -> int:
         chosen_areas = areas_of.get(subscriber.id)
         if wanted is not None and chosen_areas and not chosen_areas & wanted:
             continue
-        batch.append(Delivery(update_id=update.id, channel=subscriber.channel,
-                              target=f"s{subscriber.id}", subscriber_id=subscriber.id,
-                              language=subscriber.language, state=DeliveryState.pending,
-                              attempts=0, next_attempt_at=now, created_at=now))
+        batch.append(
+            Delivery(
+                update_id=update.id,
+                channel=subscriber.channel,
+                target=f"s{subscriber.id}",
+                subscriber_id=subscriber.id,
+                language=subscriber.language,
+                state=DeliveryState.pending,
+                attempts=0,
+                next_attempt_at=now,
+                created_at=now,
+            )
+        )
         if len(batch) == 1000:
             session.add_all(batch)
             session.flush()
@@ -250,17 +298,26 @@ def _expansion_child(url: str, incident_id: int, approach: str, results) -> None
         started = time.perf_counter()
         update_id, _ = publish_update(db, channels, incident_id)
         seconds = time.perf_counter() - started
-    results.put({"seconds": seconds, "expand_seconds": spent["expand"],
-                 "extra_mb": memory.extra_mb, "memory_method": memory.method,
-                 "rows": count_deliveries(db, update_id),
-                 "subscriber_rows": count_deliveries(db, update_id, channel="webhook")})
+    results.put(
+        {
+            "seconds": seconds,
+            "expand_seconds": spent["expand"],
+            "extra_mb": memory.extra_mb,
+            "memory_method": memory.method,
+            "rows": count_deliveries(db, update_id),
+            "subscriber_rows": count_deliveries(db, update_id, channel="webhook"),
+        }
+    )
     db.dispose()
 
 
 def run_expansion_child(url: str, incident_id: int, approach: str) -> dict:
     results = SPAWN.Queue()
-    process = SPAWN.Process(target=_expansion_child, args=(url, incident_id, approach, results),
-                            name=f"bench-expand-{approach}")
+    process = SPAWN.Process(
+        target=_expansion_child,
+        args=(url, incident_id, approach, results),
+        name=f"bench-expand-{approach}",
+    )
     process.start()
     try:
         result = results.get(timeout=600)
@@ -278,8 +335,10 @@ def bench_expansion(backend: str, workdir: Path, args, say: Callable[[str], None
     started = time.perf_counter()
     subscribers, areas = expansion_population(args.subscribers)
     seed_subscribers(url, subscribers, areas)
-    say(f"  seeded {len(subscribers):,} subscribers ({len(areas):,} area links) "
-        f"in {time.perf_counter() - started:.1f} s")
+    say(
+        f"  seeded {len(subscribers):,} subscribers ({len(areas):,} area links) "
+        f"in {time.perf_counter() - started:.1f} s"
+    )
     db = Database(url)
     incident_id = create_incident(db)
     db.dispose()
@@ -287,8 +346,10 @@ def bench_expansion(backend: str, workdir: Path, args, say: Callable[[str], None
     for approach in ["ours"] * args.expansion_runs + ["orm"] * args.orm_runs:
         clear_deliveries(url)
         result = run_expansion_child(url, incident_id, approach)
-        say(f"  {approach:4}: {result['seconds']:.3f} s (expand {result['expand_seconds']:.3f} s),"
-            f" +{result['extra_mb']:.1f} MB RSS, {result['rows']:,} rows")
+        say(
+            f"  {approach:4}: {result['seconds']:.3f} s (expand {result['expand_seconds']:.3f} s),"
+            f" +{result['extra_mb']:.1f} MB RSS, {result['rows']:,} rows"
+        )
         runs[approach].append(result)
     clear_deliveries(url)
     rows = {r["subscriber_rows"] for r in runs["ours"] + runs["orm"]}
@@ -326,8 +387,11 @@ async def bare_latency(receiver: Receiver, count: int, rng: random.Random) -> li
         samples = []
         for i in range(LATENCY_WARMUP + count):
             sent = clock_ns()
-            response = await client.post(f"{receiver.url}/lat-floor", content=b"{}",
-                                         headers={"X-Broadcast-Delivery": f"floor-{i}"})
+            response = await client.post(
+                f"{receiver.url}/lat-floor",
+                content=b"{}",
+                headers={"X-Broadcast-Delivery": f"floor-{i}"},
+            )
             response.raise_for_status()
             arrived, _ = await asyncio.to_thread(receiver.next_arrival, 10)
             if i >= LATENCY_WARMUP:
@@ -353,8 +417,9 @@ async def bench_latency(url: str, receiver: Receiver, args) -> dict:
     try:
         incident_id = await asyncio.to_thread(create_incident, db)
         for i in range(LATENCY_WARMUP + args.publishes):
-            update_id, before_commit = await asyncio.to_thread(publish_update, db, channels,
-                                                               incident_id)
+            update_id, before_commit = await asyncio.to_thread(
+                publish_update, db, channels, incident_id
+            )
             arrived, delivery = await asyncio.to_thread(receiver.next_arrival, 60)
             if i >= LATENCY_WARMUP:
                 latency = (arrived - before_commit) / 1e6
@@ -364,8 +429,11 @@ async def bench_latency(url: str, receiver: Receiver, args) -> dict:
                     slow.append((i - LATENCY_WARMUP, round(latency, 1)))
             await asyncio.sleep(rng.uniform(0, 0.02))
         with db.session() as session:
-            owner = dict(session.execute(select(Delivery.id, Delivery.update_id)
-                                         .where(Delivery.channel == "webhook")).all())
+            owner = dict(
+                session.execute(
+                    select(Delivery.id, Delivery.update_id).where(Delivery.channel == "webhook")
+                ).all()
+            )
     finally:
         await services.stop()
     wrong = [(u, d) for u, d in pairs if owner.get(int(d)) != u]
@@ -440,25 +508,30 @@ async def bench_throughput(url: str, receiver: Receiver, args, say) -> dict:
         tracker.expect("webhook", warmup)
         await asyncio.to_thread(publish_update, db, channels, incident_id, areas=[])
         await asyncio.wait_for(tracker.done.wait(), 600)
-        await asyncio.to_thread(seed_subscribers, url,
-                                receiver_population(warmup + 1, count, receiver.url), [])
+        await asyncio.to_thread(
+            seed_subscribers, url, receiver_population(warmup + 1, count, receiver.url), []
+        )
         for rep in range(args.throughput_runs):
             # Ours: publish, then wait until the dispatcher has recorded every outcome.
             tracker.expect("webhook", count)
             received = receiver.count()
             cpu = time.process_time()
             started = clock_ns()
-            update_id, committing = await asyncio.to_thread(publish_update, db, channels,
-                                                            incident_id, areas=[])
+            update_id, committing = await asyncio.to_thread(
+                publish_update, db, channels, incident_id, areas=[]
+            )
             await asyncio.wait_for(tracker.done.wait(), 600)
             finished = clock_ns()
             cpu_ms["ours"].append((time.process_time() - cpu) * 1000 / count)
-            delivered = await asyncio.to_thread(count_deliveries, db, update_id,
-                                                channel="webhook", state="delivered")
+            delivered = await asyncio.to_thread(
+                count_deliveries, db, update_id, channel="webhook", state="delivered"
+            )
             arrivals = receiver.count() - received
             if delivered != count or arrivals < count:
-                raise RuntimeError(f"ours: {delivered} delivered, {arrivals} arrivals, "
-                                   f"outcomes {dict(tracker.counts)}")
+                raise RuntimeError(
+                    f"ours: {delivered} delivered, {arrivals} arrivals, "
+                    f"outcomes {dict(tracker.counts)}"
+                )
             results["ours"].append(count / ((finished - started) / 1e9))
             extra["publish_ms"].append((committing - started) / 1e6)
             extra["duplicates"].append(arrivals - count)
@@ -466,16 +539,20 @@ async def bench_throughput(url: str, receiver: Receiver, args, say) -> dict:
             # The same rendered message, for the baselines.
             with db.session() as session:
                 update = session.get(Update, update_id)
-                view = view_of(update, session.get(Incident, update.incident_id),
-                               settings.public_url)
+                view = view_of(
+                    update, session.get(Incident, update.incident_id), settings.public_url
+                )
             message = webhook.render(view, "nl")
             body = webhook_body(message)
-            headers = {"Content-Type": "application/json",
-                       SIGNATURE_HEADER: sign(WEBHOOK_SECRET, body)}
+            headers = {
+                "Content-Type": "application/json",
+                SIGNATURE_HEADER: sign(WEBHOOK_SECRET, body),
+            }
 
             async def bare(i: int, target: str, body=body, headers=headers) -> None:
-                response = await client.post(target, content=body,
-                                             headers=headers | {DELIVERY_HEADER: str(i)})
+                response = await client.post(
+                    target, content=body, headers=headers | {DELIVERY_HEADER: str(i)}
+                )
                 response.raise_for_status()
 
             async def adapter(i: int, target: str, message=message) -> None:
@@ -484,7 +561,7 @@ async def bench_throughput(url: str, receiver: Receiver, args, say) -> dict:
             if rep == 0:
                 await post_all(bare, urls[:warmup], concurrency)  # open connections, warm up
             # The diagnostic runs once: it only says where the gap is.
-            for name, send in (("bare", bare), ("adapter", adapter))[:1 if rep else 2]:
+            for name, send in (("bare", bare), ("adapter", adapter))[: 1 if rep else 2]:
                 targets = urls if name == "bare" else urls[:DIAGNOSTIC_SENDS]
                 received = receiver.count()
                 cpu = time.process_time()
@@ -495,17 +572,23 @@ async def bench_throughput(url: str, receiver: Receiver, args, say) -> dict:
                 if receiver.count() - received != len(targets):
                     raise RuntimeError(f"{name}: arrivals do not match")
                 results[name].append(len(targets) / ((finished - started) / 1e9))
-            say(f"  run {rep + 1}: ours {results['ours'][-1]:,.0f}/s, bare httpx "
-                f"{results['bare'][-1]:,.0f}/s" + ("" if rep else
-                f", adapter only {results['adapter'][-1]:,.0f}/s"))
+            say(
+                f"  run {rep + 1}: ours {results['ours'][-1]:,.0f}/s, bare httpx "
+                f"{results['bare'][-1]:,.0f}/s"
+                + ("" if rep else f", adapter only {results['adapter'][-1]:,.0f}/s")
+            )
     finally:
         await client.aclose()
         await services.stop()
         telemetry.count_outcome = tracker.original
-    return {"rates": {k: median(v) for k, v in results.items()}, "all": dict(results),
-            "cpu_ms": {k: median(v) for k, v in cpu_ms.items()},
-            "publish_ms": median(extra["publish_ms"]), "duplicates": sum(extra["duplicates"]),
-            "concurrency": concurrency}
+    return {
+        "rates": {k: median(v) for k, v in results.items()},
+        "all": dict(results),
+        "cpu_ms": {k: median(v) for k, v in cpu_ms.items()},
+        "publish_ms": median(extra["publish_ms"]),
+        "duplicates": sum(extra["duplicates"]),
+        "concurrency": concurrency,
+    }
 
 
 def webhook_body(message) -> bytes:
@@ -518,9 +601,11 @@ async def bench_dispatch(backend: str, workdir: Path, receiver: Receiver, args, 
     url = fresh_database(backend, workdir, "dispatch", args.postgres_url)
     latency = await bench_latency(url, receiver, args)
     samples, floor = latency["samples"], latency["floor"]
-    say(f"  latency p50 {percentile(samples, 50):.1f} ms, p99 {percentile(samples, 99):.1f} ms, "
+    say(
+        f"  latency p50 {percentile(samples, 50):.1f} ms, p99 {percentile(samples, 99):.1f} ms, "
         f"max {max(samples):.1f} ms; bare POST p50 {percentile(floor, 50):.2f} ms, "
-        f"p99 {percentile(floor, 99):.2f} ms")
+        f"p99 {percentile(floor, 99):.2f} ms"
+    )
     if latency["slow"]:
         say(f"  publishes over {TARGET_P99_MS:.0f} ms (index, ms): {latency['slow']}")
     url = fresh_database(backend, workdir, "throughput", args.postgres_url)
@@ -556,11 +641,13 @@ def report(facts: dict[str, str], results: dict[str, dict], args, command: str) 
             f"| {e['ours_seconds']:.2f} s "
             f"| ORM objects, add_all per 1,000: {e['orm_seconds']:.2f} s "
             f"| ≤ {TARGET_EXPAND_SECONDS:.0f} s | {verdict(met)}, "
-            f"{e['orm_seconds'] / e['ours_seconds']:.0f}× faster than the ORM |")
+            f"{e['orm_seconds'] / e['ours_seconds']:.0f}× faster than the ORM |"
+        )
         lines.append(
             f"| 1 | … peak extra RSS | {name} | {e['ours_mb']:.1f} MB "
             f"| ORM: {e['orm_mb']:.0f} MB | ≤ {TARGET_EXPAND_MB:.0f} MB "
-            f"| {verdict(e['ours_mb'] <= TARGET_EXPAND_MB)} |")
+            f"| {verdict(e['ours_mb'] <= TARGET_EXPAND_MB)} |"
+        )
     for backend, result in results.items():
         name, lat = names[backend], result["dispatch"]["latency"]
         s, f = lat["samples"], lat["floor"]
@@ -569,7 +656,8 @@ def report(facts: dict[str, str], results: dict[str, dict], args, command: str) 
             f"| 2 | Publish → first send, p50 / p99 (n={len(s)}) | {name} "
             f"| {percentile(s, 50):.1f} / {p99:.1f} ms (max {max(s):.1f}) "
             f"| one bare httpx POST: {percentile(f, 50):.2f} / {percentile(f, 99):.2f} ms "
-            f"| p99 ≤ {TARGET_P99_MS:.0f} ms | {verdict(p99 <= TARGET_P99_MS)} |")
+            f"| p99 ≤ {TARGET_P99_MS:.0f} ms | {verdict(p99 <= TARGET_P99_MS)} |"
+        )
     for backend, result in results.items():
         name, t = names[backend], result["dispatch"]["throughput"]
         rates = t["rates"]
@@ -578,17 +666,20 @@ def report(facts: dict[str, str], results: dict[str, dict], args, command: str) 
             f"| 3 | Dispatch {args.deliveries:,} webhook deliveries, publish → all recorded "
             f"| {name} | {rates['ours']:,.0f} /s | bare httpx loop, {t['concurrency']} in flight: "
             f"{rates['bare']:,.0f} /s | ≥ {TARGET_RATIO:.0%} of baseline "
-            f"| {verdict(ratio >= TARGET_RATIO)}: {ratio:.0%} |")
+            f"| {verdict(ratio >= TARGET_RATIO)}: {ratio:.0%} |"
+        )
         cpu = t["cpu_ms"]
         lines.append(
             f"| 3a | … CPU of this process per delivery | {name} | {cpu['ours']:.2f} ms "
             f"| bare loop: {cpu['bare']:.2f} ms | — "
-            f"| +{cpu['ours'] - cpu['bare']:.2f} ms per delivery |")
+            f"| +{cpu['ours'] - cpu['bare']:.2f} ms per delivery |"
+        )
         lines.append(
             f"| 3b | … diagnostic: webhook adapter `send` alone ({DIAGNOSTIC_SENDS:,} sends) "
             f"| {name} "
             f"| {rates['adapter']:,.0f} /s | bare loop, same run: {t['all']['bare'][0]:,.0f} /s "
-            f"| — | {rates['adapter'] / t['all']['bare'][0]:.0%} of baseline |")
+            f"| — | {rates['adapter'] / t['all']['bare'][0]:.0%} of baseline |"
+        )
     first = next(iter(results.values()))
     e = first["expansion"]
     lines += [
@@ -607,23 +698,42 @@ def report(facts: dict[str, str], results: dict[str, dict], args, command: str) 
     ]
     for backend, result in results.items():
         runs = result["dispatch"]["throughput"]["all"]
-        lines.append(f"Throughput runs, {names[backend]}: ours "
-                     + ", ".join(f"{r:,.0f}" for r in runs["ours"]) + " /s; bare "
-                     + ", ".join(f"{r:,.0f}" for r in runs["bare"]) + " /s; the publishing "
-                     "transaction (expansion + commit) took "
-                     f"{result['dispatch']['throughput']['publish_ms']:.0f} ms of each run.")
+        lines.append(
+            f"Throughput runs, {names[backend]}: ours "
+            + ", ".join(f"{r:,.0f}" for r in runs["ours"])
+            + " /s; bare "
+            + ", ".join(f"{r:,.0f}" for r in runs["bare"])
+            + " /s; the publishing "
+            "transaction (expansion + commit) took "
+            f"{result['dispatch']['throughput']['publish_ms']:.0f} ms of each run."
+        )
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.fanout", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--subscribers", type=int, default=100_000,
-                        help="audience of the expanded update (default 100,000)")
-    parser.add_argument("--publishes", type=int, default=200,
-                        help="publishes for the latency percentiles (default 200)")
-    parser.add_argument("--deliveries", type=int, default=5_000,
-                        help="webhook deliveries for the throughput run (default 5,000)")
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.fanout",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--subscribers",
+        type=int,
+        default=100_000,
+        help="audience of the expanded update (default 100,000)",
+    )
+    parser.add_argument(
+        "--publishes",
+        type=int,
+        default=200,
+        help="publishes for the latency percentiles (default 200)",
+    )
+    parser.add_argument(
+        "--deliveries",
+        type=int,
+        default=5_000,
+        help="webhook deliveries for the throughput run (default 5,000)",
+    )
     parser.add_argument("--expansion-runs", type=int, default=3)
     parser.add_argument("--orm-runs", type=int, default=1)
     parser.add_argument("--throughput-runs", type=int, default=2)

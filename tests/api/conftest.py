@@ -100,6 +100,7 @@ def settle(client, officer):
             found = response.json()
             states = {state for per_channel in found.values() for state in per_channel}
             return found if found and not states & OPEN_STATES else None
+
         return wait_for(counts, timeout=10)
 
     return wait
@@ -111,9 +112,17 @@ def subscribe(client, officer, receiver):
     messages arrive at ``/s/<name>`` on the receiver; returns its id."""
 
     def add(name: str, areas=(), language: str = "nl", min_severity: str = "info") -> int:
-        response = client.post("/api/v1/subscribers", headers=auth(officer), json={
-            "channel": "webhook", "address": f"{receiver.url}/s/{name}", "areas": list(areas),
-            "language": language, "min_severity": min_severity})
+        response = client.post(
+            "/api/v1/subscribers",
+            headers=auth(officer),
+            json={
+                "channel": "webhook",
+                "address": f"{receiver.url}/s/{name}",
+                "areas": list(areas),
+                "language": language,
+                "min_severity": min_severity,
+            },
+        )
         assert response.status_code == 201, response.text
         return response.json()["id"]
 

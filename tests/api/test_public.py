@@ -22,8 +22,11 @@ def test_the_status_page_shows_active_incidents_with_their_latest_update(client,
     post_update(client, officer, active["id"], body="Eerste bericht.")
     post_update(client, officer, active["id"], body="Laatste stand: 12,40 m.")
     done = new_incident(client, officer, title="Stroomstoring Molenhoek", areas=["molenhoek"])
-    client.post(f"/api/v1/incidents/{done['id']}/resolve", json={"body": "Stroom terug."},
-                headers=auth(officer))
+    client.post(
+        f"/api/v1/incidents/{done['id']}/resolve",
+        json={"body": "Stroom terug."},
+        headers=auth(officer),
+    )
 
     page = client.get("/")
 
@@ -45,17 +48,23 @@ def test_the_status_page_says_when_nothing_is_going_on(client):
 
 
 def test_the_incident_page_shows_corrections_retractions_and_nothing_unpublished(
-        client, token_for, officer):
+    client, token_for, officer
+):
     volunteer = token_for("volunteer", "vera")
     incident = new_incident(client, officer)
     kept = post_update(client, officer, incident["id"], body="Zandzakken bij de kerk.")
     wrong = post_update(client, officer, incident["id"], body="Het water staat op 3 meter.")
-    correction = client.post(f"/api/v1/updates/{wrong['id']}/correct",
-                             json={"body": "Het water staat op 2 meter."},
-                             headers=auth(officer)).json()
+    correction = client.post(
+        f"/api/v1/updates/{wrong['id']}/correct",
+        json={"body": "Het water staat op 2 meter."},
+        headers=auth(officer),
+    ).json()
     rumour = post_update(client, officer, incident["id"], body="De Maasbrug is dicht.")
-    client.post(f"/api/v1/updates/{rumour['id']}/retract",
-                json={"reason": "De brug is gewoon open."}, headers=auth(officer))
+    client.post(
+        f"/api/v1/updates/{rumour['id']}/retract",
+        json={"reason": "De brug is gewoon open."},
+        headers=auth(officer),
+    )
     post_update(client, volunteer, incident["id"], body="Voorstel van een vrijwilliger.")
     post_update(client, officer, incident["id"], body="Nog een concept.", draft=True)
 
@@ -81,8 +90,12 @@ def test_an_unknown_incident_page_is_a_404(client):
 
 def test_english_is_chosen_with_lang_and_then_remembered(client, officer):
     incident = new_incident(client, officer)
-    post_update(client, officer, incident["id"],
-                body={"nl": "Dijk bij Mook versterkt.", "en": "Dike at Mook reinforced."})
+    post_update(
+        client,
+        officer,
+        incident["id"],
+        body={"nl": "Dijk bij Mook versterkt.", "en": "Dike at Mook reinforced."},
+    )
     page = f"/incidents/{incident['slug']}"
 
     dutch = client.get(page)
@@ -115,11 +128,18 @@ def test_an_unknown_language_falls_back_to_dutch(client, officer):
 
 def test_the_atom_feed_is_valid_and_carries_the_dutch_text(client, officer):
     incident = new_incident(client, officer, title="Hoogwater Maas")
-    first = post_update(client, officer, incident["id"],
-                        body={"nl": "Dijk bij Mook versterkt.", "en": "Dike at Mook reinforced."})
+    first = post_update(
+        client,
+        officer,
+        incident["id"],
+        body={"nl": "Dijk bij Mook versterkt.", "en": "Dike at Mook reinforced."},
+    )
     rumour = post_update(client, officer, incident["id"], body="De Maasbrug is dicht.")
-    client.post(f"/api/v1/updates/{rumour['id']}/retract", json={"reason": "Onjuist."},
-                headers=auth(officer))
+    client.post(
+        f"/api/v1/updates/{rumour['id']}/retract",
+        json={"reason": "Onjuist."},
+        headers=auth(officer),
+    )
     post_update(client, officer, incident["id"], body="Nog een concept.", draft=True)
 
     response = client.get("/feed.atom")
@@ -186,8 +206,11 @@ def test_metrics_expose_deliveries_and_publish_to_send_latency(client, officer, 
     lines = response.text.splitlines()
     assert 'broadcast_deliveries{channel="platform",state="delivered"} 1.0' in lines
     assert "# TYPE broadcast_publish_to_send_seconds histogram" in lines
-    counts = [line for line in lines
-              if line.startswith('broadcast_publish_to_send_seconds_count{channel="platform"}')]
+    counts = [
+        line
+        for line in lines
+        if line.startswith('broadcast_publish_to_send_seconds_count{channel="platform"}')
+    ]
     assert counts and float(counts[0].split()[-1]) >= 1
     assert any(line.startswith("broadcast_queue_depth{") for line in lines)
 

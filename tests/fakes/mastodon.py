@@ -67,9 +67,11 @@ class RateWindow:
 
     def headers(self) -> dict[str, str]:
         reset = datetime.fromtimestamp(self.started + self.period, UTC)
-        return {"X-RateLimit-Limit": str(self.limit),
-                "X-RateLimit-Remaining": str(max(0, self.limit - self.count)),
-                "X-RateLimit-Reset": reset.strftime("%Y-%m-%dT%H:%M:%S.%fZ")}
+        return {
+            "X-RateLimit-Limit": str(self.limit),
+            "X-RateLimit-Remaining": str(max(0, self.limit - self.count)),
+            "X-RateLimit-Reset": reset.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        }
 
 
 @dataclass
@@ -99,13 +101,28 @@ class MastodonState:
 
     def account(self) -> dict[str, Any]:
         base = f"https://{self.domain}"
-        return {"id": "109348324923847234", "username": "gemeente", "acct": "gemeente",
-                "display_name": "Gemeente Crisiscommunicatie", "locked": False, "bot": True,
-                "discoverable": True, "group": False, "created_at": "2022-11-14T00:00:00.000Z",
-                "note": "", "url": f"{base}/@gemeente", "uri": f"{base}/users/gemeente",
-                "avatar": f"{base}/avatars/original/missing.png", "header": "",
-                "followers_count": 0, "following_count": 0, "statuses_count": len(self.statuses),
-                "last_status_at": None, "emojis": [], "fields": []}
+        return {
+            "id": "109348324923847234",
+            "username": "gemeente",
+            "acct": "gemeente",
+            "display_name": "Gemeente Crisiscommunicatie",
+            "locked": False,
+            "bot": True,
+            "discoverable": True,
+            "group": False,
+            "created_at": "2022-11-14T00:00:00.000Z",
+            "note": "",
+            "url": f"{base}/@gemeente",
+            "uri": f"{base}/users/gemeente",
+            "avatar": f"{base}/avatars/original/missing.png",
+            "header": "",
+            "followers_count": 0,
+            "following_count": 0,
+            "statuses_count": len(self.statuses),
+            "last_status_at": None,
+            "emojis": [],
+            "fields": [],
+        }
 
 
 class FakeMastodon(FakeServer):
@@ -159,7 +176,8 @@ def _endpoint(handler: Handler, auth: bool) -> Callable[[Request], Awaitable[Res
             if exc.status == 401:
                 response.headers["WWW-Authenticate"] = (
                     'Bearer realm="Doorkeeper", error="invalid_token", '
-                    'error_description="The access token is invalid"')
+                    'error_description="The access token is invalid"'
+                )
         return _with_limits(response, state)
 
     return endpoint
@@ -172,48 +190,83 @@ def _with_limits(response: Response, state: MastodonState) -> Response:
 
 def _server_error(status: int, state: MastodonState) -> Response:
     if status in (502, 504):  # the reverse proxy answers these itself, without rate headers
-        return Response(f"<html><body><h1>{status} Bad Gateway</h1></body></html>", status,
-                        media_type="text/html")
-    return _with_limits(JSONResponse({"error": "There was a temporary problem serving your "
-                                               "request, please try again"}, status), state)
+        return Response(
+            f"<html><body><h1>{status} Bad Gateway</h1></body></html>",
+            status,
+            media_type="text/html",
+        )
+    return _with_limits(
+        JSONResponse(
+            {"error": "There was a temporary problem serving your request, please try again"},
+            status,
+        ),
+        state,
+    )
 
 
 # --- instance and account -------------------------------------------------------------------
 
 
 async def instance_v1(request: Request, state: MastodonState, *_: Any) -> Response:
-    return JSONResponse({
-        "uri": state.domain, "title": "Test instance", "short_description": "",
-        "description": "", "email": f"admin@{state.domain}", "version": state.version,
-        "urls": {"streaming_api": f"wss://{state.domain}"}, "languages": ["nl", "en"],
-        "registrations": False, "approval_required": True, "invites_enabled": False,
-        "stats": {"user_count": 1, "status_count": len(state.statuses), "domain_count": 1},
-        "configuration": {"statuses": _status_config(state)},
-    })
+    return JSONResponse(
+        {
+            "uri": state.domain,
+            "title": "Test instance",
+            "short_description": "",
+            "description": "",
+            "email": f"admin@{state.domain}",
+            "version": state.version,
+            "urls": {"streaming_api": f"wss://{state.domain}"},
+            "languages": ["nl", "en"],
+            "registrations": False,
+            "approval_required": True,
+            "invites_enabled": False,
+            "stats": {"user_count": 1, "status_count": len(state.statuses), "domain_count": 1},
+            "configuration": {"statuses": _status_config(state)},
+        }
+    )
 
 
 async def instance_v2(request: Request, state: MastodonState, *_: Any) -> Response:
-    return JSONResponse({
-        "domain": state.domain, "title": "Test instance", "version": state.version,
-        "source_url": "https://github.com/mastodon/mastodon", "description": "",
-        "usage": {"users": {"active_month": 1}}, "thumbnail": None, "languages": ["nl", "en"],
-        "api_versions": {"mastodon": state.api_version},
-        "configuration": {
-            "urls": {"streaming": f"wss://{state.domain}"},
-            "statuses": _status_config(state),
-            "media_attachments": {"supported_mime_types": ["image/jpeg", "image/png", "image/gif",
-                                                           "image/webp", "video/mp4"],
-                                  "image_size_limit": 16777216, "description_limit": 1500},
-        },
-        "registrations": {"enabled": False, "approval_required": True, "message": None},
-        "contact": {"email": f"admin@{state.domain}", "account": state.account()},
-        "rules": [],
-    })
+    return JSONResponse(
+        {
+            "domain": state.domain,
+            "title": "Test instance",
+            "version": state.version,
+            "source_url": "https://github.com/mastodon/mastodon",
+            "description": "",
+            "usage": {"users": {"active_month": 1}},
+            "thumbnail": None,
+            "languages": ["nl", "en"],
+            "api_versions": {"mastodon": state.api_version},
+            "configuration": {
+                "urls": {"streaming": f"wss://{state.domain}"},
+                "statuses": _status_config(state),
+                "media_attachments": {
+                    "supported_mime_types": [
+                        "image/jpeg",
+                        "image/png",
+                        "image/gif",
+                        "image/webp",
+                        "video/mp4",
+                    ],
+                    "image_size_limit": 16777216,
+                    "description_limit": 1500,
+                },
+            },
+            "registrations": {"enabled": False, "approval_required": True, "message": None},
+            "contact": {"email": f"admin@{state.domain}", "account": state.account()},
+            "rules": [],
+        }
+    )
 
 
 def _status_config(state: MastodonState) -> dict[str, int]:
-    return {"max_characters": state.max_characters, "max_media_attachments": MAX_MEDIA,
-            "characters_reserved_per_url": state.url_length}
+    return {
+        "max_characters": state.max_characters,
+        "max_media_attachments": MAX_MEDIA,
+        "characters_reserved_per_url": state.url_length,
+    }
 
 
 async def verify_credentials(request: Request, state: MastodonState, *_: Any) -> Response:
@@ -234,9 +287,12 @@ def graphemes(text: str) -> int:
     for ch in text:
         code = ord(ch)
         joins = (
-            previous == "\u200d" or ch == "\u200d" or (previous == "\r" and ch == "\n")
+            previous == "\u200d"
+            or ch == "\u200d"
+            or (previous == "\r" and ch == "\n")
             or unicodedata.category(ch) in ("Mn", "Me", "Mc")
-            or 0xFE00 <= code <= 0xFE0F or 0x1F3FB <= code <= 0x1F3FF
+            or 0xFE00 <= code <= 0xFE0F
+            or 0x1F3FB <= code <= 0x1F3FF
         )
         flags = flags + 1 if 0x1F1E6 <= code <= 0x1F1FF else 0
         if not joins and not (flags and flags % 2 == 0):
@@ -252,17 +308,20 @@ def _validate(state: MastodonState, params: dict[str, Any]) -> list[dict[str, An
         raise ApiError(422, "Validation failed: Text can't be blank")
     spoiler = str(params.get("spoiler_text") or "")
     if countable_length(text, spoiler, state.url_length) > state.max_characters:
-        raise ApiError(422, "Validation failed: Text character limit of "
-                            f"{state.max_characters} exceeded")
+        raise ApiError(
+            422, f"Validation failed: Text character limit of {state.max_characters} exceeded"
+        )
     if len(media_ids) > MAX_MEDIA:
         raise ApiError(422, "Cannot attach more than 4 files")
     missing = [m for m in media_ids if m not in state.media]
     if missing:
-        raise ApiError(422, f"Media {', '.join(missing)} not found or already attached to "
-                            "another post")
+        raise ApiError(
+            422, f"Media {', '.join(missing)} not found or already attached to another post"
+        )
     if any(state._pending.get(m) for m in media_ids):
-        raise ApiError(422, "Cannot attach files that have not finished processing. Try again "
-                            "in a moment!")
+        raise ApiError(
+            422, "Cannot attach files that have not finished processing. Try again in a moment!"
+        )
     return [_public(_processed(state.media[m])) for m in media_ids]
 
 
@@ -273,26 +332,51 @@ def _list(params: dict[str, Any], name: str) -> list[str]:
 
 def _content(text: str) -> str:
     paragraphs = re.split(r"\n{2,}", text.strip())
-    return "".join(f"<p>{html.escape(p, quote=False).replace(chr(10), '<br />')}</p>"
-                   for p in paragraphs)
+    return "".join(
+        f"<p>{html.escape(p, quote=False).replace(chr(10), '<br />')}</p>" for p in paragraphs
+    )
 
 
-def _status(state: MastodonState, params: dict[str, Any], media: list[dict[str, Any]],
-            reply_to: dict[str, Any] | None) -> dict[str, Any]:
+def _status(
+    state: MastodonState,
+    params: dict[str, Any],
+    media: list[dict[str, Any]],
+    reply_to: dict[str, Any] | None,
+) -> dict[str, Any]:
     status_id, account = state.new_id(), state.account()
     return {
-        "id": status_id, "created_at": _now(), "in_reply_to_id": reply_to and reply_to["id"],
+        "id": status_id,
+        "created_at": _now(),
+        "in_reply_to_id": reply_to and reply_to["id"],
         "in_reply_to_account_id": reply_to and reply_to["account"]["id"],
         "sensitive": str(params.get("sensitive", "")).lower() in ("1", "true"),
         "spoiler_text": str(params.get("spoiler_text") or ""),
-        "visibility": params.get("visibility") or "public", "language": params.get("language"),
-        "uri": f"{account['uri']}/statuses/{status_id}", "url": f"{account['url']}/{status_id}",
-        "replies_count": 0, "reblogs_count": 0, "favourites_count": 0, "quotes_count": 0,
-        "edited_at": None, "favourited": False, "reblogged": False, "muted": False,
-        "bookmarked": False, "pinned": False, "content": _content(str(params.get("status") or "")),
-        "filtered": [], "reblog": None, "application": {"name": "broadcast", "website": None},
-        "account": account, "media_attachments": media, "mentions": [], "tags": [], "emojis": [],
-        "quote": None, "card": None, "poll": None,
+        "visibility": params.get("visibility") or "public",
+        "language": params.get("language"),
+        "uri": f"{account['uri']}/statuses/{status_id}",
+        "url": f"{account['url']}/{status_id}",
+        "replies_count": 0,
+        "reblogs_count": 0,
+        "favourites_count": 0,
+        "quotes_count": 0,
+        "edited_at": None,
+        "favourited": False,
+        "reblogged": False,
+        "muted": False,
+        "bookmarked": False,
+        "pinned": False,
+        "content": _content(str(params.get("status") or "")),
+        "filtered": [],
+        "reblog": None,
+        "application": {"name": "broadcast", "website": None},
+        "account": account,
+        "media_attachments": media,
+        "mentions": [],
+        "tags": [],
+        "emojis": [],
+        "quote": None,
+        "card": None,
+        "poll": None,
     }
 
 
@@ -321,9 +405,13 @@ async def edit_status(request: Request, state: MastodonState, params: dict, _: d
     status = _find(state.statuses, request.path_params["id"])
     # UpdateStatusService replaces the attachments with media_ids: omitting them drops media.
     media = _validate(state, params)
-    status.update(content=_content(str(params.get("status") or "")), edited_at=_now(),
-                  media_attachments=media, spoiler_text=str(params.get("spoiler_text") or ""),
-                  language=params.get("language", status["language"]))
+    status.update(
+        content=_content(str(params.get("status") or "")),
+        edited_at=_now(),
+        media_attachments=media,
+        spoiler_text=str(params.get("spoiler_text") or ""),
+        language=params.get("language", status["language"]),
+    )
     state.edits.append({**params, "id": status["id"], "at": time.time()})
     return JSONResponse(status)
 
@@ -349,17 +437,24 @@ async def upload_media(
         raise ApiError(422, "Validation failed: File can't be blank")
     description = str(params.get("description") or "") or None
     if description and len(description) > 1500:
-        raise ApiError(422, "Validation failed: Description is too long (maximum is 1500 "
-                            "characters)")
+        raise ApiError(
+            422, "Validation failed: Description is too long (maximum is 1500 characters)"
+        )
     data = await upload.read()
     media_id = state.new_id()
     kind = (upload.content_type or "").split("/")[0]
     base = f"https://{state.domain}/system/media_attachments/files/{media_id}"
     state.media[media_id] = {
-        "id": media_id, "type": kind if kind in ("image", "video", "audio") else "unknown",
-        "url": None, "preview_url": f"{base}/small/{upload.filename}", "remote_url": None,
-        "preview_remote_url": None, "text_url": None, "description": description,
-        "meta": {"original": {"size_bytes": len(data)}}, "blurhash": None,
+        "id": media_id,
+        "type": kind if kind in ("image", "video", "audio") else "unknown",
+        "url": None,
+        "preview_url": f"{base}/small/{upload.filename}",
+        "remote_url": None,
+        "preview_remote_url": None,
+        "text_url": None,
+        "description": description,
+        "meta": {"original": {"size_bytes": len(data)}},
+        "blurhash": None,
         "_url": f"{base}/original/{upload.filename}",
     }
     state._pending[media_id] = state.media_pending_polls

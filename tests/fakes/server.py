@@ -60,7 +60,9 @@ class FakeServer:
         self._server = uvicorn.Server(config)
         sockets = [self._sock]
         self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": sockets}, daemon=True,
+            target=self._server.run,
+            kwargs={"sockets": sockets},
+            daemon=True,
             name=f"fake-server-{self.port}",
         )
         self._thread.start()

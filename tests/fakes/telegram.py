@@ -40,13 +40,27 @@ DEFAULT_TOKEN = "123456789:AAHfakeTokenForTests0123456789abcdefg"
 MAX_TEXT, MAX_CAPTION = 4096, 1024
 SEND_METHODS = {"sendMessage", "sendPhoto"}
 TAG_TYPES = {
-    "b": "bold", "strong": "bold", "i": "italic", "em": "italic", "u": "underline",
-    "ins": "underline", "s": "strikethrough", "strike": "strikethrough", "del": "strikethrough",
-    "a": "text_link", "code": "code", "pre": "pre", "blockquote": "blockquote",
-    "tg-spoiler": "spoiler", "span": "spoiler", "tg-emoji": "custom_emoji",
+    "b": "bold",
+    "strong": "bold",
+    "i": "italic",
+    "em": "italic",
+    "u": "underline",
+    "ins": "underline",
+    "s": "strikethrough",
+    "strike": "strikethrough",
+    "del": "strikethrough",
+    "a": "text_link",
+    "code": "code",
+    "pre": "pre",
+    "blockquote": "blockquote",
+    "tg-spoiler": "spoiler",
+    "span": "spoiler",
+    "tg-emoji": "custom_emoji",
 }
-NOT_MODIFIED = ("Bad Request: message is not modified: specified new message content and reply "
-                "markup are exactly the same as a current content and reply markup of the message")
+NOT_MODIFIED = (
+    "Bad Request: message is not modified: specified new message content and reply "
+    "markup are exactly the same as a current content and reply markup of the message"
+)
 
 
 class ApiError(Exception):
@@ -150,8 +164,11 @@ def _error(exc: ApiError) -> JSONResponse:
 
 def _server_error(status: int) -> Response:
     if status in (502, 504):  # nginx in front answers these itself, as an HTML page
-        return HTMLResponse(f"<html><body><center><h1>{status}</h1></center><hr><center>nginx"
-                            "</center></body></html>", status)
+        return HTMLResponse(
+            f"<html><body><center><h1>{status}</h1></center><hr><center>nginx"
+            "</center></body></html>",
+            status,
+        )
     return _error(ApiError(status, "Internal Server Error"))
 
 
@@ -186,15 +203,20 @@ def _chat(state: TelegramState, chat_id: int | str) -> dict[str, Any]:
 
 def _check_chat(state: TelegramState, chat_id: int | str) -> None:
     if chat_id in state.migrated_chats:
-        raise ApiError(400, "Bad Request: group chat was upgraded to a supergroup chat",
-                       {"migrate_to_chat_id": state.migrated_chats[chat_id]})
+        raise ApiError(
+            400,
+            "Bad Request: group chat was upgraded to a supergroup chat",
+            {"migrate_to_chat_id": state.migrated_chats[chat_id]},
+        )
     unknown = state.known_chats is not None and chat_id not in state.known_chats
     if unknown or chat_id in state.unknown_chats:
         raise ApiError(400, "Bad Request: chat not found")
     if chat_id in state.blocked_chats:
         kind = _chat(state, chat_id)["type"]
-        reason = {"private": "bot was blocked by the user", "channel": "bot is not a member of "
-                  "the channel chat"}.get(kind, f"bot was kicked from the {kind} chat")
+        reason = {
+            "private": "bot was blocked by the user",
+            "channel": "bot is not a member of the channel chat",
+        }.get(kind, f"bot was kicked from the {kind} chat")
         raise ApiError(403, f"Forbidden: {reason}")
 
 
@@ -206,8 +228,15 @@ def _admit(state: TelegramState, method: str, chat_id: int | str) -> None:
     scope, wait = max(waits.items(), key=lambda kv: kv[1])
     if wait > 0:
         seconds = retry_seconds(wait)
-        state.rate_limited.append({"method": method, "chat_id": chat_id, "scope": scope,
-                                   "retry_after": seconds, "at": time.time()})
+        state.rate_limited.append(
+            {
+                "method": method,
+                "chat_id": chat_id,
+                "scope": scope,
+                "retry_after": seconds,
+                "at": time.time(),
+            }
+        )
         raise ApiError(429, f"Too Many Requests: retry after {seconds}", {"retry_after": seconds})
     state.global_limit.record()
     state.chat_limit.record(chat_id)
@@ -257,8 +286,10 @@ def _open_tag(token: str, offset: int) -> tuple[str, dict[str, str]]:
     name = re.match(r"<([^\s>/]*)", token).group(1).lower()  # type: ignore[union-attr]
     if name not in TAG_TYPES:
         raise _parse_error(f'Unsupported start tag "{name}" at byte offset {offset}')
-    attrs = {k.lower(): html.unescape(v or w) for k, v, w in
-             re.findall(r"([\w-]+)\s*=\s*(?:\"([^\"]*)\"|'?([^'\s>]*)'?)", token)}
+    attrs = {
+        k.lower(): html.unescape(v or w)
+        for k, v, w in re.findall(r"([\w-]+)\s*=\s*(?:\"([^\"]*)\"|'?([^'\s>]*)'?)", token)
+    }
     if name == "span" and attrs.get("class") != "tg-spoiler":
         raise _parse_error(f'Tag "span" must have class "tg-spoiler" at byte offset {offset}')
     return name, attrs
@@ -270,8 +301,9 @@ def _close_tag(token: str, offset: int, stack: list[Any], pos: int) -> list[dict
     name, start, attrs = stack.pop()
     found = token[2:-1].strip().lower()
     if found and found != name:
-        raise _parse_error(f'Unmatched end tag at byte offset {offset}, expected "</{name}>", '
-                           f'found "</{found}>"')
+        raise _parse_error(
+            f'Unmatched end tag at byte offset {offset}, expected "</{name}>", found "</{found}>"'
+        )
     if pos == start or (name == "a" and "href" not in attrs):
         return []
     entity: dict[str, Any] = {"offset": start, "length": pos - start, "type": TAG_TYPES[name]}
@@ -292,8 +324,12 @@ def _format(text: str, parse_mode: str | None, limit: int, kind: str) -> dict[st
     if not plain.strip():
         raise ApiError(400, f"Bad Request: message {kind} is empty")
     if utf16_len(plain) > limit:
-        raise ApiError(400, "Bad Request: message is too long" if kind == "text"
-                       else "Bad Request: message caption is too long")
+        raise ApiError(
+            400,
+            "Bad Request: message is too long"
+            if kind == "text"
+            else "Bad Request: message caption is too long",
+        )
     key, entities_key = ("text", "entities") if kind == "text" else ("caption", "caption_entities")
     # The API omits empty entity lists; edits compare against these exact fields.
     return {key: plain, entities_key: entities or None}
@@ -303,20 +339,31 @@ def _format(text: str, parse_mode: str | None, limit: int, kind: str) -> dict[st
 
 
 def _bot_user(state: TelegramState) -> dict[str, Any]:
-    return {"id": int(state.token.split(":")[0]), "is_bot": True, "first_name": "Crisis Alerts",
-            "username": "crisis_alerts_test_bot"}
+    return {
+        "id": int(state.token.split(":")[0]),
+        "is_bot": True,
+        "first_name": "Crisis Alerts",
+        "username": "crisis_alerts_test_bot",
+    }
 
 
 async def get_me(state: TelegramState, params: dict, files: dict) -> dict[str, Any]:
-    return {**_bot_user(state), "can_join_groups": True, "can_read_all_group_messages": False,
-            "supports_inline_queries": False, "can_connect_to_business": False,
-            "has_main_web_app": False}
+    return {
+        **_bot_user(state),
+        "can_join_groups": True,
+        "can_read_all_group_messages": False,
+        "supports_inline_queries": False,
+        "can_connect_to_business": False,
+        "has_main_web_app": False,
+    }
 
 
 def _reply(state: TelegramState, chat_id: int | str, params: dict) -> dict[str, Any] | None:
     reply = _json_field(params, "reply_parameters") or (
-        {"message_id": int(params["reply_to_message_id"])} if params.get("reply_to_message_id")
-        else None)
+        {"message_id": int(params["reply_to_message_id"])}
+        if params.get("reply_to_message_id")
+        else None
+    )
     if reply is None:
         return None
     original = state.messages.get((reply.get("chat_id", chat_id), int(reply["message_id"])))
@@ -325,17 +372,21 @@ def _reply(state: TelegramState, chat_id: int | str, params: dict) -> dict[str, 
     return {"parameters": reply, "message": original}
 
 
-async def _send(state: TelegramState, method: str, params: dict,
-                content: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+async def _send(
+    state: TelegramState, method: str, params: dict, content: Callable[[], dict[str, Any]]
+) -> dict[str, Any]:
     chat_id = _chat_id(params)
     _check_chat(state, chat_id)
     fields = content()
     reply = _reply(state, chat_id, params)
     _admit(state, method, chat_id)
     chat = _chat(state, chat_id)
-    message: dict[str, Any] = {"message_id": state.next_message_id(chat_id),
-                               "date": int(time.time()), "chat": chat,
-                               **{k: v for k, v in fields.items() if v}}
+    message: dict[str, Any] = {
+        "message_id": state.next_message_id(chat_id),
+        "date": int(time.time()),
+        "chat": chat,
+        **{k: v for k, v in fields.items() if v},
+    }
     if chat["type"] == "channel":
         message["sender_chat"] = chat
     else:
@@ -343,10 +394,18 @@ async def _send(state: TelegramState, method: str, params: dict,
     if reply and reply["message"]:
         message["reply_to_message"] = reply["message"]
     state.messages[(chat_id, message["message_id"])] = message
-    state.sent.append(SentMessage(
-        method, chat_id, message["message_id"], params.get("text", params.get("caption")),
-        params.get("parse_mode"), reply and int(reply["parameters"]["message_id"]),
-        reply and reply["parameters"], params))
+    state.sent.append(
+        SentMessage(
+            method,
+            chat_id,
+            message["message_id"],
+            params.get("text", params.get("caption")),
+            params.get("parse_mode"),
+            reply and int(reply["parameters"]["message_id"]),
+            reply and reply["parameters"],
+            params,
+        )
+    )
     return message
 
 
@@ -365,17 +424,25 @@ async def send_photo(state: TelegramState, params: dict, files: dict) -> dict[st
     def content() -> dict[str, Any]:
         caption, mode = params.get("caption"), params.get("parse_mode")
         fields = _format(caption, mode, MAX_CAPTION, "caption") if caption else {}
-        photo = [{"file_id": f"AgACAgQAAxkDAAI{digest[:20]}{w}", "width": w, "height": h,
-                  "file_unique_id": f"AQAD{digest[:8]}{w}", "file_size": len(source) * w // 800}
-                 for w, h in [(90, 67), (320, 240), (800, 600)]]
+        photo = [
+            {
+                "file_id": f"AgACAgQAAxkDAAI{digest[:20]}{w}",
+                "width": w,
+                "height": h,
+                "file_unique_id": f"AQAD{digest[:8]}{w}",
+                "file_size": len(source) * w // 800,
+            }
+            for w, h in [(90, 67), (320, 240), (800, 600)]
+        ]
         return {"photo": photo, **fields}
 
     return await _send(state, "sendPhoto", params, content)
 
 
 async def _edit(state: TelegramState, params: dict, files: dict, *, key: str) -> Any:
-    method, limit = ("editMessageText", MAX_TEXT) if key == "text" else (
-        "editMessageCaption", MAX_CAPTION)
+    method, limit = (
+        ("editMessageText", MAX_TEXT) if key == "text" else ("editMessageCaption", MAX_CAPTION)
+    )
     if params.get("inline_message_id"):
         return True  # inline messages are not stored; the API answers plain True
     chat_id = _chat_id(params)
@@ -385,16 +452,29 @@ async def _edit(state: TelegramState, params: dict, files: dict, *, key: str) ->
         raise ApiError(400, "Bad Request: message to edit not found")
     if (key == "text") != ("text" in message):
         raise ApiError(400, f"Bad Request: there is no {key} in the message to edit")
-    new = (_format(str(params[key]), params.get("parse_mode"), limit, key) if params.get(key)
-           else {"caption": None, "caption_entities": None})  # empty caption = remove it
+    new = (
+        _format(str(params[key]), params.get("parse_mode"), limit, key)
+        if params.get(key)
+        else {"caption": None, "caption_entities": None}
+    )  # empty caption = remove it
     if all(message.get(k) == v for k, v in new.items()):
         raise ApiError(400, NOT_MODIFIED)
     _admit(state, method, chat_id)
     message.update({k: v for k, v in new.items() if v}, edit_date=int(time.time()))
     for k in (k for k, v in new.items() if not v):
         message.pop(k, None)
-    state.edits.append(SentMessage(method, chat_id, message["message_id"], params.get(key),
-                                   params.get("parse_mode"), None, None, params))
+    state.edits.append(
+        SentMessage(
+            method,
+            chat_id,
+            message["message_id"],
+            params.get(key),
+            params.get("parse_mode"),
+            None,
+            None,
+            params,
+        )
+    )
     return message
 
 
@@ -404,9 +484,12 @@ async def set_webhook(state: TelegramState, params: dict, files: dict) -> tuple[
         return await delete_webhook(state, params, files)
     if not url.startswith("https://"):
         raise ApiError(400, "Bad Request: bad webhook: An HTTPS URL must be provided for webhook")
-    state.webhook = {"url": url, "max_connections": int(params.get("max_connections") or 40),
-                     "secret_token": params.get("secret_token"),
-                     "allowed_updates": _json_field(params, "allowed_updates")}
+    state.webhook = {
+        "url": url,
+        "max_connections": int(params.get("max_connections") or 40),
+        "secret_token": params.get("secret_token"),
+        "allowed_updates": _json_field(params, "allowed_updates"),
+    }
     return True, "Webhook was set"
 
 
@@ -423,16 +506,21 @@ async def get_webhook_info(state: TelegramState, params: dict, files: dict) -> d
 async def answer_callback_query(state: TelegramState, params: dict, files: dict) -> bool:
     query_id = str(params.get("callback_query_id") or "")
     if not query_id or query_id in state.expired_callback_queries:
-        raise ApiError(400, "Bad Request: query is too old and response timeout expired or "
-                            "query ID is invalid")
+        raise ApiError(
+            400, "Bad Request: query is too old and response timeout expired or query ID is invalid"
+        )
     state.callback_answers.append(params)
     return True
 
 
 METHODS: dict[str, Callable[..., Any]] = {
-    "getMe": get_me, "sendMessage": send_message, "sendPhoto": send_photo,
+    "getMe": get_me,
+    "sendMessage": send_message,
+    "sendPhoto": send_photo,
     "editMessageText": partial(_edit, key="text"),
     "editMessageCaption": partial(_edit, key="caption"),
-    "setWebhook": set_webhook, "deleteWebhook": delete_webhook,
-    "getWebhookInfo": get_webhook_info, "answerCallbackQuery": answer_callback_query,
+    "setWebhook": set_webhook,
+    "deleteWebhook": delete_webhook,
+    "getWebhookInfo": get_webhook_info,
+    "answerCallbackQuery": answer_callback_query,
 }

@@ -54,8 +54,13 @@ def masto() -> Iterator[FakeMastodon]:
 
 @pytest.fixture
 def api(masto: FakeMastodon) -> Mastodon:
-    return Mastodon(access_token=masto.access_token, api_base_url=masto.url,
-                    version_check_mode="created", ratelimit_method="throw", request_timeout=2)
+    return Mastodon(
+        access_token=masto.access_token,
+        api_base_url=masto.url,
+        version_check_mode="created",
+        ratelimit_method="throw",
+        request_timeout=2,
+    )
 
 
 @pytest.fixture
@@ -65,8 +70,13 @@ def hook_receiver() -> Iterator[tuple[FakeServer, list[dict[str, Any]]]]:
 
     async def hook(request: Request) -> Response:
         form = await request.form()
-        received.append({"url": str(request.url), "params": dict(form),
-                         "signature": request.headers.get("x-twilio-signature")})
+        received.append(
+            {
+                "url": str(request.url),
+                "params": dict(form),
+                "signature": request.headers.get("x-twilio-signature"),
+            }
+        )
         return Response(status_code=204)
 
     app = Starlette(routes=[Route("/{path:path}", hook, methods=["POST"])])
@@ -102,12 +112,14 @@ def test_sliding_window_slides() -> None:
 
 
 async def test_telegram_send_photo_edit_reply(tg: FakeTelegram, bot: telegram.Bot) -> None:
-    first = await bot.send_message(42, "<b>Let op</b> &amp; <a href='https://nl.nl'>info</a>",
-                                   parse_mode="HTML")
+    first = await bot.send_message(
+        42, "<b>Let op</b> &amp; <a href='https://nl.nl'>info</a>", parse_mode="HTML"
+    )
     assert (first.message_id, first.chat.id, first.text) == (1, 42, "Let op & info")
     assert [e.type for e in first.entities] == ["bold", "text_link"]
-    photo = await bot.send_photo(7, b"\x89PNG fake", caption="Kaart <i>gebied</i>",
-                                 parse_mode="HTML")
+    photo = await bot.send_photo(
+        7, b"\x89PNG fake", caption="Kaart <i>gebied</i>", parse_mode="HTML"
+    )
     assert photo.caption == "Kaart gebied" and photo.photo[-1].width == 800
     edited = await bot.edit_message_text("<b>Update</b>", 42, first.message_id, parse_mode="HTML")
     assert edited.text == "Update" and edited.edit_date is not None
@@ -133,16 +145,19 @@ async def test_telegram_chat_errors(tg: FakeTelegram, bot: telegram.Bot) -> None
     assert tg.state.sent == []
 
 
-@pytest.mark.parametrize("text, mode, error", [
-    ("x" * 4097, None, "too long"),
-    ("é" * 4096, None, None),  # UTF-16 units, not bytes
-    ("😀" * 2049, None, "too long"),  # astral characters count twice
-    ("<b>" + "x" * 4096 + "</b>", "HTML", None),  # counted after entity parsing
-    ("<b>open", "HTML", "find end tag"),
-    ("<div>x</div>", "HTML", 'unsupported start tag "div"'),
-    ("<b>x</i>", "HTML", "unmatched end tag"),
-    ("<span>x</span>", "HTML", "tg-spoiler"),
-])
+@pytest.mark.parametrize(
+    "text, mode, error",
+    [
+        ("x" * 4097, None, "too long"),
+        ("é" * 4096, None, None),  # UTF-16 units, not bytes
+        ("😀" * 2049, None, "too long"),  # astral characters count twice
+        ("<b>" + "x" * 4096 + "</b>", "HTML", None),  # counted after entity parsing
+        ("<b>open", "HTML", "find end tag"),
+        ("<div>x</div>", "HTML", 'unsupported start tag "div"'),
+        ("<b>x</i>", "HTML", "unmatched end tag"),
+        ("<span>x</span>", "HTML", "tg-spoiler"),
+    ],
+)
 async def test_telegram_text_validation(
     bot: telegram.Bot, tg: FakeTelegram, text: str, mode: str | None, error: str | None
 ) -> None:
@@ -180,8 +195,12 @@ async def test_telegram_rate_limits(tg: FakeTelegram, bot: telegram.Bot) -> None
     raw = httpx.post(f"{tg.url}/bot{tg.token}/sendMessage", json={"chat_id": 3, "text": "e"})
     retry = raw.json()["parameters"]["retry_after"]
     assert raw.status_code == 429 and raw.headers["Retry-After"] == str(retry) and retry > 50
-    assert raw.json() == {"ok": False, "error_code": 429, "parameters": {"retry_after": retry},
-                          "description": f"Too Many Requests: retry after {retry}"}
+    assert raw.json() == {
+        "ok": False,
+        "error_code": 429,
+        "parameters": {"retry_after": retry},
+        "description": f"Too Many Requests: retry after {retry}",
+    }
     assert [m.text for m in tg.state.sent] == ["a", "c"]
 
 
@@ -193,8 +212,9 @@ async def test_telegram_faults_and_timeouts(tg: FakeTelegram, bot: telegram.Bot)
     with pytest.raises(TimedOut):
         await bot.send_message(1, "y", read_timeout=0.2)
     with pytest.raises(InvalidToken):
-        await telegram.Bot("999:AAwrongwrongwrongwrongwrongwrongwrong",
-                           base_url=f"{tg.url}/bot").get_me()
+        await telegram.Bot(
+            "999:AAwrongwrongwrongwrongwrongwrongwrong", base_url=f"{tg.url}/bot"
+        ).get_me()
 
 
 async def test_telegram_webhook_and_callback(tg: FakeTelegram, bot: telegram.Bot) -> None:
@@ -218,11 +238,13 @@ def test_twilio_create_message(tw: FakeTwilio) -> None:
     assert sms.sid.startswith("SM") and len(sms.sid) == 34
     assert (sms.status, sms.num_segments, sms.direction) == ("queued", "1", "outbound-api")
     assert sms.date_created is not None and sms.uri.endswith(f"/Messages/{sms.sid}.json")
-    wa = client.messages.create(to="whatsapp:+31612345678", from_="whatsapp:+3197010000000",
-                                body="ł" * 71)
+    wa = client.messages.create(
+        to="whatsapp:+31612345678", from_="whatsapp:+3197010000000", body="ł" * 71
+    )
     assert wa.to == "whatsapp:+31612345678" and wa.num_segments == "2"
-    service = client.messages.create(to="+31612345679", messaging_service_sid="MG" + "0" * 32,
-                                     body="x")
+    service = client.messages.create(
+        to="+31612345679", messaging_service_sid="MG" + "0" * 32, body="x"
+    )
     assert service.status == "accepted"
     assert client.messages(sms.sid).fetch().body == "Evacueer nu"
     assert tw.state.bodies_to("+31612345678") == ["Evacueer nu"]
@@ -230,15 +252,22 @@ def test_twilio_create_message(tw: FakeTwilio) -> None:
 
 def test_twilio_segments() -> None:
     assert [segments("a" * 160), segments("a" * 161), segments("€" * 80), segments("é" * 160)] == [
-        1, 2, 1, 1]
+        1,
+        2,
+        1,
+        1,
+    ]
     assert [segments("ł" * 70), segments("ł" * 71), segments("😀" * 35)] == [1, 2, 1]
 
 
-@pytest.mark.parametrize("to, setup, code, status", [
-    ("0612345678", None, 21211, 400),
-    ("+31612345678", "unsubscribed", 21610, 400),
-    ("+79161234567", "region", 21408, 400),
-])
+@pytest.mark.parametrize(
+    "to, setup, code, status",
+    [
+        ("0612345678", None, 21211, 400),
+        ("+31612345678", "unsubscribed", 21610, 400),
+        ("+79161234567", "region", 21408, 400),
+    ],
+)
 def test_twilio_errors(tw: FakeTwilio, to: str, setup: str | None, code: int, status: int) -> None:
     tw.state.unsubscribed.add("+31612345678")
     tw.state.blocked_prefixes.add("+7")
@@ -280,10 +309,10 @@ def test_twilio_status_callbacks_are_signed(tw: FakeTwilio, hook_receiver: Any) 
     tw.state.delivery_failures["+31600000001"] = ("undelivered", 30003)
     client = twilio_client(tw)
     url = f"{server.url}/twilio/status?tenant=1"
-    ok = client.messages.create(to="+31612345678", from_="+3197010000000", body="x",
-                                status_callback=url)
-    client.messages.create(to="+31600000001", from_="+3197010000000", body="x",
-                           status_callback=url)
+    ok = client.messages.create(
+        to="+31612345678", from_="+3197010000000", body="x", status_callback=url
+    )
+    client.messages.create(to="+31600000001", from_="+3197010000000", body="x", status_callback=url)
     callbacks = tw.state.wait_for_callbacks(4)
     assert len(callbacks) == 4 and all(c.status_code == 204 for c in callbacks)
     validator = RequestValidator(tw.auth_token)
@@ -297,8 +326,7 @@ def test_twilio_status_callbacks_are_signed(tw: FakeTwilio, hook_receiver: Any) 
 
 def test_twilio_inbound_sms_webhook(tw: FakeTwilio, hook_receiver: Any) -> None:
     server, received = hook_receiver
-    answer = post_inbound_sms(f"{server.url}/twilio/inbound", "+31612345678", "STOP",
-                              tw.auth_token)
+    answer = post_inbound_sms(f"{server.url}/twilio/inbound", "+31612345678", "STOP", tw.auth_token)
     assert answer.status_code == 204
     params, signature = received[0]["params"], received[0]["signature"]
     assert params["Body"] == "STOP" and params["SmsStatus"] == "received"
@@ -310,11 +338,20 @@ def test_twilio_inbound_sms_webhook(tw: FakeTwilio, hook_receiver: Any) -> None:
 
 
 def test_mastodon_post_edit_media(masto: FakeMastodon, api: Mastodon) -> None:
-    media = api.media_post(b"\x89PNG fake", mime_type="image/png", file_name="kaart.png",
-                           description="Kaart van het gebied")
+    media = api.media_post(
+        b"\x89PNG fake",
+        mime_type="image/png",
+        file_name="kaart.png",
+        description="Kaart van het gebied",
+    )
     assert media.url is None and api.media(media.id).url.endswith("kaart.png")
-    status = api.status_post("Evacuatie <nu>", language="nl", visibility="unlisted",
-                             media_ids=[media.id], idempotency_key="alert-1")
+    status = api.status_post(
+        "Evacuatie <nu>",
+        language="nl",
+        visibility="unlisted",
+        media_ids=[media.id],
+        idempotency_key="alert-1",
+    )
     assert status.content == "<p>Evacuatie &lt;nu&gt;</p>" and status.media_attachments
     again = api.status_post("Evacuatie <nu>", idempotency_key="alert-1")
     assert again.id == status.id and len(masto.state.posts) == 1
@@ -349,8 +386,9 @@ def test_mastodon_length_limit(masto: FakeMastodon, api: Mastodon) -> None:
 
 def test_mastodon_rate_limit_headers_and_429(masto: FakeMastodon) -> None:
     masto.state.rate_limit = RateWindow(limit=3, period=60)
-    api = Mastodon(access_token=masto.access_token, api_base_url=masto.url,
-                   ratelimit_method="throw")
+    api = Mastodon(
+        access_token=masto.access_token, api_base_url=masto.url, ratelimit_method="throw"
+    )
     api.status_post("een")
     assert (api.ratelimit_limit, api.ratelimit_remaining) == (3, 2)
     api.status_post("twee")

@@ -105,7 +105,9 @@ def webm_header(doctype: bytes = b"webm", *, metadata: bool = False) -> bytes:
     segment = (
         ebml(b"\x15\x49\xa9\x66", info)
         + ebml(b"\x16\x54\xae\x6b", ebml(b"\xae", track))
-        + b"\x1f\x43\xb6\x75" + UNKNOWN_SIZE + cluster
+        + b"\x1f\x43\xb6\x75"
+        + UNKNOWN_SIZE
+        + cluster
     )
     if metadata:
         tag = ebml(b"\x45\xa3", b"RECORDING_LOCATION") + ebml(b"\x44\x87", RECORDED_AT)

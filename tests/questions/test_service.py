@@ -7,12 +7,25 @@ from broadcast.questions import service as questions
 from tests.support import auth, new_incident, wait_for
 
 
-def _ask(client, text: str, *, channel: str = "webhook", address: str | None = None,
-         incident_id: int | None = None, language: str = "nl") -> int:
+def _ask(
+    client,
+    text: str,
+    *,
+    channel: str = "webhook",
+    address: str | None = None,
+    incident_id: int | None = None,
+    language: str = "nl",
+) -> int:
     """What an inbound adapter does when a resident writes in (there is no public endpoint)."""
     with client.app.state.db.session_scope() as session:
-        return questions.receive(session, channel=channel, text=text, address=address,
-                                 language=language, incident_id=incident_id).id
+        return questions.receive(
+            session,
+            channel=channel,
+            text=text,
+            address=address,
+            language=language,
+            incident_id=incident_id,
+        ).id
 
 
 def _listed(client, token: str, question_id: int) -> dict:
@@ -24,10 +37,12 @@ def _listed(client, token: str, question_id: int) -> dict:
 def test_officers_see_the_questions_without_the_residents_address(client, officer, receiver):
     incident = new_incident(client, officer)
     address = f"{receiver.url}/q/resident-at-home"
-    first = _ask(client, "Kan ik nog over de Heumensebaan?", address=address,
-                 incident_id=incident["id"])
-    second = _ask(client, "Where can I get sandbags?", address="http://127.0.0.1:9/other",
-                  language="en")
+    first = _ask(
+        client, "Kan ik nog over de Heumensebaan?", address=address, incident_id=incident["id"]
+    )
+    second = _ask(
+        client, "Where can I get sandbags?", address="http://127.0.0.1:9/other", language="en"
+    )
 
     response = client.get("/api/v1/questions", headers=auth(officer))
 
@@ -47,8 +62,9 @@ def test_officers_see_the_questions_without_the_residents_address(client, office
 def test_questions_can_be_filtered_by_state(client, officer, receiver):
     answered = _ask(client, "Vraag een", address=f"{receiver.url}/q/1")
     waiting = _ask(client, "Vraag twee", address=f"{receiver.url}/q/2")
-    client.post(f"/api/v1/questions/{answered}/answer", json={"body": "Antwoord."},
-                headers=auth(officer))
+    client.post(
+        f"/api/v1/questions/{answered}/answer", json={"body": "Antwoord."}, headers=auth(officer)
+    )
 
     new = client.get("/api/v1/questions?state=new", headers=auth(officer)).json()
     done = client.get("/api/v1/questions?state=answered", headers=auth(officer)).json()
@@ -58,14 +74,21 @@ def test_questions_can_be_filtered_by_state(client, officer, receiver):
 
 
 def test_a_private_answer_goes_back_through_the_channel_it_came_in_on(
-        client, officer, receiver, settle):
+    client, officer, receiver, settle
+):
     incident = new_incident(client, officer)
-    question = _ask(client, "Is het drinkwater veilig?", address=f"{receiver.url}/q/resident",
-                    incident_id=incident["id"])
+    question = _ask(
+        client,
+        "Is het drinkwater veilig?",
+        address=f"{receiver.url}/q/resident",
+        incident_id=incident["id"],
+    )
 
-    response = client.post(f"/api/v1/questions/{question}/answer",
-                           json={"body": "Ja, het kraanwater is veilig.", "public": False},
-                           headers=auth(officer))
+    response = client.post(
+        f"/api/v1/questions/{question}/answer",
+        json={"body": "Ja, het kraanwater is veilig.", "public": False},
+        headers=auth(officer),
+    )
 
     assert response.status_code == 201, response.text
     answer = response.json()
@@ -90,13 +113,15 @@ def test_a_private_answer_goes_back_through_the_channel_it_came_in_on(
 
 def test_a_question_is_answered_only_once(client, officer, receiver):
     question = _ask(client, "Wanneer gaat de school weer open?", address=f"{receiver.url}/q/1")
-    first = client.post(f"/api/v1/questions/{question}/answer", json={"body": "Maandag."},
-                        headers=auth(officer))
+    first = client.post(
+        f"/api/v1/questions/{question}/answer", json={"body": "Maandag."}, headers=auth(officer)
+    )
     assert first.status_code == 201, first.text
 
     for body in [{"body": "Dinsdag."}, {"body": "Dinsdag.", "public": True}]:
-        again = client.post(f"/api/v1/questions/{question}/answer", json=body,
-                            headers=auth(officer))
+        again = client.post(
+            f"/api/v1/questions/{question}/answer", json=body, headers=auth(officer)
+        )
         assert again.status_code == 409, (body, again.text)
         assert again.json()["detail"]
 
@@ -105,12 +130,18 @@ def test_a_question_is_answered_only_once(client, officer, receiver):
 
 def test_a_public_answer_appears_on_the_incident_timeline(client, officer, receiver, settle):
     incident = new_incident(client, officer)
-    question = _ask(client, "Mag ik mijn auto op de dijk parkeren?",
-                    address=f"{receiver.url}/q/resident", incident_id=incident["id"])
+    question = _ask(
+        client,
+        "Mag ik mijn auto op de dijk parkeren?",
+        address=f"{receiver.url}/q/resident",
+        incident_id=incident["id"],
+    )
 
-    response = client.post(f"/api/v1/questions/{question}/answer",
-                           json={"body": "Nee, de dijk moet vrij blijven.", "public": True},
-                           headers=auth(officer))
+    response = client.post(
+        f"/api/v1/questions/{question}/answer",
+        json={"body": "Nee, de dijk moet vrij blijven.", "public": True},
+        headers=auth(officer),
+    )
 
     assert response.status_code == 201, response.text
     answer = response.json()
@@ -134,9 +165,11 @@ def test_a_public_answer_to_a_question_without_incident_can_name_one(client, off
     incident = new_incident(client, officer)
     question = _ask(client, "Is er een inzamelpunt voor zandzakken?")
 
-    response = client.post(f"/api/v1/questions/{question}/answer",
-                           json={"body": "Ja, bij de gemeentewerf.", "public": True,
-                                 "incident_id": incident["id"]}, headers=auth(officer))
+    response = client.post(
+        f"/api/v1/questions/{question}/answer",
+        json={"body": "Ja, bij de gemeentewerf.", "public": True, "incident_id": incident["id"]},
+        headers=auth(officer),
+    )
 
     assert response.status_code == 201, response.text
     timeline = client.get(f"/api/v1/incidents/{incident['id']}", headers=auth(officer)).json()
@@ -144,12 +177,15 @@ def test_a_public_answer_to_a_question_without_incident_can_name_one(client, off
 
 
 def test_a_public_answer_needs_an_incident(client, officer):
-    question = _ask(client, "Is er een inzamelpunt voor zandzakken?",
-                    address="http://127.0.0.1:9/q")
+    question = _ask(
+        client, "Is er een inzamelpunt voor zandzakken?", address="http://127.0.0.1:9/q"
+    )
 
-    response = client.post(f"/api/v1/questions/{question}/answer",
-                           json={"body": "Ja, bij de gemeentewerf.", "public": True},
-                           headers=auth(officer))
+    response = client.post(
+        f"/api/v1/questions/{question}/answer",
+        json={"body": "Ja, bij de gemeentewerf.", "public": True},
+        headers=auth(officer),
+    )
 
     assert response.status_code == 422, response.text
     assert response.json()["detail"]
@@ -169,8 +205,9 @@ def test_invalid_answers_are_rejected(client, officer):
         "unknown incident": ({"body": "Antwoord.", "public": True, "incident_id": 999999}, 404),
     }
     for label, (body, expected) in cases.items():
-        response = client.post(f"/api/v1/questions/{question}/answer", json=body,
-                               headers=auth(officer))
+        response = client.post(
+            f"/api/v1/questions/{question}/answer", json=body, headers=auth(officer)
+        )
         assert response.status_code == expected, (label, response.text)
         assert response.json()["detail"], label
     assert _listed(client, officer, question)["state"] == "new"
@@ -179,8 +216,9 @@ def test_invalid_answers_are_rejected(client, officer):
 def test_a_question_without_reply_address_cannot_be_answered_privately(client, officer):
     question = _ask(client, "Anonieme vraag via het formulier.")
 
-    response = client.post(f"/api/v1/questions/{question}/answer", json={"body": "Antwoord."},
-                           headers=auth(officer))
+    response = client.post(
+        f"/api/v1/questions/{question}/answer", json={"body": "Antwoord."}, headers=auth(officer)
+    )
 
     assert response.status_code == 409, response.text
     assert _listed(client, officer, question)["state"] == "new"
@@ -189,11 +227,17 @@ def test_a_question_without_reply_address_cannot_be_answered_privately(client, o
 def test_a_volunteer_cannot_read_a_private_answer(client, token_for, officer):
     volunteer = token_for("volunteer", "vera")
     incident = new_incident(client, officer)
-    question = _ask(client, "Mijn moeder (88) woont alleen op Zandstraat 4, wie helpt haar?",
-                    address="http://127.0.0.1:9/q", incident_id=incident["id"])
-    answer = client.post(f"/api/v1/questions/{question}/answer",
-                         json={"body": "We sturen vanmiddag iemand naar Zandstraat 4."},
-                         headers=auth(officer)).json()
+    question = _ask(
+        client,
+        "Mijn moeder (88) woont alleen op Zandstraat 4, wie helpt haar?",
+        address="http://127.0.0.1:9/q",
+        incident_id=incident["id"],
+    )
+    answer = client.post(
+        f"/api/v1/questions/{question}/answer",
+        json={"body": "We sturen vanmiddag iemand naar Zandstraat 4."},
+        headers=auth(officer),
+    ).json()
 
     assert client.get(f"/api/v1/updates/{answer['id']}", headers=auth(officer)).status_code == 200
     response = client.get(f"/api/v1/updates/{answer['id']}", headers=auth(volunteer))
@@ -203,7 +247,8 @@ def test_a_volunteer_cannot_read_a_private_answer(client, token_for, officer):
 def test_a_private_answer_has_no_public_short_link(client, officer):
     incident = new_incident(client, officer)
     question = _ask(client, "Vraag?", address="http://127.0.0.1:9/q", incident_id=incident["id"])
-    answer = client.post(f"/api/v1/questions/{question}/answer", json={"body": "Antwoord."},
-                         headers=auth(officer)).json()
+    answer = client.post(
+        f"/api/v1/questions/{question}/answer", json={"body": "Antwoord."}, headers=auth(officer)
+    ).json()
 
     assert client.get(f"/u/{answer['id']}", follow_redirects=False).status_code == 404

@@ -22,8 +22,9 @@ def _subscribe(client, token: str, **fields):
 
 
 def test_a_new_subscriber_gets_an_id_and_the_address_is_never_shown(client, officer):
-    response = _subscribe(client, officer, areas=["mook", "plasmolen"], language="en",
-                          min_severity="warning")
+    response = _subscribe(
+        client, officer, areas=["mook", "plasmolen"], language="en", min_severity="warning"
+    )
 
     assert response.status_code == 201, response.text
     created = response.json()
@@ -42,11 +43,15 @@ def test_a_new_subscriber_gets_an_id_and_the_address_is_never_shown(client, offi
 
 
 def test_defaults_are_dutch_everything_and_the_whole_municipality(client, officer):
-    response = client.post("/api/v1/subscribers", json={"channel": "webhook", "address": HOOK},
-                           headers=auth(officer))
+    response = client.post(
+        "/api/v1/subscribers", json={"channel": "webhook", "address": HOOK}, headers=auth(officer)
+    )
     assert response.status_code == 201, response.text
-    assert (response.json()["language"], response.json()["min_severity"],
-            response.json()["areas"]) == ("nl", "info", [])
+    assert (
+        response.json()["language"],
+        response.json()["min_severity"],
+        response.json()["areas"],
+    ) == ("nl", "info", [])
 
 
 def test_the_same_address_on_the_same_channel_is_a_conflict(client, officer):
@@ -94,11 +99,13 @@ def test_a_channel_that_is_off_takes_no_subscribers(app_factory, started):
         assert "webhook" in response.json()["detail"]
         assert "not available" in response.json()["detail"]
         assert client.get("/healthz").json()["channels"]["off"] == {
-            "webhook": "not in BROADCAST_CHANNELS_ENABLED"}
+            "webhook": "not in BROADCAST_CHANNELS_ENABLED"
+        }
 
 
 def test_erasing_a_subscriber_removes_the_person_but_keeps_the_counts(
-        client, officer, settle, receiver):
+    client, officer, settle, receiver
+):
     subscriber = _subscribe(client, officer, address=f"{receiver.url}/s/leaving").json()
     incident = new_incident(client, officer)
     update = post_update(client, officer, incident["id"])
@@ -110,16 +117,26 @@ def test_erasing_a_subscriber_removes_the_person_but_keeps_the_counts(
     assert response.content == b""
     with client.app.state.db.session_scope() as session:
         assert session.get(Subscriber, subscriber["id"]) is None
-        assert session.exec(select(SubscriberArea).where(
-            SubscriberArea.subscriber_id == subscriber["id"])).all() == []
-        kept = session.exec(select(Delivery).where(Delivery.update_id == update["id"],
-                                                   Delivery.channel == "webhook")).all()
+        assert (
+            session.exec(
+                select(SubscriberArea).where(SubscriberArea.subscriber_id == subscriber["id"])
+            ).all()
+            == []
+        )
+        kept = session.exec(
+            select(Delivery).where(
+                Delivery.update_id == update["id"], Delivery.channel == "webhook"
+            )
+        ).all()
         assert [(d.subscriber_id, d.target, d.state) for d in kept] == [
-            (None, f"s{subscriber['id']}", "delivered")]
+            (None, f"s{subscriber['id']}", "delivered")
+        ]
         assert all(receiver.url not in (d.target or "") for d in kept)
     assert settle(update["id"])["webhook"] == {"delivered": 1}
-    assert client.get(f"/api/v1/subscribers/{subscriber['id']}",
-                      headers=auth(officer)).status_code == 404
+    assert (
+        client.get(f"/api/v1/subscribers/{subscriber['id']}", headers=auth(officer)).status_code
+        == 404
+    )
     again = client.delete(f"/api/v1/subscribers/{subscriber['id']}", headers=auth(officer))
     assert again.status_code == 404
     assert again.json()["detail"]
