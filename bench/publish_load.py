@@ -223,10 +223,22 @@ def start_serve(workdir: Path, env: dict):
     return start(command, env, workdir, f"{url}/healthz", workdir / "serve.log"), url
 
 
+def stop_serve(server) -> None:
+    """SIGTERM; the dispatcher may still be working through the rows, so kill after a minute."""
+    import subprocess
+
+    server.terminate()
+    try:
+        server.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait(timeout=30)
+
+
 # --- the run ------------------------------------------------------------------------------------
 
 
-def run_windows(url: str, token: str, receiver: Receiver, args) -> dict:
+def run_windows(url: str, token: str, receiver: Receiver, args, say) -> dict:
     """Quiet window, then publish; returns the windows (start, end ns), the samples and what the
     dispatcher sent."""
     auth = {"Authorization": f"Bearer {token}"}
@@ -236,9 +248,11 @@ def run_windows(url: str, token: str, receiver: Receiver, args) -> dict:
     load.start()
     try:
         time.sleep(WARMUP_SECONDS)
+        say("quiet window")
         quiet = (clock_ns(), 0)
         time.sleep(args.window)
         quiet = (quiet[0], clock_ns())
+        say("publishing")
         sent_before = receiver.count()
         posted = clock_ns()
         response = httpx.post(
@@ -250,6 +264,7 @@ def run_windows(url: str, token: str, receiver: Receiver, args) -> dict:
         committed = clock_ns()
         response.raise_for_status()
         sent_at_commit = receiver.count()
+        say(f"committed after {(committed - posted) / 1e9:.1f} s; dispatching window")
         time.sleep(args.window)
         finished = clock_ns()
         sent_at_end = receiver.count()
@@ -308,10 +323,9 @@ def measure(args, say) -> tuple[list[dict], dict]:
             say(f"seeded {args.subscribers:,} subscribers in {time.perf_counter() - started:.1f} s")
             server, url = start_serve(workdir, env)
             try:
-                measured = run_windows(url, token, receiver, args)
+                measured = run_windows(url, token, receiver, args, say)
             finally:
-                server.terminate()
-                server.wait(timeout=60)
+                stop_serve(server)
             rows = count_deliveries(database_url, measured["update_id"])
             if rows != args.subscribers:
                 raise RuntimeError(
