@@ -24,6 +24,8 @@ from phonenumbers import Leniency, PhoneNumberMatcher
 from sqlalchemy import create_engine, inspect, text
 
 from broadcast import logs
+from broadcast.db import Database
+from broadcast.delivery.adapters import ChannelSet
 from broadcast.migrate import upgrade
 from broadcast.settings import Settings
 
@@ -367,3 +369,21 @@ def virtual_clock(monkeypatch: pytest.MonkeyPatch) -> VirtualClock:
     clock = VirtualClock()
     monkeypatch.setattr("broadcast.delivery.pacing.asyncio.sleep", clock.sleep)
     return clock
+
+
+@dataclass
+class Store:
+    db: Database
+    channels: ChannelSet
+    settings: Settings
+
+
+@pytest.fixture
+def store(app_factory) -> Iterator[Store]:
+    """The application started without a dispatcher: its database (areas loaded) and channels
+    (platform and webhook), for calling service functions directly."""
+    from fastapi.testclient import TestClient
+
+    with TestClient(app_factory(dispatch=False, public_url="https://crisis.example.nl/")) as client:
+        state = client.app.state
+        yield Store(state.db, state.channels, state.settings)
