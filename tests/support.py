@@ -32,8 +32,10 @@ def auth(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-def wait_for(condition: Callable[[], object], timeout: float = 10.0, interval: float = 0.02):
-    """Poll until ``condition()`` is truthy; fail with a clear message otherwise."""
+def wait_for(condition: Callable[[], object], timeout: float = 60.0, interval: float = 0.02):
+    """Poll until ``condition()`` is truthy; fail with a clear message otherwise. The time-out
+    only bounds the wait (a met condition returns at once), so it is generous: a machine at a
+    load average of 8 made 10 s too short for a live SMS round trip with its callbacks."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if result := condition():

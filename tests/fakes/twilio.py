@@ -113,7 +113,7 @@ class TwilioState:
     def bodies_to(self, to: str) -> list[str]:
         return [m["body"] for m in self.messages if m["to"] == to]
 
-    def wait_for_callbacks(self, n: int, timeout: float = 3.0) -> list[Callback]:
+    def wait_for_callbacks(self, n: int, timeout: float = 30.0) -> list[Callback]:
         deadline = time.monotonic() + timeout
         while len(self.callbacks) < n and time.monotonic() < deadline:
             time.sleep(0.01)
