@@ -9,11 +9,40 @@ import re
 import shutil
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 
 from broadcast.auth.models import Role
 from broadcast.auth.service import add_user
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"  # Debian's, driven by Playwright
+# Every browser wait (navigation, locator, ``expect``) is bounded by this: a met condition returns
+# at once, and Playwright's own defaults (30 s, 5 s for ``expect``) were too short for Swagger UI
+# on a machine at a load average of 10.
+BROWSER_TIMEOUT_MS = 90_000
+
+
+@contextmanager
+def chromium():
+    """Headless Chromium for one test or module; pages from ``new_page`` wait generously."""
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=BROWSER_TIMEOUT_MS)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=["--no-sandbox"], timeout=BROWSER_TIMEOUT_MS
+        )
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def new_page(browser, **context_options):
+    """A page in a context of its own (cookies, viewport), with the generous time-outs."""
+    context = browser.new_context(**context_options)
+    context.set_default_timeout(BROWSER_TIMEOUT_MS)
+    context.set_default_navigation_timeout(BROWSER_TIMEOUT_MS)
+    return context.new_page()
 
 
 def token_for(app, role: str, name: str | None = None, display_name: str = "") -> str:
@@ -82,7 +111,7 @@ def post_update(client, token: str, incident_id: int, **fields) -> dict:
 class ServiceProcess:
     """``broadcast serve`` in a child process, as an operator runs it (and can kill it)."""
 
-    startup_seconds = 30.0  # until /healthz answers
+    startup_seconds = 120.0  # bounds the wait until /healthz answers (a loaded machine)
 
     def __init__(self, env: dict[str, str], cwd, *args: str):
         import socket
@@ -121,7 +150,7 @@ class ServiceProcess:
 
         def healthy():
             try:
-                return httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200
+                return httpx.get(f"{self.url}/healthz", timeout=10).status_code == 200
             except httpx.HTTPError:
                 assert self.process.poll() is None, "broadcast serve exited"
                 return False
@@ -145,7 +174,7 @@ class ServiceProcess:
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
             self.process.terminate()
-            self.process.wait(timeout=15)
+            self.process.wait(timeout=60)
         self.log.close()
         self.check_log()
 

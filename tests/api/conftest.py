@@ -30,7 +30,7 @@ def _wait_until_started(test_client: TestClient) -> None:
     if test_client.app.state.db.is_postgres:  # readers do not wait for writers there
         return
     scheduler = test_client.app.state.services.scheduler
-    wait_for(lambda: scheduler.scheduler is not None and scheduler.scheduler.running, timeout=15)
+    wait_for(lambda: scheduler.scheduler is not None and scheduler.scheduler.running)
     _loop_round_trip(test_client)
 
 
@@ -63,7 +63,7 @@ def scheduler_settled(client):
         if client.app.state.db.is_postgres:
             return
         scheduler = client.app.state.services.scheduler.scheduler
-        wait_for(lambda: scheduler.get_job(f"publish-update-{update_id}"), timeout=10)
+        wait_for(lambda: scheduler.get_job(f"publish-update-{update_id}"))
         time.sleep(0.05)
         _loop_round_trip(client)
 
@@ -101,7 +101,7 @@ def settle(client, officer):
             states = {state for per_channel in found.values() for state in per_channel}
             return found if found and not states & OPEN_STATES else None
 
-        return wait_for(counts, timeout=10)
+        return wait_for(counts)
 
     return wait
 

@@ -115,7 +115,7 @@ def service(tmp_path_factory, _sqlite_template, twilio, loopback_only):
     }
     channels = [PlatformChannel, WebhookChannel, SmsChannel]
     app = create_app(config, dispatch=False, channel_classes=channels)
-    with FakeServer(app, lifespan="on", startup_timeout=30) as server:
+    with FakeServer(app, lifespan="on") as server:
         yield server.url, tokens | {"anonymous": None}
 
 

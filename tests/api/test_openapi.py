@@ -5,14 +5,12 @@ work without any network beyond the service, under its CSP."""
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 from fastapi.testclient import TestClient
 
 from broadcast.deps import ErrorOut
 from tests.fakes.server import FakeServer
-from tests.support import auth, new_incident, post_update
+from tests.support import auth, chromium, new_incident, new_page, post_update
 
 ERROR_REF = "#/components/schemas/ErrorOut"
 METHODS = {"get", "post", "put", "patch", "delete"}
@@ -133,17 +131,9 @@ def test_an_unexpected_failure_answers_json_with_the_security_headers(app_factor
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 @pytest.mark.parametrize(("path", "rendered"), [("/docs", ".opblock"), ("/redoc", "h2")])
 def test_the_interactive_docs_work_offline_under_the_csp(app_factory, path, rendered):
-    from playwright.sync_api import sync_playwright
-
     app = app_factory(dispatch=False)
-    with (
-        FakeServer(app, lifespan="on", startup_timeout=30) as server,
-        sync_playwright() as playwright,
-    ):
-        browser = playwright.chromium.launch(
-            executable_path=shutil.which("chromium") or "/usr/bin/chromium", args=["--no-sandbox"]
-        )
-        page = browser.new_page()
+    with FakeServer(app, lifespan="on") as server, chromium() as browser:
+        page = new_page(browser)
         outside, refusals = [], []
         page.route(
             "**/*",
@@ -155,9 +145,8 @@ def test_the_interactive_docs_work_offline_under_the_csp(app_factory, path, rend
         )
         page.on("console", lambda message: refusals.append(message.text))
         response = page.goto(server.url + path)
-        page.wait_for_selector(rendered, timeout=60_000)
+        page.wait_for_selector(rendered)
         operations = page.locator(rendered).count()
-        browser.close()
 
     assert "script-src 'self'" in response.headers["content-security-policy"]
     assert operations >= 10

@@ -300,5 +300,5 @@ def test_an_outage_loses_nothing_and_posts_once(app, mastodon):
     time.sleep(3.0)  # ... for a while (two minutes in production, with its longer back-off)
     assert mastodon.state.posts == [] and len(mastodon.state.faults.injected) > 2
     mastodon.state.faults.clear()
-    wait_for(lambda: [r for r in mastodon_rows(app) if r.state == "delivered"], timeout=20)
+    wait_for(lambda: [r for r in mastodon_rows(app) if r.state == "delivered"])
     assert len(mastodon.state.posts) == 1

@@ -411,7 +411,7 @@ def test_a_message_a_crash_left_unhandled_is_answered_through_the_outbox(
     )
     with TestClient(app) as client:
         client.officer = token_for(app, "officer")
-        [queued] = wait_for(lambda: replies_queued(client), timeout=30)  # after the question
+        [queued] = wait_for(lambda: replies_queued(client))  # after the question
         assert (queued.channel, queued.address) == ("sms", NUMBER)
         assert queued.text.startswith("Bedankt")
         path = "/webhooks/twilio/sms"
@@ -544,5 +544,5 @@ def test_a_provider_outage_loses_nothing(live, twilio):
     time.sleep(3.0)  # ... for a while (two minutes in production, with its longer back-off)
     assert twilio.state.messages == [] and len(twilio.state.faults.injected) > len(numbers)
     twilio.state.faults.clear()  # ... and back
-    wait_for(lambda: counts(app, update).get("sms") == {"delivered": len(numbers)}, timeout=20)
+    wait_for(lambda: counts(app, update).get("sms") == {"delivered": len(numbers)})
     assert all(len(twilio.state.bodies_to(n)) == 1 for n in numbers)

@@ -238,7 +238,7 @@ def test_an_update_a_crash_left_unhandled_is_handled_after_the_restart(app_facto
         )
     db.dispose()
     with build_client(app_factory, fake) as client:
-        wait_for(lambda: questions(client), timeout=30)
+        wait_for(lambda: questions(client))
         assert said(fake, RESIDENT, 1)[0].startswith("Thank you")
         assert deliver(client, data).status_code == 200
         assert len(questions(client)) == 1 and len(replies_queued(client)) == 1

@@ -116,7 +116,7 @@ def test_a_reply_is_sent_ahead_of_a_running_broadcast(client, fake):
     wait_for(lambda: len(fake.state.sent) >= 10)
     deliver(client, payload(TELEGRAM_START, "/help"))
     said(fake, CHAT, 1)
-    wait_for(lambda: len(fake.state.sent) == residents + 1, timeout=30)
+    wait_for(lambda: len(fake.state.sent) == residents + 1)
 
     order = [m.chat_id for m in fake.state.sent]
     after = len(order) - 1 - order.index(CHAT)

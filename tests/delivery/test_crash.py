@@ -73,7 +73,7 @@ def test_scheduled_update_survives_a_restart(database_url, receiver, tmp_path):
 
     service = ServiceProcess(env, tmp_path).start()
     try:
-        wait_for(lambda: receiver.state.received, timeout=30, interval=0.1)
+        wait_for(lambda: receiver.state.received, interval=0.1)
         state = httpx.get(f"{service.url}/api/v1/updates/{update['id']}", headers=auth(token))
         assert state.json()["state"] == "published"
         assert utcnow() >= publish_at

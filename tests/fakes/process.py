@@ -60,7 +60,7 @@ class StandInProcess:
         if self._child is not None:
             assert self._child.stdin is not None
             self._child.stdin.close()  # the child's signal to stop
-            self._child.wait(timeout=10)
+            self._child.wait(timeout=60)
 
     def log(self) -> list[tuple[float, str, int]]:
         answer = httpx.get(self.url + LOG_PATH, trust_env=False, timeout=30)

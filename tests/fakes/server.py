@@ -26,12 +26,17 @@ import uvicorn
 from starlette.requests import Request
 
 HOST = "127.0.0.1"  # the only address tests may use
+# A bound, not a pace: a started server returns at once; a machine at a load average of 8
+# needed more than the 30 s once allowed to start the whole service.
+STARTUP_SECONDS = 120.0
 
 
 class FakeServer:
     """uvicorn in a daemon thread; ``url`` is ``http://127.0.0.1:<port>`` once started."""
 
-    def __init__(self, app: Any, *, startup_timeout: float = 5.0, lifespan: str = "off") -> None:
+    def __init__(
+        self, app: Any, *, startup_timeout: float = STARTUP_SECONDS, lifespan: str = "off"
+    ) -> None:
         self.app = app
         self.lifespan = lifespan  # "on" to serve our own app with its start-up and shutdown
         self.url = ""

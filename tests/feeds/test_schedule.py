@@ -85,7 +85,7 @@ def test_the_scheduler_polls_sources_with_at_most_the_configured_concurrency(set
         def all_polled():
             return all(world.source(i).last_polled_at is not None for i in ids)
 
-        wait_for(all_polled, timeout=30)
+        wait_for(all_polled)
         assert [len(world.readings(i)) for i in ids] == [1] * 6
         assert feed_server.state.max_in_flight == 2
         world.close()

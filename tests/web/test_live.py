@@ -133,10 +133,10 @@ def test_worker_process_dispatches_what_the_web_process_published(database_url, 
             events, _ = open_timeline(web, incident["slug"])
             update = publish(web, token, incident["id"], "Zandzakken bij de kazerne.")
             wait_for(lambda: len(receiver.state.received) == 3, timeout=60)
-            wait_for(lambda: events, timeout=30)
+            wait_for(lambda: events)
     finally:
         worker.terminate()
-        worker.wait(timeout=15)
+        worker.wait(timeout=60)
     assert {r.document["id"] for r in receiver.state.received} == {update["id"]}
     assert events[0]["id"] == str(update["id"])  # the worker's platform send reached the web SSE
     assert json.dumps(events)  # events are plain data

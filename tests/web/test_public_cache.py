@@ -158,9 +158,9 @@ def test_the_pages_show_each_kind_of_change_right_after(
             headers=auth(officer),
         )
         expected = "Het gevaar is geweken."
-        wait_for(lambda: shows(client, "/", 'id="resolved-heading"'), timeout=10)  # listed so
+        wait_for(lambda: shows(client, "/", 'id="resolved-heading"'))  # listed so
     for url in pages:
-        wait_for(lambda url=url: shows(client, url, expected), timeout=10)
+        wait_for(lambda url=url: shows(client, url, expected))
 
 
 def test_a_new_water_level_reading_shows_on_the_incident_page(app_factory):
@@ -187,16 +187,16 @@ def reading_appears_on_the_page(client, officer: str) -> None:
             },
         ).json()
         client.post(f"/api/v1/feeds/{feed['id']}/poll", headers=auth(officer))
-        wait_for(lambda: shows(client, page, "nu 1002 cm"), timeout=10)
+        wait_for(lambda: shows(client, page, "nu 1002 cm"))
         server.state.put("/mook.xml", gauge_rss([*readings, (at(0), "1234 cm")]))
         client.post(f"/api/v1/feeds/{feed['id']}/poll", headers=auth(officer))
-        wait_for(lambda: shows(client, page, "nu 1234 cm"), timeout=10)
+        wait_for(lambda: shows(client, page, "nu 1234 cm"))
 
 
 def test_a_new_incident_appears_on_the_status_page(client, officer):
     client.get("/")
     new_incident(client, officer, title="Stroomstoring Molenhoek", areas=["molenhoek"])
-    wait_for(lambda: shows(client, "/", "Stroomstoring Molenhoek"), timeout=10)
+    wait_for(lambda: shows(client, "/", "Stroomstoring Molenhoek"))
 
 
 def test_each_document_is_rendered_once_per_change_not_once_per_view(client, officer):
@@ -204,7 +204,7 @@ def test_each_document_is_rendered_once_per_change_not_once_per_view(client, off
     client.app.state.db.bus.listen(lambda event: seen.append(event.get("kind")))
     incident = new_incident(client, officer)
     post_update(client, officer, incident["id"], body="Zandzakken bij de kerk.")
-    wait_for(lambda: seen.count("published") == 1 and seen.count("public") == 1, timeout=10)
+    wait_for(lambda: seen.count("published") == 1 and seen.count("public") == 1)
     url = f"/incidents/{incident['slug']}"
     before = renders(client)
     for _ in range(5):
@@ -212,7 +212,7 @@ def test_each_document_is_rendered_once_per_change_not_once_per_view(client, off
     assert renders(client) == before + 1  # one render, then four times from memory
 
     post_update(client, officer, incident["id"], body="Nieuwe stand.")
-    wait_for(lambda: seen.count("published") == 2, timeout=10)
+    wait_for(lambda: seen.count("published") == 2)
     for _ in range(5):
         assert "Nieuwe stand." in client.get(url).text
     assert renders(client) == before + 2  # one render for the change
@@ -250,6 +250,6 @@ def test_a_change_is_never_hidden_from_if_modified_since(client, officer, publis
     url = f"/incidents/{incident['slug']}"
     before = client.get(url).headers["last-modified"]
     post_update(client, officer, incident["id"], body="Binnen dezelfde seconde.")
-    wait_for(lambda: shows(client, url, "Binnen dezelfde seconde."), timeout=10)
+    wait_for(lambda: shows(client, url, "Binnen dezelfde seconde."))
     again = client.get(url, headers={"If-Modified-Since": before})
     assert again.status_code == 200 and "Binnen dezelfde seconde." in again.text

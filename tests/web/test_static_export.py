@@ -221,10 +221,8 @@ def static_server(tree: Path):
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_the_live_script_on_the_static_copy_gives_up_quietly(client, site, tmp_path):
-    from playwright.sync_api import sync_playwright
-
     from tests.fakes.server import FakeServer
-    from tests.support import CHROMIUM
+    from tests.support import CHROMIUM, chromium, new_page
 
     if not Path(CHROMIUM).exists():
         pytest.skip(f"no Chromium at {CHROMIUM} (Debian packages chromium, chromium-driver)")
@@ -234,16 +232,14 @@ def test_the_live_script_on_the_static_copy_gives_up_quietly(client, site, tmp_p
     errors: list[str] = []
     with (
         FakeServer(static_server(directory.resolve())) as static,
-        sync_playwright() as playwright,
+        chromium() as browser,
     ):
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        page = browser.new_page()
+        page = new_page(browser)
         page.on("pageerror", lambda error: errors.append(str(error)))
         with page.expect_response(lambda r: r.url.endswith("/events?lang=nl")) as stream:
             page.goto(f"{static.url}/incidents/{slug}")
         state = page.evaluate("document.getElementById('timeline').children.length")
         status = stream.value.status
-        browser.close()
 
     assert status == 404  # no event stream: EventSource closes, no retry
     assert errors == []
