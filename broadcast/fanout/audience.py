@@ -12,7 +12,19 @@ join and a semi join instead of probing the area index twice per subscriber.
 
 from __future__ import annotations
 
-from sqlalchemy import String, and_, cast, exists, literal, not_, select, text, union_all
+from sqlalchemy import (
+    CompoundSelect,
+    Select,
+    String,
+    and_,
+    cast,
+    exists,
+    literal,
+    not_,
+    select,
+    text,
+    union_all,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col
 
@@ -88,7 +100,7 @@ def _insert_subscribers(
     session: Session, update: Update, channel_names: list[str], *, fresh: bool = False
 ) -> int:
     now = utcnow()
-    audience = select(
+    everyone = select(
         literal(update.id),
         col(Subscriber.channel),
         literal("s") + cast(col(Subscriber.id), String),
@@ -103,9 +115,10 @@ def _insert_subscribers(
         col(Subscriber.channel).in_(channel_names),
         col(Subscriber.min_severity).in_(Severity(update.severity).at_most()),
     )
+    audience: Select | CompoundSelect = everyone
     if update.areas:
         no_area, in_area = _area_filters(session, update)
-        audience = union_all(audience.where(no_area), audience.where(in_area))
+        audience = union_all(everyone.where(no_area), everyone.where(in_area))
     columns = [
         "update_id",
         "channel",

@@ -130,7 +130,9 @@ def erase(
     inbound.forget_sender(session, subscriber.channel, subscriber.address, settings)
     session.exec(delete(SubscriberArea).where(col(SubscriberArea.subscriber_id) == subscriber_id))
     session.exec(  # no foreign key on the outbox (see Delivery): what ON DELETE SET NULL did
-        update(Delivery).where(col(Delivery.subscriber_id) == subscriber_id).values(subscriber_id=None)
+        update(Delivery)
+        .where(col(Delivery.subscriber_id) == subscriber_id)
+        .values(subscriber_id=None)
     )
     session.delete(subscriber)
     audit.record(
