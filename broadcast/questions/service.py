@@ -27,6 +27,10 @@ MAX_SITE_QUESTION_CHARS = 1_000
 SITE = "web"  # the channel name of questions asked on the public site
 SITE_CLIENT, SITE_ALL = "question-client", "question-site"  # the rate limits' kinds
 HOUR = timedelta(hours=1)
+PRIVATE_IMPOSSIBLE = _(
+    "Question %(id)s cannot be answered privately: channel %(channel)s is off or has no reply "
+    "address. Publish the answer on the timeline instead."
+)
 
 
 def receive(
@@ -129,6 +133,12 @@ def get(session: Session, question_id: int) -> Question:
     return question
 
 
+def can_answer_privately(question: Question, channels: ChannelSet) -> bool:
+    """Whether a private answer can go back to the resident: a reply address on a running
+    channel."""
+    return bool(question.address) and question.channel in channels
+
+
 def answer(
     session: Session,
     question: Question,
@@ -156,7 +166,7 @@ def answer(
         )
     else:
         update = _private_answer(session, question, officer=officer, body=body)
-    if question.address and question.channel in channels:
+    if can_answer_privately(question, channels):
         audience.queue_one(
             session,
             update,
@@ -166,14 +176,7 @@ def answer(
         )
         emit(session, "queued", update_id=update.id)
     elif not public:
-        raise Conflict(
-            _(
-                "question %(id)s cannot be answered privately: "
-                "channel %(channel)s has no reply address or is off"
-            ),
-            id=question.id,
-            channel=question.channel,
-        )
+        raise Conflict(PRIVATE_IMPOSSIBLE, id=question.id, channel=question.channel)
     question.state, question.answer = QuestionState.answered, body.strip()
     question.answered_at, question.answered_by = utcnow(), officer.id
     question.answer_update_id = update.id
