@@ -15,7 +15,7 @@ from broadcast.areas import service as areas
 from broadcast.common import Severity, rows_matched, table_of, utcnow
 from broadcast.delivery.adapters import ChannelSet
 from broadcast.delivery.models import Delivery, DeliveryState
-from broadcast.subscribers.models import Subscriber, SubscriberArea, SubscriberState
+from broadcast.subscribers.models import OPTED_OUT, Subscriber, SubscriberArea, SubscriberState
 from broadcast.timeline.models import Update
 
 DELIVERIES = table_of(Delivery)
@@ -119,8 +119,9 @@ def _area_filter(session: Session, update: Update):
 
 
 def _follow_original(session: Session, update: Update) -> int:
-    """A correction or retraction goes to exactly the targets of the update it supersedes; its
-    deliveries that had not gone out yet are cancelled, so nobody gets the wrong text late."""
+    """A correction or retraction goes to exactly the targets of the update it supersedes, except
+    the subscribers who opted out since (an opt-out is honoured, always); its deliveries that had
+    not gone out yet are cancelled, so nobody gets the wrong text late."""
     original = DELIVERIES.c
     session.execute(
         DELIVERIES.update()
@@ -142,6 +143,12 @@ def _follow_original(session: Session, update: Update) -> int:
     ).where(
         original.update_id == update.supersedes_id,
         original.state.in_([*RESENT_TO, DeliveryState.cancelled]),
+        not_(
+            exists().where(
+                col(Subscriber.id) == original.subscriber_id,
+                col(Subscriber.state).in_(OPTED_OUT),
+            )
+        ),
     )
     columns = [
         "update_id",
