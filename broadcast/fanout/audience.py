@@ -15,6 +15,7 @@ from broadcast.areas import service as areas
 from broadcast.common import Severity, rows_matched, table_of, utcnow
 from broadcast.delivery.adapters import ChannelSet
 from broadcast.delivery.models import Delivery, DeliveryState
+from broadcast.incidents.models import Incident
 from broadcast.subscribers.models import OPTED_OUT, Subscriber, SubscriberArea, SubscriberState
 from broadcast.timeline.models import Update
 
@@ -34,13 +35,23 @@ def expand(session: Session, update: Update, channels: ChannelSet) -> int:
         return _follow_original(session, update)
     added = 0
     chosen = channels.chosen(update.channels)
+    testers_only = _testers_only(session, update)
     for channel in chosen:
+        if testers_only and not channel.capabilities.own_site:
+            continue  # an exercise stays off public channels and accounts
         for address in channel.broadcast_targets():
             added += _insert_values(session, [_row(update, channel.name, address)])
     per_subscriber = [c.name for c in chosen if c.capabilities.per_subscriber]
     if per_subscriber and update.public:
-        added += _insert_subscribers(session, update, per_subscriber)
+        added += _insert_subscribers(session, update, per_subscriber, testers_only=testers_only)
     return added
+
+
+def _testers_only(session: Session, update: Update) -> bool:
+    """An exercise reaches its test audience (subscribers marked as testers, and the public
+    pages with the exercise mark) unless an officer widened it to everyone."""
+    incident = session.get(Incident, update.incident_id) if update.incident_id else None
+    return incident is not None and incident.exercise and not incident.exercise_widened
 
 
 def queue_one(
@@ -73,7 +84,9 @@ def _insert_values(session: Session, rows: list[dict]) -> int:
     return rows_matched(session.execute(statement)) or 0
 
 
-def _insert_subscribers(session: Session, update: Update, channel_names: list[str]) -> int:
+def _insert_subscribers(
+    session: Session, update: Update, channel_names: list[str], *, testers_only: bool = False
+) -> int:
     now = utcnow()
     audience = select(
         literal(update.id),
@@ -90,6 +103,7 @@ def _insert_subscribers(session: Session, update: Update, channel_names: list[st
         col(Subscriber.channel).in_(channel_names),
         col(Subscriber.min_severity).in_(Severity(update.severity).at_most()),
         _area_filter(session, update),
+        col(Subscriber.tester) if testers_only else literal(True),
     )
     columns = [
         "update_id",

@@ -34,6 +34,7 @@ class Subscriber(SQLModel, table=True):
         default=SubscriberState.active, index=True, sa_type=enum_type(SubscriberState)
     )
     consent_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime))
+    tester: bool = False  # in the test audience of exercises
     created_at: datetime = Field(
         default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False)
     )

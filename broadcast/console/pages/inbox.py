@@ -10,7 +10,7 @@ from sqlmodel import Session
 
 from broadcast import audit
 from broadcast.console import stats
-from broadcast.console.pages.common import Text, back_to, show_page
+from broadcast.console.pages.common import Line, Text, back_to, perform, show_page
 from broadcast.console.session import OfficerDep, Viewer
 from broadcast.deps import Id, SessionDep
 from broadcast.errors import DomainError
@@ -84,6 +84,24 @@ def answer(
         return _inbox(request, session, viewer, "new", refused=exc, kept=kept)
     done = _("Answer published on the timeline.") if public else _("Answer sent to the resident.")
     return back_to("/console/questions", done)
+
+
+@router.post("/questions/{question_id}/move")
+def move(
+    request: Request,
+    question_id: Id,
+    session: SessionDep,
+    viewer: OfficerDep,
+    incident_id: Line = "",  # empty: no incident
+):
+    def work() -> str:
+        chosen = int(incident_id) if incident_id.isdigit() else None
+        question = questions.get(session, question_id)
+        questions.move(session, question, officer=viewer.user, incident_id=chosen)
+        return f"/console/questions#question-{question_id}"
+
+    done = _("The question was moved.")
+    return perform(request, session, work, fallback="/console/questions", done=done)
 
 
 # --- audit ---------------------------------------------------------------------------------
