@@ -506,6 +506,32 @@ def test_approving_a_proposal_or_publishing_an_answer_keeps_the_promise(client, 
 # --- who receives what ---------------------------------------------------------------------
 
 
+def test_an_exercise_reaches_the_test_audience_unless_an_officer_widened_it(
+    client, officer, subscribe, settle, arrivals, receiver
+):
+    subscribe("resident")
+    tester = client.post(
+        "/api/v1/subscribers",
+        headers=auth(officer),
+        json={"channel": "webhook", "address": f"{receiver.url}/s/tester", "tester": True},
+    )
+    assert tester.status_code == 201, tester.text
+    assert tester.json()["tester"] is True
+    drill = new_incident(client, officer, exercise=True)
+    assert drill["exercise_widened"] is False
+    widened = new_incident(client, officer, exercise=True, exercise_widened=True)
+    assert widened["exercise_widened"] is True
+
+    for_testers = post_update(client, officer, drill["id"], body="Oefening: dijkbewaking.")
+    for_everyone = post_update(client, officer, widened["id"], body="Oefening voor iedereen.")
+    counts = settle(for_testers["id"])
+    settle(for_everyone["id"])
+
+    assert arrivals(for_testers["id"]) == ["/s/tester"]
+    assert arrivals(for_everyone["id"]) == ["/s/resident", "/s/tester"]
+    assert set(counts) == {"platform", "webhook"}  # the public page shows it, marked
+
+
 def test_subscribers_get_only_updates_at_or_above_their_minimum_severity(
     client, officer, subscribe, settle, arrivals
 ):
