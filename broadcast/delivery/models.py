@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from broadcast.common import UTCDateTime, enum_type, utcnow
@@ -34,7 +34,18 @@ class Delivery(SQLModel, table=True):
     __tablename__ = "deliveries"
     __table_args__ = (
         UniqueConstraint("update_id", "channel", "target"),
-        Index("ix_delivery_due", "channel", "state", "next_attempt_at"),
+        # Claiming walks these (broadcast/delivery/queue.py): the backlog by due time, and the
+        # direct messages (the bot's answers) in a partial index of their own.
+        Index("ix_delivery_due", "channel", "state", "next_attempt_at", "id"),
+        Index(
+            "ix_delivery_direct_due",
+            "channel",
+            "state",
+            "next_attempt_at",
+            "id",
+            sqlite_where=text("direct_message_id IS NOT NULL"),
+            postgresql_where=text("direct_message_id IS NOT NULL"),
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)
