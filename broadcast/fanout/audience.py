@@ -120,11 +120,14 @@ def _area_filter(session: Session, update: Update):
 
 def _follow_original(session: Session, update: Update) -> int:
     """A correction or retraction goes to exactly the targets of the update it supersedes; its
-    deliveries that had not gone out yet are cancelled, so nobody gets the wrong text late."""
+    deliveries that had not gone out yet are cancelled, so nobody gets the wrong text late
+    (also those claimed and waiting in a dispatcher for a provider to come back: it checks
+    before it sends them)."""
     original = DELIVERIES.c
+    waiting = [DeliveryState.pending, DeliveryState.sending]
     session.execute(
         DELIVERIES.update()
-        .where(original.update_id == update.supersedes_id, original.state == DeliveryState.pending)
+        .where(original.update_id == update.supersedes_id, original.state.in_(waiting))
         .values(state=DeliveryState.cancelled, last_error="superseded before sending")
     )
     now = utcnow()
