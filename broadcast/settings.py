@@ -56,6 +56,8 @@ class Settings(BaseSettings):
 
     # Scheduling.
     overdue_check_seconds: int = 60
+    # Safety net for provider status callbacks filed before their send was recorded (0: off).
+    receipt_sweep_seconds: int = 60
 
     # Media on updates (photos, short videos): where they are stored and what is accepted.
     media_dir: Path = Path("data/media")

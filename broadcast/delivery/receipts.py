@@ -7,13 +7,25 @@ refused.
 
 A delivery only moves forward: a receipt concerns a message believed ``sent``, and a final state
 (delivered, failed, dead) stays final, so a late or replayed callback (``undelivered`` arriving
-after ``delivered``) changes nothing."""
+after ``delivered``) changes nothing.
+
+Exactly once, whatever the interleaving. A callback can arrive while the send's write-back is
+in flight in another process; under READ COMMITTED the callback then sees no delivery with that
+provider id (the write-back is not committed) and files an early receipt, while the write-back's
+``apply_early`` sees no early receipt (the callback is not committed either): the receipt would
+be stranded. So on PostgreSQL both sides first take a transaction-scoped advisory lock per
+provider message id (``pg_advisory_xact_lock``, namespace ``RECEIPT_LOCKS``): whichever comes
+second waits for the first to commit and its next statement sees the first one's rows. SQLite
+has one writer at a time (``BEGIN IMMEDIATE``), which serialises them already. ``sweep`` is the
+safety net (a scheduler job): it applies any early receipt whose delivery exists by now and
+drops those that never found one."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlmodel import Session, col, select
+from sqlalchemy import text
+from sqlmodel import Session, col, delete, select
 
 from broadcast.common import utcnow
 from broadcast.db import emit
@@ -41,6 +53,7 @@ def apply_status(
     """Returns False only for a status that means nothing final (queued, sent)."""
     if status not in FINAL_STATUSES:
         return False
+    _lock(session, channel, [provider_id])
     query = select(Delivery).where(Delivery.channel == channel, Delivery.provider_id == provider_id)
     delivery = session.exec(query).first()
     if delivery is None:
@@ -64,6 +77,7 @@ def apply_early(
     """Called when sends are recorded: statuses that arrived first are applied now."""
     if not provider_ids:
         return
+    _lock(session, channel, provider_ids)
     early = session.exec(
         select(EarlyReceipt).where(
             EarlyReceipt.channel == channel, col(EarlyReceipt.provider_id).in_(provider_ids)
@@ -78,6 +92,44 @@ def apply_early(
                 session, delivery, receipt.status, receipt.error, receipt.retry_after, max_attempts
             )
         session.delete(receipt)
+
+
+RECEIPT_LOCKS = 7_141_023  # the advisory lock namespace (classid) of provider message ids
+EARLY_RECEIPT_DAYS = 7  # an early receipt whose send never shows up is dropped after this
+
+
+def _lock(session: Session, channel: str, provider_ids: list[str]) -> None:
+    """PostgreSQL: serialise with every other transaction handling these provider ids, until
+    this one ends. Sorted, so two transactions locking several ids cannot deadlock."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    for key in sorted({f"{channel}:{provider_id}" for provider_id in provider_ids}):
+        session.execute(
+            text("SELECT pg_advisory_xact_lock(:namespace, hashtext(:key))"),
+            {"namespace": RECEIPT_LOCKS, "key": key},
+        )
+
+
+def sweep(session: Session, *, max_attempts: int, batch: int = 500) -> int:
+    """Apply early receipts whose delivery exists by now (none should: this is the safety
+    net) and drop those older than ``EARLY_RECEIPT_DAYS``; returns how many were applied."""
+    pairs = session.exec(
+        select(EarlyReceipt.channel, EarlyReceipt.provider_id)
+        .join(
+            Delivery,
+            (col(Delivery.channel) == col(EarlyReceipt.channel))
+            & (col(Delivery.provider_id) == col(EarlyReceipt.provider_id)),
+        )
+        .limit(batch)
+    ).all()
+    by_channel: dict[str, list[str]] = {}
+    for channel, provider_id in pairs:
+        by_channel.setdefault(channel, []).append(provider_id)
+    for channel, provider_ids in by_channel.items():
+        apply_early(session, channel, provider_ids, max_attempts=max_attempts)
+    cutoff = utcnow() - timedelta(days=EARLY_RECEIPT_DAYS)
+    session.exec(delete(EarlyReceipt).where(col(EarlyReceipt.received_at) < cutoff))
+    return len(pairs)
 
 
 def _move(

@@ -12,6 +12,7 @@ from sqlmodel import select
 from broadcast import audit
 from broadcast.common import utcnow
 from broadcast.db import Database, emit
+from broadcast.delivery import receipts
 from broadcast.delivery.adapters import ChannelSet
 from broadcast.errors import NotFound
 from broadcast.incidents import service as incidents
@@ -29,6 +30,7 @@ class Runtime:
     db: Database
     channels: ChannelSet
     feeds: FeedPoller | None = None
+    max_attempts: int = 8
 
 
 _runtime: Runtime | None = None
@@ -73,6 +75,17 @@ def flag_overdue() -> list[int]:
                 emit(session, "overdue", incident_id=incident.id, due=due)
                 flagged.append(incident.id)
     return flagged
+
+
+def sweep_receipts() -> int:
+    """Apply status callbacks that are still waiting although their delivery exists (the
+    safety net behind ``receipts``' locking; see there)."""
+    assert _runtime is not None, "scheduler job ran without a runtime"
+    with _runtime.db.session_scope() as session:
+        applied = receipts.sweep(session, max_attempts=_runtime.max_attempts)
+    if applied:
+        log.warning("applied %d stranded status callbacks", applied)
+    return applied
 
 
 def poll_feed(source_id: int) -> str | None:

@@ -16,6 +16,7 @@ import logging
 from datetime import datetime
 
 from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.jobstores.base import JobLookupError
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers import SchedulerNotRunningError
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -34,6 +35,7 @@ log = logging.getLogger(__name__)
 LEADER_LOCK = 7_141_022
 LEADERSHIP_RETRY_SECONDS = 5
 PUBLISH_JOB = "broadcast.scheduling.jobs:publish_scheduled"
+SWEEP_JOB = "broadcast.scheduling.jobs:sweep_receipts"
 
 
 class Scheduler:
@@ -116,7 +118,14 @@ class Scheduler:
 
     def _begin(self) -> None:
         self._feeds = FeedPoller(self.db, self.channels, self.settings)
-        jobs.install(jobs.Runtime(db=self.db, channels=self.channels, feeds=self._feeds))
+        jobs.install(
+            jobs.Runtime(
+                db=self.db,
+                channels=self.channels,
+                feeds=self._feeds,
+                max_attempts=self.settings.max_attempts,
+            )
+        )
         store = SQLAlchemyJobStore(engine=self.db.engine, tablename="apscheduler_jobs")
         self.scheduler = BackgroundScheduler(
             jobstores={"default": store},
@@ -135,9 +144,26 @@ class Scheduler:
             replace_existing=True,
         )
         self.scheduler.start()
+        self._sweep_receipts()
         self._schedule_all()
         self.sync_feeds()
         log.info("scheduler started as leader")
+
+    def _sweep_receipts(self) -> None:
+        """The receipts' safety net, every ``receipt_sweep_seconds`` (0: off, and a job stored
+        by an earlier start is removed)."""
+        assert self.scheduler is not None
+        if self.settings.receipt_sweep_seconds > 0:
+            self.scheduler.add_job(
+                SWEEP_JOB,
+                "interval",
+                seconds=self.settings.receipt_sweep_seconds,
+                id="sweep-receipts",
+                replace_existing=True,
+            )
+        else:
+            with contextlib.suppress(JobLookupError):
+                self.scheduler.remove_job("sweep-receipts")
 
     def sync_feeds(self) -> None:
         """One poll job per enabled feed source (see ``broadcast.feeds.poll.schedule``)."""
