@@ -21,7 +21,7 @@ from broadcast.common import rows_matched, table_of, utcnow
 from broadcast.delivery import receipts
 from broadcast.delivery.jobs import ClaimedRow, Content, Job, Outcome, OutcomeKind, Renderer
 from broadcast.delivery.models import Delivery, DeliveryState, DirectMessage
-from broadcast.delivery.policy import backoff, exhausted
+from broadcast.delivery.policy import backoff, exhausted, expired, give_up_at
 
 DELIVERIES = table_of(Delivery)
 DIRECTS = table_of(DirectMessage)
@@ -76,7 +76,13 @@ CLAIM_CASES = (_direct_replies, _expired_claims, _pending_by_due_time)
 
 
 def claim(
-    session: Session, channel: str, *, limit: int, lease_seconds: float, renderer: Renderer
+    session: Session,
+    channel: str,
+    *,
+    limit: int,
+    lease_seconds: float,
+    renderer: Renderer,
+    ttl_seconds: float | None = None,
 ) -> list[Job]:
     """Claim up to ``limit`` due rows of the channel; the renderer says what each sends."""
     now = utcnow()
@@ -93,13 +99,17 @@ def claim(
     if not claimed:
         return []
     contents = renderer.contents(session, channel, claimed)
-    return [_job(row, contents.get(row.id, NOTHING), channel, token) for row in claimed]
+    return [
+        _job(row, contents.get(row.id, NOTHING), channel, token, ttl_seconds) for row in claimed
+    ]
 
 
 NOTHING = Content(address=None)  # nothing to send: the dispatcher fails the row
 
 
-def _job(row: ClaimedRow, content: Content, channel: str, token: str) -> Job:
+def _job(
+    row: ClaimedRow, content: Content, channel: str, token: str, ttl_seconds: float | None
+) -> Job:
     return Job(
         delivery_id=row.id,
         token=token,
@@ -114,6 +124,7 @@ def _job(row: ClaimedRow, content: Content, channel: str, token: str) -> Job:
         message=content.message,
         direct_message_id=row.direct_message_id,
         expires_at=content.expires_at,
+        give_up_at=None if ttl_seconds is None else give_up_at(row.created_at, ttl_seconds),
     )
 
 
@@ -139,6 +150,7 @@ def _claim_rows(
             D.direct_message_id,
             D.language,
             D.attempts,
+            D.created_at,
         )
     ).all()
     return sorted((ClaimedRow(*row) for row in rows), key=lambda r: r.id)
@@ -156,9 +168,12 @@ def record(
     finished_directs = []
     for outcome in outcomes:
         job = outcome.job
-        guard = and_(
-            D.id == job.delivery_id, D.claim_token == job.token, D.state == DeliveryState.sending
-        )
+        # A send that went out is recorded even when a correction cancelled the row meanwhile
+        # (the truth, and the correction can then edit it); anything else stays cancelled.
+        states = [DeliveryState.sending]
+        if outcome.kind == OutcomeKind.sent:
+            states.append(DeliveryState.cancelled)
+        guard = and_(D.id == job.delivery_id, D.claim_token == job.token, D.state.in_(states))
         values = _values_for(outcome, max_attempts, retry_base, retry_cap)
         changed = rows_matched(session.execute(update(DELIVERIES).where(guard).values(**values)))
         if not changed:
@@ -191,6 +206,14 @@ def record(
         receipts.apply_early(session, channel, sent, max_attempts=max_attempts)
 
 
+def still_claimed(session: Session, tokens: dict[int, str]) -> set[int]:
+    """Which of these deliveries (id -> claim token) are still claimed with that token."""
+    rows = session.execute(
+        select(D.id, D.claim_token).where(D.id.in_(list(tokens)), D.state == DeliveryState.sending)
+    )
+    return {row.id for row in rows if tokens.get(row.id) == row.claim_token}
+
+
 def renew(session: Session, tokens: set[str], lease_seconds: float) -> None:
     session.execute(
         update(DELIVERIES)
@@ -220,13 +243,14 @@ def _values_for(outcome: Outcome, max_attempts: int, base: float, cap: float) ->
         return common | {"state": DeliveryState.failed}
     if outcome.kind == OutcomeKind.moved:
         return common | _moved(outcome, attempts, max_attempts)
-    if exhausted(attempts, max_attempts):
+    give_up = outcome.job.give_up_at
+    if expired(give_up, outcome.at) or (give_up is None and exhausted(attempts, max_attempts)):
         return common | {"state": DeliveryState.dead}
     delay = backoff(attempts, base=base, cap=cap, retry_after=outcome.retry_after)
-    return common | {
-        "state": DeliveryState.pending,
-        "next_attempt_at": outcome.at + timedelta(seconds=delay),
-    }
+    due = outcome.at + timedelta(seconds=delay)
+    if give_up is not None and due > give_up:
+        due = give_up  # one last attempt when the time to live ends, then dead
+    return common | {"state": DeliveryState.pending, "next_attempt_at": due}
 
 
 MOVED_TO_SUBSCRIBER = "the chat moved to an address that has a subscriber of its own"

@@ -171,11 +171,13 @@ def _area_filters(session: Session, update: Update):
 def _follow_original(session: Session, update: Update) -> int:
     """A correction or retraction goes to exactly the targets of the update it supersedes, except
     the subscribers who opted out since (an opt-out is honoured, always); its deliveries that had
-    not gone out yet are cancelled, so nobody gets the wrong text late."""
+    not gone out yet are cancelled, so nobody gets the wrong text late (also those claimed and
+    waiting in a dispatcher for a provider to come back: it checks before it sends them)."""
     original = DELIVERIES.c
+    waiting = [DeliveryState.pending, DeliveryState.sending]
     session.execute(
         DELIVERIES.update()
-        .where(original.update_id == update.supersedes_id, original.state == DeliveryState.pending)
+        .where(original.update_id == update.supersedes_id, original.state.in_(waiting))
         .values(state=DeliveryState.cancelled, last_error="superseded before sending")
     )
     now = utcnow()
