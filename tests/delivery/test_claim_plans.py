@@ -39,8 +39,7 @@ def claim_plans(db: Database) -> dict[str, str]:
     now = utcnow()
     plans = {}
     for case in queue.CLAIM_CASES:
-        where, order = case("webhook", now)
-        plans[case.__name__] = explain(db, queue.claim_ids(where, order, 100))
+        plans[case.__name__] = explain(db, queue.claim_ids(*case("webhook", now), 100))
     plans["next_due"] = explain(db, queue.next_due_query("webhook"))
     return plans
 
