@@ -27,6 +27,10 @@ from bench.common import DEFAULT_POSTGRES_URL, ensure_postgres_database, isolate
 BOUND = 16  # channels/webhook.py: Limits(concurrency=16)
 
 
+def load() -> str:
+    return Path("/proc/loadavg").read_text().strip()
+
+
 def fresh(backend: str, workdir: Path, postgres_url: str) -> str:
     from sqlalchemy import create_engine, text
 
@@ -106,7 +110,7 @@ def main() -> None:
     from tests.fakes.server import FakeServer
     from tests.support import seed
 
-    print(f"load average before: {open('/proc/loadavg').read().strip()} (cores: {os.cpu_count()})")
+    print(f"load average before: {load()} (cores: {os.cpu_count()})")
     rows = []
     app = receiver_app(WEBHOOK_SECRET)
     with FakeServer(app) as receiver, tempfile.TemporaryDirectory() as folder:
@@ -124,7 +128,7 @@ def main() -> None:
                     f"{result['resent']} re-sent, complete: {result['complete']}",
                     flush=True,
                 )
-    print(f"\n| Backend | kills | re-sends per kill (min / median / max) | total | bound | all")
+    print("\n| Backend | kills | re-sends per kill (min / median / max) | total | bound | all")
     print("|---|---|---|---|---|---|")
     for backend in backends:
         mine = sorted(r["resent"] for b, _, r in rows if b == backend)
@@ -134,7 +138,7 @@ def main() -> None:
             f"| {sum(mine)} | ≤ {BOUND} per kill: {'met' if mine[-1] <= BOUND else 'MISSED'} "
             f"| {'every target' if complete else 'LOST SOME'} |"
         )
-    print(f"load average after: {open('/proc/loadavg').read().strip()}")
+    print(f"load average after: {load()}")
 
 
 if __name__ == "__main__":
