@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, bindparam, func, or_, select, update
 from sqlmodel import Session
 
 from broadcast.common import rows_matched, table_of, utcnow
@@ -167,7 +168,14 @@ def record(
     retry_cap: float,
 ) -> None:
     finished_directs = []
+    # The common case, a send that went out, is one statement for the whole batch
+    # (executemany); what needs more than its own row follows one by one.
+    plain = [o for o in outcomes if o.kind == OutcomeKind.sent and not o.job.direct_message_id]
+    if plain:
+        _record_sent(session, plain)
     for outcome in outcomes:
+        if outcome.kind == OutcomeKind.sent and not outcome.job.direct_message_id:
+            continue
         job = outcome.job
         # A send that went out is recorded even when a correction cancelled the row meanwhile
         # (the truth, and the correction can then edit it); anything else stays cancelled.
@@ -205,6 +213,47 @@ def record(
             if o.job.channel == channel and o.kind == OutcomeKind.sent and o.provider_id
         ]
         receipts.apply_early(session, channel, sent, max_attempts=max_attempts)
+
+
+def _record_sent(session: Session, outcomes: list[Outcome]) -> None:
+    def param(name: str, column) -> Any:
+        return bindparam(name, type_=column.type)
+
+    statement = (
+        update(DELIVERIES)
+        .where(
+            D.id == bindparam("b_id"),
+            D.claim_token == bindparam("b_token"),
+            # recorded even when a correction cancelled the row meanwhile: it went out
+            # (no IN: an expanding parameter cannot be used in an executemany)
+            or_(D.state == DeliveryState.sending, D.state == DeliveryState.cancelled),
+        )
+        .values(
+            state=param("b_state", D.state),
+            attempts=bindparam("b_attempts"),
+            lease_until=None,
+            claim_token=None,
+            last_error=None,
+            provider_id=bindparam("b_provider"),
+            sent_at=param("b_sent", D.sent_at),
+            delivered_at=param("b_delivered", D.delivered_at),
+        )
+    )
+    session.execute(
+        statement,
+        [
+            {
+                "b_id": o.job.delivery_id,
+                "b_token": o.job.token,
+                "b_state": DeliveryState.delivered if o.delivered else DeliveryState.sent,
+                "b_attempts": o.job.attempts + 1,
+                "b_provider": o.provider_id,
+                "b_sent": o.at,
+                "b_delivered": o.at if o.delivered else None,
+            }
+            for o in outcomes
+        ],
+    )
 
 
 def still_claimed(session: Session, tokens: dict[int, str]) -> set[int]:
