@@ -18,9 +18,18 @@ class ChannelsHealth(BaseModel):
     off: dict[str, str] = Field(description="Channel name: why it is off")
 
 
+class OutageHealth(BaseModel):
+    started_at: str
+    ended_at: str | None = Field(description="null while it lasts")
+    error: str
+
+
 class Health(BaseModel):
     status: str = Field(description="ok, or failing when the database does not answer")
     database: str
+    database_outage: OutageHealth | None = Field(
+        None, description="The database outage going on, else the last one this process saw"
+    )
     channels: ChannelsHealth
 
 
@@ -38,9 +47,17 @@ async def healthz(request: Request):
         database = "ok"
     except Exception as exc:
         database = f"unavailable: {type(exc).__name__}"
+        db.health.failed(exc)
+    outage = db.health.last
     body = {
         "status": "ok" if database == "ok" else "failing",
         "database": database,
+        "database_outage": outage
+        and {
+            "started_at": outage.started_at.isoformat(),
+            "ended_at": outage.ended_at and outage.ended_at.isoformat(),
+            "error": outage.error,
+        },
         "channels": {"on": sorted(channels.active), "off": channels.disabled},
     }
     return JSONResponse(body, status_code=200 if database == "ok" else 503)
