@@ -5,10 +5,17 @@ FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /app
 
-COPY pyproject.toml README.md ./
+# Dependencies first, at the versions in constraints.txt: a layer that a code change leaves cached.
+COPY pyproject.toml constraints.txt ./
+RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
+      > /tmp/requirements.txt \
+ && pip install -r /tmp/requirements.txt -c constraints.txt \
+ && useradd --system --uid 10001 --home /app broadcast
+
+COPY README.md ./
 COPY broadcast ./broadcast
 COPY channels ./channels
-RUN pip install . && useradd --system --uid 10001 --home /app broadcast
+RUN pip install --no-deps .
 COPY config ./config
 RUN mkdir -p /app/data && chown broadcast /app/data
 

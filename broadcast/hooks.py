@@ -128,11 +128,6 @@ class CoreHooks:
         def work(session):
             if inbound_key and (found := existing(session)):
                 return found
-            incident = session.exec(
-                select(Incident)
-                .where(Incident.status != IncidentStatus.resolved)
-                .order_by(col(Incident.id).desc())
-            ).first()
             question = questions.receive(
                 session,
                 channel=channel,
@@ -140,7 +135,7 @@ class CoreHooks:
                 text=text,
                 language=language,
                 reply_to=reply_to,
-                incident_id=incident.id if incident else None,
+                incident_id=questions.incident_for(session, channel, address),
                 inbound_key=inbound_key,
             )
             if inbound_key:

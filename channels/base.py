@@ -40,6 +40,10 @@ class Capabilities:
     can_edit: bool = False  # a correction can edit the original message
     status_callbacks: bool = False  # the provider reports delivered/failed later
     inbound: bool = False  # residents can write back
+    # The broadcast targets are the service's own public pages, where an exercise is shown with
+    # its mark; other one-to-many targets (a public channel, an account, partner URLs) are a
+    # real audience an exercise reaches only when an officer widened it.
+    own_site: bool = False
 
 
 @dataclass(frozen=True)

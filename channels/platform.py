@@ -25,7 +25,7 @@ PUBLIC_TARGET = "public"
 class PlatformChannel(Channel):
     name = "platform"
     limits = Limits(per_second=None, concurrency=4)
-    capabilities = Capabilities(one_to_many=True)
+    capabilities = Capabilities(one_to_many=True, own_site=True)
 
     def __init__(self, settings: ChannelSettings, context: ChannelContext):
         super().__init__(settings, context)

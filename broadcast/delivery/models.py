@@ -34,7 +34,18 @@ class Delivery(SQLModel, table=True):
     __tablename__ = "deliveries"
     __table_args__ = (
         UniqueConstraint("update_id", "channel", "target"),  # also the index on update_id
-        Index("ix_delivery_due", "channel", "state", "next_attempt_at"),
+        # Claiming walks these (broadcast/delivery/queue.py): the backlog by due time, and the
+        # direct messages (the bot's answers) in a partial index of their own.
+        Index("ix_delivery_due", "channel", "state", "next_attempt_at", "id"),
+        Index(
+            "ix_delivery_direct_due",
+            "channel",
+            "state",
+            "next_attempt_at",
+            "id",
+            sqlite_where=text("direct_message_id IS NOT NULL"),
+            postgresql_where=text("direct_message_id IS NOT NULL"),
+        ),
         # Partial: most rows have neither, and a publish to 1,000,000 would index 1,000,000 NULLs.
         Index(
             "ix_deliveries_provider_id",

@@ -32,7 +32,8 @@ from broadcast.areas import service as areas
 from broadcast.common import Severity, rows_matched, table_of, utcnow
 from broadcast.delivery.adapters import ChannelSet
 from broadcast.delivery.models import Delivery, DeliveryState
-from broadcast.subscribers.models import Subscriber, SubscriberArea, SubscriberState
+from broadcast.incidents.models import Incident
+from broadcast.subscribers.models import OPTED_OUT, Subscriber, SubscriberArea, SubscriberState
 from broadcast.timeline.models import Update
 
 DELIVERIES = table_of(Delivery)
@@ -52,18 +53,30 @@ def expand(session: Session, update: Update, channels: ChannelSet) -> int:
     added = 0
     fresh = not _has_deliveries(session, update)
     chosen = channels.chosen(update.channels)
+    testers_only = _testers_only(session, update)
     for channel in chosen:
+        if testers_only and not channel.capabilities.own_site:
+            continue  # an exercise stays off public channels and accounts
         for address in channel.broadcast_targets():
             added += _insert_values(session, [_row(update, channel.name, address)])
     per_subscriber = [c.name for c in chosen if c.capabilities.per_subscriber]
     if per_subscriber and update.public:
-        added += _insert_subscribers(session, update, per_subscriber, fresh=fresh)
+        added += _insert_subscribers(
+            session, update, per_subscriber, fresh=fresh, testers_only=testers_only
+        )
     return added
 
 
 def _has_deliveries(session: Session, update: Update) -> bool:
     query = select(DELIVERIES.c.id).where(DELIVERIES.c.update_id == update.id).limit(1)
     return session.execute(query).first() is not None
+
+
+def _testers_only(session: Session, update: Update) -> bool:
+    """An exercise reaches its test audience (subscribers marked as testers, and the public
+    pages with the exercise mark) unless an officer widened it to everyone."""
+    incident = session.get(Incident, update.incident_id) if update.incident_id else None
+    return incident is not None and incident.exercise and not incident.exercise_widened
 
 
 def queue_one(
@@ -97,7 +110,12 @@ def _insert_values(session: Session, rows: list[dict]) -> int:
 
 
 def _insert_subscribers(
-    session: Session, update: Update, channel_names: list[str], *, fresh: bool = False
+    session: Session,
+    update: Update,
+    channel_names: list[str],
+    *,
+    fresh: bool = False,
+    testers_only: bool = False,
 ) -> int:
     now = utcnow()
     everyone = select(
@@ -114,6 +132,7 @@ def _insert_subscribers(
         col(Subscriber.state) == SubscriberState.active,
         col(Subscriber.channel).in_(channel_names),
         col(Subscriber.min_severity).in_(Severity(update.severity).at_most()),
+        col(Subscriber.tester) if testers_only else literal(True),
     )
     audience: Select | CompoundSelect = everyone
     if update.areas:
@@ -150,12 +169,15 @@ def _area_filters(session: Session, update: Update):
 
 
 def _follow_original(session: Session, update: Update) -> int:
-    """A correction or retraction goes to exactly the targets of the update it supersedes; its
-    deliveries that had not gone out yet are cancelled, so nobody gets the wrong text late."""
+    """A correction or retraction goes to exactly the targets of the update it supersedes, except
+    the subscribers who opted out since (an opt-out is honoured, always); its deliveries that had
+    not gone out yet are cancelled, so nobody gets the wrong text late (also those claimed and
+    waiting in a dispatcher for a provider to come back: it checks before it sends them)."""
     original = DELIVERIES.c
+    waiting = [DeliveryState.pending, DeliveryState.sending]
     session.execute(
         DELIVERIES.update()
-        .where(original.update_id == update.supersedes_id, original.state == DeliveryState.pending)
+        .where(original.update_id == update.supersedes_id, original.state.in_(waiting))
         .values(state=DeliveryState.cancelled, last_error="superseded before sending")
     )
     now = utcnow()
@@ -173,6 +195,12 @@ def _follow_original(session: Session, update: Update) -> int:
     ).where(
         original.update_id == update.supersedes_id,
         original.state.in_([*RESENT_TO, DeliveryState.cancelled]),
+        not_(
+            exists().where(
+                col(Subscriber.id) == original.subscriber_id,
+                col(Subscriber.state).in_(OPTED_OUT),
+            )
+        ),
     )
     columns = [
         "update_id",

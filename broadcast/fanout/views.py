@@ -19,7 +19,7 @@ from broadcast.media import service as media_service
 from broadcast.questions.models import Question
 from broadcast.settings import Settings
 from broadcast.subscribers import service as subscribers
-from broadcast.subscribers.models import Subscriber
+from broadcast.subscribers.models import OPTED_OUT, Subscriber
 from broadcast.timeline.models import Update
 from channels.base import Media, Message, UpdateView
 
@@ -94,7 +94,8 @@ def _addresses(session: Session, rows: Sequence[ClaimedRow]) -> dict[int, str | 
         dict(
             session.execute(
                 select(col(Subscriber.id), col(Subscriber.address)).where(
-                    col(Subscriber.id).in_(subscriber_ids)
+                    col(Subscriber.id).in_(subscriber_ids),
+                    col(Subscriber.state).not_in(OPTED_OUT),  # who left meanwhile gets nothing
                 )
             ).all()
         )

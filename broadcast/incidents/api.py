@@ -20,6 +20,11 @@ class IncidentCreate(BaseModel):
     severity: Severity
     areas: list[Code] = Field(default=[], max_length=500)
     exercise: bool = False
+    exercise_widened: bool = Field(
+        default=False,
+        description="An exercise reaches only the test audience (subscribers marked as testers, "
+        "and the public pages with the exercise mark); true sends it to everyone, marked.",
+    )
 
 
 class IncidentOut(BaseModel):
@@ -30,6 +35,7 @@ class IncidentOut(BaseModel):
     status: IncidentStatus
     areas: list[str]
     exercise: bool
+    exercise_widened: bool
     next_update_due: datetime | None
     overdue: bool
     created_at: datetime
@@ -60,6 +66,7 @@ def create_incident(data: IncidentCreate, session: SessionDep, user: Officer, re
         severity=data.severity,
         area_codes=data.areas,
         exercise=data.exercise,
+        exercise_widened=data.exercise_widened,
         creator=user,
     )
     return incident_out(incident, request.app.state.settings.public_url)

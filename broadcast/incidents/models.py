@@ -25,6 +25,9 @@ class Incident(SQLModel, table=True):
     status: IncidentStatus = Field(default=IncidentStatus.active, sa_type=enum_type(IncidentStatus))
     areas: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     exercise: bool = False
+    # An exercise reaches only its test audience (subscribers marked as testers, and the public
+    # page with its exercise mark) unless an officer widened it to everyone.
+    exercise_widened: bool = False
     next_update_due: datetime | None = Field(default=None, sa_column=Column(UTCDateTime))
     created_at: datetime = Field(
         default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False)

@@ -34,6 +34,7 @@ def create(
     severity: str,
     area_codes: list[str],
     exercise: bool = False,
+    exercise_widened: bool = False,
     creator: User | None = None,
 ) -> Incident:
     title = title.strip()
@@ -50,6 +51,7 @@ def create(
         severity=Severity(severity),
         areas=areas.check_codes(session, area_codes),
         exercise=exercise,
+        exercise_widened=exercise and exercise_widened,
         created_by=creator.id if creator else None,
     )
     session.add(incident)
@@ -61,6 +63,8 @@ def create(
         action="incident.create",
         subject=f"incident:{incident.id}",
         title=title,
+        exercise=exercise,
+        widened=exercise and exercise_widened,
     )
     emit(session, "public", slug=incident.slug)  # the status page lists it from now on
     return incident

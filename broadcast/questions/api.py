@@ -37,6 +37,10 @@ class Answer(BaseModel):
     )
 
 
+class Move(BaseModel):
+    incident_id: Id | None = Field(description="The incident the question is about; null: none")
+
+
 def question_out(question) -> dict:
     waited = (
         (question.answered_at - question.received_at).total_seconds()
@@ -70,3 +74,16 @@ def answer_question(
         channels=request.app.state.channels,
     )
     return update_out(update)
+
+
+@router.post(
+    "/{question_id}/move",
+    response_model=QuestionOut,
+    responses=errors(*ROLE, 404, *BODY),
+    description="Attach the question to another incident (or to none)",
+)
+def move_question(question_id: Id, data: Move, session: SessionDep, user: Officer):
+    question = service.move(
+        session, service.get(session, question_id), officer=user, incident_id=data.incident_id
+    )
+    return question_out(question)

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from sqlmodel import Session, col, func, select
 
 from broadcast import audit, keys, ratelimit
+from broadcast.areas import service as areas
 from broadcast.auth.models import User
 from broadcast.common import DEFAULT_LANGUAGE, Language, Severity, stored_id, utcnow, xml_safe
 from broadcast.db import emit
@@ -19,6 +20,7 @@ from broadcast.incidents.models import Incident, IncidentStatus
 from broadcast.questions.models import Question, QuestionState
 from broadcast.ratelimit import Limit
 from broadcast.settings import Settings
+from broadcast.subscribers import service as subscribers
 from broadcast.timeline import service as timeline
 from broadcast.timeline.models import Source, Update, UpdateKind, UpdateState
 
@@ -27,6 +29,10 @@ MAX_SITE_QUESTION_CHARS = 1_000
 SITE = "web"  # the channel name of questions asked on the public site
 SITE_CLIENT, SITE_ALL = "question-client", "question-site"  # the rate limits' kinds
 HOUR = timedelta(hours=1)
+PRIVATE_IMPOSSIBLE = _(
+    "Question %(id)s cannot be answered privately: channel %(channel)s is off or has no reply "
+    "address. Publish the answer on the timeline instead."
+)
 
 
 def receive(
@@ -102,6 +108,45 @@ def ask_on_site(
     return receive(session, channel=SITE, text=text, language=language, incident_id=incident.id)
 
 
+def incident_for(session: Session, channel: str, address: str | None) -> int | None:
+    """The incident a resident's question is about: the newest open one that covers the area
+    the resident subscribed for (an incident without areas covers everyone). Never an exercise,
+    unless the resident is in the test audience. Without a known area, the one open incident if
+    there is exactly one; otherwise none, and an officer attaches it."""
+    resident = subscribers.find(session, channel, address) if address else None
+    tester = resident is not None and resident.tester
+    query = select(Incident).where(Incident.status != IncidentStatus.resolved)
+    if not tester:
+        query = query.where(col(Incident.exercise).is_(False))
+    candidates = list(session.exec(query.order_by(col(Incident.id).desc())))
+    codes = subscribers.area_codes(session, stored_id(resident)) if resident else []
+    if codes:
+        theirs = set(areas.related(session, codes))
+        covering = [i for i in candidates if not i.areas or theirs & set(i.areas)]
+        return stored_id(covering[0]) if covering else None
+    return stored_id(candidates[0]) if len(candidates) == 1 else None
+
+
+def move(
+    session: Session, question: Question, *, officer: User, incident_id: int | None
+) -> Question:
+    """An officer attaches a question to another incident (or to none)."""
+    if incident_id is not None:
+        incidents.get(session, incident_id)
+    before, question.incident_id = question.incident_id, incident_id
+    session.add(question)
+    audit.record(
+        session,
+        actor=officer.name,
+        actor_id=officer.id,
+        action="question.move",
+        subject=f"question:{question.id}",
+        incident=incident_id,
+        was=before,
+    )
+    return question
+
+
 def from_inbound(session: Session, channel: str, inbound_key: str) -> Question | None:
     """The question a provider's message made already, if any."""
     query = select(Question).where(Question.channel == channel, Question.inbound_key == inbound_key)
@@ -127,6 +172,12 @@ def get(session: Session, question_id: int) -> Question:
     if question is None:
         raise NotFound(_("question %(id)s not found"), id=question_id)
     return question
+
+
+def can_answer_privately(question: Question, channels: ChannelSet) -> bool:
+    """Whether a private answer can go back to the resident: a reply address on a running
+    channel."""
+    return bool(question.address) and question.channel in channels
 
 
 def answer(
@@ -156,7 +207,7 @@ def answer(
         )
     else:
         update = _private_answer(session, question, officer=officer, body=body)
-    if question.address and question.channel in channels:
+    if can_answer_privately(question, channels):
         audience.queue_one(
             session,
             update,
@@ -166,14 +217,7 @@ def answer(
         )
         emit(session, "queued", update_id=update.id)
     elif not public:
-        raise Conflict(
-            _(
-                "question %(id)s cannot be answered privately: "
-                "channel %(channel)s has no reply address or is off"
-            ),
-            id=question.id,
-            channel=question.channel,
-        )
+        raise Conflict(PRIVATE_IMPOSSIBLE, id=question.id, channel=question.channel)
     question.state, question.answer = QuestionState.answered, body.strip()
     question.answered_at, question.answered_by = utcnow(), officer.id
     question.answer_update_id = update.id

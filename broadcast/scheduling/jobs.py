@@ -7,7 +7,7 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from sqlmodel import select
+from sqlmodel import col, select
 
 from broadcast import audit
 from broadcast.common import utcnow
@@ -18,6 +18,7 @@ from broadcast.errors import NotFound
 from broadcast.incidents import service as incidents
 from broadcast.incidents.models import Incident
 from broadcast.timeline import service as timeline
+from broadcast.timeline.models import Update
 
 if TYPE_CHECKING:
     from broadcast.feeds.poll.polling import FeedPoller
@@ -73,8 +74,19 @@ def flag_overdue() -> list[int]:
                     session, actor="scheduler", action="incident.overdue", subject=subject, due=due
                 )
                 emit(session, "overdue", incident_id=incident.id, due=due)
+                _refresh_open_pages(session, incident)
                 flagged.append(incident.id)
     return flagged
+
+
+def _refresh_open_pages(session, incident: Incident) -> None:
+    """Open pages of the incident show the broken promise at once: the newest public update is
+    announced again, and its event carries the promise as it stands."""
+    newest = session.exec(
+        timeline.published_public().where(col(Update.incident_id) == incident.id).limit(1)
+    ).first()
+    if newest is not None:
+        emit(session, "live", update_id=newest[0].id, slug=incident.slug)
 
 
 def sweep_receipts() -> int:

@@ -19,6 +19,11 @@ class SubscriberCreate(BaseModel):
     areas: list[Code] = Field(default=[], max_length=500)
     language: Language = DEFAULT_LANGUAGE
     min_severity: Severity = Severity.info
+    tester: bool = Field(
+        default=False,
+        description="In the test audience: receives exercises, which reach only testers unless "
+        "an officer widened the exercise (`exercise_widened` on the incident)",
+    )
 
 
 class SubscriberOut(BaseModel):
@@ -27,6 +32,7 @@ class SubscriberOut(BaseModel):
     language: Language
     min_severity: Severity
     state: SubscriberState
+    tester: bool
     areas: list[str]
     consent_at: datetime | None
     created_at: datetime
@@ -54,6 +60,7 @@ def create_subscriber(data: SubscriberCreate, session: SessionDep, user: Officer
         area_codes=data.areas,
         language=data.language,
         min_severity=data.min_severity,
+        tester=data.tester,
         actor=user.name,
     )
     return subscriber_out(session, subscriber)

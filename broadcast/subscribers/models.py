@@ -16,6 +16,11 @@ class SubscriberState(StrEnum):
     gone = "gone"  # blocked the bot, replied STOP, number invalid
 
 
+# Residents who opted out (STOP, unsubscribe) or whose address is gone: nothing reaches them,
+# not even the correction of something they received before.
+OPTED_OUT = (SubscriberState.unsubscribed, SubscriberState.gone)
+
+
 class Subscriber(SQLModel, table=True):
     __tablename__ = "subscribers"
     __table_args__ = (UniqueConstraint("channel", "address"),)
@@ -29,6 +34,7 @@ class Subscriber(SQLModel, table=True):
         default=SubscriberState.active, index=True, sa_type=enum_type(SubscriberState)
     )
     consent_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime))
+    tester: bool = False  # in the test audience of exercises
     created_at: datetime = Field(
         default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False)
     )

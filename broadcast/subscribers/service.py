@@ -26,6 +26,7 @@ def subscribe(
     area_codes: list[str],
     language: str = "nl",
     min_severity: str = "info",
+    tester: bool | None = None,
     confirmed: bool = True,
     actor: str = "api",
     update_existing: bool = False,
@@ -44,6 +45,8 @@ def subscribe(
         subscriber = Subscriber(channel=channel, address=normalized)
     subscriber.language = Language(language)
     subscriber.min_severity = Severity(min_severity)
+    if tester is not None:  # None: as it was (a resident writing again stays a tester)
+        subscriber.tester = tester
     subscriber.state = SubscriberState.active if confirmed else SubscriberState.pending
     subscriber.consent_at = utcnow() if confirmed else None
     session.add(subscriber)

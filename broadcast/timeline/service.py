@@ -150,7 +150,8 @@ def publish(
         raise Conflict(_("the incident is resolved; nothing more is published on it"))
     now = utcnow()
     update.state, update.published_at = UpdateState.published, now
-    incident.next_update_due = update.next_update_due
+    if _keeps_promise(update):
+        incident.next_update_due = update.next_update_due
     if Severity(update.severity).rank > Severity(incident.severity).rank:
         incident.severity = update.severity
     session.add_all([update, incident])
@@ -304,6 +305,16 @@ def publish_due(
     for update in due:
         publish(session, update, _incident(session, update), channels=channels, actor="scheduler")
     return [stored_id(u) for u in due]
+
+
+def _keeps_promise(update: Update) -> bool:
+    """Whether publishing ``update`` sets the incident's promise of a next update. An officer's
+    own update keeps the promise it makes (or, making none, clears it); a Q&A answer, an approved
+    volunteer's proposal or a feed's draft says nothing about the next update and leaves the
+    promise as it is, unless it states one."""
+    if update.kind == UpdateKind.answer:
+        return False
+    return update.source == Source.officer or update.next_update_due is not None
 
 
 def _incident(session: Session, update: Update) -> Incident:

@@ -206,20 +206,34 @@ async def _cards(app, update_id: int, languages: set[str]) -> dict[str, str] | N
         update = session.get(Update, update_id)
         if update is None or not update.public or update.state != UpdateState.published:
             return None
-        return (
-            update,
-            {u.id: u for u in timeline.for_incident(session, update.incident_id, viewer=None)},
-            _public_media(session, [update]),
-        )
+        updates = timeline.for_incident(session, update.incident_id, viewer=None)
+        by_id = {u.id: u for u in updates}
+        incident = session.get(Incident, update.incident_id)
+        return update, by_id, _public_media(session, _with_original(update, by_id)), incident
 
     found = await app.state.db.run(work, write=False)
     if found is None:
         return None
-    update, by_id, items = found
+    update, by_id, items, incident = found
     return {
-        language: fragment("_update.html", language, u=update, by_id=by_id, media=items)
-        for language in languages
+        language: _live_html(language, update, by_id, items, incident) for language in languages
     }
+
+
+def _with_original(update: Update, by_id: dict) -> list[Update]:
+    original = by_id.get(update.supersedes_id) if update.supersedes_id else None
+    return [update] + ([original] if original is not None else [])
+
+
+def _live_html(language: str, update: Update, by_id: dict, items: dict, incident) -> str:
+    """What an open page needs after ``update``: its card, the card of the update it corrects or
+    retracts (struck through now), and the promise of the next update as it stands."""
+    cards = [
+        fragment("_update.html", language, u=u, by_id=by_id, media=items)
+        for u in _with_original(update, by_id)
+    ]
+    promise = fragment("_promise.html", language, incident=incident, now=utcnow())
+    return "\n".join([*cards, promise])
 
 
 async def _missed(app, slug: str, last_seen: int, language: str) -> list[tuple[int, str]]:
@@ -228,22 +242,23 @@ async def _missed(app, slug: str, last_seen: int, language: str) -> list[tuple[i
     def work(session):
         seen = session.get(Update, last_seen)
         if seen is None or seen.published_at is None:
-            return [], {}, {}
+            return [], {}, {}, None
         updates = timeline.for_incident(session, seen.incident_id, viewer=None)
+        incident = session.get(Incident, seen.incident_id)
+        if incident is None or incident.slug != slug:
+            return [], {}, {}, None
         later = [
             u
             for u in updates
-            if u.state == UpdateState.published
-            and u.published_at > seen.published_at
-            and session.get(Incident, u.incident_id).slug == slug
+            if u.state == UpdateState.published and u.published_at > seen.published_at
         ]
-        return later, {u.id: u for u in updates}, _public_media(session, later)
+        by_id = {u.id: u for u in updates}
+        shown = [x for u in later for x in _with_original(u, by_id)]
+        return later, by_id, _public_media(session, shown), incident
 
-    later, by_id, items = await app.state.db.run(work, write=False)
+    later, by_id, items, incident = await app.state.db.run(work, write=False)
     later.sort(key=lambda u: (u.published_at, u.id))
-    return [
-        (u.id, fragment("_update.html", language, u=u, by_id=by_id, media=items)) for u in later
-    ]
+    return [(u.id, _live_html(language, u, by_id, items, incident)) for u in later]
 
 
 @router.get("/u/{update_id}")

@@ -308,6 +308,41 @@ def test_the_questions_inbox_answers_and_measures_response_times(client, officer
     assert "1 beantwoord" in answered
 
 
+def test_an_officer_moves_a_question_off_an_exercise_in_the_inbox(client, officer):
+    drill = new_incident(client, officer, title="Oefening dijkdoorbraak", exercise=True)
+    real = new_incident(client, officer, title="Hoogwater Maas")
+    with client.app.state.db.session_scope() as session:
+        question_id = questions.receive(
+            session, channel="web", text="Moet ik weg?", incident_id=drill["id"]
+        ).id
+    page = client.get("/console/questions").text
+    assert "[OEFENING] Oefening dijkdoorbraak" in page
+    csrf = csrf_of(client, "/console/questions")
+
+    moved = post_form(
+        client, f"/console/questions/{question_id}/move", {"incident_id": real["id"]}, csrf=csrf
+    )
+
+    assert moved.status_code == 303
+    assert "De vraag is verplaatst." in client.get("/console/questions").text
+    listed = client.get("/api/v1/questions", headers=auth(officer)).json()
+    assert [q["incident_id"] for q in listed if q["id"] == question_id] == [real["id"]]
+    post_form(client, f"/console/questions/{question_id}/move", {"incident_id": ""}, csrf=csrf)
+    listed = client.get("/api/v1/questions", headers=auth(officer)).json()
+    assert [q["incident_id"] for q in listed if q["id"] == question_id] == [None]
+
+
+def test_an_exercise_is_for_testers_unless_the_form_widens_it(client, officer):
+    csrf = csrf_of(client)
+    fields = {"title": "Oefening", "severity": "warning", "exercise": "true"}
+    post_form(client, "/console/incidents", fields, csrf=csrf)
+    post_form(client, "/console/incidents", fields | {"exercise_widened": "true"}, csrf=csrf)
+    listed = client.get("/api/v1/incidents", headers=auth(officer)).json()
+    assert [i["exercise_widened"] for i in listed[:2]] == [True, False]
+    page = client.get(f"/console/incidents/{listed[1]['id']}").text
+    assert "Oefening voor het testpubliek" in page
+
+
 def test_volunteers_cannot_open_the_officer_pages(client):
     token_for(client.app, "volunteer", name="anna")
     log_in(client, "anna")

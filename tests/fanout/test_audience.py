@@ -92,6 +92,26 @@ def test_a_correction_follows_the_original_and_cancels_what_had_not_gone_out(sto
         assert targets(session, correction) == {"webhook": {f"s{first.id}", f"s{second.id}"}}
 
 
+def test_a_correction_never_reaches_who_opted_out_after_the_original(store):
+    with store.db.session_scope() as session:
+        stays, stopped, left = (subscriber(session, f"https://a.example/{n}") for n in (1, 2, 3))
+        flood = incident(session)
+        original = published(session, flood, channels=["webhook"])
+        audience.expand(session, original, store.channels)
+        for row in deliveries(session, original):
+            row.state = DeliveryState.sent
+            session.add(row)
+        stopped.state, left.state = SubscriberState.gone, SubscriberState.unsubscribed  # STOP
+        session.add_all([stopped, left])
+        session.flush()
+        for kind in (UpdateKind.correction, UpdateKind.retraction):
+            follow_up = published(session, flood, kind=kind, supersedes_id=original.id)
+
+            audience.expand(session, follow_up, store.channels)
+
+            assert targets(session, follow_up) == {"webhook": {f"s{stays.id}"}}
+
+
 def test_queue_one_addresses_the_question_in_its_language(store):
     with store.db.session_scope() as session:
         question = Question(channel="webhook", address="https://a.example/q", text="Dijk?")

@@ -54,12 +54,14 @@ def test_each_kind_of_target_gets_its_address(store):
     with store.db.session_scope() as session:
         update = published(session, incident(session, exercise=True))
         resident = subscriber(session, "https://a.example/resident", language="en")
+        left = subscriber(session, "https://a.example/left", state=SubscriberState.gone)
         question = Question(channel="webhook", address="https://a.example/asked", text="Dijk?")
         session.add(question)
         session.flush()
         rows = [
             queued(session, update, f"s{resident.id}", subscriber_id=resident.id, language="en"),
             queued(session, update, "s999"),  # the subscriber was erased meanwhile
+            queued(session, update, f"s{left.id}", subscriber_id=left.id),  # replied STOP
             queued(session, update, f"q{question.id}", question_id=question.id),
             queued(session, update, "https://partner.example/hook"),
         ]
@@ -68,6 +70,7 @@ def test_each_kind_of_target_gets_its_address(store):
 
         assert [contents[r.id].address for r in rows] == [
             "https://a.example/resident",
+            None,
             None,
             "https://a.example/asked",
             "https://partner.example/hook",

@@ -252,3 +252,58 @@ def test_a_private_answer_has_no_public_short_link(client, officer):
     ).json()
 
     assert client.get(f"/u/{answer['id']}", follow_redirects=False).status_code == 404
+
+
+def _resident(client, officer, name: str, areas: list[str], *, tester: bool = False) -> str:
+    address = f"http://127.0.0.1:9/{name}"
+    response = client.post(
+        "/api/v1/subscribers",
+        headers=auth(officer),
+        json={"channel": "webhook", "address": address, "areas": areas, "tester": tester},
+    )
+    assert response.status_code == 201, response.text
+    return address
+
+
+def _attached(client, address: str | None) -> int | None:
+    with client.app.state.db.session_scope() as session:
+        return questions.incident_for(session, "webhook", address)
+
+
+def test_a_question_attaches_by_the_residents_area_and_never_to_an_exercise(client, officer):
+    one_open = new_incident(client, officer, title="Hoogwater Maas", areas=["mook"])
+    assert _attached(client, None) == one_open["id"]  # the one open incident
+    elsewhere = new_incident(client, officer, title="Stormschade", areas=["molenhoek"])
+    drill = new_incident(client, officer, title="Oefening", areas=["mook"], exercise=True)
+    in_mook = _resident(client, officer, "mook", ["mook"])
+    in_molenhoek = _resident(client, officer, "molenhoek", ["molenhoek"])
+    tester = _resident(client, officer, "tester", ["mook"], tester=True)
+
+    assert _attached(client, in_mook) == one_open["id"]  # not the newer exercise
+    assert _attached(client, in_molenhoek) == elsewhere["id"]
+    assert _attached(client, tester) == drill["id"]
+    assert _attached(client, None) is None  # two real incidents: an officer decides
+
+
+def test_an_officer_moves_a_question_to_another_incident(client, officer):
+    drill = new_incident(client, officer, exercise=True)
+    real = new_incident(client, officer, title="Hoogwater Maas")
+    question = _ask(client, "Is de dijk nog veilig?", incident_id=drill["id"])
+
+    moved = client.post(
+        f"/api/v1/questions/{question}/move",
+        json={"incident_id": real["id"]},
+        headers=auth(officer),
+    )
+
+    assert moved.status_code == 200, moved.text
+    assert moved.json()["incident_id"] == real["id"]
+    assert _listed(client, officer, question)["incident_id"] == real["id"]
+    unknown = client.post(
+        f"/api/v1/questions/{question}/move", json={"incident_id": 999999}, headers=auth(officer)
+    )
+    assert unknown.status_code == 404, unknown.text
+    cleared = client.post(
+        f"/api/v1/questions/{question}/move", json={"incident_id": None}, headers=auth(officer)
+    )
+    assert cleared.json()["incident_id"] is None

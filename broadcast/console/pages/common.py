@@ -29,8 +29,12 @@ Codes = Annotated[list[Code], Form(alias="areas", max_length=500)]
 
 
 def show_page(request: Request, name: str, viewer, **context) -> HTMLResponse:
+    """The page, with the one-time message; ``status_code`` in the context sets the status."""
+    status_code = int(context.pop("status_code", 200))
     flash = request.cookies.get(FLASH)
-    response = render(request, name, viewer=viewer, flash=read_flash(flash), **context)
+    response = render(
+        request, name, status_code=status_code, viewer=viewer, flash=read_flash(flash), **context
+    )
     if flash:
         response.delete_cookie(FLASH, path="/console")
     return response

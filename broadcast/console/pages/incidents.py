@@ -69,6 +69,7 @@ def create_incident(
     severity: Line,
     areas_: Codes = [],  # noqa: B006 (FastAPI copies it)
     exercise: Annotated[bool, Form()] = False,
+    exercise_widened: Annotated[bool, Form()] = False,
 ):
     def work() -> str:
         incident = incidents.create(
@@ -77,6 +78,7 @@ def create_incident(
             severity=severity,
             area_codes=areas_,
             exercise=exercise,
+            exercise_widened=exercise_widened,
             creator=viewer.user,
         )
         return f"/console/incidents/{incident.id}"

@@ -1,4 +1,6 @@
-// Inserts each new update at the top of the timeline as it is published (Server-Sent Events).
+// Keeps an open incident page true without a reload (Server-Sent Events): each event brings the
+// new update's card, the card of the update it corrects or retracts (now struck through), and
+// the promise of the next update as it stands (changed, cleared or overdue).
 (function () {
   var timeline = document.getElementById("timeline");
   if (!timeline || !window.EventSource) return;
@@ -6,16 +8,12 @@
   source.addEventListener("update", function (event) {
     var holder = document.createElement("div");
     holder.innerHTML = event.data;
-    var card = holder.firstElementChild;
-    if (!card) return;
-    var existing = document.getElementById(card.id);
-    if (existing) existing.replaceWith(card); else timeline.prepend(card);
-    var empty = timeline.querySelector(".empty");
+    Array.prototype.slice.call(holder.children).forEach(function (part) {
+      var existing = part.id ? document.getElementById(part.id) : null;
+      if (existing) existing.replaceWith(part);
+      else if (part.classList.contains("update")) timeline.prepend(part);
+    });
+    var empty = timeline.querySelector(".update") && timeline.querySelector(".empty");
     if (empty) empty.remove();
-    var corrected = card.querySelector(".meta a[href^='#update-']");
-    if (card.classList.contains("kind-correction") && corrected) {
-      var original = document.querySelector(corrected.getAttribute("href"));
-      if (original) original.classList.add("superseded");
-    }
   });
 })();
