@@ -76,7 +76,8 @@ BODY = {
 LATENCY_WARMUP = 5
 THROUGHPUT_WARMUP = 400
 DIAGNOSTIC_SENDS = 2_000  # the adapter-only diagnostic: enough for a rate, cheap on time
-TARGET_EXPAND_SECONDS = 2.0
+TARGET_EXPAND_SECONDS = 2.0  # for 100,000 subscribers (the docs' claim)
+TARGET_EXPAND_SECONDS_1M = 10.0  # for 1,000,000 (issue #12)
 TARGET_EXPAND_MB = 200.0
 TARGET_P99_MS = 100.0
 TARGET_RATIO = 0.70
@@ -362,8 +363,9 @@ def bench_expansion(backend: str, workdir: Path, args, say: Callable[[str], None
         "ours_seconds": median([r["seconds"] for r in runs["ours"]]),
         "ours_expand_seconds": median([r["expand_seconds"] for r in runs["ours"]]),
         "ours_mb": max(r["extra_mb"] for r in runs["ours"]),
-        "orm_seconds": median([r["seconds"] for r in runs["orm"]]),
-        "orm_mb": max(r["extra_mb"] for r in runs["orm"]),
+        "orm_seconds": median([r["seconds"] for r in runs["orm"]]) if runs["orm"] else None,
+        "orm_mb": max(r["extra_mb"] for r in runs["orm"]) if runs["orm"] else None,
+        "all_seconds": [round(r["seconds"], 3) for r in runs["ours"]],
         "runs": (len(runs["ours"]), len(runs["orm"])),
     }
 
@@ -635,19 +637,26 @@ def report(facts: dict[str, str], results: dict[str, dict], args, command: str) 
     ]
     for backend, result in results.items():
         name, e = names[backend], result["expansion"]
-        met = e["ours_seconds"] <= TARGET_EXPAND_SECONDS
+        target = TARGET_EXPAND_SECONDS if args.subscribers <= 100_000 else TARGET_EXPAND_SECONDS_1M
+        met = e["ours_seconds"] <= target
+        orm, orm_mb, faster = "ORM: not run (--orm-runs 0)", "ORM: not run", ""
+        if e["orm_seconds"] is not None:
+            orm = f"ORM objects, add_all per 1,000: {e['orm_seconds']:.2f} s"
+            orm_mb = f"ORM: {e['orm_mb']:.0f} MB"
+            faster = f", {e['orm_seconds'] / e['ours_seconds']:.0f}× faster than the ORM"
+        runs = ", ".join(f"{x:.2f}" for x in e["all_seconds"])
         lines.append(
-            f"| 1 | Publish + expand to {n} subscribers: time | {name} "
-            f"| {e['ours_seconds']:.2f} s "
-            f"| ORM objects, add_all per 1,000: {e['orm_seconds']:.2f} s "
-            f"| ≤ {TARGET_EXPAND_SECONDS:.0f} s | {verdict(met)}, "
-            f"{e['orm_seconds'] / e['ours_seconds']:.0f}× faster than the ORM |"
+            f"| 1 | Publish + expand to {n} subscribers: time (runs: {runs} s) | {name} "
+            f"| {e['ours_seconds']:.2f} s | {orm} "
+            f"| ≤ {target:.0f} s | {verdict(met)}{faster} |"
         )
         lines.append(
             f"| 1 | … peak extra RSS | {name} | {e['ours_mb']:.1f} MB "
-            f"| ORM: {e['orm_mb']:.0f} MB | ≤ {TARGET_EXPAND_MB:.0f} MB "
+            f"| {orm_mb} | ≤ {TARGET_EXPAND_MB:.0f} MB "
             f"| {verdict(e['ours_mb'] <= TARGET_EXPAND_MB)} |"
         )
+    if args.expansion_only:
+        return "\n".join(lines)
     for backend, result in results.items():
         name, lat = names[backend], result["dispatch"]["latency"]
         s, f = lat["samples"], lat["floor"]
@@ -737,6 +746,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--expansion-runs", type=int, default=3)
     parser.add_argument("--orm-runs", type=int, default=1)
     parser.add_argument("--throughput-runs", type=int, default=2)
+    parser.add_argument(
+        "--expansion-only", action="store_true", help="measure only (1), the expansion"
+    )
     database_arguments(parser)
     args = parser.parse_args(argv)
     backends, command = prepare(args, "bench.fanout", argv)
@@ -751,9 +763,12 @@ def main(argv: list[str] | None = None) -> int:
         for backend in backends:
             say(f"[{backend}] expansion")
             expansion = bench_expansion(backend, Path(tmp), args, say)
+            results[backend] = {"expansion": expansion}
+            if args.expansion_only:
+                continue
             say(f"[{backend}] latency and throughput")
             dispatch = asyncio.run(bench_dispatch(backend, Path(tmp), receiver, args, say))
-            results[backend] = {"expansion": expansion, "dispatch": dispatch}
+            results[backend]["dispatch"] = dispatch
     facts = machine_facts(args.postgres_url if "postgresql" in backends else None)
     facts["Load average (1 min), start → end"] = f"{load_at_start} → {load_average()}"
     facts["Duration"] = f"{time.perf_counter() - started:.0f} s"

@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -42,12 +45,52 @@ def _sqlite_table_hint(compiler: SQLiteCompiler, table: Any, hint: str | None) -
 setattr(SQLiteCompiler, "get_from_hint_text", _sqlite_table_hint)  # noqa: B010
 
 
+@dataclass
+class Outage:
+    """A time the database did not answer this process: from the first failed statement or
+    connection to the next connection that worked."""
+
+    started_at: datetime
+    error: str
+    ended_at: datetime | None = None
+
+
+class DatabaseHealth:
+    """What this process saw of the database: the outage going on, else the last one."""
+
+    def __init__(self) -> None:
+        self.last: Outage | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def failing(self) -> bool:
+        return self.last is not None and self.last.ended_at is None
+
+    def failed(self, error: BaseException | str) -> None:
+        name = error if isinstance(error, str) else type(error).__name__
+        with self._lock:
+            if not self.failing:
+                self.last = Outage(started_at=_now(), error=name)
+
+    def answered(self) -> None:
+        if self.failing:  # cheap when nothing is wrong: every checkout passes here
+            with self._lock:
+                if self.last is not None and self.last.ended_at is None:
+                    self.last.ended_at = _now()
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
 class Database:
     def __init__(self, url: str, *, bus: Bus | None = None, echo: bool = False):
         self.url = url
         self.bus = bus or Bus()
         self.engine = make_engine(url, echo=echo)
         self.is_postgres = self.engine.dialect.name == "postgresql"
+        self.health = DatabaseHealth()
+        _watch(self.engine, self.health)
         self._sessions = sessionmaker(self.engine, class_=Session, expire_on_commit=False)
         self._read_sessions = sessionmaker(
             self.engine.execution_options(**_read_options(self.is_postgres)),
@@ -99,6 +142,21 @@ class Database:
             self._readers.shutdown(wait=False)
             self._readers = None
         self.engine.dispose()
+
+
+def _watch(engine: Engine, health: DatabaseHealth) -> None:
+    """Lost connections and refused ones open an outage; the next good connection ends it."""
+
+    @event.listens_for(engine, "handle_error")
+    def _failed(context: Any) -> None:
+        if context.is_disconnect or isinstance(
+            context.original_exception, (OSError, ConnectionError)
+        ):
+            health.failed(context.original_exception)
+
+    @event.listens_for(engine.pool, "checkout")
+    def _checked_out(*_: Any) -> None:
+        health.answered()
 
 
 def _materialized(value: T, work: Callable[..., Any]) -> T:

@@ -27,6 +27,7 @@ async def listen(database_url: str, bus: Bus) -> None:
                 libpq_url(database_url), autocommit=True
             ) as connection:
                 await connection.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                log.info("listening for events on PostgreSQL")
                 bus.publish({"kind": "listening"})
                 delay = 1.0
                 async for notice in connection.notifies():

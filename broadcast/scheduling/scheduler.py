@@ -74,16 +74,61 @@ class Scheduler:
             await asyncio.to_thread(self._resign)
 
     async def _run(self) -> None:
-        while not await self._in_thread(self._try_lead):
+        while True:
+            while not await self._in_thread(self._try_lead):
+                await asyncio.sleep(LEADERSHIP_RETRY_SECONDS)
+            try:
+                await self._lead()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("the scheduler failed; stepping down")
+            await self._in_thread(self._step_down)
             await asyncio.sleep(LEADERSHIP_RETRY_SECONDS)
+
+    async def _lead(self) -> None:
+        """Run the scheduler until the leader lock's connection is lost (PostgreSQL restarted,
+        or the network to it): then the lock is gone too and another process may lead."""
         with self.db.bus.subscribe() as events:  # before _begin: no change falls in between
             await self._in_thread(self._begin)
             while True:
-                event = await events.get()
+                try:
+                    event = await asyncio.wait_for(events.get(), LEADERSHIP_RETRY_SECONDS)
+                except TimeoutError:
+                    if not await self._in_thread(self._still_leading):
+                        log.warning("lost the scheduler's leader lock (database connection)")
+                        return
+                    continue
                 if event.get("kind") == "scheduled":
                     await asyncio.to_thread(self._schedule_all)
                 elif event.get("kind") == "feeds":
                     await asyncio.to_thread(self.sync_feeds)
+                elif event.get("kind") == "listening" and self.db.is_postgres:
+                    # LISTEN was re-established: events may have been missed meanwhile.
+                    await asyncio.to_thread(self._schedule_all)
+
+    def _still_leading(self) -> bool:
+        connection = self._lock_connection
+        if connection is None:
+            return True  # SQLite: the one process always leads
+        try:
+            connection.execute(text("SELECT 1"))
+            connection.commit()
+            return True
+        except Exception:
+            return False
+
+    def _step_down(self) -> None:
+        if self.scheduler is not None:
+            with contextlib.suppress(Exception):
+                self.scheduler.shutdown(wait=False)
+            self.scheduler = None
+        jobs.install(None)
+        if self._feeds is not None:
+            self._feeds.close()
+            self._feeds = None
+        if self._lock_connection is not None:
+            self._resign()
 
     async def _in_thread(self, work):
         """Blocking work in a thread, shielded: a cancel must not leave a lock or a started
@@ -105,11 +150,21 @@ class Scheduler:
     def _try_lead(self) -> bool:
         if not self.db.is_postgres:
             return True
-        connection = self.db.engine.connect()
-        got = connection.execute(
-            text("SELECT pg_try_advisory_lock(:k)"), {"k": LEADER_LOCK}
-        ).scalar()
-        connection.commit()
+        try:
+            connection = self.db.engine.connect()
+        except Exception as exc:  # the database is down: try again later
+            log.warning("no scheduler leadership: %s", type(exc).__name__)
+            return False
+        try:
+            got = connection.execute(
+                text("SELECT pg_try_advisory_lock(:k)"), {"k": LEADER_LOCK}
+            ).scalar()
+            connection.commit()
+        except Exception as exc:
+            log.warning("no scheduler leadership: %s", type(exc).__name__)
+            connection.invalidate()
+            connection.close()
+            return False
         if got:
             self._lock_connection = connection
         else:

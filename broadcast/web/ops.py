@@ -74,9 +74,18 @@ class ChannelsHealth(BaseModel):
     off: dict[str, str] = Field(description="Channel name: why it is off")
 
 
+class OutageHealth(BaseModel):
+    started_at: str
+    ended_at: str | None = Field(description="null while it lasts")
+    error: str
+
+
 class Health(BaseModel):
     status: str = Field(description="ok, or failing when the database does not answer")
     database: str
+    database_outage: OutageHealth | None = Field(
+        None, description="The database outage going on, else the last one this process saw"
+    )
     channels: ChannelsHealth
 
 
@@ -90,11 +99,20 @@ class Health(BaseModel):
     ),
 )
 async def healthz(request: Request):
-    channels = request.app.state.channels
+    db, channels = request.app.state.db, request.app.state.channels
     database = await probe_of(request.app).status()
+    if database != "ok":
+        db.health.failed(database.removeprefix("unavailable: "))
+    outage = db.health.last
     body = {
         "status": "ok" if database == "ok" else "failing",
         "database": database,
+        "database_outage": outage
+        and {
+            "started_at": outage.started_at.isoformat(),
+            "ended_at": outage.ended_at and outage.ended_at.isoformat(),
+            "error": outage.error,
+        },
         "channels": {"on": sorted(channels.active), "off": channels.disabled},
     }
     return JSONResponse(body, status_code=200 if database == "ok" else 503)
