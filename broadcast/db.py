@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine.result import ResultInternal
 from sqlalchemy.orm import sessionmaker
 from sqlmodel import Session
 
@@ -62,11 +63,15 @@ class Database:
 
     async def run(self, work: Callable[[Session], T], *, write: bool = True) -> T:
         """``work(session)`` as one unit of work in a thread, off the event loop. Reads run on a
-        bounded pool of their own, so they never queue behind writes or other blocking calls."""
+        bounded pool of their own, so they never queue behind writes or other blocking calls.
+
+        ``work`` must return plain values: a live SQLAlchemy result (``session.execute(…)``
+        itself) would be iterated on the event loop's thread after the transaction, fetching
+        rows there and freezing every request meanwhile, so it is refused (``TypeError``)."""
 
         def unit() -> T:
             with self.session_scope(write=write) as session:
-                return work(session)
+                return _materialized(work(session), work)
 
         if write:
             return await asyncio.to_thread(unit)
@@ -82,6 +87,17 @@ class Database:
             self._readers.shutdown(wait=False)
             self._readers = None
         self.engine.dispose()
+
+
+def _materialized(value: T, work: Callable[..., Any]) -> T:
+    items = value if isinstance(value, tuple | list) else (value,)
+    if any(isinstance(item, ResultInternal) for item in items):
+        name = getattr(work, "__qualname__", repr(work))
+        raise TypeError(
+            f"{name} returned a live SQLAlchemy result: fetch it inside the unit of work "
+            "(.all(), .scalar(), .one()) so no rows are read on the event loop"
+        )
+    return value
 
 
 def _read_options(is_postgres: bool) -> dict[str, Any]:

@@ -41,8 +41,14 @@ class Settings(BaseSettings):
     channels_enabled: Annotated[list[str], NoDecode] = Field(default_factory=list)
     channels: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
-    # Delivery policy.
-    max_attempts: int = 8
+    # Delivery policy. A delivery that keeps failing for a passing reason is tried until its
+    # time to live (counted from when it was queued) is over, then it is dead.
+    delivery_ttl_seconds: float = Field(4 * 3600.0, ge=0)
+    # The lane's circuit breaker: this many channel-wide refusals in a row open it; then one
+    # probe every breaker_probe_seconds (or the provider's Retry-After) until one succeeds.
+    breaker_failures: int = Field(5, ge=1)
+    breaker_probe_seconds: float = Field(2.0, gt=0)
+    max_attempts: int = 8  # a chain of moved chats (Telegram) is followed this many times
     retry_base_seconds: float = 2.0
     retry_max_seconds: float = 900.0
     lease_seconds: float = 60.0

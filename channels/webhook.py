@@ -28,7 +28,7 @@ from channels.base import (
     Target,
     UpdateView,
 )
-from channels.errors import NotConfigured, PermanentFailure, RecipientGone, RetryLater
+from channels.errors import TARGET, NotConfigured, PermanentFailure, RecipientGone, RetryLater
 from channels.netguard import PrivateAddress, check_url, guarded_async_transport
 from channels.text import compose_plain
 
@@ -134,10 +134,12 @@ class WebhookChannel(Channel):
             response = await self._client.post(target.address, content=body, headers=headers)
         except PrivateAddress as exc:  # refused before connecting; the address will not change
             raise PermanentFailure(str(exc)) from None
+        # Every URL is a server of its own: one partner that is down or busy concerns only its
+        # deliveries, never the lane (its pause, its circuit breaker) for the other partners.
         except httpx.TimeoutException as exc:
-            raise RetryLater(f"timeout: {type(exc).__name__}") from exc
+            raise RetryLater(f"timeout: {type(exc).__name__}", scope=TARGET) from exc
         except httpx.TransportError as exc:
-            raise RetryLater(f"connection failed: {type(exc).__name__}") from exc
+            raise RetryLater(f"connection failed: {type(exc).__name__}", scope=TARGET) from exc
         return _classify(response, target)
 
 
@@ -146,7 +148,7 @@ def _classify(response: httpx.Response, target: Target) -> Receipt:
     if 200 <= status < 300:
         return Receipt(provider_id=response.headers.get("X-Request-Id"), delivered=True)
     if status in (408, 425, 429) or status >= 500:
-        raise RetryLater(f"HTTP {status}", retry_after=_retry_after(response))
+        raise RetryLater(f"HTTP {status}", retry_after=_retry_after(response), scope=TARGET)
     if status == 410 and target.per_subscriber:
         raise RecipientGone("HTTP 410 Gone")
     raise PermanentFailure(f"HTTP {status}")

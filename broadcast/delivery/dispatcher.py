@@ -11,28 +11,40 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 
 from broadcast import telemetry
 from broadcast.common import utcnow
 from broadcast.db import Database
 from broadcast.delivery import queue
 from broadcast.delivery.adapters import ChannelSet
+from broadcast.delivery.breaker import Breaker
 from broadcast.delivery.jobs import Job, Outcome, OutcomeKind, Renderer
 from broadcast.delivery.pacing import Pacer
+from broadcast.delivery.policy import expired
 from broadcast.settings import Settings
 from channels.base import Channel, Message, Target
 from channels.errors import TARGET, PermanentFailure, RecipientGone, RetryLater, TargetMoved
 
 log = logging.getLogger(__name__)
-RECORD_EVERY = 0.05  # seconds: outcomes are written back in small batches
+UP, DOWN = "up", "down"  # what an answer says about the provider (for the circuit breaker)
+GAVE_UP = "gave up: its time to live ran out while the provider was unavailable"
 
 
 class Dispatcher:
     def __init__(
-        self, db: Database, channels: ChannelSet, settings: Settings, *, renderer: Renderer
+        self,
+        db: Database,
+        channels: ChannelSet,
+        settings: Settings,
+        *,
+        renderer: Renderer,
+        clock: Callable[[], float] | None = None,
+        sleep: Callable[[float], Awaitable[None]] | None = None,
     ):
         self.db, self.channels, self.settings = db, channels, settings
         self.renderer = renderer  # the domain's side: what a claimed row sends
+        self.clock, self.sleep = clock, sleep  # the circuit breakers' (tests inject their own)
         self.lanes = {name: Lane(self, channel) for name, channel in channels.active.items()}
         self._tasks: list[asyncio.Task] = []
 
@@ -64,33 +76,56 @@ class Dispatcher:
 
 
 class Lane:
-    """Everything one channel sends: at most ``2 × batch`` deliveries claimed at a time."""
+    """Everything one channel sends: at most ``2 × batch`` deliveries claimed at a time, at most
+    ``concurrency`` of them sent and not yet recorded. A send takes a slot before it goes out
+    and gives it back only once its outcome is written to the database, so a ``kill -9`` can
+    leave at most ``concurrency`` deliveries sent but not recorded (the only ones another
+    process sends again); the recorder writes whatever has come in as soon as it is idle, so a
+    batch never holds more than that either."""
 
     def __init__(self, dispatcher: Dispatcher, channel: Channel):
         self.dispatcher, self.channel = dispatcher, channel
         self.settings = dispatcher.settings
         self.pacer = Pacer(channel.limits)
+        self.breaker = Breaker(
+            failures=self.settings.breaker_failures,
+            probe_seconds=self.settings.breaker_probe_seconds,
+            clock=dispatcher.clock,
+            sleep=dispatcher.sleep,
+        )
         rate = channel.limits.per_second
         self.batch = max(10, min(500, int(rate * 2))) if rate else 200
         self.lease = self.settings.lease_seconds  # renewed while in flight (see _renew_leases)
         self.wake = asyncio.Event()
-        self.slots = asyncio.Semaphore(channel.limits.concurrency)
+        self.concurrency = channel.limits.concurrency
+        self.slots = asyncio.Semaphore(self.concurrency)  # from the send until it is recorded
         self.room = asyncio.Semaphore(2 * self.batch)  # claimed but not yet recorded
         self.outcomes: list[Outcome] = []
+        self._have_outcomes = asyncio.Event()
         self.inflight: set[asyncio.Task] = set()
         self.claimed: dict[int, Job] = {}  # delivery id -> job, until its outcome is recorded
         self._rendered: dict[tuple[int, str], Message] = {}
+        self._to_check: dict[int, tuple[str, asyncio.Future[bool]]] = {}
+        self._checker: asyncio.Task | None = None
 
     async def run(self) -> None:
         recorder = asyncio.create_task(self._record_loop())
         try:
             while True:
-                jobs = await self._claim()
+                # Claim only what there is room for: a claimed row is always in ``claimed``, so
+                # its lease is renewed however long it waits (an outage), never taken over.
+                await self.room.acquire()
+                room = 1
+                while room < self.batch and not self.room.locked():
+                    await self.room.acquire()  # free: returns at once
+                    room += 1
+                jobs = await self._claim(room)
+                for _ in range(room - len(jobs)):
+                    self.room.release()
                 if not jobs:
                     await self._nap()
                     continue
                 for job in jobs:
-                    await self.room.acquire()
                     self.claimed[job.delivery_id] = job
                     task = asyncio.create_task(self._deliver(job))
                     self.inflight.add(task)
@@ -98,20 +133,22 @@ class Lane:
         finally:
             for task in list(self.inflight):
                 task.cancel()
+            self.breaker.close()
             recorder.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await recorder
             await self._flush()
 
-    async def _claim(self) -> list[Job]:
+    async def _claim(self, limit: int) -> list[Job]:
         def claim() -> list[Job]:
             with self.dispatcher.db.session_scope() as session:
                 return queue.claim(
                     session,
                     self.channel.name,
-                    limit=self.batch,
+                    limit=limit,
                     lease_seconds=self.lease,
                     renderer=self.dispatcher.renderer,
+                    ttl_seconds=self.settings.delivery_ttl_seconds,
                 )
 
         try:
@@ -136,20 +173,92 @@ class Lane:
             await asyncio.wait_for(self.wake.wait(), timeout)
 
     async def _deliver(self, job: Job) -> None:
+        """Send one claimed job: through the breaker (while the provider is down the job waits
+        here, in memory and under its renewed lease, and is sent once a probe succeeded), then
+        under a slot that the recorder gives back once the outcome is written."""
+        holding = queued = False
+        error: str | None = None
+        waited = False
         try:
-            async with self.slots:
-                outcome = await self._attempt(job)
+            while True:
+                waited = waited or not self.breaker.is_closed
+                probe = await self.breaker.admit(lambda: expired(job.give_up_at, utcnow()))
+                if probe is None:  # the time to live ran out while the provider was down
+                    outcome = Outcome(job, OutcomeKind.retry, error=f"{GAVE_UP} ({error})")
+                    await self.slots.acquire()
+                    holding = True
+                    break
+                if waited and not await self._still_ours(job):
+                    if probe:
+                        self.breaker.abandoned()
+                    return  # retracted or superseded meanwhile (or another process has it)
+                await self.slots.acquire()
+                holding = True
+                if not probe and not self.breaker.is_closed:  # it opened while we queued
+                    self.slots.release()
+                    holding, waited = False, True
+                    continue
+                try:
+                    outcome, verdict = await self._attempt(job)
+                except BaseException:
+                    if probe:
+                        self.breaker.abandoned()
+                    raise
+                if verdict == UP:
+                    self.breaker.succeeded(probe)
+                elif verdict == DOWN:
+                    self.breaker.failed(outcome.retry_after, probe)
+                    if not self.breaker.is_closed:  # sent again once the provider is back
+                        self.slots.release()
+                        holding, error, waited = False, outcome.error, True
+                        continue
+                elif probe:
+                    self.breaker.abandoned()  # it tested nothing: the next probe goes at once
+                break
             self.outcomes.append(outcome)
-        except BaseException:
-            self.claimed.pop(job.delivery_id, None)
-            self.room.release()
-            raise
+            queued = True
+            self._have_outcomes.set()
+        finally:
+            if not queued:
+                if holding:
+                    self.slots.release()
+                self.claimed.pop(job.delivery_id, None)
+                self.room.release()
 
-    async def _attempt(self, job: Job) -> Outcome:
+    async def _still_ours(self, job: Job) -> bool:
+        """After waiting out an outage: is the row still claimed by us and still to be sent?
+        (A correction or retraction cancels the deliveries of its original that are still
+        waiting.) Every job that woke at the same moment is checked in one query."""
+        answer: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._to_check[job.delivery_id] = (job.token, answer)
+        if self._checker is None or self._checker.done():
+            self._checker = asyncio.create_task(self._check_claims())
+        return await answer
+
+    async def _check_claims(self) -> None:
+        await asyncio.sleep(0)  # let every job woken by the same change join this query
+        while self._to_check:
+            batch, self._to_check = self._to_check, {}
+            tokens = {delivery_id: token for delivery_id, (token, _) in batch.items()}
+
+            def check(tokens=tokens) -> set[int]:
+                with self.dispatcher.db.session_scope() as session:
+                    return queue.still_claimed(session, tokens)
+
+            try:
+                ours = await asyncio.to_thread(check)
+            except Exception:  # cannot tell: send, the guarded write-back decides
+                ours = set(tokens)
+            for delivery_id, (_, answer) in batch.items():
+                if not answer.done():
+                    answer.set_result(delivery_id in ours)
+
+    async def _attempt(self, job: Job) -> tuple[Outcome, str | None]:
+        """Send once; the outcome, and what the answer says about the provider."""
         if job.address is None or (job.update is None and job.message is None):
-            return Outcome(job, OutcomeKind.failed, error="recipient no longer exists")
+            return Outcome(job, OutcomeKind.failed, error="recipient no longer exists"), None
         if job.expires_at is not None and utcnow() > job.expires_at:
-            return Outcome(job, OutcomeKind.failed, error="expired before it could be sent")
+            return Outcome(job, OutcomeKind.failed, error="expired before it could be sent"), None
         try:
             message = self._render(job)
             target = Target(
@@ -161,15 +270,17 @@ class Lane:
             async with self.pacer.slot(job.address):
                 receipt = await self.channel.send(message, target)
         except RecipientGone as exc:
-            return Outcome(job, OutcomeKind.gone, error=f"recipient gone: {exc}")
+            return Outcome(job, OutcomeKind.gone, error=f"recipient gone: {exc}"), UP
         except PermanentFailure as exc:
-            return Outcome(job, OutcomeKind.failed, error=str(exc))
+            return Outcome(job, OutcomeKind.failed, error=str(exc)), UP
         except RetryLater as exc:
+            outcome = Outcome(job, OutcomeKind.retry, error=str(exc), retry_after=exc.retry_after)
             if exc.scope == TARGET:  # one busy recipient: everybody else carries on
                 self.pacer.hold(job.address, exc.retry_after or 0.0)
-            elif exc.retry_after:
+                return outcome, UP
+            if exc.retry_after:
                 self.pacer.pause(exc.retry_after)
-            return Outcome(job, OutcomeKind.retry, error=str(exc), retry_after=exc.retry_after)
+            return outcome, DOWN
         except TargetMoved as exc:
             if not job.per_subscriber:  # the operator's configuration is out of date
                 log.warning(
@@ -179,21 +290,24 @@ class Lane:
                     exc.new_address,
                     extra={"delivery": job.delivery_id},
                 )
-            return Outcome(job, OutcomeKind.moved, error=str(exc), new_address=exc.new_address)
-        except Exception as exc:  # an adapter bug: retried until the attempts run out, then dead
+            outcome = Outcome(job, OutcomeKind.moved, error=str(exc), new_address=exc.new_address)
+            return outcome, UP
+        except Exception as exc:  # an adapter bug: retried until its time to live, then dead
             log.exception(
                 "channel %s raised an unclassified error",
                 self.channel.name,
                 extra={"delivery": job.delivery_id},
             )
-            return Outcome(job, OutcomeKind.retry, error=f"unexpected {type(exc).__name__}: {exc}")
+            error = f"unexpected {type(exc).__name__}: {exc}"
+            return Outcome(job, OutcomeKind.retry, error=error), None
         if job.update is not None and job.update.published_at is not None:
             telemetry.observe_latency(
                 self.channel.name, (utcnow() - job.update.published_at).total_seconds()
             )
-        return Outcome(
+        outcome = Outcome(
             job, OutcomeKind.sent, provider_id=receipt.provider_id, delivered=receipt.delivered
         )
+        return outcome, UP
 
     def _render(self, job: Job) -> Message:
         if job.message is not None:  # a direct message: its text is final
@@ -207,11 +321,17 @@ class Lane:
         return self._rendered[key]
 
     async def _record_loop(self) -> None:
+        """Write outcomes back as soon as there are any: each batch is what came in while the
+        previous one was being written, never more than ``concurrency``."""
         loop = asyncio.get_running_loop()
         renewed = loop.time()
         while True:
-            await asyncio.sleep(RECORD_EVERY)
-            await self._flush()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._have_outcomes.wait(), self.lease / 3)
+            self._have_outcomes.clear()
+            if not await self._flush():
+                await asyncio.sleep(0.5)  # the database is unavailable: try again shortly
+                self._have_outcomes.set()
             if loop.time() - renewed > self.lease / 3:
                 await self._renew_leases()
                 self.pacer.forget_idle()
@@ -230,9 +350,9 @@ class Lane:
         with contextlib.suppress(Exception):
             await asyncio.to_thread(renew)
 
-    async def _flush(self) -> None:
+    async def _flush(self) -> bool:
         if not self.outcomes:
-            return
+            return True
         batch, self.outcomes = self.outcomes, []
 
         def write() -> None:
@@ -249,14 +369,16 @@ class Lane:
         try:
             await asyncio.to_thread(write)
         except Exception:
-            # Keep them for the next flush; if this process dies, the leases expire and the
-            # rows are claimed again (the only way a duplicate can happen).
+            # Keep them (and their slots) for the next flush; if this process dies, the leases
+            # expire and the rows are claimed again (the only way a duplicate can happen).
             log.exception("recording %d outcomes failed", len(batch))
             self.outcomes = batch + self.outcomes
-            return
+            return False
         for outcome in batch:
             telemetry.count_outcome(self.channel.name, outcome.kind)
             self.claimed.pop(outcome.job.delivery_id, None)
+            self.slots.release()
             self.room.release()
         if any(o.kind in (OutcomeKind.retry, OutcomeKind.moved) for o in batch):
             self.wake.set()
+        return True

@@ -27,6 +27,7 @@ class ClaimedRow(NamedTuple):
     direct_message_id: int | None
     language: str
     attempts: int
+    created_at: datetime | None = None  # when it was queued: its time to live counts from here
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,7 @@ class Job:
     message: Message | None = None  # a direct message, already rendered
     direct_message_id: int | None = None
     expires_at: datetime | None = None  # a direct message not sent by then is not sent at all
+    give_up_at: datetime | None = None  # its time to live is over: dead if not sent by then
 
 
 class OutcomeKind(StrEnum):

@@ -1,8 +1,11 @@
-"""Retry policy: pure functions, so the back-off can be tested without a clock."""
+"""Retry policy: pure functions, so the back-off and the time to live can be tested without a
+clock. A delivery is given up by its time to live, not by a count of attempts: an evacuation
+message must not die because the provider was down for five minutes."""
 
 from __future__ import annotations
 
 import random
+from datetime import datetime, timedelta
 
 
 def backoff(
@@ -23,3 +26,12 @@ def backoff(
 
 def exhausted(attempts: int, max_attempts: int) -> bool:
     return attempts >= max_attempts
+
+
+def give_up_at(created_at: datetime | None, ttl_seconds: float) -> datetime | None:
+    """When a delivery queued at ``created_at`` stops being tried."""
+    return None if created_at is None else created_at + timedelta(seconds=ttl_seconds)
+
+
+def expired(give_up: datetime | None, at: datetime) -> bool:
+    return give_up is not None and at >= give_up

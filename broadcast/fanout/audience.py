@@ -2,12 +2,29 @@
 
 The subscriber fan-out is one ``INSERT … SELECT`` per channel: the database streams the audience
 into the outbox itself, so 100,000 subscribers never pass through Python's memory. The unique key
-(update, channel, target) with ``ON CONFLICT DO NOTHING`` makes a repeated expansion harmless.
+(update, channel, target) with ``ON CONFLICT DO NOTHING`` makes a repeated expansion harmless;
+the first expansion of an update (nothing to conflict with: the publishing transaction holds the
+update's row, so a second one waits and then sees these rows) inserts plainly, which PostgreSQL
+does faster. The area filter is two ``SELECT``s joined by ``UNION ALL`` (no area at all; an area
+that matches) rather than one ``OR`` of two correlated subqueries: PostgreSQL then plans an anti
+join and a semi join instead of probing the area index twice per subscriber.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import String, and_, cast, exists, literal, not_, or_, select
+from sqlalchemy import (
+    CompoundSelect,
+    Select,
+    String,
+    and_,
+    cast,
+    exists,
+    literal,
+    not_,
+    select,
+    text,
+    union_all,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col
 
@@ -34,6 +51,7 @@ def expand(session: Session, update: Update, channels: ChannelSet) -> int:
     if update.supersedes_id is not None:
         return _follow_original(session, update)
     added = 0
+    fresh = not _has_deliveries(session, update)
     chosen = channels.chosen(update.channels)
     testers_only = _testers_only(session, update)
     for channel in chosen:
@@ -43,8 +61,15 @@ def expand(session: Session, update: Update, channels: ChannelSet) -> int:
             added += _insert_values(session, [_row(update, channel.name, address)])
     per_subscriber = [c.name for c in chosen if c.capabilities.per_subscriber]
     if per_subscriber and update.public:
-        added += _insert_subscribers(session, update, per_subscriber, testers_only=testers_only)
+        added += _insert_subscribers(
+            session, update, per_subscriber, fresh=fresh, testers_only=testers_only
+        )
     return added
+
+
+def _has_deliveries(session: Session, update: Update) -> bool:
+    query = select(DELIVERIES.c.id).where(DELIVERIES.c.update_id == update.id).limit(1)
+    return session.execute(query).first() is not None
 
 
 def _testers_only(session: Session, update: Update) -> bool:
@@ -85,10 +110,15 @@ def _insert_values(session: Session, rows: list[dict]) -> int:
 
 
 def _insert_subscribers(
-    session: Session, update: Update, channel_names: list[str], *, testers_only: bool = False
+    session: Session,
+    update: Update,
+    channel_names: list[str],
+    *,
+    fresh: bool = False,
+    testers_only: bool = False,
 ) -> int:
     now = utcnow()
-    audience = select(
+    everyone = select(
         literal(update.id),
         col(Subscriber.channel),
         literal("s") + cast(col(Subscriber.id), String),
@@ -102,9 +132,12 @@ def _insert_subscribers(
         col(Subscriber.state) == SubscriberState.active,
         col(Subscriber.channel).in_(channel_names),
         col(Subscriber.min_severity).in_(Severity(update.severity).at_most()),
-        _area_filter(session, update),
         col(Subscriber.tester) if testers_only else literal(True),
     )
+    audience: Select | CompoundSelect = everyone
+    if update.areas:
+        no_area, in_area = _area_filters(session, update)
+        audience = union_all(everyone.where(no_area), everyone.where(in_area))
     columns = [
         "update_id",
         "channel",
@@ -116,30 +149,35 @@ def _insert_subscribers(
         "created_at",
         "language",
     ]
-    statement = _insert(session).from_select(columns, audience).on_conflict_do_nothing()
+    if session.get_bind().dialect.name == "postgresql":
+        # The audience's hash joins fit in memory instead of spilling in batches to disk.
+        session.execute(text("SET LOCAL work_mem = '64MB'"))
+    statement = _insert(session).from_select(columns, audience)
+    if not fresh:
+        statement = statement.on_conflict_do_nothing()
     return rows_matched(session.execute(statement)) or 0
 
 
-def _area_filter(session: Session, update: Update):
-    """No areas on the update: everyone. Otherwise subscribers of a related area, and those who
-    chose no area (the whole municipality)."""
-    if not update.areas:
-        return literal(True)
+def _area_filters(session: Session, update: Update):
+    """The update's areas reach the subscribers who chose no area (the whole municipality) and
+    those of a related area: two disjoint conditions."""
     codes = areas.related(session, update.areas)
     same_subscriber = col(SubscriberArea.subscriber_id) == col(Subscriber.id)
     has_area = exists().where(same_subscriber)
     in_area = exists().where(and_(same_subscriber, col(SubscriberArea.area_code).in_(codes)))
-    return or_(not_(has_area), in_area)
+    return not_(has_area), in_area
 
 
 def _follow_original(session: Session, update: Update) -> int:
     """A correction or retraction goes to exactly the targets of the update it supersedes, except
     the subscribers who opted out since (an opt-out is honoured, always); its deliveries that had
-    not gone out yet are cancelled, so nobody gets the wrong text late."""
+    not gone out yet are cancelled, so nobody gets the wrong text late (also those claimed and
+    waiting in a dispatcher for a provider to come back: it checks before it sends them)."""
     original = DELIVERIES.c
+    waiting = [DeliveryState.pending, DeliveryState.sending]
     session.execute(
         DELIVERIES.update()
-        .where(original.update_id == update.supersedes_id, original.state == DeliveryState.pending)
+        .where(original.update_id == update.supersedes_id, original.state.in_(waiting))
         .values(state=DeliveryState.cancelled, last_error="superseded before sending")
     )
     now = utcnow()

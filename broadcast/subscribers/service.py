@@ -8,6 +8,7 @@ from broadcast import audit
 from broadcast.areas import service as areas
 from broadcast.common import Language, Severity, stored_id, utcnow
 from broadcast.delivery.adapters import ChannelSet
+from broadcast.delivery.models import Delivery
 from broadcast.errors import Conflict, Invalid, NotFound
 from broadcast.i18n import _
 from broadcast.inbound import service as inbound
@@ -131,6 +132,11 @@ def erase(
     )
     inbound.forget_sender(session, subscriber.channel, subscriber.address, settings)
     session.exec(delete(SubscriberArea).where(col(SubscriberArea.subscriber_id) == subscriber_id))
+    session.exec(  # no foreign key on the outbox (see Delivery): what ON DELETE SET NULL did
+        update(Delivery)
+        .where(col(Delivery.subscriber_id) == subscriber_id)
+        .values(subscriber_id=None)
+    )
     session.delete(subscriber)
     audit.record(
         session, actor=actor, action="subscriber.erase", subject=f"subscriber:{subscriber_id}"

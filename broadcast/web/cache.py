@@ -4,7 +4,9 @@ The incident pages (per language), ``/``, ``/feed.atom``, ``/cap.atom`` and ``/u
 are kept as bytes (and compressed once) until an event says what they show changed: a publish,
 correction, retraction, promise, incident status or feed reading (see ``CHANGES``). Events reach
 every process (PostgreSQL NOTIFY feeds the bus), so each process drops its copies. A short
-time-to-live covers what depends on the clock alone ("today 14:05", the chart's window).
+time-to-live covers what depends on the clock alone ("today 14:05", the chart's window); a copy
+that only aged out is still served while one re-render runs (stale-while-revalidate in the
+process), so a request waits for a render only after a change.
 
 Responses carry a strong ``ETag`` (a hash of the bytes) and ``Last-Modified``; conditional
 requests get ``304``; ``Cache-Control`` lets a reverse proxy or CDN serve residents.
@@ -97,6 +99,10 @@ class PublicCache:
             task = asyncio.ensure_future(rendering)
             pending = self._pending[key] = (generation, task)
             task.add_done_callback(lambda done: self._forget(key, done))
+        if (stale := self._documents.get(key)) is not None:
+            # Only aged out (an event would have dropped it): served while the one re-render runs
+            # (stale-while-revalidate inside the process), so nobody waits for the clock's sake.
+            return stale
         return await asyncio.shield(pending[1])  # a client that goes away stops no render
 
     def _last_modified(self, key: Hashable, etag: str) -> datetime:

@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from broadcast.delivery.policy import backoff, exhausted
+from broadcast.delivery.policy import backoff, exhausted, expired, give_up_at
 
 
 class Extremes(random.Random):
@@ -63,3 +63,14 @@ def test_a_negative_retry_after_is_ignored():
 )
 def test_attempts_run_out_at_the_maximum(attempts, maximum, done):
     assert exhausted(attempts, maximum) is done
+
+
+def test_the_time_to_live_counts_from_when_the_delivery_was_queued():
+    from datetime import UTC, datetime, timedelta
+
+    queued = datetime(2021, 7, 15, 6, 0, tzinfo=UTC)
+    give_up = give_up_at(queued, 4 * 3600)
+    assert give_up == queued + timedelta(hours=4)
+    assert not expired(give_up, queued + timedelta(hours=3, minutes=59))
+    assert expired(give_up, give_up)
+    assert not expired(None, queued + timedelta(days=30))  # no time to live: never

@@ -6,6 +6,7 @@ every fake shares: fault injection and sliding-window rate limits.
 
 The socket is bound before the thread starts (port 0, so the OS picks a free port and there is
 no race between "find a port" and "bind it"); ``start()`` returns once uvicorn is accepting.
+``stop()`` then ``start()`` again serves on the same port: in between, connections are refused.
 If ``app.state.faults`` is a ``Faults``, ``stop()`` ends its hanging requests first.
 """
 
@@ -51,7 +52,7 @@ class FakeServer:
             faults.rearm()
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.bind((HOST, 0))
+        self._sock.bind((HOST, self.port))  # started again: the same port (an outage ends)
         self.port = self._sock.getsockname()[1]
         self.url = f"http://{HOST}:{self.port}"
         config = uvicorn.Config(

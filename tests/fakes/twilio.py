@@ -15,7 +15,8 @@ from TWILIO_EDGE/TWILIO_REGION too) because ``get_hostname`` would rewrite the h
         fake.state.rate_limit = SlidingWindow(10, 1.0)   # -> 429, code 20429
         fake.state.pair_limit = SlidingWindow(1, 30.0)   # per number -> 429, code 14107
         fake.state.pair_limit_in_callback = True         # ... or 201, then failed with 14107
-        fake.state.faults.fail_next(1, 503)              # or hang_next(1, seconds)
+        fake.state.faults.fail_next(1, 503)              # or hang_next(1, seconds); 429: 20429
+        fake.stop(); fake.start()                        # refused meanwhile, then the same port
         ... fake.state.messages / callbacks / rate_limited hold what happened.
 
 After a message is accepted with a StatusCallback URL, the fake POSTs "sent" and then
@@ -191,6 +192,8 @@ async def fetch_message(request: Request) -> JSONResponse:
 async def _preflight(state: TwilioState, request: Request) -> None:
     """Faults first (an outage hides everything), then HTTP Basic auth."""
     status = await state.faults.apply()
+    if status == 429:  # a storm of account-wide refusals
+        raise TwilioError(429, 20429, "Too Many Requests")
     if status is not None:
         code = 20503 if status == 503 else 20500
         text = "Service Unavailable" if status == 503 else "Internal Server Error"

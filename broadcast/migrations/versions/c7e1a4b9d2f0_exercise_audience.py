@@ -1,7 +1,7 @@
 """exercise audience: subscribers marked as testers, incidents whose exercise is widened
 
 Revision ID: c7e1a4b9d2f0
-Revises: f3a9c2e1b7d4
+Revises: c7e1f04a2b9d
 Create Date: 2026-12-07 08:45:00.000000
 """
 from collections.abc import Sequence
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = 'c7e1a4b9d2f0'
-down_revision: str | None = 'f3a9c2e1b7d4'
+down_revision: str | None = 'c7e1f04a2b9d'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
