@@ -63,6 +63,66 @@ STATE = {
     "retracted": _("Retracted"),
 }
 
+DELIVERY_STATE = {
+    "pending": _("Waiting"),
+    "sending": _("Sending"),
+    "sent": _("Sent"),
+    "delivered": _("Delivered"),
+    "failed": _("Failed"),
+    "dead": _("Given up"),
+    "cancelled": _("Cancelled"),
+}
+# The audit log's action codes, as people say them.
+ACTION = {
+    "console.login": _("Signed in"),
+    "console.login_failed": _("Failed sign-in"),
+    "console.logout": _("Signed out"),
+    "feed.alert": _("Feed alert"),
+    "feed.change": _("Feed changed"),
+    "feed.create": _("Feed added"),
+    "feed.delete": _("Feed removed"),
+    "feed.disable": _("Feed switched off"),
+    "feed.failing": _("Feed failing"),
+    "feed.fire": _("Feed rule fired"),
+    "feed.incident": _("Incident opened by a feed"),
+    "feed.recovered": _("Feed working again"),
+    "incident.create": _("Incident created"),
+    "incident.overdue": _("Promised update late"),
+    "incident.resolve": _("Incident resolved"),
+    "media.add": _("Photo or video added"),
+    "media.remove": _("Photo or video removed"),
+    "question.answer": _("Question answered"),
+    "question.move": _("Question moved"),
+    "question.receive": _("Question received"),
+    "signup.code": _("Sign-up code sent"),
+    "subscriber.erase": _("Subscriber erased"),
+    "subscriber.moved": _("Subscriber moved"),
+    "subscriber.subscribe": _("Subscribed"),
+    "subscriber.unsubscribe": _("Unsubscribed"),
+    "update.approve": _("Update approved"),
+    "update.post": _("Update posted"),
+    "update.publish": _("Update published"),
+    "update.reject": _("Update rejected"),
+    "update.relayed": _("Update shared by a volunteer"),
+    "update.resend_failed": _("Failed deliveries sent again"),
+    "update.schedule": _("Update scheduled"),
+    "update.withdraw": _("Update withdrawn"),
+    "update.correction": _("Update corrected"),
+    "update.retraction": _("Update retracted"),
+    "update.all_clear": _("All-clear published"),
+    "user.add": _("User added"),
+}
+# The kinds of audit subjects ("update:9"), and the console page of each where there is one.
+SUBJECT = {
+    "update": (_("Update %(id)s"), "/console/updates/%(id)s"),
+    "incident": (_("Incident %(id)s"), "/console/incidents/%(id)s"),
+    "question": (_("Question %(id)s"), "/console/questions?state=answered#question-%(id)s"),
+    "subscriber": (_("Subscriber %(id)s"), None),
+    "feed": (_("Feed %(id)s"), None),
+    "signup": (_("Sign-up %(id)s"), None),
+    "user": (_("User %(id)s"), None),
+}
+
 
 @cache
 def translations(language: str) -> NullTranslations:
@@ -94,6 +154,26 @@ def translator(language: str) -> Gettext:
         return text % values if values else text
 
     return _
+
+
+def subject_of(subject: str | None, translate: Gettext) -> tuple[str, str | None]:
+    """An audit subject ("update:9") as the reader's words and the console page it is on."""
+    kind, _sep, ident = (subject or "").partition(":")
+    if kind not in SUBJECT or not ident.isdigit():
+        return subject or "", None
+    label, url = SUBJECT[kind]
+    return translate(label, id=ident), url % {"id": ident} if url else None
+
+
+def plural_translator(language: str) -> Callable[..., str]:
+    """``ngettext("%(num)s question", "%(num)s questions", n)``: the form for ``n`` in the
+    language (Dutch and English: one and other), with ``num`` and the named values filled in."""
+    translate = translations(supported(language)).ngettext
+
+    def ngettext(singular: str, plural: str, n: int, **values: object) -> str:
+        return translate(singular, plural, n) % ({"num": n} | values)
+
+    return ngettext
 
 
 def local_time(value: datetime | None, fmt: str = "%H:%M") -> str:

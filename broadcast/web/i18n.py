@@ -9,8 +9,10 @@ from __future__ import annotations
 from fastapi import Request
 
 from broadcast.i18n import (
+    ACTION,
     AMSTERDAM,
     DEFAULT,
+    DELIVERY_STATE,
     KIND,
     LANGUAGES,
     SEVERITY,
@@ -21,12 +23,18 @@ from broadcast.i18n import (
     local_time,
     long_time,
     moment,
+    plural_translator,
+    subject_of,
     supported,
     translations,
     translator,
 )
 
 __all__ = [
+    "ACTION",
+    "DELIVERY_STATE",
+    "plural_translator",
+    "subject_of",
     "AMSTERDAM",
     "COOKIE",
     "DEFAULT",

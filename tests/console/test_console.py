@@ -343,6 +343,31 @@ def test_an_exercise_is_for_testers_unless_the_form_widens_it(client, officer):
     assert "Oefening voor het testpubliek" in page
 
 
+def test_the_dutch_console_counts_in_the_right_form_and_names_states_and_actions(client, officer):
+    volunteer = token_for(client.app, "volunteer", name="anna")
+    incident = new_incident(client, officer)
+    post_update(client, volunteer, incident["id"], body="Eerste voorstel.")
+    with client.app.state.db.session_scope() as session:
+        questions.receive(session, channel="web", text="Vraag?", incident_id=incident["id"])
+    page = client.get("/console").text
+    assert "1</strong> voorstel wacht op goedkeuring" in page
+    assert "1</strong> vraag wacht op antwoord" in page
+    post_update(client, volunteer, incident["id"], body="Tweede voorstel.")
+    assert "2</strong> voorstellen wachten op goedkeuring" in client.get("/console").text
+
+    published = post_update(client, officer, incident["id"], body="Het water zakt.")
+    deliveries = client.get(f"/console/updates/{published['id']}").text
+    for state in ("Wacht", "Verstuurd", "Afgeleverd", "Mislukt", "Opgegeven", "Geannuleerd"):
+        assert f'<th scope="col">{state}</th>' in deliveries
+    assert "Bericht gepubliceerd" in deliveries and "update.publish" not in deliveries
+
+    log = client.get("/console/audit").text
+    assert "Bericht gepubliceerd" in log and "update.publish" not in log
+    assert f'<a href="/console/updates/{published["id"]}">Bericht {published["id"]}</a>' in log
+    assert f'<a href="/console/incidents/{incident["id"]}">Incident {incident["id"]}</a>' in log
+    assert f"update:{published['id']}" not in log
+
+
 def test_volunteers_cannot_open_the_officer_pages(client):
     token_for(client.app, "volunteer", name="anna")
     log_in(client, "anna")

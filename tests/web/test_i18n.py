@@ -23,18 +23,37 @@ METHODS = [("broadcast/**.py", "python"), ("broadcast/web/templates/**.html", "j
 
 
 def extracted() -> set[str]:
-    found = extract_from_dir(ROOT, METHODS, keywords={"_": None})
-    return {message for _, _, message, _, _ in found if isinstance(message, str) and message}
+    """Every message id; of a plural message (``ngettext``) its singular."""
+    found = extract_from_dir(ROOT, METHODS, keywords={"_": None, "ngettext": (1, 2)})
+    messages = {m[0] if isinstance(m, tuple) else m for _, _, m, _, _ in found}
+    return {message for message in messages if isinstance(message, str) and message}
 
 
 def test_every_message_has_a_dutch_translation():
     path = ROOT / "broadcast/web/locale/nl/LC_MESSAGES/messages.po"
     with path.open("rb") as source:
         catalog = read_po(source, locale="nl")
-    translated = {m.id for m in catalog if m.id and m.string and not m.fuzzy}
+    translated = {
+        m.id[0] if isinstance(m.id, tuple) else m.id
+        for m in catalog
+        if m.id and not m.fuzzy and (all(m.string) if isinstance(m.id, tuple) else m.string)
+    }
     missing = sorted(extracted() - translated)
     assert len(extracted()) > 100  # the extraction itself works
     assert missing == [], "run the steps in docs/i18n.md to update the catalogue"
+
+
+def test_numbers_take_the_plural_form_of_the_language():
+    from broadcast.i18n import plural_translator
+
+    dutch, english = plural_translator("nl"), plural_translator("en")
+    one, many = "question waiting for an answer", "questions waiting for an answer"
+    assert dutch(one, many, 1) == "vraag wacht op antwoord"
+    assert dutch(one, many, 2) == "vragen wachten op antwoord"
+    assert dutch(one, many, 0) == "vragen wachten op antwoord"
+    assert english(one, many, 1) == one and english(one, many, 3) == many
+    polls = ("%(num)s poll in a row", "%(num)s polls in a row")
+    assert english(*polls, 1) == "1 poll in a row" and english(*polls, 4) == "4 polls in a row"
 
 
 def test_named_values_are_filled_in_after_translation():
