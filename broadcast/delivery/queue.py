@@ -46,7 +46,11 @@ def due_filter(channel: str, now: datetime):
 # on SQLite inside the write transaction: seconds per batch at a million rows).
 
 
-def _direct_replies(channel: str, now: datetime):
+# A claim case: its condition, its order and the index SQLite must be told to use (if any).
+ClaimCase = tuple[Any, tuple[Any, ...], str | None]
+
+
+def _direct_replies(channel: str, now: datetime) -> ClaimCase:
     """Pending direct messages (the bot's answers): ``ix_delivery_direct_due``, a partial index
     holding only the rows of direct messages. SQLite is told so (``INDEXED BY``): without
     statistics it rates the full ``ix_delivery_due`` the same and then walks every pending row of
@@ -60,7 +64,7 @@ def _direct_replies(channel: str, now: datetime):
     return where, (D.next_attempt_at, D.id), "ix_delivery_direct_due"
 
 
-def _expired_claims(channel: str, now: datetime):
+def _expired_claims(channel: str, now: datetime) -> ClaimCase:
     """Rows whose worker lost its lease (it died): the few ``sending`` rows of
     ``ix_delivery_due``. No order: any of them will do, and ordering by id would tempt the
     planner to walk the primary key instead."""
@@ -68,7 +72,7 @@ def _expired_claims(channel: str, now: datetime):
     return where, (), None
 
 
-def _pending_by_due_time(channel: str, now: datetime):
+def _pending_by_due_time(channel: str, now: datetime) -> ClaimCase:
     """Pending rows, earliest due first (in order of creation within the same moment), read in
     the order of ``ix_delivery_due`` (channel, state, next_attempt_at, id)."""
     where = and_(D.channel == channel, D.state == DeliveryState.pending, D.next_attempt_at <= now)
