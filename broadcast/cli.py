@@ -8,14 +8,15 @@ import os
 import signal
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 import uvicorn
 
 from broadcast import logs
 from broadcast.auth.models import Role
-from broadcast.settings import Settings
+from broadcast.errors import DomainError
+from broadcast.settings import Settings, config_file
 
 WORKER_HEALTHCHECK_SECONDS = 30
 app = typer.Typer(help="Crisis-communication broadcast service.", no_args_is_help=True)
@@ -31,6 +32,35 @@ def _settings() -> Settings:
     return settings
 
 
+def _fail(message: str, code: int = 1) -> NoReturn:
+    """One clear line on standard error and a non-zero exit, never a traceback."""
+    typer.echo(f"broadcast: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _at_address(settings: Settings, host: str, port: int) -> Settings:
+    """Without ``BROADCAST_PUBLIC_URL`` (or ``public_url`` in the TOML file) the links in pages
+    and messages point at the address this process serves on."""
+    if "public_url" in settings.model_fields_set:
+        return settings
+    shown = "127.0.0.1" if host in ("", "0.0.0.0", "::") else host
+    if ":" in shown:  # an IPv6 address
+        shown = f"[{shown}]"
+    return settings.model_copy(update={"public_url": f"http://{shown}:{port}"})
+
+
+def _require_areas(settings: Settings) -> None:
+    """Without its areas nobody can subscribe by area or postcode: refuse to start."""
+    path = Path(settings.areas_file)
+    if not path.is_file():
+        _fail(
+            f"the areas file {path} does not exist (relative to {Path.cwd()}); set "
+            f"BROADCAST_AREAS_FILE (or areas_file in {config_file()}) to your areas.toml, "
+            "or start from the project directory",
+            2,
+        )
+
+
 @app.command()
 def serve(
     host: str = "127.0.0.1",
@@ -43,10 +73,14 @@ def serve(
     """Run the API, the public site and (unless --no-dispatch) the dispatcher and scheduler."""
     from broadcast.app import SERVE_DISPATCH_ENV, create_app
 
-    settings = _settings()
+    settings = _at_address(_settings(), host, port)
     if workers > 1 and settings.is_sqlite:
         typer.echo("SQLite runs one process; use PostgreSQL for --workers", err=True)
         raise typer.Exit(2)
+    _require_areas(settings)
+    if workers > 1 and "public_url" not in settings.model_fields_set:
+        os.environ["BROADCAST_PUBLIC_URL"] = settings.public_url  # each worker reads it
+    typer.echo(f"serving on http://{host}:{port}; public address {settings.public_url}", err=True)
     # No access log: client addresses are personal data. Forwarded headers only from the
     # configured proxies: anybody else could name any address and escape the login throttle.
     proxies = settings.forwarded_allow_ips
@@ -79,17 +113,23 @@ def worker():
     from broadcast.worker import run_worker
 
     settings = _settings()
+    _require_areas(settings)
     asyncio.run(run_worker(settings, stop_signals=(signal.SIGINT, signal.SIGTERM)))
 
 
 @app.command()
-def demo():
+def demo(
+    host: Annotated[str, typer.Option(help="The --host you will serve on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="The --port you will serve on")] = 8000,
+):
     """Seed a realistic Maas-flood scenario into the database (then run `broadcast serve`)."""
     from broadcast.demo import seed
 
-    settings = _settings()
-    summary = seed(settings)
-    typer.echo(summary)
+    settings = _at_address(_settings(), host, port)
+    _require_areas(settings)
+    serve_command = "broadcast serve" + (f" --host {host}" if host != "127.0.0.1" else "")
+    serve_command += f" --port {port}" if port != 8000 else ""
+    typer.echo(seed(settings, serve_command=serve_command))
 
 
 @app.command("publish-static")
@@ -133,9 +173,20 @@ def user_add(
         password = getpass.getpass("Password for the web console (empty: none): ") or None
     db = Database(settings.database_url)
     upgrade(db.engine)
-    with db.session_scope() as session:
-        user, token = service.add_user(
-            session, name=name, role=role, password=password, display_name=display_name
+    try:
+        with db.session_scope() as session:
+            user, token = service.add_user(
+                session, name=name, role=role, password=password, display_name=display_name
+            )
+    except DomainError as problem:
+        _fail(problem.detail)
+    finally:
+        db.dispose()
+    if password is None:
+        typer.echo(
+            f"note: {name!r} has no console password (no terminal to ask on; pass --password "
+            "to sign in to the console); the API token works",
+            err=True,
         )
     typer.echo(f"created {user.role} {user.name!r} (id {user.id}); API token:", err=False)
     typer.echo(token)
@@ -164,7 +215,17 @@ def db_revision(message: str):
 
 
 def main() -> None:
-    app()
+    """The ``broadcast`` command: what goes wrong in a known way is one line and exit code 1."""
+    from sqlalchemy.exc import OperationalError
+
+    try:
+        app()
+    except DomainError as problem:
+        typer.echo(f"broadcast: {problem.detail}", err=True)
+        sys.exit(1)
+    except OperationalError as problem:  # the database is unreachable or not writable
+        typer.echo(f"broadcast: the database is not available: {problem.orig}", err=True)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

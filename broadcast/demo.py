@@ -80,18 +80,18 @@ SUBSCRIBERS = [
 ]  # no webhook subscriber: the demo never sends to a host outside this machine
 
 
-def seed(settings: Settings) -> str:
+def seed(settings: Settings, serve_command: str = "broadcast serve") -> str:
     db, channels = assemble(settings)
     prepare_database(db, settings)
     with db.session_scope() as session:
         if session.exec(select(Incident).where(Incident.title == TITLE)).first():
             return (
-                "demo data is present already; run `broadcast serve` and open "
+                f"demo data is present already; run `{serve_command}` and open "
                 + settings.public_url
             )
         lines = _seed(session, channels)
     db.dispose()
-    return "\n".join([*lines, f"open {settings.public_url} after `broadcast serve`"])
+    return "\n".join([*lines, f"open {settings.public_url} after `{serve_command}`"])
 
 
 def _seed(session: Session, channels: ChannelSet) -> list[str]:

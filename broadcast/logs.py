@@ -31,7 +31,13 @@ REDACTIONS = [
     ),
 ]
 _DIGITS = re.compile(r"\d")
-STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
+# ``color_message``: uvicorn's copy of its message with ANSI colour codes, for its own formatter.
+STANDARD = set(vars(logging.makeLogRecord({}))) | {
+    "message",
+    "asctime",
+    "taskName",
+    "color_message",
+}
 
 
 def redact(text: str) -> str:
@@ -96,8 +102,12 @@ class OwnOrWarning(logging.Filter):
         )
 
 
-def configure(level: str = "INFO", as_json: bool = True) -> None:
-    handler = logging.StreamHandler()
+def configure(level: str = "INFO", as_json: bool | None = True, stream: Any = None) -> None:
+    """Log to ``stream`` (standard error): JSON lines, or readable text lines; ``None`` chooses
+    text on a terminal and JSON otherwise (a log collector, a file, a container)."""
+    handler = logging.StreamHandler(stream)
+    if as_json is None:
+        as_json = not _is_terminal(handler.stream)
     handler.setFormatter(JsonFormatter() if as_json else text_formatter())
     handler.addFilter(OwnOrWarning())  # also for a library that sets its own logger's level
     root = logging.getLogger()
@@ -105,3 +115,10 @@ def configure(level: str = "INFO", as_json: bool = True) -> None:
     root.setLevel(max(logging.getLevelName(level.upper()), logging.WARNING))
     for name in OWN:
         logging.getLogger(name).setLevel(level.upper())
+
+
+def _is_terminal(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # no isatty, or closed
+        return False

@@ -119,7 +119,7 @@ class Settings(BaseSettings):
     signup_secret: SecretStr | None = None  # (older installations) else the installation key
 
     log_level: str = "INFO"
-    log_json: bool = True
+    log_json: bool | None = None  # None: readable lines on a terminal, JSON lines otherwise
 
     # A static copy of the public site (docs/deployment.md), rewritten after every change by
     # each web process; empty: none. ``broadcast publish-static DIR`` writes one on demand.
