@@ -378,8 +378,9 @@ async def start_services(services, db) -> None:
     with db.bus.subscribe() as events:
         await services.start()
         if db.is_postgres:
-            while (await asyncio.wait_for(events.get(), 30)).get("kind") != "listening":
-                pass
+            async with asyncio.timeout(30):
+                while (await events.get()).get("kind") != "listening":
+                    pass
 
 
 async def bare_latency(receiver: Receiver, count: int, rng: random.Random) -> list[float]:
@@ -509,7 +510,8 @@ async def bench_throughput(url: str, receiver: Receiver, args, say) -> dict:
         # Warm-up (connections, statement caches) on a small audience, then the full one.
         tracker.expect("webhook", warmup)
         await asyncio.to_thread(publish_update, db, channels, incident_id, areas=[])
-        await asyncio.wait_for(tracker.done.wait(), 600)
+        async with asyncio.timeout(600):
+            await tracker.done.wait()
         await asyncio.to_thread(
             seed_subscribers, url, receiver_population(warmup + 1, count, receiver.url), []
         )
@@ -522,7 +524,8 @@ async def bench_throughput(url: str, receiver: Receiver, args, say) -> dict:
             update_id, committing = await asyncio.to_thread(
                 publish_update, db, channels, incident_id, areas=[]
             )
-            await asyncio.wait_for(tracker.done.wait(), 600)
+            async with asyncio.timeout(600):
+                await tracker.done.wait()
             finished = clock_ns()
             cpu_ms["ours"].append((time.process_time() - cpu) * 1000 / count)
             delivered = await asyncio.to_thread(

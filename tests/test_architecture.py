@@ -49,6 +49,12 @@ def test_the_types_check():
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr
 
 
+def test_the_code_is_linted():
+    """ruff's rules of pyproject.toml, the ban on asyncio.wait_for included."""
+    result = _tool("ruff", "check", ".")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def test_the_code_is_formatted():
     result = _tool("ruff", "format", "--check", ".")
     assert result.returncode == 0, result.stdout + result.stderr

@@ -38,7 +38,7 @@ def test_every_dependency_is_pinned_within_its_range():
         name = canonicalize_name(requirement.name)
         assert name in pins, f"{requirement.name} is not pinned in constraints.txt"
         assert requirement.specifier.contains(pins[name], prereleases=True), (
-            f"constraints.txt pins {requirement.name}=={pins[name]}, outside {requirement.specifier}"
+            f"{requirement.name}=={pins[name]} is outside {requirement.specifier}"
         )
 
 

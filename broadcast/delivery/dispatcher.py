@@ -169,8 +169,11 @@ class Lane:
             if due is not None:
                 timeout = min(timeout, max(0.0, (due - utcnow()).total_seconds()))
         self.wake.clear()
+        # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow the task's own
+        # cancellation when the event fires at the same moment, and stop() then waits forever.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.wake.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                await self.wake.wait()
 
     async def _deliver(self, job: Job) -> None:
         """Send one claimed job: through the breaker (while the provider is down the job waits
@@ -327,7 +330,8 @@ class Lane:
         renewed = loop.time()
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._have_outcomes.wait(), self.lease / 3)
+                async with asyncio.timeout(self.lease / 3):  # not wait_for: see _nap
+                    await self._have_outcomes.wait()
             self._have_outcomes.clear()
             if not await self._flush():
                 await asyncio.sleep(0.5)  # the database is unavailable: try again shortly

@@ -93,7 +93,10 @@ class Scheduler:
             await self._in_thread(self._begin)
             while True:
                 try:
-                    event = await asyncio.wait_for(events.get(), LEADERSHIP_RETRY_SECONDS)
+                    # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow this
+                    # task's cancellation when an event arrives at the same moment (stop hangs).
+                    async with asyncio.timeout(LEADERSHIP_RETRY_SECONDS):
+                        event = await events.get()
                 except TimeoutError:
                     if not await self._in_thread(self._still_leading):
                         log.warning("lost the scheduler's leader lock (database connection)")
