@@ -18,7 +18,6 @@ from tests.fakes.server import FakeServer
 from tests.media.conftest import jpeg_with_gps
 from tests.support import (
     auth,
-    chromium,
     code_sent_to,
     new_incident,
     new_page,
@@ -31,12 +30,6 @@ PASSWORD = "correct horse"
 SERIOUS = {"serious", "critical"}
 SHOTS = os.environ.get("BROADCAST_SCREENSHOTS")
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with chromium() as browser:
-        yield browser
 
 
 @pytest.fixture

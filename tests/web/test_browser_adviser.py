@@ -13,16 +13,10 @@ from playwright.sync_api import Browser, Page, expect
 from broadcast.incidents.models import Incident
 from broadcast.questions import service as questions
 from tests.fakes.server import FakeServer
-from tests.support import auth, chromium, new_incident, new_page, token_for
+from tests.support import auth, new_incident, new_page, token_for
 
 PASSWORD = "correct horse"
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with chromium() as browser:
-        yield browser
 
 
 @pytest.fixture
