@@ -4,8 +4,6 @@ non-zero exit, and a missing areas file is refused by name."""
 
 from __future__ import annotations
 
-import json
-import logging
 import os
 import subprocess
 import sys
@@ -13,7 +11,6 @@ from pathlib import Path
 
 import httpx
 
-from broadcast import logs
 from broadcast.auth.models import Role
 from broadcast.auth.service import add_user
 from broadcast.cli import _at_address
@@ -114,47 +111,3 @@ def test_the_demo_prints_the_address_it_will_be_served_on(tmp_path):
     last = outcome.stdout.strip().splitlines()[-1]
     assert last == "open http://127.0.0.1:8731 after `broadcast serve --port 8731`"
     assert "8000" not in outcome.stdout
-
-
-class Terminal:
-    """A stream that says it is a terminal, as standard error is in an operator's shell."""
-
-    def __init__(self, tty: bool):
-        self.tty, self.lines = tty, []
-
-    def isatty(self) -> bool:
-        return self.tty
-
-    def write(self, text: str) -> None:
-        self.lines.append(text)
-
-    def flush(self) -> None:
-        pass
-
-
-def test_logs_are_readable_on_a_terminal_and_json_otherwise():
-    root = logging.getLogger()
-    saved = root.handlers[:], root.level
-    try:
-        for tty in (True, False):
-            stream = Terminal(tty)
-            logs.configure("INFO", None, stream=stream)
-            logging.getLogger("uvicorn.error").info(
-                "Uvicorn running on %s",
-                "http://127.0.0.1:8731",
-                extra={"color_message": "Uvicorn running on \x1b[1m%s\x1b[0m"},
-            )
-            line = "".join(stream.lines).strip()
-            if tty:
-                assert line.endswith("INFO uvicorn.error: Uvicorn running on http://127.0.0.1:8731")
-            else:
-                entry = json.loads(line)
-                assert entry["message"] == "Uvicorn running on http://127.0.0.1:8731"
-                assert "color_message" not in entry and "\x1b" not in line
-        stream = Terminal(True)
-        logs.configure("INFO", True, stream=stream)  # configured: JSON even on a terminal
-        logging.getLogger("broadcast").info("hello")
-        assert json.loads("".join(stream.lines))["message"] == "hello"
-    finally:
-        root.handlers[:] = saved[0]
-        root.setLevel(saved[1])

@@ -127,3 +127,49 @@ def test_the_suite_wide_check_catches_a_line_that_escaped_redaction():
     check.handle(record("sms naar %s", "06 1234 5678"))
     check.handle(logging.LogRecord("twilio", logging.INFO, __file__, 1, SID, (), None))
     assert len(check.leaks) == 1 and "a phone number" in check.leaks[0]  # twilio INFO: not written
+
+
+class Terminal:
+    """A stream that says it is a terminal, as standard error is in an operator's shell."""
+
+    def __init__(self, tty: bool):
+        self.tty, self.lines = tty, []
+
+    def isatty(self) -> bool:
+        return self.tty
+
+    def write(self, text: str) -> None:
+        self.lines.append(text)
+
+    def flush(self) -> None:
+        pass
+
+
+def test_logs_are_readable_on_a_terminal_and_json_otherwise():
+    root, uvicorn = logging.getLogger(), logging.getLogger("uvicorn")
+    saved = root.handlers[:], root.level, uvicorn.propagate
+    uvicorn.propagate = True  # as under `broadcast serve`; a server started earlier turned it off
+    try:
+        for tty in (True, False):
+            stream = Terminal(tty)
+            logs.configure("INFO", None, stream=stream)
+            logging.getLogger("uvicorn.error").info(
+                "Uvicorn running on %s",
+                "http://127.0.0.1:8731",
+                extra={"color_message": "Uvicorn running on \x1b[1m%s\x1b[0m"},
+            )
+            line = "".join(stream.lines).strip()
+            if tty:
+                assert line.endswith("INFO uvicorn.error: Uvicorn running on http://127.0.0.1:8731")
+            else:
+                entry = json.loads(line)
+                assert entry["message"] == "Uvicorn running on http://127.0.0.1:8731"
+                assert "color_message" not in entry and "\x1b" not in line
+        stream = Terminal(True)
+        logs.configure("INFO", True, stream=stream)  # configured: JSON even on a terminal
+        logging.getLogger("broadcast").info("hello")
+        assert json.loads("".join(stream.lines))["message"] == "hello"
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+        uvicorn.propagate = saved[2]

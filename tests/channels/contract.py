@@ -206,8 +206,8 @@ class WebhookCase(AdapterCase):
     unconfigured: ClassVar[dict[str, Any]] = {"urls": []}
     invalid: ClassVar[dict[str, Any]] = {"secret": WEBHOOK_SECRET, "timeout_seconds": "soon"}
     cannot: ClassVar[dict[str, str]] = {
-        "retry_target": "a receiver's refusal pauses the webhook lane (channel scope): HTTP "
-        "carries no sign of a limit for one receiver only",
+        "retry_channel": "every URL is a server of its own: a receiver's refusal (429, 5xx, "
+        "time-out) concerns its own deliveries, never the lane of the other partners",
         "moved": "redirects are never followed (a 301 is a permanent failure): a receiver "
         "that moves is re-configured, not followed",
     }
@@ -236,7 +236,7 @@ class WebhookCase(AdapterCase):
         fake.state.answer(202, **{"X-Request-Id": "receiver-42"})
         return self.resident()
 
-    async def arrange_retry_channel(self, fake: Any, adapter: Channel) -> Target:
+    async def arrange_retry_target(self, fake: Any, adapter: Channel) -> Target:
         fake.state.answer(429, **{"Retry-After": str(int(RETRY_AFTER))})
         return self.resident()
 

@@ -308,7 +308,9 @@ def test_console_forms_refuse_what_cannot_be_stored_and_keep_the_rest(client, of
                                                                   "place": "TEXT"}),
         "correct": (f"/console/updates/{update['id']}/correct", {"body_nl": "TEXT"}),
         "retract": (f"/console/updates/{update['id']}/retract", {"reason": "TEXT"}),
-        "answer": (f"/console/questions/{question}/answer", {"body": "TEXT"}),
+        # A question asked on the site has no private way back: the answer goes on the timeline.
+        "answer": (f"/console/questions/{question}/answer",
+                   {"body": "TEXT", "public": "true", "incident_id": str(incident["id"])}),
         "resolve": (f"/console/incidents/{incident['id']}/resolve", {"body_nl": "TEXT"}),
     }  # fmt: skip
     before = _counts(client)
