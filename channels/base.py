@@ -183,6 +183,12 @@ class InboundHooks(Protocol):
 
     async def unsubscribe(self, *, channel: str, address: str) -> bool: ...
 
+    async def link_officer(self, *, channel: str, address: str, code: str) -> bool:
+        """An officer's own chat (``address``) sends the one-time code the console showed:
+        reminders for the officer on duty go to this chat from now on. False: a wrong or
+        expired code."""
+        ...
+
     async def delivery_status(
         self,
         *,
