@@ -500,3 +500,19 @@ def held_from_first_send(key, seconds: float):
 
     window.wait_time = held_from_first_look
     return window
+
+
+# --- the reminder before a promised update is late -------------------------------------------
+
+
+def remind_at(app, now, minutes: float = 10.0) -> list[int]:
+    """Run the scheduler's reminder job of ``app`` as if it were ``now`` (an injected clock)."""
+    from broadcast.scheduling import jobs
+
+    runtime = jobs.Runtime(
+        db=app.state.db,
+        channels=app.state.channels,
+        public_url=app.state.settings.public_url,
+        promise_reminder_minutes=minutes,
+    )
+    return jobs.remind(runtime, now)

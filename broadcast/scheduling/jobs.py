@@ -83,19 +83,24 @@ def flag_overdue() -> list[int]:
     return flagged
 
 
-def remind_promises(now: datetime | None = None) -> list[int]:
-    """Promised updates due within ``promise_reminder_minutes``: the officers on duty are told,
-    once per promise (``duty.remind`` records it). ``now`` is for tests; the job passes none."""
+def remind_promises() -> list[int]:
+    """The leader's reminder job (see ``remind``), every ``overdue_check_seconds``."""
     assert _runtime is not None, "scheduler job ran without a runtime"
-    if _runtime.promise_reminder_minutes <= 0:
+    return remind(_runtime, utcnow())
+
+
+def remind(runtime: Runtime, now: datetime) -> list[int]:
+    """Promised updates due within ``promise_reminder_minutes`` of ``now``: the officers on
+    duty are told, once per promise (``duty.remind`` records it). Returns the incidents."""
+    if runtime.promise_reminder_minutes <= 0:
         return []
-    lead = timedelta(minutes=_runtime.promise_reminder_minutes)
-    chats = set(_runtime.channels.active)
+    lead = timedelta(minutes=runtime.promise_reminder_minutes)
+    chats = set(runtime.channels.active)
     reminded: list[int] = []
-    with _runtime.db.session_scope() as session:
-        for incident in duty.promises_due_soon(session, now or utcnow(), lead):
+    with runtime.db.session_scope() as session:
+        for incident in duty.promises_due_soon(session, now, lead):
             assert incident.id is not None  # a stored row
-            if duty.remind(session, incident, public_url=_runtime.public_url, chat_channels=chats):
+            if duty.remind(session, incident, public_url=runtime.public_url, chat_channels=chats):
                 reminded.append(incident.id)
     if reminded:
         log.info("reminded officers of promised updates", extra={"incidents": reminded})

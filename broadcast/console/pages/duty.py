@@ -13,12 +13,12 @@ from fastapi.responses import HTMLResponse
 from sqlmodel import Session
 from sse_starlette.sse import EventSourceResponse
 
-from broadcast.console.pages.common import Text, perform, show_page
+from broadcast.console.pages.common import Text, back_to, perform, show_page
 from broadcast.console.session import OfficerDep, Viewer, current_viewer
 from broadcast.db import Database
 from broadcast.deps import SessionDep
 from broadcast.duty import service as duty
-from broadcast.errors import Forbidden
+from broadcast.errors import DomainError, Forbidden
 from broadcast.i18n import AMSTERDAM, _, translator
 from broadcast.web import i18n as web_i18n
 from broadcast.web import live
@@ -32,7 +32,15 @@ def duty_page(request: Request, session: SessionDep, viewer: OfficerDep):
     return _duty_page(request, session, viewer, code=None)
 
 
-def _duty_page(request: Request, session: Session, viewer: Viewer, *, code: str | None):
+def _duty_page(
+    request: Request,
+    session: Session,
+    viewer: Viewer,
+    *,
+    code: str | None,
+    refused: DomainError | None = None,
+    kept: str = "",
+):
     assert viewer.user.id is not None  # a signed-in user is a stored row
     channels = request.app.state.channels
     bot = channels.active.get(duty.CHAT_CHANNEL)
@@ -46,17 +54,22 @@ def _duty_page(request: Request, session: Session, viewer: Viewer, *, code: str 
         bot=bot,
         bot_link=bot.subscribe_link() if bot is not None else None,
         code=code,
+        refused=refused,
+        kept=kept,
+        status_code=refused.status_code if refused else 200,
         reminder_minutes=request.app.state.settings.promise_reminder_minutes,
     )
 
 
-@router.post("/duty")
+@router.post("/duty", response_class=HTMLResponse)
 def take_over(request: Request, session: SessionDep, viewer: OfficerDep, note: Text = ""):
-    def work() -> str:
-        duty.take_over(session, viewer.user, note)
-        return HERE
-
-    return perform(request, session, work, fallback=HERE, done=_("You are on duty now."))
+    """Refused (a note too long): the page again with the reason and the note as typed."""
+    try:
+        with session.begin_nested():
+            duty.take_over(session, viewer.user, note)
+    except DomainError as exc:
+        return _duty_page(request, session, viewer, code=None, refused=exc, kept=note)
+    return back_to(HERE, _("You are on duty now."))
 
 
 @router.post("/duty/chat-code", response_class=HTMLResponse)
