@@ -266,6 +266,11 @@ class Channel(ABC):
         the public sign-up page and posters; None where residents subscribe another way."""
         return None
 
+    def text_to_subscribe(self) -> tuple[str, str] | None:
+        """The keyword and the number residents text to subscribe here (for posters), or None
+        where residents cannot subscribe by sending a text."""
+        return None
+
     @classmethod
     def preview_renderer(cls) -> Channel:
         """An instance with the default settings that renders, measures and gives plain text,

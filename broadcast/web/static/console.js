@@ -102,6 +102,7 @@
   var notices = document.getElementById("notices");
   if (notices && window.EventSource) {
     var stream = new EventSource(notices.dataset.events);
+    stream.addEventListener("open", function () { notices.dataset.connected = "true"; });
     stream.addEventListener("reminder", function (event) {
       var notice = JSON.parse(event.data);
       var box = el("p", "overdue reminder");
