@@ -10,9 +10,10 @@ exists (a retracted update's CAP file, an incident that is gone) is simply not i
 
 Layout (``try_files $uri $uri/index.html``): ``index.html``, ``incidents/<slug>/index.html``,
 ``subscribe/index.html``, the posters ``poster/index.html`` and
-``incidents/<slug>/poster/index.html``; English under ``en/`` (``?lang=en`` maps there); ``feed.atom``,
-``cap.atom``, ``updates/<id>.cap``; short links ``u/<id>/index.html`` as HTML redirects to the
-target the application's redirect names; ``static/...`` and the ``media/...`` the pages show.
+``incidents/<slug>/poster/index.html``; English under ``en/`` (``?lang=en`` maps there);
+``feed.atom``, ``cap.atom``, ``updates/<id>.cap``; short links ``u/<id>/index.html`` as HTML
+redirects to the target the application's redirect names; ``static/...`` and the ``media/...``
+the pages show.
 """
 
 from __future__ import annotations

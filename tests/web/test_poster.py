@@ -9,7 +9,6 @@ import io
 import re
 from pathlib import Path
 
-import httpx
 import pytest
 import zxingcpp
 from PIL import Image
@@ -17,9 +16,8 @@ from playwright.sync_api import Browser, Page, expect
 
 from tests.fakes.telegram import FakeTelegram
 from tests.support import (
-    LiveApp,
     SENDER,
-    auth,
+    LiveApp,
     log_in,
     new_incident,
     new_page,
