@@ -47,7 +47,16 @@ log = logging.getLogger(__name__)
 # Events that change no public document (deliveries, drafts, the console's feed alerts).
 # Anything else re-exports: a new kind of change is covered without a list to keep up to date.
 QUIET_EVENTS = frozenset(
-    {"queued", "requeued", "proposed", "scheduled", "feed_alert", "feed_recovered", "listening"}
+    {
+        "queued",
+        "requeued",
+        "proposed",
+        "scheduled",
+        "feed_alert",
+        "feed_recovered",
+        "listening",
+        "reminder",  # the console's notice before a promised update is due
+    }
 )
 PAGE_LANGUAGES = {"nl": "", "en": "en/"}  # Dutch at the root, English under en/
 MEDIA_LINK = re.compile(r'(?:src|href)="(/media/[^"?#]+)"')

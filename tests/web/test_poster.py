@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import zxingcpp
+from axe_playwright_python.sync_playwright import Axe
 from PIL import Image
 from playwright.sync_api import Browser, Page, expect
 
@@ -31,6 +32,7 @@ pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 BOT = "MookCrisisBot"
 SCREENSHOTS = Path(__file__).parents[2] / "docs" / "screenshots"
 A4_POINTS = (595.28, 841.89)
+SERIOUS = {"serious", "critical"}
 
 
 @pytest.fixture
@@ -160,6 +162,8 @@ def test_the_poster_prints_on_one_a4_page_with_codes_that_scan(browser: Browser,
         [f"{site.url}/incidents/{incident['slug']}", f"https://t.me/{BOT}?start=6585"]
     )
     assert all(url.startswith(site.url) for url in requested), requested
+    serious = [v["id"] for v in Axe().run(page).response["violations"] if v["impact"] in SERIOUS]
+    assert serious == []
 
     page.screenshot(path=str(SCREENSHOTS / "public-poster.png"), full_page=True)
     page.emulate_media(media="print")
