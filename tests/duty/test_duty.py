@@ -5,6 +5,7 @@ scheduler's reminder job run with an injected clock (never by waiting for a dead
 from __future__ import annotations
 
 import re
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
@@ -29,6 +30,7 @@ from tests.support import (
     remind_at,
     said,
     token_for,
+    wait_for,
 )
 
 TEXT = "update_message_text_private_teloxide.json"  # a private chat, language "en"
@@ -188,3 +190,24 @@ def test_late_resolved_far_and_switched_off_promises_are_not_reminded(client, lo
     assert actions(client, "incident.reminder") == []
     # In time, the open incident alone is reminded of.
     assert remind_at(client.app, due - timedelta(minutes=5)) == [late["id"]]
+
+
+def test_the_schedulers_leader_runs_the_reminder_job(app_factory):
+    """The wiring: the leader's interval job finds a promise due within the lead time (a check
+    every second here; what is waited for is the recorded reminder, not a deadline)."""
+    with TestClient(app_factory(overdue_check_seconds=1)) as client:
+        officer = token_for(client.app, "officer", name="lotte")
+        incident = new_incident(client, officer)
+        promise(client, officer, incident["id"], hours=0.05)  # in 3 minutes
+        [reminded] = wait_for(lambda: actions(client, "incident.reminder"))
+        assert reminded.subject == f"incident:{incident['id']}"
+
+
+def test_runs_at_the_same_moment_remind_once(client, lotte):
+    """Two leaders for a moment (a lost lock), or a job that overlaps itself: one reminder."""
+    incident = new_incident(client, lotte)
+    due = promise(client, lotte, incident["id"])
+    with ThreadPoolExecutor(4) as pool:
+        runs = list(pool.map(lambda _: remind_at(client.app, due - timedelta(minutes=5)), range(4)))
+    assert sorted(runs) == [[], [], [], [incident["id"]]]
+    assert len(actions(client, "incident.reminder")) == 1
