@@ -21,6 +21,7 @@ from broadcast.duty.models import DutyShift, OfficerChat, PromiseReminder
 from broadcast.errors import Forbidden, Invalid
 from broadcast.i18n import AMSTERDAM, _
 from broadcast.incidents.models import Incident, IncidentStatus
+from broadcast.settings import Settings
 
 MAX_NOTE_CHARS = 2000
 LINK_CODE_LIFETIME = timedelta(minutes=15)
@@ -174,6 +175,18 @@ def promises_due_soon(session: Session, now: datetime, lead: timedelta) -> list[
         col(Incident.next_update_due) <= now + lead,
     )
     return list(session.exec(query.order_by(col(Incident.next_update_due))))
+
+
+def due_soon(incidents: list[Incident], now: datetime, settings: Settings) -> list[Incident]:
+    """Of these incidents, those whose promise is due within the reminder's lead time."""
+    lead = timedelta(minutes=settings.promise_reminder_minutes)
+    return [
+        i
+        for i in incidents
+        if i.status != IncidentStatus.resolved
+        and i.next_update_due is not None
+        and now < i.next_update_due <= now + lead
+    ]
 
 
 def remind(

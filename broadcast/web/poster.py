@@ -4,7 +4,6 @@ inline SVG, so printing a poster asks no other server for anything."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 import segno
@@ -16,7 +15,7 @@ from broadcast.incidents import service as incidents
 from broadcast.incidents.models import Incident
 from broadcast.timeline import service as timeline
 from broadcast.timeline.models import Update, UpdateKind, UpdateState
-from broadcast.web.public import Slug
+from broadcast.web.public import Slug, text_to_subscribe
 from broadcast.web.rendering import render
 from channels.base import Channel
 
@@ -81,7 +80,7 @@ def _poster(
         latest_chars=LATEST_CHARS,
         page=qr_code(page_url, "QR: " + page_url),
         telegram=_telegram(telegram, postcodes),
-        sms=_text_to_subscribe(channels.active.values()),
+        sms=text_to_subscribe(channels.active.values()),
         village=postcodes[0] if incident is not None and len(postcodes) == 1 else None,
         postcode_example=postcodes[0] if postcodes else "",
     )
@@ -94,10 +93,6 @@ def _telegram(channel: Channel | None, postcodes: list[str]) -> Code | None:
         return None
     link = channel.subscribe_link(postcodes[0] if len(postcodes) == 1 else None)
     return qr_code(link, "QR: " + link) if link else None
-
-
-def _text_to_subscribe(active: Iterable[Channel]) -> tuple[str, str] | None:
-    return next((way for c in active if (way := c.text_to_subscribe()) is not None), None)
 
 
 def _villages(session, incident: Incident | None) -> list[str]:

@@ -211,3 +211,13 @@ def test_runs_at_the_same_moment_remind_once(client, lotte):
         runs = list(pool.map(lambda _: remind_at(client.app, due - timedelta(minutes=5)), range(4)))
     assert sorted(runs) == [[], [], [], [incident["id"]]]
     assert len(actions(client, "incident.reminder")) == 1
+
+
+def test_the_overview_shows_a_promise_nearly_due_to_whoever_opens_it(client, lotte):
+    soon = new_incident(client, lotte, title="Hoogwater Maas")
+    promise(client, lotte, soon["id"], hours=0.1)  # in 6 minutes: within the 10
+    later = new_incident(client, lotte, title="Stormschade")
+    promise(client, lotte, later["id"], hours=2)
+    page = client.get("/console").text
+    assert page.count("Volgend bericht beloofd om") == 1
+    assert re.search(r"Volgend bericht beloofd om \d\d:\d\d: Hoogwater Maas", page)

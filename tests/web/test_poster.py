@@ -180,3 +180,10 @@ def test_the_poster_prints_on_one_a4_page_with_codes_that_scan(browser: Browser,
     page.emulate_media(media="print")
     assert len(pdf_pages(page.pdf(format="A4", prefer_css_page_size=True))) == 1
     page.context.close()
+
+
+def test_the_subscribe_page_names_the_same_keyword_and_number(client):
+    text = client.get("/subscribe").text
+    assert (
+        "Of sms AANMELDEN en uw postcode naar +31 970 100 00000 (bijvoorbeeld AANMELDEN 658" in text
+    )

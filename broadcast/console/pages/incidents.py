@@ -10,7 +10,7 @@ from sqlmodel import Session, col, select
 from starlette.datastructures import State
 
 from broadcast.areas import service as areas
-from broadcast.common import PlainText, Severity
+from broadcast.common import PlainText, Severity, utcnow
 from broadcast.console import areamap, library
 from broadcast.console.pages.common import (
     Codes,
@@ -55,6 +55,7 @@ def dashboard(request: Request, session: SessionDep, viewer: ViewerDep):
         "recent": _recent_published(session),
         "failing_feeds": [f for f in feeds.listing(session) if f.enabled and f.alerting],
         "shift": duty.on_duty(session),
+        "due_soon": duty.due_soon(active, utcnow(), request.app.state.settings),
     }
     if not viewer.is_officer:
         assert viewer.user.id is not None  # a signed-in user is a stored row
