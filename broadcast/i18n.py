@@ -77,6 +77,7 @@ ACTION = {
     "console.login": _("Signed in"),
     "console.login_failed": _("Failed sign-in"),
     "console.logout": _("Signed out"),
+    "duty.note": _("Duty note written"),
     "duty.take_over": _("Duty taken over"),
     "feed.alert": _("Feed alert"),
     "feed.change": _("Feed changed"),

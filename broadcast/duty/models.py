@@ -12,8 +12,9 @@ from broadcast.common import UTCDateTime, utcnow
 
 
 class DutyShift(SQLModel, table=True):
-    """One take-over: from ``started_at`` the officer is on duty until the next row. Rows are
-    never changed, so the newest is who is on duty now and the rest is the history."""
+    """One take-over: from ``started_at`` the officer is on duty until the next row, so the
+    newest is who is on duty now and the rest is the history. Only the note of the shift on
+    duty changes: its officer writes it for whoever takes over next."""
 
     __tablename__ = "duty_shifts"
 

@@ -18,7 +18,7 @@ from broadcast.common import utcnow
 from broadcast.db import emit
 from broadcast.delivery import direct
 from broadcast.duty.models import DutyShift, OfficerChat, PromiseReminder
-from broadcast.errors import Forbidden, Invalid
+from broadcast.errors import Conflict, Forbidden, Invalid
 from broadcast.i18n import AMSTERDAM, _
 from broadcast.incidents.models import Incident, IncidentStatus
 from broadcast.settings import Settings
@@ -64,16 +64,12 @@ def history(session: Session, *, limit: int = 20) -> list[Shift]:
     ]
 
 
-def take_over(session: Session, officer: User, note: str, *, now: datetime | None = None) -> Shift:
-    """``officer`` is on duty from now; ``note`` is the hand-over note the next officer reads."""
-    if officer.role not in OFFICER_ROLES or not officer.active:
-        raise Forbidden(_("only communication advisers may do this"))
-    note = note.strip()
-    if len(note) > MAX_NOTE_CHARS:
-        raise Invalid(_("the hand-over note is longer than %(max)s characters"), max=MAX_NOTE_CHARS)
+def take_over(session: Session, officer: User, *, now: datetime | None = None) -> Shift:
+    """``officer`` is on duty from now; the previous shift's hand-over note stays on the page."""
+    _check_officer(officer)
     assert officer.id is not None  # a signed-in user is a stored row
     previous = on_duty(session)
-    shift = DutyShift(officer_id=officer.id, note=note, started_at=now or utcnow())
+    shift = DutyShift(officer_id=officer.id, started_at=now or utcnow())
     session.add(shift)
     session.flush()
     assert shift.id is not None  # flushed
@@ -85,7 +81,36 @@ def take_over(session: Session, officer: User, note: str, *, now: datetime | Non
         subject=f"duty:{shift.id}",
         previous=previous.officer.name if previous else None,
     )
-    return Shift(id=shift.id, officer=officer, note=note, started_at=shift.started_at)
+    return Shift(id=shift.id, officer=officer, note="", started_at=shift.started_at)
+
+
+def write_note(session: Session, officer: User, note: str) -> Shift:
+    """The hand-over note of the shift on duty, for whoever takes over next: written (and
+    rewritten) by the officer on duty alone. The only change a shift's row ever sees."""
+    _check_officer(officer)
+    note = note.strip()
+    if len(note) > MAX_NOTE_CHARS:
+        raise Invalid(_("the hand-over note is longer than %(max)s characters"), max=MAX_NOTE_CHARS)
+    current = on_duty(session)
+    if current is None or current.officer.id != officer.id:
+        raise Conflict(_("only the adviser on duty writes the hand-over note; take over first"))
+    row = session.get(DutyShift, current.id)
+    assert row is not None  # just read
+    row.note = note
+    session.add(row)
+    audit.record(
+        session,
+        actor=officer.name,
+        actor_id=officer.id,
+        action="duty.note",
+        subject=f"duty:{current.id}",
+    )
+    return Shift(id=current.id, officer=officer, note=note, started_at=current.started_at)
+
+
+def _check_officer(officer: User) -> None:
+    if officer.role not in OFFICER_ROLES or not officer.active:
+        raise Forbidden(_("only communication advisers may do this"))
 
 
 def reminder_recipients(session: Session) -> list[User]:

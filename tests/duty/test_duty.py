@@ -90,36 +90,41 @@ def promise(client, token: str, incident_id: int, hours: float = 3.0):
 
 def test_the_next_officer_sees_the_hand_over_note_and_the_history_is_audited(client, lotte):
     assert "Niemand heeft dienst" in client.get("/console").text
-    csrf = csrf_of(client, "/console/duty")
-    taken = post_form(client, "/console/duty", {"note": NOTE}, csrf=csrf)
-    assert taken.status_code == 303
+    assert post_form(client, "/console/duty", {}, csrf=csrf_of(client)).status_code == 303
     assert "Dienst: Lotte de Wit" in client.get("/console").text.replace("</strong>", "")
+    saved = post_form(client, "/console/duty/note", {"note": NOTE}, csrf=csrf_of(client))
+    assert saved.status_code == 303
 
     token_for(client.app, "officer", name="bram", display_name="Bram Peters")
     with TestClient(client.app) as bram:
         assert log_in(bram, "bram").status_code == 303
-        page = bram.get("/console/duty").text
-        assert "Lotte de Wit" in page and NOTE in page
-        assert post_form(bram, "/console/duty", {"note": ""}, csrf=csrf_of(bram)).status_code == 303
-        page = bram.get("/console/duty").text
-    current = page.split('id="history-heading"')[0]
-    assert "Bram Peters" in current and NOTE not in current  # the new shift has its own note
-    assert page.count("<tr><td>") == 2 and NOTE in page  # the history keeps both shifts
+        before = bram.get("/console/duty").text
+        assert "Overdracht van Lotte de Wit" in before and NOTE in before
+        # Only the adviser on duty writes the note: Bram's is refused, and kept in the form.
+        refused = post_form(bram, "/console/duty/note", {"note": "van Bram"}, csrf=csrf_of(bram))
+        assert refused.status_code == 409 and "neem eerst de dienst over" in refused.text
+        assert post_form(bram, "/console/duty", {}, csrf=csrf_of(bram)).status_code == 303
+        after = bram.get("/console/duty").text
+    assert "Overdracht van Lotte de Wit" in after and NOTE in after  # still there to read
+    assert 'id="note" name="note" rows="4" maxlength="2000"></textarea>' in after  # his own
+    assert after.count("<tr><td>") == 2  # the history keeps both shifts
 
     taken_over = actions(client, "duty.take_over")
     assert [(e.actor, e.detail["previous"]) for e in taken_over] == [
         ("bram", "lotte"),
         ("lotte", None),
     ]
+    assert [e.actor for e in actions(client, "duty.note")] == ["lotte"]
 
 
-def test_a_hand_over_note_that_is_too_long_is_refused_and_nothing_changes(client, lotte):
+def test_a_hand_over_note_that_is_too_long_is_refused_and_kept(client, lotte):
+    post_form(client, "/console/duty", {}, csrf=csrf_of(client))
     note = "Zandzakken bij de brandweer. " + "x" * 2000
-    refused = post_form(client, "/console/duty", {"note": note}, csrf=csrf_of(client))
+    refused = post_form(client, "/console/duty/note", {"note": note}, csrf=csrf_of(client))
     assert refused.status_code == 422
     assert "de overdrachtsnotitie is langer dan 2000 tekens" in refused.text
     assert note in refused.text  # what was typed is still in the form
-    assert actions(client, "duty.take_over") == []
+    assert actions(client, "duty.note") == []
 
 
 def test_volunteers_neither_see_nor_take_the_duty(client):
@@ -138,7 +143,7 @@ def test_the_officer_on_duty_is_reminded_once_per_promise_and_in_their_own_chat(
 ):
     token_for(client.app, "officer", name="bram")  # not on duty: not reminded
     link_chat(client, fake)
-    post_form(client, "/console/duty", {"note": NOTE}, csrf=csrf_of(client))
+    post_form(client, "/console/duty", {}, csrf=csrf_of(client))
     incident = new_incident(client, lotte, title="Hoogwater Maas")
     due = promise(client, lotte, incident["id"])
 

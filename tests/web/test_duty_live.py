@@ -4,6 +4,7 @@ appears on the open console page of the adviser on duty without a reload, and on
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import httpx
 import pytest
@@ -14,6 +15,7 @@ from tests.fakes.server import FakeServer
 from tests.support import auth, new_incident, new_page, post_update, remind_at, token_for
 
 PASSWORD = "correct horse"
+SCREENSHOTS = Path(__file__).parents[2] / "docs" / "screenshots"
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 
@@ -45,10 +47,13 @@ def log_in(browser: Browser, site, name: str) -> Page:
 
 
 def take_over(page: Page, site, note: str) -> None:
+    """Take over, then leave a note for whoever comes next."""
     page.goto(f"{site.url}/console/duty")
-    page.get_by_label("Overdrachtsnotitie voor de volgende adviseur", exact=False).fill(note)
     page.get_by_role("button", name="Ik neem de dienst over").click()
     expect(page.get_by_role("status")).to_contain_text("U heeft nu dienst.")
+    page.get_by_label("Voor de adviseur die de dienst van u overneemt", exact=False).fill(note)
+    page.get_by_role("button", name="Notitie opslaan").click()
+    expect(page.get_by_role("status")).to_contain_text("De overdrachtsnotitie is opgeslagen.")
     expect(page.locator("#notices[data-connected]")).to_be_attached()
 
 
@@ -71,12 +76,17 @@ def test_the_reminder_appears_without_a_reload_for_the_adviser_on_duty_alone(bro
     expect(notice).to_have_count(1)
     expect(notice).to_contain_text("Volgend bericht beloofd om")
     expect(notice).to_contain_text("Hoogwater Maas")
+    lotte.screenshot(path=str(SCREENSHOTS / "console-reminder.png"))
     notice.get_by_role("link", name="Schrijf het bericht").click()
     expect(lotte).to_have_url(f"{site.url}/console/incidents/{first}")
 
     # Bram takes over; the next reminder is his. His stream carried nothing before it (one
     # stream, in order), so the first reminder never reached him.
-    take_over(bram, site, "Overgenomen van Lotte.")
+    bram.goto(f"{site.url}/console/duty")  # what Lotte leaves is there before he takes over
+    expect(bram.locator(".handover")).to_have_text("Dijk Heumen in de gaten houden.")
+    take_over(bram, site, "Om 16:00 bericht over de dijk beloofd.")
+    expect(bram.get_by_role("heading", name="Overdracht van Lotte de Wit")).to_be_visible()
+    bram.screenshot(path=str(SCREENSHOTS / "console-duty.png"), full_page=True)
     second, due = promise(api, site, "Stormschade Plasmolen")
     assert remind_at(site.app, due - timedelta(minutes=9)) == [second]
     notice = bram.locator("#notices .reminder")

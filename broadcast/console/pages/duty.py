@@ -44,12 +44,14 @@ def _duty_page(
     assert viewer.user.id is not None  # a signed-in user is a stored row
     channels = request.app.state.channels
     bot = channels.active.get(duty.CHAT_CHANNEL)
+    shifts = duty.history(session, limit=20)
     return show_page(
         request,
         "console/duty.html",
         viewer,
-        shift=duty.on_duty(session),
-        shifts=duty.history(session, limit=20),
+        shift=shifts[0] if shifts else None,
+        previous=shifts[1] if len(shifts) > 1 else None,
+        shifts=shifts,
         chat=duty.chat_of(session, viewer.user.id),
         bot=bot,
         bot_link=bot.subscribe_link() if bot is not None else None,
@@ -61,15 +63,24 @@ def _duty_page(
     )
 
 
-@router.post("/duty", response_class=HTMLResponse)
-def take_over(request: Request, session: SessionDep, viewer: OfficerDep, note: Text = ""):
-    """Refused (a note too long): the page again with the reason and the note as typed."""
+@router.post("/duty")
+def take_over(request: Request, session: SessionDep, viewer: OfficerDep):
+    def work() -> str:
+        duty.take_over(session, viewer.user)
+        return HERE
+
+    return perform(request, session, work, fallback=HERE, done=_("You are on duty now."))
+
+
+@router.post("/duty/note", response_class=HTMLResponse)
+def write_note(request: Request, session: SessionDep, viewer: OfficerDep, note: Text = ""):
+    """Refused (too long, or not on duty): the page again with the reason and the note kept."""
     try:
         with session.begin_nested():
-            duty.take_over(session, viewer.user, note)
+            duty.write_note(session, viewer.user, note)
     except DomainError as exc:
         return _duty_page(request, session, viewer, code=None, refused=exc, kept=note)
-    return back_to(HERE, _("You are on duty now."))
+    return back_to(HERE, _("The hand-over note is saved."))
 
 
 @router.post("/duty/chat-code", response_class=HTMLResponse)

@@ -108,7 +108,7 @@
       var box = el("p", "overdue reminder");
       box.setAttribute("role", "alert");
       box.dataset.incident = notice.incident_id;
-      box.appendChild(el("strong", "", "⏰ " + notice.text + " "));
+      box.appendChild(el("strong", "", notice.text + " "));
       var link = el("a", "", notice.link);
       link.href = notice.url;
       box.appendChild(link);
