@@ -72,14 +72,18 @@ def actions(client, action: str) -> list[audit.AuditEvent]:
 
 def link_chat(client, fake) -> None:
     """The signed-in officer asks the console for a code and sends it to the bot."""
+    assert deliver(client, payload(TEXT, "/koppel")).status_code == 200  # without the code
+    assert said(fake, OFFICER_CHAT, 1) == [
+        "Send /koppel with the code from the console, for example: /koppel ABCD2345"
+    ]
     page = post_form(client, "/console/duty/chat-code", {}, csrf=csrf_of(client, "/console/duty"))
     assert page.status_code == 200, page.text
     code = re.search(r"/koppel ([A-Z0-9]{8})", page.text)[1]
-    assert deliver(client, payload(TEXT, f"/koppel {code}")).status_code == 200
-    assert said(fake, OFFICER_CHAT, 1)[-1].startswith("Linked.")
+    assert deliver(client, payload(TEXT, f"/koppel {code.lower()}")).status_code == 200
+    assert said(fake, OFFICER_CHAT, 2)[-1].startswith("Linked.")
     # The code is spent: sent again (or by anybody else) it links nothing.
     assert deliver(client, payload(TEXT, f"/koppel {code}")).status_code == 200
-    assert said(fake, OFFICER_CHAT, 2)[-1].startswith("That code is unknown or has expired")
+    assert said(fake, OFFICER_CHAT, 3)[-1].startswith("That code is unknown or has expired")
 
 
 def promise(client, token: str, incident_id: int, hours: float = 3.0):
@@ -149,7 +153,7 @@ def test_the_officer_on_duty_is_reminded_once_per_promise_and_in_their_own_chat(
 
     assert remind_at(client.app, due - timedelta(minutes=11)) == []  # not yet
     assert remind_at(client.app, due - timedelta(minutes=9)) == [incident["id"]]
-    message = said(fake, OFFICER_CHAT, 3)[-1]
+    message = said(fake, OFFICER_CHAT, 4)[-1]
     assert "Hoogwater Maas" in message and "beloofd om" in message
     assert f"/console/incidents/{incident['id']}" in message
 
@@ -163,7 +167,7 @@ def test_the_officer_on_duty_is_reminded_once_per_promise_and_in_their_own_chat(
     # A changed promise re-arms the reminder.
     later = promise(client, lotte, incident["id"], hours=4)
     assert remind_at(client.app, later - timedelta(minutes=5)) == [incident["id"]]
-    assert len(said(fake, OFFICER_CHAT, 4)) == 4
+    assert len(said(fake, OFFICER_CHAT, 5)) == 5
     with client.app.state.db.session_scope() as session:
         assert len(session.exec(select(PromiseReminder)).all()) == 2
 
@@ -226,3 +230,26 @@ def test_the_overview_shows_a_promise_nearly_due_to_whoever_opens_it(client, lot
     page = client.get("/console").text
     assert page.count("Volgend bericht beloofd om") == 1
     assert re.search(r"Volgend bericht beloofd om \d\d:\d\d: Hoogwater Maas", page)
+
+
+def test_a_link_code_expires_after_15_minutes(client, lotte):
+    from broadcast.duty import service as duty
+
+    start = utcnow()
+    with client.app.state.db.session_scope() as session:
+        officer = session.get(User, user_id(client, "lotte"))
+        late_code = duty.new_link_code(session, officer, now=start)
+    with client.app.state.db.session_scope() as session:
+        late = duty.link_chat(
+            session,
+            channel="telegram",
+            address="7",
+            code=late_code,
+            now=start + timedelta(minutes=16),
+        )
+        assert late is None and duty.chat_of(session, officer.id).address is None
+        code = duty.new_link_code(session, officer, now=start)
+        linked = duty.link_chat(
+            session, channel="telegram", address="7", code=code, now=start + timedelta(minutes=14)
+        )
+        assert linked is not None and duty.chat_of(session, officer.id).address == "7"
