@@ -35,7 +35,7 @@ from broadcast.settings import Settings
 from broadcast.signup import api as signup_api
 from broadcast.subscribers import api as subscribers_api
 from broadcast.timeline import api as timeline_api
-from broadcast.web import apidocs, cap, ops, public, static_export
+from broadcast.web import apidocs, cap, ops, poster, public, static_export
 from broadcast.web.limits import BodyLimits
 from broadcast.web.security import SecurityHeaders
 from channels.base import Channel
@@ -103,6 +103,7 @@ def create_app(
         ops.router,
         cap.router,
         public.router,
+        poster.router,
     ):
         app.include_router(router)
     for channel in channels.active.values():

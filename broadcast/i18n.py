@@ -77,6 +77,8 @@ ACTION = {
     "console.login": _("Signed in"),
     "console.login_failed": _("Failed sign-in"),
     "console.logout": _("Signed out"),
+    "duty.note": _("Duty note written"),
+    "duty.take_over": _("Duty taken over"),
     "feed.alert": _("Feed alert"),
     "feed.change": _("Feed changed"),
     "feed.create": _("Feed added"),
@@ -88,8 +90,11 @@ ACTION = {
     "feed.recovered": _("Feed working again"),
     "incident.create": _("Incident created"),
     "incident.overdue": _("Promised update late"),
+    "incident.reminder": _("Reminder of a promised update"),
     "incident.resolve": _("Incident resolved"),
     "media.add": _("Photo or video added"),
+    "officer.chat_link": _("Chat with the bot linked"),
+    "officer.chat_unlink": _("Chat with the bot unlinked"),
     "media.remove": _("Photo or video removed"),
     "question.answer": _("Question answered"),
     "question.move": _("Question moved"),
@@ -121,6 +126,7 @@ SUBJECT = {
     "feed": (_("Feed %(id)s"), None),
     "signup": (_("Sign-up %(id)s"), None),
     "user": (_("User %(id)s"), None),
+    "duty": (_("Shift %(id)s"), "/console/duty"),
 }
 
 

@@ -4,6 +4,7 @@ from broadcast.areas.models import Area
 from broadcast.audit import AuditEvent
 from broadcast.auth.models import ConsoleSession, Role, User
 from broadcast.delivery.models import Delivery, DeliveryState, DirectMessage, EarlyReceipt
+from broadcast.duty.models import DutyShift, OfficerChat, PromiseReminder
 from broadcast.feeds.models import FeedAlert, FeedReading, FeedRuleState, FeedSource
 from broadcast.inbound.models import InboundMessage
 from broadcast.incidents.models import Incident, IncidentStatus
@@ -23,6 +24,7 @@ __all__ = [
     "Delivery",
     "DeliveryState",
     "DirectMessage",
+    "DutyShift",
     "EarlyReceipt",
     "FeedAlert",
     "FeedReading",
@@ -34,6 +36,8 @@ __all__ = [
     "InstallationKey",
     "MediaItem",
     "MediaKind",
+    "OfficerChat",
+    "PromiseReminder",
     "Question",
     "QuestionState",
     "RateEvent",

@@ -482,3 +482,19 @@ def said(fake, chat_id: int, count: int = 0) -> list[str]:
     if count:
         wait_for(lambda: len(fake.state.texts(chat_id)) >= count)
     return [text or "" for text in fake.state.texts(chat_id)]
+
+
+# --- the reminder before a promised update is late -------------------------------------------
+
+
+def remind_at(app, now, minutes: float = 10.0) -> list[int]:
+    """Run the scheduler's reminder job of ``app`` as if it were ``now`` (an injected clock)."""
+    from broadcast.scheduling import jobs
+
+    runtime = jobs.Runtime(
+        db=app.state.db,
+        channels=app.state.channels,
+        public_url=app.state.settings.public_url,
+        promise_reminder_minutes=minutes,
+    )
+    return jobs.remind(runtime, now)

@@ -10,7 +10,7 @@ from sqlmodel import Session, col, select
 from starlette.datastructures import State
 
 from broadcast.areas import service as areas
-from broadcast.common import PlainText, Severity
+from broadcast.common import PlainText, Severity, utcnow
 from broadcast.console import areamap, library
 from broadcast.console.pages.common import (
     Codes,
@@ -25,6 +25,7 @@ from broadcast.console.pages.common import (
 from broadcast.console.preview import plain_language_hints, previewed, previews
 from broadcast.console.session import OfficerDep, ViewerDep
 from broadcast.deps import Id, SessionDep
+from broadcast.duty import service as duty
 from broadcast.fanout.views import view_of
 from broadcast.feeds import service as feeds
 from broadcast.i18n import _
@@ -53,6 +54,8 @@ def dashboard(request: Request, session: SessionDep, viewer: ViewerDep):
         "waiting": questions.waiting(session)[0],
         "recent": _recent_published(session),
         "failing_feeds": [f for f in feeds.listing(session) if f.enabled and f.alerting],
+        "shift": duty.on_duty(session),
+        "due_soon": duty.due_soon(active, utcnow(), request.app.state.settings),
     }
     if not viewer.is_officer:
         assert viewer.user.id is not None  # a signed-in user is a stored row
