@@ -111,6 +111,13 @@ ACTION = {
     "update.retraction": _("Update retracted"),
     "update.all_clear": _("All-clear published"),
     "user.add": _("User added"),
+    "user.password": _("Password changed"),
+    "user.role": _("Role changed"),
+    "user.activate": _("User reactivated"),
+    "user.deactivate": _("User deactivated"),
+    "user.revoke_token": _("API token replaced"),
+    "template.save": _("Message template saved"),
+    "template.delete": _("Message template deleted"),
 }
 # The kinds of audit subjects ("update:9"), and the console page of each where there is one.
 SUBJECT = {
@@ -120,7 +127,8 @@ SUBJECT = {
     "subscriber": (_("Subscriber %(id)s"), None),
     "feed": (_("Feed %(id)s"), None),
     "signup": (_("Sign-up %(id)s"), None),
-    "user": (_("User %(id)s"), None),
+    "user": (_("User %(id)s"), "/console/users#user-%(id)s"),
+    "template": (_("Template %(id)s"), "/console/templates#template-%(id)s"),
 }
 
 
