@@ -116,8 +116,11 @@ ACTION = {
     "user.activate": _("User reactivated"),
     "user.deactivate": _("User deactivated"),
     "user.revoke_token": _("API token replaced"),
-    "template.save": _("Message template saved"),
-    "template.delete": _("Message template deleted"),
+}
+ROLE = {
+    "admin": _("administrator"),
+    "officer": _("communication adviser"),
+    "volunteer": _("neighbourhood volunteer"),
 }
 # The kinds of audit subjects ("update:9"), and the console page of each where there is one.
 SUBJECT = {
@@ -128,7 +131,6 @@ SUBJECT = {
     "feed": (_("Feed %(id)s"), None),
     "signup": (_("Sign-up %(id)s"), None),
     "user": (_("User %(id)s"), "/console/users#user-%(id)s"),
-    "template": (_("Template %(id)s"), "/console/templates#template-%(id)s"),
 }
 
 

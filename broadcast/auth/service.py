@@ -30,7 +30,13 @@ def new_token() -> str:
 
 
 def add_user(
-    session: Session, *, name: str, role: Role, password: str | None = None, display_name: str = ""
+    session: Session,
+    *,
+    name: str,
+    role: Role,
+    password: str | None = None,
+    display_name: str = "",
+    by: Actor = "cli",
 ) -> tuple[User, str]:
     """Create a user; returns the user and the API token, which is shown once and never stored."""
     name = name.strip()
@@ -48,7 +54,7 @@ def add_user(
     )
     session.add(user)
     session.flush()
-    audit.record(session, actor="cli", action="user.add", subject=f"user:{user.id}", role=role)
+    _audit(session, by, "user.add", user, role=role)
     return user, token
 
 
