@@ -110,6 +110,8 @@ ACTION = {
     "update.correction": _("Update corrected"),
     "update.retraction": _("Update retracted"),
     "update.all_clear": _("All-clear published"),
+    "template.save": _("Message template saved"),
+    "template.delete": _("Message template deleted"),
     "user.add": _("User added"),
     "user.password": _("Password changed"),
     "user.role": _("Role changed"),
@@ -131,6 +133,7 @@ SUBJECT = {
     "feed": (_("Feed %(id)s"), None),
     "signup": (_("Sign-up %(id)s"), None),
     "user": (_("User %(id)s"), "/console/users#user-%(id)s"),
+    "template": (_("Template %(id)s"), "/console/templates#template-%(id)s"),
 }
 
 
