@@ -38,6 +38,9 @@ def test_only_admins_see_and_use_the_users_page(client, admin):
     assert client.get("/console/users").status_code == 200
     assert officer_browser.get("/console/users").status_code == 403
     assert "/console/users" not in officer_browser.get("/console").text
+    audit_page = officer_browser.get("/console/audit").text  # "Gebruiker 1", not a dead link
+    assert "Gebruiker " in audit_page and 'href="/console/users' not in audit_page
+    assert 'href="/console/users#user-' in client.get("/console/audit").text
     refused = post_form(
         officer_browser,
         "/console/users",

@@ -98,7 +98,7 @@ def test_an_officer_filters_the_audit_log_and_follows_a_link(browser, site):
     expect(rows).to_have_count(1)
     expect(rows.first).to_contain_text("Incident aangemaakt")
     assert serious_violations(page) == []
-    shot(page, "console-audit")
+    shot(page, "console-audit-filtered")
     with page.expect_download() as download:
         page.get_by_role("link", name="Downloaden als CSV").click()
     exported = Path(download.value.path()).read_text().splitlines()
