@@ -8,21 +8,27 @@ import getpass
 import os
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 import uvicorn
 
 from broadcast import logs
+from broadcast.auth import service as users
 from broadcast.auth.models import Role
 from broadcast.errors import DomainError
 from broadcast.settings import Settings, config_file
 
 if TYPE_CHECKING:
+    from sqlmodel import Session
+
+    from broadcast.auth.models import User
     from broadcast.db import Database
+
+T = TypeVar("T")
 
 WORKER_HEALTHCHECK_SECONDS = 30
 app = typer.Typer(help="Crisis-communication broadcast service.", no_args_is_help=True)
@@ -201,11 +207,10 @@ def user_add(
 @user_app.command("list")
 def user_list():
     """Every user: name, role, active, created and last console sign-in (no secrets)."""
-    from broadcast.auth import service
     from broadcast.i18n import local_time
 
     with _database() as db, db.session_scope() as session:
-        users, signed_in = service.all_users(session), service.last_sign_ins(session)
+        everyone, signed_in = users.all_users(session), users.last_sign_ins(session)
         rows = [
             (
                 u.name,
@@ -214,7 +219,7 @@ def user_list():
                 local_time(u.created_at, "%Y-%m-%d %H:%M"),
                 local_time(signed_in.get(u.id or 0), "%Y-%m-%d %H:%M") or "-",
             )
-            for u in users
+            for u in everyone
         ]
     header = ("NAME", "ROLE", "STATE", "CREATED", "LAST SIGN-IN")
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
@@ -234,21 +239,21 @@ def user_set_password(
         if not sys.stdin.isatty():
             _fail("no password: pass --password (there is no terminal to ask on)")
         password = getpass.getpass(f"New console password for {name!r}: ")
-    _change_user(name, "set_password", password)
+    _change_user(name, lambda s, user: users.set_password(s, user, password, by="cli"))
     typer.echo(f"password of {name!r} changed")
 
 
 @user_app.command("deactivate")
 def user_deactivate(name: str):
     """End every session and token of a user at once; they can no longer sign in."""
-    _change_user(name, "set_active", False)
+    _change_user(name, lambda s, user: users.set_active(s, user, False, by="cli"))
     typer.echo(f"{name!r} deactivated: signed out everywhere, API token refused")
 
 
 @user_app.command("activate")
 def user_activate(name: str):
     """Let a deactivated user sign in again (with their password and current token)."""
-    _change_user(name, "set_active", True)
+    _change_user(name, lambda s, user: users.set_active(s, user, True, by="cli"))
     typer.echo(f"{name!r} can sign in again")
 
 
@@ -258,27 +263,23 @@ def user_role(
     role: Annotated[Role, typer.Argument(help="officer, volunteer or admin")],
 ):
     """Change a user's role."""
-    _change_user(name, "set_role", role)
+    _change_user(name, lambda s, user: users.set_role(s, user, role, by="cli"))
     typer.echo(f"{name!r} is now {role.value}")
 
 
 @user_app.command("revoke-tokens")
 def user_revoke_tokens(name: str):
     """Replace a user's API token; prints the new one (shown once) on the last line."""
-    token = _change_user(name, "revoke_token")
+    token = _change_user(name, lambda s, user: users.revoke_token(s, user, by="cli"))
     typer.echo(f"the old API token of {name!r} no longer works; the new one:")
     typer.echo(token)
 
 
-def _change_user(name: str, change: str, *args: Any) -> Any:
-    """``auth.service.<change>(session, user, *args, by="cli")`` in one transaction; a refusal
-    is one line and exit code 1."""
-    from broadcast.auth import service
-
+def _change_user(name: str, change: Callable[[Session, User], T]) -> T:
+    """``change(session, user)`` in one transaction; a refusal is one line and exit code 1."""
     try:
         with _database() as db, db.session_scope() as session:
-            user = service.find_user(session, name)
-            return getattr(service, change)(session, user, *args, by="cli")
+            return change(session, users.find_user(session, name))
     except DomainError as problem:
         _fail(problem.detail)
 
