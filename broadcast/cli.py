@@ -247,14 +247,14 @@ def user_set_password(
 def user_deactivate(name: str):
     """End every session and token of a user at once; they can no longer sign in."""
     _change_user(name, lambda s, user: users.set_active(s, user, False, by="cli"))
-    typer.echo(f"{name!r} deactivated: signed out everywhere, API token refused")
+    typer.echo(f"{name!r} deactivated: signed out everywhere, API token gone")
 
 
 @user_app.command("activate")
 def user_activate(name: str):
-    """Let a deactivated user sign in again (with their password and current token)."""
+    """Let a deactivated user sign in again with their password (a token: revoke-tokens)."""
     _change_user(name, lambda s, user: users.set_active(s, user, True, by="cli"))
-    typer.echo(f"{name!r} can sign in again")
+    typer.echo(f"{name!r} can sign in again; `broadcast user revoke-tokens` gives a new API token")
 
 
 @user_app.command("role")

@@ -88,8 +88,10 @@ def test_deactivating_ends_the_session_and_the_token_at_once(cli, app_factory):
 
         cli("user", "activate", "adviseur")
 
-        assert client.get("/api/v1/incidents", headers=auth(token)).status_code == 200
         assert console_log_in(client, "adviseur", "geheim1").status_code == 303
+        assert client.get("/api/v1/incidents", headers=auth(token)).status_code == 401  # for good
+        new = _token(cli("user", "revoke-tokens", "adviseur"))
+        assert client.get("/api/v1/incidents", headers=auth(new)).status_code == 200
 
 
 def test_revoking_gives_a_new_token_and_kills_the_old_one(cli, app_factory):

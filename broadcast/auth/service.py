@@ -114,13 +114,15 @@ def set_role(session: Session, user: User, role: Role, *, by: Actor) -> None:
 
 
 def set_active(session: Session, user: User, active: bool, *, by: Actor) -> None:
-    """A deactivated user cannot sign in, and every console session of theirs ends now (their
-    API token is refused from the next request on: it is checked against ``active``)."""
+    """A deactivated user cannot sign in, every console session of theirs ends now and their
+    API token is replaced by one nobody knows: reactivating restores the password, while a
+    token (perhaps left behind with someone who left) comes only from ``revoke_token``."""
     if user.active == active:
         return
     if not active:
         _keep_an_admin(session, user, leaving=user.role == Role.admin)
         session.exec(delete(ConsoleSession).where(col(ConsoleSession.user_id) == user.id))
+        user.token_hash = hash_token(new_token())
     user.active = active
     session.add(user)
     _audit(session, by, "user.activate" if active else "user.deactivate", user)

@@ -89,7 +89,8 @@ def test_deactivating_signs_the_user_out_of_a_live_session_and_kills_the_token(c
     assert client.get("/api/v1/incidents", headers=auth(officer)).status_code == 401
     assert log_in(_other_browser(client), "lotte").status_code == 401
     post_form(client, f"/console/users/{lotte}/active", {"active": "true"}, csrf=csrf_of(client))
-    assert client.get("/api/v1/incidents", headers=auth(officer)).status_code == 200
+    assert log_in(_other_browser(client), "lotte").status_code == 303
+    assert client.get("/api/v1/incidents", headers=auth(officer)).status_code == 401  # for good
 
 
 def test_role_password_and_token_from_the_page(client, admin):
