@@ -21,6 +21,7 @@ from starlette.types import ASGIApp
 
 from broadcast import logs
 from broadcast.areas import api as areas_api
+from broadcast.auditlog import api as audit_api
 from broadcast.console import pages as console
 from broadcast.deps import domain_error_response, unknown_path
 from broadcast.errors import DomainError
@@ -100,6 +101,7 @@ def create_app(
         relay_api.router,
         feeds_api.router,
         signup_api.router,
+        audit_api.router,
         ops.router,
         cap.router,
         public.router,

@@ -86,6 +86,7 @@ ACTION = {
     "feed.disable": _("Feed switched off"),
     "feed.failing": _("Feed failing"),
     "feed.fire": _("Feed rule fired"),
+    "feed.poll": _("Feed polled by hand"),
     "feed.incident": _("Incident opened by a feed"),
     "feed.recovered": _("Feed working again"),
     "incident.create": _("Incident created"),
@@ -102,6 +103,7 @@ ACTION = {
     "signup.code": _("Sign-up code sent"),
     "subscriber.erase": _("Subscriber erased"),
     "subscriber.moved": _("Subscriber moved"),
+    "subscriber.gone": _("Subscriber unreachable (blocked, STOP or invalid)"),
     "subscriber.subscribe": _("Subscribed"),
     "subscriber.unsubscribe": _("Unsubscribed"),
     "update.approve": _("Update approved"),
@@ -115,7 +117,19 @@ ACTION = {
     "update.correction": _("Update corrected"),
     "update.retraction": _("Update retracted"),
     "update.all_clear": _("All-clear published"),
+    "template.save": _("Message template saved"),
+    "template.delete": _("Message template deleted"),
     "user.add": _("User added"),
+    "user.password": _("Password changed"),
+    "user.role": _("Role changed"),
+    "user.activate": _("User reactivated"),
+    "user.deactivate": _("User deactivated"),
+    "user.revoke_token": _("API token replaced"),
+}
+ROLE = {
+    "admin": _("administrator"),
+    "officer": _("communication adviser"),
+    "volunteer": _("neighbourhood volunteer"),
 }
 # The kinds of audit subjects ("update:9"), and the console page of each where there is one.
 SUBJECT = {
@@ -125,8 +139,9 @@ SUBJECT = {
     "subscriber": (_("Subscriber %(id)s"), None),
     "feed": (_("Feed %(id)s"), None),
     "signup": (_("Sign-up %(id)s"), None),
-    "user": (_("User %(id)s"), None),
+    "user": (_("User %(id)s"), "/console/users#user-%(id)s"),
     "duty": (_("Shift %(id)s"), "/console/duty"),
+    "template": (_("Template %(id)s"), "/console/templates#template-%(id)s"),
 }
 
 

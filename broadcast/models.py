@@ -9,6 +9,7 @@ from broadcast.feeds.models import FeedAlert, FeedReading, FeedRuleState, FeedSo
 from broadcast.inbound.models import InboundMessage
 from broadcast.incidents.models import Incident, IncidentStatus
 from broadcast.keys import InstallationKey
+from broadcast.library.models import StoredTemplate
 from broadcast.media.models import MediaItem, MediaKind
 from broadcast.questions.models import Question, QuestionState
 from broadcast.ratelimit import RateEvent
@@ -44,6 +45,7 @@ __all__ = [
     "Relay",
     "Role",
     "SmsSignup",
+    "StoredTemplate",
     "Source",
     "Subscriber",
     "SubscriberArea",

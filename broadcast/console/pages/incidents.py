@@ -11,7 +11,7 @@ from starlette.datastructures import State
 
 from broadcast.areas import service as areas
 from broadcast.common import PlainText, Severity, utcnow
-from broadcast.console import areamap, library
+from broadcast.console import areamap
 from broadcast.console.pages.common import (
     Codes,
     Line,
@@ -31,6 +31,7 @@ from broadcast.feeds import service as feeds
 from broadcast.i18n import _
 from broadcast.incidents import service as incidents
 from broadcast.incidents.models import Incident
+from broadcast.library import service as library
 from broadcast.media import service as media
 from broadcast.questions import service as questions
 from broadcast.timeline import service as timeline
@@ -113,8 +114,8 @@ def incident_page(
         media_of=media.for_updates(session, [u.id for u in updates if u.id is not None]),
         areas=all_areas,
         area_map=areamap.area_map(all_areas),
-        templates=library.load(request.app.state.settings.message_templates_file),
-        chosen=library.find(request.app.state.settings.message_templates_file, template),
+        templates=library.load(session, request.app.state.settings.message_templates_file),
+        chosen=library.find(session, request.app.state.settings.message_templates_file, template),
     )
 
 
