@@ -221,7 +221,7 @@ def failover(client, path: str, workers: dict, twilio, sms: int) -> dict:
     }
 
 
-def report(rows: list[dict], args, load_before: str, load_after: str) -> str:
+def report(rows: list[dict], args, facts: dict, load_before: str, load_after: str) -> str:
     lines = [
         "| workers | SMS sent | SMS rate (declared 10/s) | SMS 429s | Telegram sent | "
         "Telegram rate (declared 30/s) | Telegram 429s | failover after kill -9 of the SMS "
@@ -238,7 +238,6 @@ def report(rows: list[dict], args, load_before: str, load_after: str) -> str:
             f"{tg:.2f}/s ({tg / DECLARED['telegram']:.1%}) | {row['telegram_refused']} | "
             f"{failover} | {resent} |"
         )
-    facts = machine_facts(args.postgres_url)
     lines += ["", *(f"- {k}: {v}" for k, v in facts.items())]
     lines.append(f"- Load average (1 min): {load_before} before, {load_after} after")
     return "\n".join(lines)
@@ -264,7 +263,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     isolate_environment()
     ensure_postgres_database(args.postgres_url)
-    load_before = load_average()
+    load_before, facts = load_average(), machine_facts(args.postgres_url)  # before the drop
     rows = []
     try:
         with tempfile.TemporaryDirectory() as folder:
@@ -279,7 +278,7 @@ def main(argv: list[str] | None = None) -> None:
                 )
     finally:
         drop_database(args.postgres_url)
-    table = report(rows, args, load_before, load_average())
+    table = report(rows, args, facts, load_before, load_average())
     print(table)
     if args.output:
         args.output.write_text(table + "\n")

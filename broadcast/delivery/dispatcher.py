@@ -326,6 +326,8 @@ class Lane:
             if due is not None:
                 timeout = min(timeout, max(0.0, (due - utcnow()).total_seconds()))
         self.wake.clear()
+        if not self.owner:  # the lane was lost while we looked: no nap, hand it back
+            return
         # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow the task's own
         # cancellation when the event fires at the same moment, and stop() then waits forever.
         with contextlib.suppress(TimeoutError):
