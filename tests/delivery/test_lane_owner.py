@@ -65,6 +65,9 @@ def test_a_lane_whose_lock_connection_broke_hands_back_and_takes_the_lane_again(
         subscribe_number(app, number, [])
     lane = app.app.state.services.dispatcher.lanes["sms"]
     wait_for(lambda: lane.owner)
+    # The paced channels it sends (SMS and WhatsApp declare Twilio's rate; the webhook and the
+    # platform none, and run in every process).
+    assert app.http.get("/healthz").json()["lanes_owned"] == ["sms", "whatsapp"]
     incident = new_incident(app.http, app.officer)
     update = post_update(app.http, app.officer, incident["id"], body="Dijk houdt stand.")
     wait_for(lambda: len(twilio.state.accepted) >= len(NUMBERS) // 4, timeout=120)
