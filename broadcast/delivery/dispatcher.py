@@ -119,6 +119,7 @@ class Lane:
         )
         self.owner = self.lock is None
         self._acquiring: asyncio.Future[bool] | None = None
+        self._taken_over = False  # another process may have sent this channel just now
         self.pacer = Pacer(channel.limits)
         self.breaker = Breaker(
             failures=self.settings.breaker_failures,
@@ -220,15 +221,19 @@ class Lane:
         if self.lock is None:
             return
         while not await self._take_lock():
+            self._taken_over = True  # another process holds it: it sends meanwhile
             await asyncio.sleep(self.settings.lane_owner_retry_seconds)
         self.owner = True
         telemetry.set_lane_owner(self.channel.name, True)
         log.info("took the %s lane", self.channel.name, extra={"channel": self.channel.name})
-        # The previous owner's last sends still count at the provider (its window, a chat's
-        # interval): the first send waits them out.
-        self.pacer.pause(
-            max(1.0 if self.limits.per_second else 0.0, self.limits.per_target_interval)
-        )
+        if self._taken_over:
+            # The previous owner's last sends still count at the provider (its window, a
+            # chat's interval): the first send waits them out. Not at a start nobody else
+            # sent before: a pause lets the waiting sends to one chat go in any order.
+            self._taken_over = False
+            self.pacer.pause(
+                max(1.0 if self.limits.per_second else 0.0, self.limits.per_target_interval)
+            )
 
     async def _take_lock(self) -> bool:
         """Shielded: a cancel must not leave a lock taken that ``_release_lock`` misses."""
@@ -244,7 +249,7 @@ class Lane:
             await asyncio.sleep(self.settings.lane_owner_retry_seconds)
             if not await asyncio.to_thread(self.lock.alive):
                 break
-        self.owner = False
+        self.owner, self._taken_over = False, True
         telemetry.set_lane_owner(self.channel.name, False)
         log.warning(
             "lost the %s lane (its lock's database connection)",
