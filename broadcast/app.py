@@ -135,11 +135,11 @@ def app_from_settings() -> FastAPI:
     """One worker of ``serve --workers N`` (PostgreSQL only), built from the environment.
 
     Every worker is a scheduler candidate: the advisory lock elects one leader, as between
-    hosts. Only one worker dispatches, though: claims would be safe in all of them (``FOR
-    UPDATE SKIP LOCKED`` and the lease hand each delivery to one process), but every
-    dispatcher paces each channel on its own, so N of them would send at N times the
-    provider's rate. A file lock keyed by uvicorn's supervisor picks the dispatching worker;
-    when it dies, the lock is released and the worker uvicorn starts in its place takes it.
+    hosts. Only one worker dispatches, though: several would be safe (``FOR UPDATE SKIP
+    LOCKED`` and the lease hand each delivery to one process, and a paced channel is sent only
+    by the owner of its lane lock), but would only hold more database connections. A file lock
+    keyed by uvicorn's supervisor picks the dispatching worker; when it dies, the lock is
+    released and the worker uvicorn starts in its place takes it.
     """
     settings = Settings()
     logs.configure(settings.log_level, settings.log_json)

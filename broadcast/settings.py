@@ -53,6 +53,10 @@ class Settings(BaseSettings):
     retry_max_seconds: float = 900.0
     lease_seconds: float = 60.0
     safety_poll_seconds: float = 5.0
+    # PostgreSQL: a paced channel (a rate or a per-target interval) is sent by one process at a
+    # time, the holder of its lane lock. The others try to take it, and the owner checks that
+    # its lock's connection is alive, this often.
+    lane_owner_retry_seconds: float = Field(2.0, gt=0)
 
     # Scheduling.
     overdue_check_seconds: int = 60

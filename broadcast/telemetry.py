@@ -4,7 +4,7 @@ knows at scrape time."""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -29,6 +29,12 @@ FEED_POLLS = Counter(
     ["outcome"],
     registry=REGISTRY,
 )
+LANE_OWNER = Gauge(
+    "broadcast_lane_owner",
+    "1 while this process owns the paced channel's lane (sends it), else 0",
+    ["channel"],
+    registry=REGISTRY,
+)
 
 
 def observe_latency(channel: str, seconds: float) -> None:
@@ -41,3 +47,7 @@ def count_outcome(channel: str, outcome: str) -> None:
 
 def count_poll(outcome: str) -> None:
     FEED_POLLS.labels(outcome).inc()
+
+
+def set_lane_owner(channel: str, owner: bool) -> None:
+    LANE_OWNER.labels(channel).set(1 if owner else 0)

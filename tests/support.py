@@ -5,11 +5,19 @@ from __future__ import annotations
 import copy
 import itertools
 import json
+import os
 import re
 import shutil
+import signal
+import socket
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
 
 from broadcast.auth.models import Role
 from broadcast.auth.service import add_user
@@ -498,3 +506,66 @@ def remind_at(app, now, minutes: float = 10.0) -> list[int]:
         promise_reminder_minutes=minutes,
     )
     return jobs.remind(runtime, now)
+
+
+# --- ``broadcast`` commands as child processes ---------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class CliProcess:
+    """A ``broadcast …`` command (a compose service's, a worker) as a child process of the test:
+    a free loopback port for ``--port``, its output in ``<cwd>/<name>.log``."""
+
+    def __init__(self, name: str, command: list[str], env: dict[str, str], cwd: Path):
+        assert command[0] == "broadcast"
+        self.name, self.port = name, None
+        argv = list(command[1:])
+        if "--port" in argv:  # a free port on loopback instead of the container's 8000
+            self.port = free_port()
+            argv[argv.index("--port") + 1] = str(self.port)
+        if "--host" in argv:
+            argv[argv.index("--host") + 1] = "127.0.0.1"  # never beyond this machine
+        self.url = f"http://127.0.0.1:{self.port}" if self.port else ""
+        self.log_path = cwd / f"{name}.log"
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 (closed with the process)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "broadcast.cli", *argv],
+            cwd=cwd,
+            env=os.environ | env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def log(self) -> str:
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+    def running(self) -> bool:
+        return self.process.poll() is None
+
+    def ready(self) -> bool:
+        assert self.running(), f"{self.name} exited:\n{self.log()[-3000:]}"
+        if not self.url:
+            return "worker running" in self.log()
+        try:
+            return httpx.get(f"{self.url}/healthz", timeout=10).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def kill(self) -> None:
+        """SIGKILL: its connections close without a goodbye, like a crash."""
+        self.process.kill()
+        self.process.wait(60)
+
+    def stop(self) -> None:
+        if self.running():
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(60)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self._log.close()

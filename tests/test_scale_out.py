@@ -13,13 +13,10 @@ import configparser
 import contextlib
 import os
 import shlex
-import signal
-import socket
 import subprocess
 import sys
 import threading
 from datetime import timedelta
-from pathlib import Path
 
 import httpx
 import psycopg
@@ -30,7 +27,8 @@ from broadcast.cli import app as cli
 from broadcast.common import utcnow
 from broadcast.delivery.listener import libpq_url
 from tests.conftest import ROOT, _truncate_postgres
-from tests.support import auth, seed, service_env, wait_for
+from tests.support import CliProcess as Process
+from tests.support import auth, free_port, seed, service_env, wait_for
 
 DEPLOY = ROOT / "deploy"
 COMPOSE = DEPLOY / "compose.yaml"
@@ -48,65 +46,6 @@ def broadcast_services(kind: str) -> dict[str, dict]:
         for name, service in compose()["services"].items()
         if service.get("command", [None, None])[:2] == ["broadcast", kind]
     }
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-class Process:
-    """One compose service's command as a child process of this test (killed at the end)."""
-
-    def __init__(self, name: str, command: list[str], env: dict[str, str], cwd: Path):
-        assert command[0] == "broadcast"
-        self.name, self.port = name, None
-        argv = list(command[1:])
-        if "--port" in argv:  # a free port on loopback instead of the container's 8000
-            self.port = free_port()
-            argv[argv.index("--port") + 1] = str(self.port)
-        if "--host" in argv:
-            argv[argv.index("--host") + 1] = "127.0.0.1"  # never beyond this machine
-        self.url = f"http://127.0.0.1:{self.port}" if self.port else ""
-        self.log_path = cwd / f"{name}.log"
-        self._log = open(self.log_path, "ab")  # noqa: SIM115 (closed with the process)
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "broadcast.cli", *argv],
-            cwd=cwd,
-            env=os.environ | env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-
-    def log(self) -> str:
-        return self.log_path.read_text(encoding="utf-8", errors="replace")
-
-    def running(self) -> bool:
-        return self.process.poll() is None
-
-    def ready(self) -> bool:
-        assert self.running(), f"{self.name} exited:\n{self.log()[-3000:]}"
-        if not self.url:
-            return "worker running" in self.log()
-        try:
-            return httpx.get(f"{self.url}/healthz", timeout=10).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    def kill(self) -> None:
-        """SIGKILL: its connections close without a goodbye, like a crash."""
-        self.process.kill()
-        self.process.wait(60)
-
-    def stop(self) -> None:
-        if self.running():
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(60)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        self._log.close()
 
 
 @pytest.fixture(scope="module")

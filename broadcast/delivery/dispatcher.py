@@ -4,12 +4,18 @@ through the adapter under the channel's pacer, while a recorder writes the outco
 Woken at once by the ``published`` event (in-process bus, fed by PostgreSQL NOTIFY between
 processes); a slow poll is only the safety net. Database work runs in threads (short sync
 transactions); the sends run on the event loop, many in flight per channel.
+
+On PostgreSQL a paced channel (a rate or a per-target interval) is sent by one process at a
+time: its lane claims only while this process holds the channel's lane lock, so the in-memory
+pacer, holds, pauses and circuit breaker see every send of the channel. Unpaced lanes run in
+every process.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -22,13 +28,20 @@ from broadcast.delivery.breaker import Breaker
 from broadcast.delivery.jobs import Job, Outcome, OutcomeKind, Renderer
 from broadcast.delivery.pacing import Pacer
 from broadcast.delivery.policy import expired
+from broadcast.locks import AdvisoryLock
 from broadcast.settings import Settings
-from channels.base import Channel, Message, Target
+from channels.base import Channel, Limits, Message, Target
 from channels.errors import TARGET, PermanentFailure, RecipientGone, RetryLater, TargetMoved
 
 log = logging.getLogger(__name__)
 UP, DOWN = "up", "down"  # what an answer says about the provider (for the circuit breaker)
 GAVE_UP = "gave up: its time to live ran out while the provider was unavailable"
+LANE_LOCKS = 7_141_023  # pg_try_advisory_lock(LANE_LOCKS, hashtext(channel)): one owner each
+
+
+def paced(limits: Limits) -> bool:
+    """Whether the provider counts this channel's sends (a rate or an interval per target)."""
+    return bool(limits.per_second or limits.per_target_interval)
 
 
 class Dispatcher:
@@ -59,6 +72,11 @@ class Dispatcher:
         ]
         self._tasks.append(asyncio.create_task(self._listen(), name="dispatcher-events"))
 
+    @property
+    def owned(self) -> list[str]:
+        """The paced lanes this process sends now (on SQLite: every paced lane)."""
+        return sorted(n for n, lane in self.lanes.items() if lane.owner and paced(lane.limits))
+
     async def stop(self) -> None:
         for task in self._tasks:
             task.cancel()
@@ -81,11 +99,27 @@ class Lane:
     and gives it back only once its outcome is written to the database, so a ``kill -9`` can
     leave at most ``concurrency`` deliveries sent but not recorded (the only ones another
     process sends again); the recorder writes whatever has come in as soon as it is idle, so a
-    batch never holds more than that either."""
+    batch never holds more than that either.
+
+    A paced lane on PostgreSQL claims only while it owns the channel's lane lock (``owner``); a
+    process that loses it (its lock's connection broke) stops claiming at once, gives back the
+    leases of what it had not started sending, lets the sends under way finish and record, and
+    competes again."""
 
     def __init__(self, dispatcher: Dispatcher, channel: Channel):
         self.dispatcher, self.channel = dispatcher, channel
         self.settings = dispatcher.settings
+        self.limits = channel.limits
+        self.lock = (
+            AdvisoryLock(
+                dispatcher.db.engine, (LANE_LOCKS, channel.name), purpose=f"{channel.name} lane"
+            )
+            if dispatcher.db.is_postgres and paced(channel.limits)
+            else None  # SQLite is one process; an unpaced channel runs in every process
+        )
+        self.owner = self.lock is None
+        self._acquiring: asyncio.Future[bool] | None = None
+        self._taken_over = False  # another process may have sent this channel just now
         self.pacer = Pacer(channel.limits)
         self.breaker = Breaker(
             failures=self.settings.breaker_failures,
@@ -102,8 +136,11 @@ class Lane:
         self.room = asyncio.Semaphore(2 * self.batch)  # claimed but not yet recorded
         self.outcomes: list[Outcome] = []
         self._have_outcomes = asyncio.Event()
-        self.inflight: set[asyncio.Task] = set()
+        self.inflight: dict[int, asyncio.Task] = {}  # delivery id -> its _deliver task
         self.claimed: dict[int, Job] = {}  # delivery id -> job, until its outcome is recorded
+        self._drained = asyncio.Event()  # set whenever nothing is claimed
+        self._drained.set()
+        self._sending: set[int] = set()  # deliveries whose request may have left
         self._rendered: dict[tuple[int, str], Message] = {}
         self._to_check: dict[int, tuple[str, asyncio.Future[bool]]] = {}
         self._checker: asyncio.Task | None = None
@@ -112,32 +149,157 @@ class Lane:
         recorder = asyncio.create_task(self._record_loop())
         try:
             while True:
-                # Claim only what there is room for: a claimed row is always in ``claimed``, so
-                # its lease is renewed however long it waits (an outage), never taken over.
-                await self.room.acquire()
-                room = 1
-                while room < self.batch and not self.room.locked():
-                    await self.room.acquire()  # free: returns at once
-                    room += 1
-                jobs = await self._claim(room)
-                for _ in range(room - len(jobs)):
-                    self.room.release()
-                if not jobs:
-                    await self._nap()
-                    continue
-                for job in jobs:
-                    self.claimed[job.delivery_id] = job
-                    task = asyncio.create_task(self._deliver(job))
-                    self.inflight.add(task)
-                    task.add_done_callback(self.inflight.discard)
+                await self._become_owner()
+                await self._send_while_owner()
+                await self._hand_back()
         finally:
-            for task in list(self.inflight):
+            for task in list(self.inflight.values()):
                 task.cancel()
             self.breaker.close()
             recorder.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await recorder
             await self._flush()
+            await self._release_lock()
+
+    async def _send_while_owner(self) -> None:
+        watchdog = asyncio.create_task(self._watch_lock()) if self.lock is not None else None
+        try:
+            while self.owner:
+                room = await self._take_room()
+                if not self.owner:
+                    self._give_room(room)
+                    break
+                jobs = await self._claim(room)
+                if jobs and not self.owner:  # the lane was lost meanwhile
+                    await self._give_back({job.delivery_id: job.token for job in jobs})
+                    jobs = []
+                self._give_room(room - len(jobs))
+                if not jobs:
+                    await self._nap()
+                    continue
+                for job in jobs:
+                    self._start(job)
+        finally:
+            if watchdog is not None:
+                watchdog.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watchdog
+
+    async def _take_room(self) -> int:
+        """Claim only what there is room for: a claimed row is always in ``claimed``, so its
+        lease is renewed however long it waits (an outage), never taken over."""
+        await self.room.acquire()
+        room = 1
+        while room < self.batch and not self.room.locked():
+            await self.room.acquire()  # free: returns at once
+            room += 1
+        return room
+
+    def _give_room(self, room: int) -> None:
+        for _ in range(room):
+            self.room.release()
+
+    def _start(self, job: Job) -> None:
+        self.claimed[job.delivery_id] = job
+        self._drained.clear()
+        task = asyncio.create_task(self._deliver(job))
+        self.inflight[job.delivery_id] = task
+        task.add_done_callback(functools.partial(self._finished, job.delivery_id))
+
+    def _finished(self, delivery_id: int, _task: asyncio.Task) -> None:
+        self.inflight.pop(delivery_id, None)
+
+    def _forget(self, delivery_id: int) -> None:
+        self.claimed.pop(delivery_id, None)
+        if not self.claimed:
+            self._drained.set()
+
+    # --- lane ownership (PostgreSQL, paced channels) ---------------------------------------
+
+    async def _become_owner(self) -> None:
+        if self.lock is None:
+            return
+        while not await self._take_lock():
+            self._taken_over = True  # another process holds it: it sends meanwhile
+            await asyncio.sleep(self.settings.lane_owner_retry_seconds)
+        self.owner = True
+        telemetry.set_lane_owner(self.channel.name, True)
+        log.info("took the %s lane", self.channel.name, extra={"channel": self.channel.name})
+        if self._taken_over:
+            # The previous owner's last sends still count at the provider (its window, a
+            # chat's interval): the first send waits them out. Not at a start nobody else
+            # sent before: a pause lets the waiting sends to one chat go in any order.
+            self._taken_over = False
+            self.pacer.pause(
+                max(1.0 if self.limits.per_second else 0.0, self.limits.per_target_interval)
+            )
+
+    async def _take_lock(self) -> bool:
+        """Shielded: a cancel must not leave a lock taken that ``_release_lock`` misses."""
+        assert self.lock is not None
+        self._acquiring = asyncio.ensure_future(asyncio.to_thread(self.lock.try_acquire))
+        return await asyncio.shield(self._acquiring)
+
+    async def _watch_lock(self) -> None:
+        """Every few seconds a cheap query on the lock's connection; when it failed, the lock
+        is gone (PostgreSQL frees it with the connection) and another process may own the lane."""
+        assert self.lock is not None
+        while True:
+            await asyncio.sleep(self.settings.lane_owner_retry_seconds)
+            if not await asyncio.to_thread(self.lock.alive):
+                break
+        self.owner, self._taken_over = False, True
+        telemetry.set_lane_owner(self.channel.name, False)
+        log.warning(
+            "lost the %s lane (its lock's database connection)",
+            self.channel.name,
+            extra={"channel": self.channel.name},
+        )
+        await self._abandon_unsent()
+        self.wake.set()
+
+    async def _abandon_unsent(self) -> None:
+        """Drop the claimed jobs whose request has not left (the next owner sends them) and
+        give their leases back; the sends under way finish and are recorded."""
+        unsent = {
+            delivery_id: self.claimed[delivery_id].token
+            for delivery_id in self.inflight
+            if delivery_id not in self._sending and delivery_id in self.claimed
+        }
+        for delivery_id in unsent:
+            self.inflight[delivery_id].cancel()
+        await self._give_back(unsent)
+
+    async def _give_back(self, claims: dict[int, str]) -> None:
+        """Let the next owner claim these rows at once instead of after their lease."""
+
+        def give_back() -> None:
+            with self.dispatcher.db.session_scope() as session:
+                queue.release(session, claims)
+
+        if claims:
+            with contextlib.suppress(Exception):  # the database is down: the leases expire
+                await asyncio.to_thread(give_back)
+
+    async def _hand_back(self) -> None:
+        """After losing the lane: compete again only once what this process sent is recorded."""
+        await self._drained.wait()
+        await self._release_lock()
+
+    async def _release_lock(self) -> None:
+        if self.lock is None:
+            return
+        if self._acquiring is not None:  # a try that a cancel interrupted: let it finish first
+            with contextlib.suppress(Exception):
+                await self._acquiring
+        was_owner, self.owner = self.owner, False
+        await asyncio.to_thread(self.lock.release)
+        if was_owner:
+            telemetry.set_lane_owner(self.channel.name, False)
+            log.info(
+                "released the %s lane", self.channel.name, extra={"channel": self.channel.name}
+            )
 
     async def _claim(self, limit: int) -> list[Job]:
         def claim() -> list[Job]:
@@ -169,6 +331,8 @@ class Lane:
             if due is not None:
                 timeout = min(timeout, max(0.0, (due - utcnow()).total_seconds()))
         self.wake.clear()
+        if not self.owner:  # the lane was lost while we looked: no nap, hand it back
+            return
         # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow the task's own
         # cancellation when the event fires at the same moment, and stop() then waits forever.
         with contextlib.suppress(TimeoutError):
@@ -225,7 +389,7 @@ class Lane:
             if not queued:
                 if holding:
                     self.slots.release()
-                self.claimed.pop(job.delivery_id, None)
+                self._forget(job.delivery_id)
                 self.room.release()
 
     async def _still_ours(self, job: Job) -> bool:
@@ -271,7 +435,11 @@ class Lane:
                 original_message_id=job.original_message_id,
             )
             async with self.pacer.slot(job.address):
-                receipt = await self.channel.send(message, target)
+                self._sending.add(job.delivery_id)
+                try:
+                    receipt = await self.channel.send(message, target)
+                finally:
+                    self._sending.discard(job.delivery_id)
         except RecipientGone as exc:
             return Outcome(job, OutcomeKind.gone, error=f"recipient gone: {exc}"), UP
         except PermanentFailure as exc:
@@ -380,7 +548,7 @@ class Lane:
             return False
         for outcome in batch:
             telemetry.count_outcome(self.channel.name, outcome.kind)
-            self.claimed.pop(outcome.job.delivery_id, None)
+            self._forget(outcome.job.delivery_id)
             self.slots.release()
             self.room.release()
         if any(o.kind in (OutcomeKind.retry, OutcomeKind.moved) for o in batch):

@@ -268,6 +268,20 @@ def still_claimed(session: Session, tokens: dict[int, str]) -> set[int]:
     return {row.id for row in rows if tokens.get(row.id) == row.claim_token}
 
 
+def release(session: Session, claims: dict[int, str]) -> None:
+    """Give back the leases of claimed rows that were not sent (id -> claim token): due again
+    at once, as a dead process's rows are once their lease expires."""
+    session.execute(
+        update(DELIVERIES)
+        .where(
+            D.id.in_(list(claims)),
+            D.state == DeliveryState.sending,
+            D.claim_token.in_(set(claims.values())),  # a newer claim keeps its row
+        )
+        .values(lease_until=utcnow())
+    )
+
+
 def renew(session: Session, tokens: set[str], lease_seconds: float) -> None:
     session.execute(
         update(DELIVERIES)

@@ -20,13 +20,13 @@ from apscheduler.jobstores.base import JobLookupError
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers import SchedulerNotRunningError
 from apscheduler.schedulers.background import BackgroundScheduler
-from sqlalchemy import Connection, text
 from sqlmodel import select
 
 from broadcast.db import Database
 from broadcast.delivery.adapters import ChannelSet
 from broadcast.feeds.poll import schedule as feed_schedule
 from broadcast.feeds.poll.polling import FeedPoller
+from broadcast.locks import AdvisoryLock
 from broadcast.scheduling import jobs
 from broadcast.settings import Settings
 from broadcast.timeline.models import Update, UpdateState
@@ -45,7 +45,11 @@ class Scheduler:
         self.scheduler: BackgroundScheduler | None = None
         self._task: asyncio.Task | None = None
         self._in_flight: asyncio.Future | None = None  # thread work that outlives a cancel
-        self._lock_connection: Connection | None = None  # holds the leader lock
+        self._lock = (
+            AdvisoryLock(db.engine, LEADER_LOCK, purpose="scheduler leadership")
+            if db.is_postgres
+            else None  # SQLite: the one process always leads
+        )
         self._feeds: FeedPoller | None = None
 
     @property
@@ -71,8 +75,8 @@ class Scheduler:
         if self._feeds is not None:
             self._feeds.close()
             self._feeds = None
-        if self._lock_connection is not None:
-            await asyncio.to_thread(self._resign)
+        if self._lock is not None:
+            await asyncio.to_thread(self._lock.release)
 
     async def _run(self) -> None:
         while True:
@@ -112,15 +116,7 @@ class Scheduler:
                     await asyncio.to_thread(self._schedule_all)
 
     def _still_leading(self) -> bool:
-        connection = self._lock_connection
-        if connection is None:
-            return True  # SQLite: the one process always leads
-        try:
-            connection.execute(text("SELECT 1"))
-            connection.commit()
-            return True
-        except Exception:
-            return False
+        return self._lock is None or self._lock.alive()
 
     def _step_down(self) -> None:
         if self.scheduler is not None:
@@ -131,8 +127,8 @@ class Scheduler:
         if self._feeds is not None:
             self._feeds.close()
             self._feeds = None
-        if self._lock_connection is not None:
-            self._resign()
+        if self._lock is not None:
+            self._lock.release()
 
     async def _in_thread(self, work):
         """Blocking work in a thread, shielded: a cancel must not leave a lock or a started
@@ -140,40 +136,8 @@ class Scheduler:
         self._in_flight = asyncio.ensure_future(asyncio.to_thread(work))
         return await asyncio.shield(self._in_flight)
 
-    def _resign(self) -> None:
-        """Release the lock explicitly: a pooled connection would keep holding it."""
-        connection = self._lock_connection
-        assert connection is not None, "resigning without the lock"
-        with contextlib.suppress(Exception):
-            connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": LEADER_LOCK})
-            connection.commit()
-        connection.invalidate()
-        connection.close()
-        self._lock_connection = None
-
     def _try_lead(self) -> bool:
-        if not self.db.is_postgres:
-            return True
-        try:
-            connection = self.db.engine.connect()
-        except Exception as exc:  # the database is down: try again later
-            log.warning("no scheduler leadership: %s", type(exc).__name__)
-            return False
-        try:
-            got = connection.execute(
-                text("SELECT pg_try_advisory_lock(:k)"), {"k": LEADER_LOCK}
-            ).scalar()
-            connection.commit()
-        except Exception as exc:
-            log.warning("no scheduler leadership: %s", type(exc).__name__)
-            connection.invalidate()
-            connection.close()
-            return False
-        if got:
-            self._lock_connection = connection
-        else:
-            connection.close()
-        return bool(got)
+        return self._lock is None or self._lock.try_acquire()
 
     def _begin(self) -> None:
         self._feeds = FeedPoller(self.db, self.channels, self.settings)

@@ -87,6 +87,13 @@ class Health(BaseModel):
         None, description="The database outage going on, else the last one this process saw"
     )
     channels: ChannelsHealth
+    lanes_owned: list[str] | None = Field(
+        None,
+        description=(
+            "The paced channels (a rate or a per-target interval) this process sends now: on "
+            "PostgreSQL one process at a time owns each; null when this process does not dispatch"
+        ),
+    )
 
 
 @router.get(
@@ -114,8 +121,15 @@ async def healthz(request: Request):
             "error": outage.error,
         },
         "channels": {"on": sorted(channels.active), "off": channels.disabled},
+        "lanes_owned": lanes_owned(request.app),
     }
     return JSONResponse(body, status_code=200 if database == "ok" else 503)
+
+
+def lanes_owned(app) -> list[str] | None:
+    services = getattr(app.state, "services", None)
+    dispatcher = services and services.dispatcher
+    return dispatcher.owned if dispatcher else None
 
 
 @router.get("/metrics", include_in_schema=False)

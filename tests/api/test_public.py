@@ -186,6 +186,7 @@ def test_health_reports_the_database_and_which_channels_are_on(client, app_facto
     assert health["status"] == "ok"
     assert health["database"] == "ok"
     assert health["channels"] == {"on": ["platform", "webhook"], "off": {}}
+    assert health["lanes_owned"] == []  # neither channel declares a limit: no lane to own
 
     # A second app beside the first (on PostgreSQL its scheduler is a follower, not started).
     with TestClient(app_factory(channels={})) as without_secret:

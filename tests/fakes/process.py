@@ -8,6 +8,7 @@ so its sliding window sees a burst that no real provider would (measured: 23-38 
     with StandInProcess("telegram") as fake:      # or "twilio", "mastodon"
         fake.url, fake.info["token"]               # and fake.token for Telegram
         fake.log()                                 # [(time, path, status), ...] of every answer
+        fake.refusals(), fake.recipients()         # its 429s; whom it accepted a message for
 
 The child runs the stand-in with its default limits and records when it answered what. It
 does without the cycle collector and asks for a higher scheduling priority: both keep it from
@@ -32,6 +33,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[2]
 LOG_PATH = "/_stand_in/log"
 REFUSALS_PATH = "/_stand_in/refusals"
+RECIPIENTS_PATH = "/_stand_in/recipients"
 
 
 class StandInProcess:
@@ -68,6 +70,11 @@ class StandInProcess:
 
     def refusals(self) -> list[dict[str, Any]]:
         return httpx.get(self.url + REFUSALS_PATH, trust_env=False, timeout=30).json()
+
+    def recipients(self) -> list[str]:
+        """Who each accepted message went to (a number, a chat id), once per message; the
+        Telegram and Twilio stand-ins only."""
+        return httpx.get(self.url + RECIPIENTS_PATH, trust_env=False, timeout=30).json()
 
 
 def _serve(kind: str) -> None:
@@ -108,6 +115,8 @@ def _serve(kind: str) -> None:
         if scope["path"] == REFUSALS_PATH:  # the stand-in's own record of its 429s
             refused = getattr(state, "rate_limited", [])
             return await JSONResponse(refused)(scope, receive, send)
+        if scope["path"] == RECIPIENTS_PATH and kind in ("telegram", "twilio"):
+            return await JSONResponse(_recipients(kind, state))(scope, receive, send)
 
         async def recorded(message):
             if message["type"] == "http.response.start":
@@ -119,6 +128,12 @@ def _serve(kind: str) -> None:
     with FakeServer(app) as server:
         print(json.dumps(info | {"url": server.url}), flush=True)
         sys.stdin.read()  # until the parent closes our stdin
+
+
+def _recipients(kind: str, state: Any) -> list[str]:
+    if kind == "telegram":
+        return [str(message.chat_id) for message in state.sent]
+    return [message["to"] for message in state.messages]
 
 
 if __name__ == "__main__":
