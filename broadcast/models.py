@@ -6,7 +6,7 @@ from broadcast.auth.models import ConsoleSession, Role, User
 from broadcast.delivery.models import Delivery, DeliveryState, DirectMessage, EarlyReceipt
 from broadcast.feeds.models import FeedAlert, FeedReading, FeedRuleState, FeedSource
 from broadcast.inbound.models import InboundMessage
-from broadcast.incidents.models import Incident, IncidentStatus
+from broadcast.incidents.models import Incident, IncidentStatus, Instruction
 from broadcast.keys import InstallationKey
 from broadcast.media.models import MediaItem, MediaKind
 from broadcast.questions.models import Question, QuestionState
@@ -32,6 +32,7 @@ __all__ = [
     "Incident",
     "IncidentStatus",
     "InstallationKey",
+    "Instruction",
     "MediaItem",
     "MediaKind",
     "Question",
