@@ -39,6 +39,7 @@ from broadcast.fanout.audience import Reach, reach
 from broadcast.fanout.views import view_of
 from broadcast.feeds import service as feeds
 from broadcast.i18n import AMSTERDAM, _
+from broadcast.incidents import instructions
 from broadcast.incidents import service as incidents
 from broadcast.incidents.models import Incident
 from broadcast.media import service as media
@@ -49,6 +50,7 @@ from broadcast.web.limits import small_form_items
 from channels.base import Channel, UpdateView
 
 router = APIRouter()
+InstructionText = Annotated[PlainText, Form(max_length=instructions.MAX_CHARS)]
 
 
 # --- overview ------------------------------------------------------------------------------
@@ -140,7 +142,9 @@ def _incident_page(
         templates=library.load(templates_file),
         chosen=library.find(templates_file, template),
         refused=refused,
-        kept=kept,
+        kept=kept or {},
+        instruction=instructions.current(session, incident_id),
+        instruction_history=instructions.history(session, incident_id),
     )
 
 
@@ -176,6 +180,7 @@ def compose(
             )
     except DomainError as exc:  # the page again, with everything as typed: nothing is lost
         kept = {
+            "form": "compose",
             "body_nl": body_nl,
             "body_en": body_en,
             "severity": severity,
@@ -187,6 +192,45 @@ def compose(
         return _incident_page(request, session, viewer, incident_id, refused=exc, kept=kept)
     message, values = outcome_message(update)
     return back_to(f"{here}#update-{update.id}", message, values=values)
+
+
+@router.post("/incidents/{incident_id}/instruction")
+def pin_instruction(
+    request: Request,
+    incident_id: Id,
+    session: SessionDep,
+    viewer: OfficerDep,
+    body_nl: InstructionText,
+    body_en: InstructionText = "",
+):
+    """Pin or change "Wat moet u nu doen" (a new version, in the open)."""
+    try:
+        with session.begin_nested():
+            incident = incidents.get(session, incident_id)
+            was = instructions.current(session, incident_id)
+            now = instructions.pin(
+                session, incident, body=bodies_of(body_nl, body_en), officer=viewer.user
+            )
+    except DomainError as exc:  # the page again, with the text as typed
+        kept = {"form": "instruction", "body_nl": body_nl, "body_en": body_en}
+        return _incident_page(request, session, viewer, incident_id, refused=exc, kept=kept)
+    if was is None:
+        done = _("Instruction pinned.")
+    elif was.id == now.id:
+        done = _("The instruction is unchanged.")
+    else:
+        done = _("Instruction changed; the previous version stays visible.")
+    return back_to(f"/console/incidents/{incident_id}#instruction", done)
+
+
+@router.post("/incidents/{incident_id}/instruction/clear")
+def clear_instruction(request: Request, incident_id: Id, session: SessionDep, viewer: OfficerDep):
+    def work() -> str:
+        instructions.clear(session, incidents.get(session, incident_id), officer=viewer.user)
+        return f"/console/incidents/{incident_id}#instruction"
+
+    here = f"/console/incidents/{incident_id}"
+    return perform(request, session, work, fallback=here, done=_("Instruction cleared."))
 
 
 def outcome_message(update: Update) -> tuple[str, dict[str, str]]:
