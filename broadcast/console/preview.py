@@ -84,20 +84,23 @@ class SmsLanguage:
 
 
 def audience_of(reached: dict[str, Reach], classes: list[type[Channel]]) -> list[dict]:
-    """Recipients per previewed channel; a channel that is off reaches nobody."""
-    out = []
-    for cls in classes:
-        got = reached.get(cls.name)
-        out.append(
-            {
-                "channel": cls.name,
-                "active": got is not None,
-                "recipients": got.subscribers + got.targets if got else 0,
-                "subscribers": got.subscribers if got else 0,
-                "targets": got.targets if got else 0,
-            }
-        )
-    return out
+    """Recipients per channel the update would go out on, then the previewed channels that
+    are off (they reach nobody)."""
+    out = [
+        {
+            "channel": name,
+            "active": True,
+            "recipients": got.subscribers + got.targets,
+            "subscribers": got.subscribers,
+            "targets": got.targets,
+        }
+        for name, got in reached.items()
+    ]
+    off = [cls.name for cls in classes if cls.name not in reached]
+    return out + [
+        {"channel": name, "active": False, "recipients": 0, "subscribers": 0, "targets": 0}
+        for name in off
+    ]
 
 
 def sms_languages(
