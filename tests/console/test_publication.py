@@ -15,7 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from broadcast.console.pages.common import FLASH, read_flash
-from broadcast.console.preview import cost, total_cost
+from broadcast.console.preview import cost
 from broadcast.timeline.placeholders import unfilled
 from channels.platform import PlatformChannel
 from channels.sms import SmsChannel
@@ -198,10 +198,15 @@ def test_a_text_with_blanks_is_refused_and_everything_typed_is_kept(sms_client, 
         "publish_at": "2030-05-01T14:30",
         "next_update": "16:00",
     }
-    refused = post_form(sms_client, f"/console/incidents/{incident['id']}/updates", typed, csrf=csrf)
+    refused = post_form(
+        sms_client, f"/console/incidents/{incident['id']}/updates", typed, csrf=csrf
+    )
     assert refused.status_code == 422
     page = unescape(refused.text)
-    assert "Niet gepubliceerd: vul eerst de open plekken van het sjabloon in: [weg], [tot], [road]" in page
+    assert (
+        "Niet gepubliceerd: vul eerst de open plekken van het sjabloon in: [weg], [tot], [road]"
+        in page
+    )
     assert "De [weg] is dicht tussen Mook en [tot].</textarea>" in page
     assert "The [road] is closed.</textarea>" in page
     assert re.search(r'value="molenhoek"[^>]* checked', refused.text)
@@ -219,9 +224,9 @@ def test_a_text_with_blanks_is_refused_and_everything_typed_is_kept(sms_client, 
         csrf=csrf,
     )
     assert draft.status_code == 303 and flash_of(draft) == "Draft saved."
-    (stored,) = sms_client.get(
-        f"/api/v1/incidents/{incident['id']}", headers=auth(officer)
-    ).json()["updates"]
+    (stored,) = sms_client.get(f"/api/v1/incidents/{incident['id']}", headers=auth(officer)).json()[
+        "updates"
+    ]
     assert stored["state"] == "draft"
     approve = sms_client.post(f"/api/v1/updates/{stored['id']}/approve", headers=auth(officer))
     assert approve.status_code == 422
