@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass, replace
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 from broadcast.fanout.audience import Reach
 from channels.base import Channel, UpdateView
@@ -146,15 +146,14 @@ def cost(price: Decimal | None, segments: int, recipients: int) -> str | None:
     """Price × segments × recipients, in euros rounded to the cent; None without a price."""
     if price is None:
         return None
-    return str((price * segments * recipients).quantize(CENTS))
+    return str((price * segments * recipients).quantize(CENTS, ROUND_HALF_UP))
 
 
 def total_cost(price: Decimal | None, languages: list[SmsLanguage]) -> str | None:
     if price is None:
         return None
-    return str(
-        sum((price * s.segments * s.recipients for s in languages), Decimal()).quantize(CENTS)
-    )
+    total = sum((price * s.segments * s.recipients for s in languages), Decimal())
+    return str(total.quantize(CENTS, ROUND_HALF_UP))
 
 
 # --- plain language ------------------------------------------------------------------------

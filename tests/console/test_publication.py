@@ -55,6 +55,7 @@ def test_cost_is_price_times_segments_times_recipients_rounded_to_the_cent():
     assert cost(PRICE, 2, 1201) == "180.15"
     assert cost(None, 2, 1201) is None
     assert cost(Decimal("0.0749"), 1, 3) == "0.22"
+    assert cost(PRICE, 1, 3) == "0.23"  # half a cent rounds up, as on an invoice
 
 
 # --- the compose form over HTTP -------------------------------------------------------------
@@ -118,7 +119,7 @@ def test_the_preview_counts_the_recipients_the_fan_out_then_queues(sms_client, o
     sms = {s["language"]: s for s in shown["sms"]}
     assert (sms["nl"]["recipients"], sms["en"]["recipients"]) == (2, 1)
     assert sms["nl"]["segments"] == 1 and sms["nl"]["encoding"] == "GSM-7"
-    assert shown["cost"] == "0.22"  # 3 recipients × 1 segment × € 0.075
+    assert shown["cost"] == "0.23"  # 3 recipients × 1 segment × € 0.075 = 0.225, rounded up
     assert shown["price_per_segment"] == "0.075"
 
     # Ticking Molenhoek as well reaches its subscriber too.

@@ -289,8 +289,10 @@ async def preview(request: Request, viewer: ViewerDep):
     def work(session: Session) -> tuple[Update, Incident, dict[str, Reach]]:
         incident = session.get(Incident, incident_id) if incident_id else None
         draft = _draft_of(session, form, ticked, body, incident)
-        if incident is None:
-            incident = Incident(id=0, title="", slug="", severity=Severity.info)
+        if incident is None:  # (a form from before incident ids were sent: its title alone)
+            title = form.get("incident_title", "")
+            incident = Incident(id=0, title=title, slug="", severity=Severity.info)
+            incident.exercise = form.get("exercise") == "true"
         reached = reach(session, draft, state.channels) if viewer.is_officer else {}
         return draft, incident, reached
 

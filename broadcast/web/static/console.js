@@ -7,14 +7,14 @@
   var words = nl
     ? { segments: "sms-delen", chars: "tekens", off: "niet ingesteld", cut: "ingekort, met link naar het volledige bericht",
         long: "Lange zin", jargon: "Moeilijk woord", instead: "schrijf liever", wordsCount: "woorden",
-        reach: "Wie het krijgt", recipients: "ontvangers", subscribers: "abonnees", targets: "kanaal/account",
+        reach: "Wie het krijgt", recipients: "ontvangers", recipient: "ontvanger", segment: "sms-deel", subscribers: "abonnees", targets: "kanaal/account",
         sms: "Sms", nl: "Nederlands", en: "Engels", cost: "Kosten sms", perSegment: "per sms-deel",
         forces: "maakt de sms UCS-2 (70 in plaats van 160 tekens per deel)", suggest: "vervang door",
         drop: "weglaten", auto: "wordt in de sms vanzelf", replace: "Vervang", noSuggestion: "geen vervanging bekend",
         withReplacement: "met vervanging", decimal: "," }
     : { segments: "SMS segments", chars: "characters", off: "not configured", cut: "shortened, with a link to the full update",
         long: "Long sentence", jargon: "Official word", instead: "try", wordsCount: "words",
-        reach: "Who receives it", recipients: "recipients", subscribers: "subscribers", targets: "channel/account",
+        reach: "Who receives it", recipients: "recipients", recipient: "recipient", segment: "SMS segment", subscribers: "subscribers", targets: "channel/account",
         sms: "SMS", nl: "Dutch", en: "English", cost: "SMS cost", perSegment: "per SMS segment",
         forces: "makes the SMS UCS-2 (70 instead of 160 characters per segment)", suggest: "replace with",
         drop: "leave it out", auto: "becomes, in the SMS,", replace: "Replace", noSuggestion: "no replacement known",
@@ -36,6 +36,9 @@
     var publication = document.getElementById("publication");
     var euros = function (amount) { return "€ " + String(amount).replace(".", words.decimal); };
     var quoted = function (text) { return "“" + text + "”"; };
+    var count = function (n, one, many) { return n + " " + (n === 1 ? one : many); };
+    var segments = function (n) { return count(n, words.segment, words.segments); };
+    var recipients = function (n) { return count(n, words.recipient, words.recipients); };
     var replaceAll = function (language, from, to) {
       var english = document.getElementById("body_en");
       var box = language === "en" && english && english.value ? english : document.getElementById("body_nl");
@@ -45,7 +48,7 @@
     var showSms = function (s) {
       var line = el("p", "sms-language");
       line.dataset.language = s.language;
-      var figures = s.segments + " " + words.segments + " (" + s.encoding + ") × " + s.recipients + " " + words.recipients;
+      var figures = segments(s.segments) + " (" + s.encoding + ") × " + recipients(s.recipients);
       if (s.cost !== null) figures += " = " + euros(s.cost);
       line.append(el("strong", "", words[s.language] + ": "), el("span", "sms-figures", figures));
       var items = [line];
@@ -68,7 +71,7 @@
         items.push(note);
       });
       if (s.segments_replaced !== s.segments || s.encoding_replaced !== s.encoding) {
-        items.push(el("p", "meta sms-replaced", words.withReplacement + ": " + s.segments_replaced + " " + words.segments + " (" + s.encoding_replaced + ")"));
+        items.push(el("p", "meta sms-replaced", words.withReplacement + ": " + segments(s.segments_replaced) + " (" + s.encoding_replaced + ")"));
       }
       return items;
     };
@@ -79,7 +82,7 @@
       result.audience.forEach(function (a) {
         var item = el("li", a.active ? "" : "off");
         item.dataset.channel = a.channel;
-        var parts = [a.recipients + " " + words.recipients];
+        var parts = [recipients(a.recipients)];
         if (a.targets) parts.push(a.subscribers + " " + words.subscribers + " + " + a.targets + " " + words.targets);
         item.append(el("strong", "", a.channel), " · " + parts.join(" · ") + (a.active ? "" : " · " + words.off));
         list.append(item);
