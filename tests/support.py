@@ -5,11 +5,13 @@ from __future__ import annotations
 import copy
 import itertools
 import json
+import os
 import re
 import shutil
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
+from pathlib import Path
 
 from broadcast.auth.models import Role
 from broadcast.auth.service import add_user
@@ -35,6 +37,17 @@ def chromium():
             yield browser
         finally:
             browser.close()
+
+
+# Read when the suite is collected: the tests themselves run without BROADCAST_* variables.
+SCREENSHOTS = os.environ.get("BROADCAST_SCREENSHOTS")
+
+
+def screenshot(page, name: str) -> None:
+    """Saved as ``<name>.png`` in ``BROADCAST_SCREENSHOTS`` (docs/screenshots for the README)."""
+    if SCREENSHOTS:
+        Path(SCREENSHOTS).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=f"{SCREENSHOTS}/{name}.png", full_page=True)
 
 
 def new_page(browser, **context_options):

@@ -146,6 +146,8 @@ def test_a_ucs2_character_is_named_and_the_segments_with_its_stand_in_shown(sms_
     ]
     assert (nl["encoding"], nl["segments"]) == ("UCS-2", 3)
     assert (nl["encoding_replaced"], nl["segments_replaced"]) == ("GSM-7", 1)
+    assert nl["cost"] == "0.00" and shown["placeholders"] == []
+    assert preview(sms_client, incident, body_nl="Bel [nummer].")["placeholders"] == ["nummer"]
 
     # Curly quotes are replaced by the SMS adapter itself: named, but the SMS stays GSM-7.
     typographic = preview(sms_client, incident, body_nl="Ga ‘nu’ naar huis – het water stijgt…")
@@ -205,8 +207,8 @@ def test_a_text_with_blanks_is_refused_and_everything_typed_is_kept(sms_client, 
     assert refused.status_code == 422
     page = unescape(refused.text)
     assert (
-        "Niet gepubliceerd: vul eerst de open plekken van het sjabloon in: [weg], [tot], [road]"
-        in page
+        "Niet gepubliceerd: vul eerst de open plekken van het sjabloon in: [weg], [tot], [road]. "
+        "Uw tekst staat er nog." in page
     )
     assert "De [weg] is dicht tussen Mook en [tot].</textarea>" in page
     assert "The [road] is closed.</textarea>" in page

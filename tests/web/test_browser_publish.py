@@ -15,7 +15,15 @@ from channels.platform import PlatformChannel
 from channels.sms import SmsChannel
 from channels.webhook import WebhookChannel
 from tests.fakes.server import FakeServer
-from tests.support import auth, new_incident, new_page, post_update, sms_config, token_for
+from tests.support import (
+    auth,
+    new_incident,
+    new_page,
+    post_update,
+    screenshot,
+    sms_config,
+    token_for,
+)
 
 PASSWORD = "correct horse"
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -77,6 +85,8 @@ def test_the_preview_shows_recipients_segments_cost_and_replaces_the_ucs2_letter
         "met vervanging: 1 sms-deel (GSM-7)"
     )
     expect(publication.locator(".sms-cost")).to_contain_text("Kosten sms: € 0,45")
+    page.locator("#preview-heading").scroll_into_view_if_needed()
+    screenshot(page, "console-compose-publication")
 
     culprit.get_by_role("button", name="Vervang").click()
     expect(page.get_by_label("Tekst in het Nederlands")).to_have_value(text.replace("ï", "i"))
@@ -93,6 +103,9 @@ def test_a_template_left_unfilled_is_refused_and_the_text_stays(browser, site, a
     field = page.get_by_label("Tekst in het Nederlands")
     typed = field.input_value().replace("[van]", "Mook")
     field.fill(typed)
+    expect(page.locator("#hints .blanks")).to_contain_text(
+        "Nog in te vullen (publiceren en inplannen kan pas daarna): [weg], [tot], [omleiding]"
+    )
     page.get_by_role("button", name="Publiceren").click()
 
     alert = page.locator("#compose-refused")
@@ -102,6 +115,7 @@ def test_a_template_left_unfilled_is_refused_and_the_text_stays(browser, site, a
     expect(alert).to_contain_text("[weg], [tot], [omleiding]")
     expect(alert).to_contain_text("Uw tekst staat er nog.")
     expect(page.get_by_label("Tekst in het Nederlands")).to_have_value(typed)
+    screenshot(page, "console-compose-refused")
     assert api.get(f"/api/v1/incidents/{incident['id']}").json()["updates"] == []
 
 
@@ -118,6 +132,7 @@ def test_an_open_page_shows_the_pinned_instruction_and_its_change_without_reload
 
     officer = log_in(browser, site)
     officer.goto(f"{site.url}/console/incidents/{incident['id']}")
+    officer.get_by_text("Een instructie vastzetten").click()
     officer.get_by_label("Instructie in het Nederlands (hooguit 280 tekens)").fill(
         "Blijf binnen en sluit ramen en deuren."
     )
@@ -139,6 +154,9 @@ def test_an_open_page_shows_the_pinned_instruction_and_its_change_without_reload
     expect(pinned).to_contain_text("Gewijzigd om")
     pinned.get_by_text("Vorige versie").click()
     expect(pinned.locator("del")).to_have_text("Blijf binnen en sluit ramen en deuren.")
+    screenshot(reader, "public-incident-instruction")
+    officer.goto(f"{site.url}/console/incidents/{incident['id']}")
+    screenshot(officer, "console-instruction")
     assert reader.evaluate("window.loadedOnce") is True  # the same page, never reloaded
 
     officer.get_by_role("button", name="Instructie weghalen").click()

@@ -46,6 +46,7 @@ from broadcast.media import service as media
 from broadcast.questions import service as questions
 from broadcast.timeline import service as timeline
 from broadcast.timeline.models import Update, UpdateKind, UpdateState
+from broadcast.timeline.placeholders import unfilled
 from broadcast.web.limits import small_form_items
 from channels.base import Channel, UpdateView
 
@@ -302,6 +303,7 @@ async def preview(request: Request, viewer: ViewerDep):
     answer: dict = {
         "channels": [p.__dict__ for p in previews(view, language, state.channels.active, classes)],
         "hints": [h.__dict__ for h in plain_language_hints(body.get(language, ""))],
+        "placeholders": unfilled(body),  # publishing and scheduling refuse them
     }
     if viewer.is_officer:
         answer |= _publication(view, reached, classes, state)

@@ -11,14 +11,16 @@
         sms: "Sms", nl: "Nederlands", en: "Engels", cost: "Kosten sms", perSegment: "per sms-deel",
         forces: "maakt de sms UCS-2 (70 in plaats van 160 tekens per deel)", suggest: "vervang door",
         drop: "weglaten", auto: "wordt in de sms vanzelf", replace: "Vervang", noSuggestion: "geen vervanging bekend",
-        withReplacement: "met vervanging", decimal: "," }
+        withReplacement: "met vervanging", decimal: ",",
+        blanks: "Nog in te vullen (publiceren en inplannen kan pas daarna)" }
     : { segments: "SMS segments", chars: "characters", off: "not configured", cut: "shortened, with a link to the full update",
         long: "Long sentence", jargon: "Official word", instead: "try", wordsCount: "words",
         reach: "Who receives it", recipients: "recipients", recipient: "recipient", segment: "SMS segment", subscribers: "subscribers", targets: "channel/account",
         sms: "SMS", nl: "Dutch", en: "English", cost: "SMS cost", perSegment: "per SMS segment",
         forces: "makes the SMS UCS-2 (70 instead of 160 characters per segment)", suggest: "replace with",
         drop: "leave it out", auto: "becomes, in the SMS,", replace: "Replace", noSuggestion: "no replacement known",
-        withReplacement: "with the replacement", decimal: "." };
+        withReplacement: "with the replacement", decimal: ".",
+        blanks: "Still to fill in (publishing and scheduling wait for it)" };
 
   function el(tag, className, text) {
     var node = document.createElement(tag);
@@ -119,6 +121,10 @@
         preview.append(box);
       });
       hints.replaceChildren();
+      if (result.placeholders && result.placeholders.length) {
+        var blanks = result.placeholders.map(function (name) { return "[" + name + "]"; }).join(", ");
+        hints.append(el("p", "warn blanks", words.blanks + ": " + blanks));
+      }
       result.hints.forEach(function (h) {
         var text = h.kind === "long_sentence"
           ? words.long + " (" + h.words + " " + words.wordsCount + "): “" + h.text + "”"
