@@ -21,6 +21,7 @@ from starlette.types import ASGIApp
 
 from broadcast import logs
 from broadcast.areas import api as areas_api
+from broadcast.auditlog import api as audit_api
 from broadcast.console import pages as console
 from broadcast.deps import domain_error_response, unknown_path
 from broadcast.errors import DomainError
@@ -35,7 +36,7 @@ from broadcast.settings import Settings
 from broadcast.signup import api as signup_api
 from broadcast.subscribers import api as subscribers_api
 from broadcast.timeline import api as timeline_api
-from broadcast.web import apidocs, cap, ops, public, static_export
+from broadcast.web import apidocs, cap, ops, poster, public, static_export
 from broadcast.web.limits import BodyLimits
 from broadcast.web.security import SecurityHeaders
 from channels.base import Channel
@@ -100,9 +101,11 @@ def create_app(
         relay_api.router,
         feeds_api.router,
         signup_api.router,
+        audit_api.router,
         ops.router,
         cap.router,
         public.router,
+        poster.router,
     ):
         app.include_router(router)
     for channel in channels.active.values():

@@ -1,4 +1,5 @@
-"""``broadcast``: serve, worker, demo, publish-static, user add, db upgrade."""
+"""``broadcast``: serve, worker, demo, publish-static, user add|list|set-password|deactivate|
+activate|role|revoke-tokens, db upgrade."""
 
 from __future__ import annotations
 
@@ -7,16 +8,27 @@ import getpass
 import os
 import signal
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 import uvicorn
 
 from broadcast import logs
+from broadcast.auth import service as users
 from broadcast.auth.models import Role
 from broadcast.errors import DomainError
 from broadcast.settings import Settings, config_file
+
+if TYPE_CHECKING:
+    from sqlmodel import Session
+
+    from broadcast.auth.models import User
+    from broadcast.db import Database
+
+T = TypeVar("T")
 
 WORKER_HEALTHCHECK_SECONDS = 30
 app = typer.Typer(help="Crisis-communication broadcast service.", no_args_is_help=True)
@@ -190,6 +202,100 @@ def user_add(
         )
     typer.echo(f"created {user.role} {user.name!r} (id {user.id}); API token:", err=False)
     typer.echo(token)
+
+
+@user_app.command("list")
+def user_list():
+    """Every user: name, role, active, created and last console sign-in (no secrets)."""
+    from broadcast.i18n import local_time
+
+    with _database() as db, db.session_scope() as session:
+        everyone, signed_in = users.all_users(session), users.last_sign_ins(session)
+        rows = [
+            (
+                u.name,
+                u.role.value,
+                "active" if u.active else "inactive",
+                local_time(u.created_at, "%Y-%m-%d %H:%M"),
+                local_time(signed_in.get(u.id or 0), "%Y-%m-%d %H:%M") or "-",
+            )
+            for u in everyone
+        ]
+    header = ("NAME", "ROLE", "STATE", "CREATED", "LAST SIGN-IN")
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        typer.echo(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        )
+
+
+@user_app.command("set-password")
+def user_set_password(
+    name: str,
+    password: Annotated[str | None, typer.Option(help="Without a terminal to ask on")] = None,
+):
+    """Set a user's console password (asked for on a terminal)."""
+    if password is None:
+        if not sys.stdin.isatty():
+            _fail("no password: pass --password (there is no terminal to ask on)")
+        password = getpass.getpass(f"New console password for {name!r}: ")
+    _change_user(name, lambda s, user: users.set_password(s, user, password, by="cli"))
+    typer.echo(f"password of {name!r} changed")
+
+
+@user_app.command("deactivate")
+def user_deactivate(name: str):
+    """End every session and token of a user at once; they can no longer sign in."""
+    _change_user(name, lambda s, user: users.set_active(s, user, False, by="cli"))
+    typer.echo(f"{name!r} deactivated: signed out everywhere, API token gone")
+
+
+@user_app.command("activate")
+def user_activate(name: str):
+    """Let a deactivated user sign in again with their password (a token: revoke-tokens)."""
+    _change_user(name, lambda s, user: users.set_active(s, user, True, by="cli"))
+    typer.echo(f"{name!r} can sign in again; `broadcast user revoke-tokens` gives a new API token")
+
+
+@user_app.command("role")
+def user_role(
+    name: str,
+    role: Annotated[Role, typer.Argument(help="officer, volunteer or admin")],
+):
+    """Change a user's role."""
+    _change_user(name, lambda s, user: users.set_role(s, user, role, by="cli"))
+    typer.echo(f"{name!r} is now {role.value}")
+
+
+@user_app.command("revoke-tokens")
+def user_revoke_tokens(name: str):
+    """Replace a user's API token; prints the new one (shown once) on the last line."""
+    token = _change_user(name, lambda s, user: users.revoke_token(s, user, by="cli"))
+    typer.echo(f"the old API token of {name!r} no longer works; the new one:")
+    typer.echo(token)
+
+
+def _change_user(name: str, change: Callable[[Session, User], T]) -> T:
+    """``change(session, user)`` in one transaction; a refusal is one line and exit code 1."""
+    try:
+        with _database() as db, db.session_scope() as session:
+            return change(session, users.find_user(session, name))
+    except DomainError as problem:
+        _fail(problem.detail)
+
+
+@contextmanager
+def _database() -> Iterator[Database]:
+    """The configured database, migrated, disposed of afterwards."""
+    from broadcast.db import Database
+    from broadcast.migrate import upgrade
+
+    db = Database(_settings().database_url)
+    try:
+        upgrade(db.engine)
+        yield db
+    finally:
+        db.dispose()
 
 
 @db_app.command("upgrade")

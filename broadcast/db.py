@@ -211,17 +211,19 @@ def _sqlite_engine(url: str, echo: bool) -> Engine:
 
 
 def emit(session: Session, kind: str, **payload: Any) -> None:
-    """Announce an event to every process once the transaction commits (never before, never
-    if it rolls back). PostgreSQL: ``pg_notify`` inside the transaction. SQLite: the local bus."""
+    """Announce an event once the transaction commits (never before, never if it rolls back):
+    to this process's bus in the committing thread, so the next request here already sees it
+    (a page cache is dropped before the handler answers), and on PostgreSQL to every other
+    process through ``pg_notify`` inside the transaction (the listener skips our own)."""
     database: Database = session.info["database"]
     message = {"kind": kind, **payload}
     if database.is_postgres:
+        notice = {**message, "origin": database.bus.origin}
         session.execute(
             text("SELECT pg_notify(:channel, :payload)"),
-            {"channel": NOTIFY_CHANNEL, "payload": json.dumps(message)},
+            {"channel": NOTIFY_CHANNEL, "payload": json.dumps(notice)},
         )
-    else:
-        session.info.setdefault("pending_events", []).append(message)
+    session.info.setdefault("pending_events", []).append(message)
 
 
 @event.listens_for(Session, "after_commit")

@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 from sqlmodel import Session
 
+from broadcast import paging
 from broadcast.auth.models import Role, User
 from broadcast.auth.service import user_for_token
 from broadcast.errors import DomainError, Forbidden, NotFound, Unauthorized
@@ -162,3 +163,53 @@ def domain_error_response(exc: DomainError) -> JSONResponse:
         headers["Retry-After"] = str(retry_after)
     body = {"detail": exc.detail, **exc.extra}
     return JSONResponse(body, status_code=exc.status_code, headers=headers)
+
+
+# --- pagination (see broadcast.paging) ------------------------------------------------------
+
+Limit = Annotated[
+    int,
+    Query(
+        ge=1,
+        le=paging.MAX_LIMIT,
+        description=f"Items per page (default {paging.DEFAULT_LIMIT}, at most "
+        f"{paging.MAX_LIMIT}; more is 422)",
+    ),
+]
+Cursor = Annotated[
+    str | None,
+    Query(
+        max_length=200,
+        description="Opaque: the `next_cursor` of the previous page (also in its `Link: "
+        '<…>; rel="next"` header); absent: the first page',
+    ),
+]
+PAGED = (
+    " Newest first, paginated by cursor: at most `limit` items; while there are more, the "
+    'response carries `X-Next-Cursor: <cursor>` and `Link: <url>; rel="next"` (the same '
+    "query with `cursor`), absent on the last page. Items added meanwhile never shift a page."
+)
+PAGE_HEADERS: dict[int | str, dict] = {
+    200: {
+        "description": "One page",
+        "headers": {
+            "X-Next-Cursor": {
+                "schema": {"type": "string"},
+                "description": "The cursor of the next page; absent on the last page",
+            },
+            "Link": {
+                "schema": {"type": "string"},
+                "description": 'RFC 8288: `<url of the next page>; rel="next"`',
+            },
+        },
+    }
+}
+
+
+def next_page(request: Request, response: Response, next_cursor: str | None) -> None:
+    """Point at the next page in the headers (a list body stays a plain list)."""
+    if next_cursor is None:
+        return
+    url = request.url.include_query_params(cursor=next_cursor)
+    response.headers["X-Next-Cursor"] = next_cursor
+    response.headers["Link"] = f'<{url}>; rel="next"'

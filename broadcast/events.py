@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -22,6 +23,7 @@ Listener = Callable[[Event], None]
 
 class Bus:
     def __init__(self) -> None:
+        self.origin = uuid.uuid4().hex  # marks the notices this bus sent to other processes
         self._subscribers: set[tuple[asyncio.AbstractEventLoop, asyncio.Queue[Event]]] = set()
         self._listeners: list[Listener] = []
 

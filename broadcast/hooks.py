@@ -21,6 +21,7 @@ from broadcast.common import stored_id
 from broadcast.db import Database
 from broadcast.delivery import direct, receipts
 from broadcast.delivery.adapters import ChannelSet
+from broadcast.duty import service as duty
 from broadcast.errors import Conflict, Invalid
 from broadcast.fanout.views import view_of
 from broadcast.inbound import service as inbound
@@ -191,6 +192,12 @@ class CoreHooks:
             return True
 
         return await self._run(work)
+
+    async def link_officer(self, *, channel: str, address: str, code: str) -> bool:
+        def work(session):
+            return duty.link_chat(session, channel=channel, address=address, code=code)
+
+        return await self._run(work) is not None
 
     async def delivery_status(
         self,

@@ -77,6 +77,8 @@ ACTION = {
     "console.login": _("Signed in"),
     "console.login_failed": _("Failed sign-in"),
     "console.logout": _("Signed out"),
+    "duty.note": _("Duty note written"),
+    "duty.take_over": _("Duty taken over"),
     "feed.alert": _("Feed alert"),
     "feed.change": _("Feed changed"),
     "feed.create": _("Feed added"),
@@ -84,15 +86,19 @@ ACTION = {
     "feed.disable": _("Feed switched off"),
     "feed.failing": _("Feed failing"),
     "feed.fire": _("Feed rule fired"),
+    "feed.poll": _("Feed polled by hand"),
     "feed.incident": _("Incident opened by a feed"),
     "feed.recovered": _("Feed working again"),
     "incident.create": _("Incident created"),
     "incident.overdue": _("Promised update late"),
+    "incident.reminder": _("Reminder of a promised update"),
     "incident.resolve": _("Incident resolved"),
     "instruction.change": _("Instruction changed"),
     "instruction.clear": _("Instruction cleared"),
     "instruction.pin": _("Instruction pinned"),
     "media.add": _("Photo or video added"),
+    "officer.chat_link": _("Chat with the bot linked"),
+    "officer.chat_unlink": _("Chat with the bot unlinked"),
     "media.remove": _("Photo or video removed"),
     "question.answer": _("Question answered"),
     "question.move": _("Question moved"),
@@ -100,6 +106,7 @@ ACTION = {
     "signup.code": _("Sign-up code sent"),
     "subscriber.erase": _("Subscriber erased"),
     "subscriber.moved": _("Subscriber moved"),
+    "subscriber.gone": _("Subscriber unreachable (blocked, STOP or invalid)"),
     "subscriber.subscribe": _("Subscribed"),
     "subscriber.unsubscribe": _("Unsubscribed"),
     "update.approve": _("Update approved"),
@@ -113,7 +120,19 @@ ACTION = {
     "update.correction": _("Update corrected"),
     "update.retraction": _("Update retracted"),
     "update.all_clear": _("All-clear published"),
+    "template.save": _("Message template saved"),
+    "template.delete": _("Message template deleted"),
     "user.add": _("User added"),
+    "user.password": _("Password changed"),
+    "user.role": _("Role changed"),
+    "user.activate": _("User reactivated"),
+    "user.deactivate": _("User deactivated"),
+    "user.revoke_token": _("API token replaced"),
+}
+ROLE = {
+    "admin": _("administrator"),
+    "officer": _("communication adviser"),
+    "volunteer": _("neighbourhood volunteer"),
 }
 # The kinds of audit subjects ("update:9"), and the console page of each where there is one.
 SUBJECT = {
@@ -123,7 +142,9 @@ SUBJECT = {
     "subscriber": (_("Subscriber %(id)s"), None),
     "feed": (_("Feed %(id)s"), None),
     "signup": (_("Sign-up %(id)s"), None),
-    "user": (_("User %(id)s"), None),
+    "user": (_("User %(id)s"), "/console/users#user-%(id)s"),
+    "duty": (_("Shift %(id)s"), "/console/duty"),
+    "template": (_("Template %(id)s"), "/console/templates#template-%(id)s"),
 }
 
 

@@ -4,10 +4,12 @@ from broadcast.areas.models import Area
 from broadcast.audit import AuditEvent
 from broadcast.auth.models import ConsoleSession, Role, User
 from broadcast.delivery.models import Delivery, DeliveryState, DirectMessage, EarlyReceipt
+from broadcast.duty.models import DutyShift, OfficerChat, PromiseReminder
 from broadcast.feeds.models import FeedAlert, FeedReading, FeedRuleState, FeedSource
 from broadcast.inbound.models import InboundMessage
 from broadcast.incidents.models import Incident, IncidentStatus, Instruction
 from broadcast.keys import InstallationKey
+from broadcast.library.models import StoredTemplate
 from broadcast.media.models import MediaItem, MediaKind
 from broadcast.questions.models import Question, QuestionState
 from broadcast.ratelimit import RateEvent
@@ -23,6 +25,7 @@ __all__ = [
     "Delivery",
     "DeliveryState",
     "DirectMessage",
+    "DutyShift",
     "EarlyReceipt",
     "FeedAlert",
     "FeedReading",
@@ -35,12 +38,15 @@ __all__ = [
     "Instruction",
     "MediaItem",
     "MediaKind",
+    "OfficerChat",
+    "PromiseReminder",
     "Question",
     "QuestionState",
     "RateEvent",
     "Relay",
     "Role",
     "SmsSignup",
+    "StoredTemplate",
     "Source",
     "Subscriber",
     "SubscriberArea",

@@ -57,6 +57,8 @@ class Settings(BaseSettings):
 
     # Scheduling.
     overdue_check_seconds: int = 60
+    # The officers on duty are reminded this long before a promised update is due (0: never).
+    promise_reminder_minutes: float = Field(10.0, ge=0)
     # Safety net for provider status callbacks filed before their send was recorded (0: off).
     receipt_sweep_seconds: int = 60
 

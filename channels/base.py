@@ -186,6 +186,12 @@ class InboundHooks(Protocol):
 
     async def unsubscribe(self, *, channel: str, address: str) -> bool: ...
 
+    async def link_officer(self, *, channel: str, address: str, code: str) -> bool:
+        """An officer's own chat (``address``) sends the one-time code the console showed:
+        reminders for the officer on duty go to this chat from now on. False: a wrong or
+        expired code."""
+        ...
+
     async def delivery_status(
         self,
         *,
@@ -261,6 +267,11 @@ class Channel(ABC):
     def subscribe_link(self, postcode: str | None = None) -> str | None:
         """A link that subscribes a resident here (for the area of ``postcode`` when given), for
         the public sign-up page and posters; None where residents subscribe another way."""
+        return None
+
+    def text_to_subscribe(self) -> tuple[str, str] | None:
+        """The keyword and the number residents text to subscribe here (for posters), or None
+        where residents cannot subscribe by sending a text."""
         return None
 
     @classmethod

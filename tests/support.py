@@ -497,19 +497,17 @@ def said(fake, chat_id: int, count: int = 0) -> list[str]:
     return [text or "" for text in fake.state.texts(chat_id)]
 
 
-def held_from_first_send(key, seconds: float):
-    """A stand-in's limit (a ``SlidingWindow`` of one per ``seconds``) on ``key`` as if a message
-    had gone to it just before our first send to it, whenever that comes: a slow machine cannot
-    let the hold run out before the send that should meet it."""
-    from tests.fakes.server import SlidingWindow
+# --- the reminder before a promised update is late -------------------------------------------
 
-    window = SlidingWindow(1, seconds)
-    wait_time = window.wait_time
 
-    def held_from_first_look(looked_up=None, now=None) -> float:
-        if looked_up == key and looked_up not in window._events:
-            window.record(looked_up, now)
-        return wait_time(looked_up, now)
+def remind_at(app, now, minutes: float = 10.0) -> list[int]:
+    """Run the scheduler's reminder job of ``app`` as if it were ``now`` (an injected clock)."""
+    from broadcast.scheduling import jobs
 
-    window.wait_time = held_from_first_look
-    return window
+    runtime = jobs.Runtime(
+        db=app.state.db,
+        channels=app.state.channels,
+        public_url=app.state.settings.public_url,
+        promise_reminder_minutes=minutes,
+    )
+    return jobs.remind(runtime, now)

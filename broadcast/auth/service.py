@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from datetime import datetime
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerifyMismatchError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, delete, func, select
 
 from broadcast import audit
-from broadcast.auth.models import Role, User
-from broadcast.errors import Conflict, Invalid
+from broadcast.audit import AuditEvent
+from broadcast.auth.models import ConsoleSession, Role, User
+from broadcast.errors import Conflict, Invalid, NotFound
+from broadcast.i18n import _
 
 TOKEN_PREFIX = "bc_"
 _hasher = PasswordHasher()
+Actor = User | str  # who changes a user: a signed-in admin, or "cli"
 
 
 def hash_token(token: str) -> str:
@@ -26,7 +30,13 @@ def new_token() -> str:
 
 
 def add_user(
-    session: Session, *, name: str, role: Role, password: str | None = None, display_name: str = ""
+    session: Session,
+    *,
+    name: str,
+    role: Role,
+    password: str | None = None,
+    display_name: str = "",
+    by: Actor = "cli",
 ) -> tuple[User, str]:
     """Create a user; returns the user and the API token, which is shown once and never stored."""
     name = name.strip()
@@ -44,7 +54,7 @@ def add_user(
     )
     session.add(user)
     session.flush()
-    audit.record(session, actor="cli", action="user.add", subject=f"user:{user.id}", role=role)
+    _audit(session, by, "user.add", user, role=role)
     return user, token
 
 
@@ -63,3 +73,85 @@ def user_for_password(session: Session, name: str, password: str) -> User | None
     except (VerifyMismatchError, InvalidHashError):
         return None
     return user
+
+
+def find_user(session: Session, name: str) -> User:
+    user = session.exec(select(User).where(User.name == name.strip())).first()
+    if user is None:
+        raise NotFound(_("user %(name)s not found"), name=repr(name))
+    return user
+
+
+def all_users(session: Session) -> list[User]:
+    return list(session.exec(select(User).order_by(col(User.name))))
+
+
+def last_sign_ins(session: Session) -> dict[int, datetime]:
+    """When each user last signed in to the console, as the audit log remembers it."""
+    query = (
+        select(AuditEvent.actor_id, func.max(AuditEvent.at))
+        .where(AuditEvent.action == "console.login", col(AuditEvent.actor_id).is_not(None))
+        .group_by(col(AuditEvent.actor_id))
+    )
+    return {actor_id: at for actor_id, at in session.exec(query) if actor_id and at}
+
+
+def set_password(session: Session, user: User, password: str, *, by: Actor) -> None:
+    if not password:
+        raise Invalid(_("the password must not be empty"))
+    user.password_hash = _hasher.hash(password)
+    session.add(user)
+    _audit(session, by, "user.password", user)
+
+
+def set_role(session: Session, user: User, role: Role, *, by: Actor) -> None:
+    if user.role == role:
+        return
+    _keep_an_admin(session, user, leaving=user.role == Role.admin)
+    before, user.role = user.role, role
+    session.add(user)
+    _audit(session, by, "user.role", user, role=role, was=before)
+
+
+def set_active(session: Session, user: User, active: bool, *, by: Actor) -> None:
+    """A deactivated user cannot sign in, every console session of theirs ends now and their
+    API token is replaced by one nobody knows: reactivating restores the password, while a
+    token (perhaps left behind with someone who left) comes only from ``revoke_token``."""
+    if user.active == active:
+        return
+    if not active:
+        _keep_an_admin(session, user, leaving=user.role == Role.admin)
+        session.exec(delete(ConsoleSession).where(col(ConsoleSession.user_id) == user.id))
+        user.token_hash = hash_token(new_token())
+    user.active = active
+    session.add(user)
+    _audit(session, by, "user.activate" if active else "user.deactivate", user)
+
+
+def revoke_token(session: Session, user: User, *, by: Actor) -> str:
+    """A new API token for ``user`` (returned once, never stored); the old one is dead."""
+    token = new_token()
+    user.token_hash = hash_token(token)
+    session.add(user)
+    _audit(session, by, "user.revoke_token", user)
+    return token
+
+
+def _keep_an_admin(session: Session, user: User, *, leaving: bool) -> None:
+    """Nobody could manage users any more without one active admin."""
+    if not leaving or not user.active:
+        return
+    others = (
+        select(func.count())
+        .select_from(User)
+        .where(User.role == Role.admin, col(User.active), User.id != user.id)
+    )
+    if not session.exec(others).one():
+        raise Conflict(_("%(name)s is the last active admin"), name=repr(user.name))
+
+
+def _audit(session: Session, by: Actor, action: str, user: User, **detail) -> None:
+    actor, actor_id = (by, None) if isinstance(by, str) else (by.name, by.id)
+    audit.record(
+        session, actor=actor, actor_id=actor_id, action=action, subject=f"user:{user.id}", **detail
+    )

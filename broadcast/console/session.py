@@ -40,6 +40,10 @@ class Viewer:
     def is_officer(self) -> bool:
         return self.user.role in (Role.officer, Role.admin)
 
+    @property
+    def is_admin(self) -> bool:
+        return self.user.role == Role.admin
+
 
 def current_viewer(request: Request, session: SessionDep) -> Viewer:
     found = sessions.lookup(session, request.cookies.get(COOKIE))
@@ -86,7 +90,14 @@ def officer_only(viewer: Annotated[Viewer, Depends(checked_viewer)]) -> Viewer:
     return viewer
 
 
+def admin_only(viewer: Annotated[Viewer, Depends(checked_viewer)]) -> Viewer:
+    if not viewer.is_admin:
+        raise Forbidden(_("only administrators may do this"))
+    return viewer
+
+
 ViewerDep = Annotated[Viewer, Depends(checked_viewer)]
+AdminDep = Annotated[Viewer, Depends(admin_only)]
 OfficerDep = Annotated[Viewer, Depends(officer_only)]
 UploaderDep = Annotated[Viewer, Depends(uploading_viewer)]
 

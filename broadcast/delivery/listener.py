@@ -31,7 +31,9 @@ async def listen(database_url: str, bus: Bus) -> None:
                 bus.publish({"kind": "listening"})
                 delay = 1.0
                 async for notice in connection.notifies():
-                    bus.publish(json.loads(notice.payload))
+                    event = json.loads(notice.payload)
+                    if event.pop("origin", None) != bus.origin:  # ours went out at commit
+                        bus.publish(event)
         except asyncio.CancelledError:
             raise
         except Exception as exc:

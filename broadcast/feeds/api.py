@@ -13,6 +13,7 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
+from broadcast import audit
 from broadcast.common import Code, PlainText, stored_id
 from broadcast.deps import BODY, MAX_ID, ROLE, Id, Officer, SessionDep, errors
 from broadcast.feeds import service
@@ -203,6 +204,13 @@ def delete_feed(feed_id: Id, session: SessionDep, user: Officer):
 async def poll_feed(feed_id: Id, session: SessionDep, user: Officer, request: Request):
     def check() -> None:
         service.get(session, feed_id)
+        audit.record(
+            session,
+            actor=user.name,
+            actor_id=user.id,
+            action="feed.poll",
+            subject=f"feed:{feed_id}",
+        )
         session.commit()  # no transaction (on SQLite: the write lock) is held across the poll
 
     def answer() -> dict:

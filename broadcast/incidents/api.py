@@ -7,8 +7,23 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 from sqlmodel import Session
 
+from broadcast import paging
 from broadcast.common import Code, PlainText, Severity, stored_id, utcnow
-from broadcast.deps import AUTH, BODY, ROLE, CurrentUser, Id, Officer, SessionDep, errors
+from broadcast.deps import (
+    AUTH,
+    BODY,
+    PAGE_HEADERS,
+    PAGED,
+    ROLE,
+    CurrentUser,
+    Cursor,
+    Id,
+    Limit,
+    Officer,
+    SessionDep,
+    errors,
+    next_page,
+)
 from broadcast.incidents import instructions, service
 from broadcast.incidents.models import Incident, IncidentStatus, Instruction
 from broadcast.timeline import service as timeline
@@ -104,14 +119,28 @@ def create_incident(data: IncidentCreate, session: SessionDep, user: Officer, re
     return incident_out(incident, request.app.state.settings.public_url)
 
 
-@router.get("", response_model=list[IncidentOut], responses=errors(*AUTH, 422))
+@router.get(
+    "",
+    response_model=list[IncidentOut],
+    responses=PAGE_HEADERS | errors(*AUTH, 422),
+    description="The incidents." + PAGED,
+)
 def list_incidents(
-    session: SessionDep, user: CurrentUser, request: Request, include_resolved: bool = True
+    session: SessionDep,
+    user: CurrentUser,
+    request: Request,
+    response: Response,
+    include_resolved: bool = True,
+    limit: Limit = paging.DEFAULT_LIMIT,
+    cursor: Cursor = None,
 ):
     url = request.app.state.settings.public_url
-    return [
-        incident_out(i, url) for i in service.listing(session, include_resolved=include_resolved)
-    ]
+    found = service.listing(
+        session, include_resolved=include_resolved, before=paging.decode(cursor), limit=limit
+    )
+    page, next_cursor = paging.split(found, limit)
+    next_page(request, response, next_cursor)
+    return [incident_out(i, url) for i in page]
 
 
 @router.get("/{incident_id}", response_model=IncidentDetail, responses=errors(*AUTH, 404, 422))
@@ -156,6 +185,31 @@ def clear_instruction(incident_id: Id, session: SessionDep, user: Officer) -> Re
     """Take the instruction down (a new, empty version); nothing pinned: 204 all the same."""
     instructions.clear(session, service.get(session, incident_id), officer=user)
     return Response(status_code=204)
+
+
+@router.get(
+    "/{incident_id}/updates",
+    response_model=list[UpdateOut],
+    responses=PAGE_HEADERS | errors(*AUTH, 404, 422),
+    description="The incident's updates the caller may see (drafts and proposals for "
+    "officers, a volunteer's own proposals)." + PAGED,
+)
+def list_updates(
+    incident_id: Id,
+    session: SessionDep,
+    user: CurrentUser,
+    request: Request,
+    response: Response,
+    limit: Limit = paging.DEFAULT_LIMIT,
+    cursor: Cursor = None,
+):
+    incident = service.get(session, incident_id)
+    found = timeline.for_incident(
+        session, stored_id(incident), viewer=user, before=paging.decode(cursor), limit=limit
+    )
+    page, next_cursor = paging.split(found, limit)
+    next_page(request, response, next_cursor)
+    return [update_out(u) for u in page]
 
 
 @router.post(

@@ -9,7 +9,7 @@ from datetime import datetime
 from sqlalchemy import and_
 from sqlmodel import Session, col, select
 
-from broadcast import audit
+from broadcast import audit, paging
 from broadcast.areas import service as areas
 from broadcast.auth.models import User
 from broadcast.common import Severity, stored_id, utcnow
@@ -91,8 +91,15 @@ def overdue(now: datetime):
     )
 
 
-def listing(session: Session, *, include_resolved: bool = True) -> list[Incident]:
-    query = select(Incident).order_by(col(Incident.id).desc())
+def listing(
+    session: Session,
+    *,
+    include_resolved: bool = True,
+    before: int | None = None,
+    limit: int | None = None,
+) -> list[Incident]:
+    """Newest first; ``before``/``limit``: one page (see ``broadcast.paging``)."""
+    query = paging.keyset(select(Incident), Incident.id, before=before, limit=limit)
     if not include_resolved:
         query = query.where(Incident.status != IncidentStatus.resolved)
     return list(session.exec(query))

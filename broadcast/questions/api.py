@@ -2,11 +2,24 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 
+from broadcast import paging
 from broadcast.common import PlainText
-from broadcast.deps import BODY, ROLE, Id, Officer, SessionDep, errors
+from broadcast.deps import (
+    BODY,
+    PAGE_HEADERS,
+    PAGED,
+    ROLE,
+    Cursor,
+    Id,
+    Limit,
+    Officer,
+    SessionDep,
+    errors,
+    next_page,
+)
 from broadcast.questions import service
 from broadcast.questions.models import QuestionState
 from broadcast.timeline.api import UpdateOut, update_out
@@ -50,9 +63,25 @@ def question_out(question) -> dict:
     return question.model_dump(exclude={"address"}) | {"response_seconds": waited}
 
 
-@router.get("", response_model=list[QuestionOut], responses=errors(*ROLE, 422))
-def list_questions(session: SessionDep, user: Officer, state: QuestionState | None = None):
-    return [question_out(q) for q in service.listing(session, state=state)]
+@router.get(
+    "",
+    response_model=list[QuestionOut],
+    responses=PAGE_HEADERS | errors(*ROLE, 422),
+    description="Residents' questions (without their addresses)." + PAGED,
+)
+def list_questions(
+    session: SessionDep,
+    user: Officer,
+    request: Request,
+    response: Response,
+    state: QuestionState | None = None,
+    limit: Limit = paging.DEFAULT_LIMIT,
+    cursor: Cursor = None,
+):
+    found = service.listing(session, state=state, before=paging.decode(cursor), limit=limit)
+    page, next_cursor = paging.split(found, limit)
+    next_page(request, response, next_cursor)
+    return [question_out(q) for q in page]
 
 
 @router.post(

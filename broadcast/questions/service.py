@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, func, select
 
-from broadcast import audit, keys, ratelimit
+from broadcast import audit, keys, paging, ratelimit
 from broadcast.areas import service as areas
 from broadcast.auth.models import User
 from broadcast.common import DEFAULT_LANGUAGE, Language, Severity, stored_id, utcnow, xml_safe
@@ -160,8 +160,15 @@ def waiting(session: Session) -> tuple[int, datetime | None]:
     return count, oldest
 
 
-def listing(session: Session, *, state: QuestionState | None = None) -> list[Question]:
-    query = select(Question).order_by(col(Question.id).desc())
+def listing(
+    session: Session,
+    *,
+    state: QuestionState | None = None,
+    before: int | None = None,
+    limit: int | None = None,
+) -> list[Question]:
+    """Newest first; ``before``/``limit``: one page (see ``broadcast.paging``)."""
+    query = paging.keyset(select(Question), Question.id, before=before, limit=limit)
     if state is not None:
         query = query.where(Question.state == state)
     return list(session.exec(query))

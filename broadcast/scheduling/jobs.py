@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from sqlmodel import col, select
@@ -14,6 +15,7 @@ from broadcast.common import utcnow
 from broadcast.db import Database, emit
 from broadcast.delivery import receipts
 from broadcast.delivery.adapters import ChannelSet
+from broadcast.duty import service as duty
 from broadcast.errors import NotFound
 from broadcast.incidents import service as incidents
 from broadcast.incidents.models import Incident
@@ -32,6 +34,8 @@ class Runtime:
     channels: ChannelSet
     feeds: FeedPoller | None = None
     max_attempts: int = 8
+    public_url: str = ""
+    promise_reminder_minutes: float = 0.0
 
 
 _runtime: Runtime | None = None
@@ -77,6 +81,30 @@ def flag_overdue() -> list[int]:
                 _refresh_open_pages(session, incident)
                 flagged.append(incident.id)
     return flagged
+
+
+def remind_promises() -> list[int]:
+    """The leader's reminder job (see ``remind``), every ``overdue_check_seconds``."""
+    assert _runtime is not None, "scheduler job ran without a runtime"
+    return remind(_runtime, utcnow())
+
+
+def remind(runtime: Runtime, now: datetime) -> list[int]:
+    """Promised updates due within ``promise_reminder_minutes`` of ``now``: the officers on
+    duty are told, once per promise (``duty.remind`` records it). Returns the incidents."""
+    if runtime.promise_reminder_minutes <= 0:
+        return []
+    lead = timedelta(minutes=runtime.promise_reminder_minutes)
+    chats = set(runtime.channels.active)
+    reminded: list[int] = []
+    with runtime.db.session_scope() as session:
+        for incident in duty.promises_due_soon(session, now, lead):
+            assert incident.id is not None  # a stored row
+            if duty.remind(session, incident, public_url=runtime.public_url, chat_channels=chats):
+                reminded.append(incident.id)
+    if reminded:
+        log.info("reminded officers of promised updates", extra={"incidents": reminded})
+    return reminded
 
 
 def _refresh_open_pages(session, incident: Incident) -> None:

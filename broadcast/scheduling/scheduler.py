@@ -36,6 +36,7 @@ LEADER_LOCK = 7_141_022
 LEADERSHIP_RETRY_SECONDS = 5
 PUBLISH_JOB = "broadcast.scheduling.jobs:publish_scheduled"
 SWEEP_JOB = "broadcast.scheduling.jobs:sweep_receipts"
+REMIND_JOB = "broadcast.scheduling.jobs:remind_promises"
 
 
 class Scheduler:
@@ -182,6 +183,8 @@ class Scheduler:
                 channels=self.channels,
                 feeds=self._feeds,
                 max_attempts=self.settings.max_attempts,
+                public_url=self.settings.public_url,
+                promise_reminder_minutes=self.settings.promise_reminder_minutes,
             )
         )
         store = SQLAlchemyJobStore(engine=self.db.engine, tablename="apscheduler_jobs")
@@ -199,6 +202,13 @@ class Scheduler:
             "interval",
             seconds=self.settings.overdue_check_seconds,
             id="flag-overdue",
+            replace_existing=True,
+        )
+        self.scheduler.add_job(
+            REMIND_JOB,
+            "interval",
+            seconds=self.settings.overdue_check_seconds,
+            id="remind-promises",
             replace_existing=True,
         )
         self.scheduler.start()

@@ -149,6 +149,12 @@ def mark_gone(session: Session, subscriber_id: int) -> None:
     if subscriber is not None and subscriber.state == SubscriberState.active:
         subscriber.state = SubscriberState.gone
         session.add(subscriber)
+        audit.record(
+            session,
+            actor="provider",
+            action="subscriber.gone",
+            subject=f"subscriber:{subscriber_id}",
+        )
 
 
 def move(session: Session, subscriber_id: int | None, new_address: str | None) -> bool:

@@ -7,7 +7,6 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
 from broadcast.common import Code, PlainText, Severity
-from broadcast.db import emit
 from broadcast.delivery import queue
 from broadcast.deps import AUTH, BODY, ROLE, Id, Member, Officer, SessionDep, errors
 from broadcast.errors import NotFound
@@ -189,7 +188,4 @@ def deliveries(update_id: Id, session: SessionDep, user: Officer):
     description="Re-queue only the failed and dead deliveries of this update",
 )
 def resend_failed(update_id: Id, session: SessionDep, user: Officer) -> dict[str, int]:
-    service.get(session, update_id)
-    count = queue.requeue_failed(session, update_id)
-    emit(session, "requeued", update_id=update_id)
-    return {"requeued": count}
+    return {"requeued": service.resend_failed(session, service.get(session, update_id), user)}

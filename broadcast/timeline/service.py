@@ -8,14 +8,16 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlmodel import Session, col, select
+from sqlalchemy import ColumnElement
+from sqlmodel import Session, col, or_, select
 from sqlmodel.sql.expression import Select
 
-from broadcast import audit
+from broadcast import audit, paging
 from broadcast.areas import service as areas
 from broadcast.auth.models import Role, User
 from broadcast.common import Severity, as_bodies, stored_id, utcnow
 from broadcast.db import emit
+from broadcast.delivery import queue
 from broadcast.delivery.adapters import ChannelSet
 from broadcast.errors import Conflict, Invalid, NotFound
 from broadcast.fanout import audience
@@ -35,12 +37,22 @@ def get(session: Session, update_id: int) -> Update:
     return update
 
 
-def for_incident(session: Session, incident_id: int, *, viewer: User | None) -> list[Update]:
+def for_incident(
+    session: Session,
+    incident_id: int,
+    *,
+    viewer: User | None,
+    before: int | None = None,
+    limit: int | None = None,
+) -> list[Update]:
     """Newest first. The public sees published and retracted updates; volunteers also their
-    own proposals; officers everything."""
+    own proposals; officers everything. ``before``/``limit``: one page (``broadcast.paging``),
+    counted among the updates the viewer may see."""
     query = select(Update).where(Update.incident_id == incident_id, col(Update.public))
-    updates = session.exec(query.order_by(col(Update.id).desc())).all()
-    return [u for u in updates if visible_to(u, viewer)]
+    query = paging.keyset(query, Update.id, before=before, limit=limit)
+    if viewer is None or viewer.role not in (Role.officer, Role.admin):
+        query = query.where(_seen_by(viewer))
+    return [u for u in session.exec(query) if visible_to(u, viewer)]
 
 
 def published_public(*, with_retracted: bool = False) -> Select[Update, Incident]:
@@ -53,6 +65,12 @@ def published_public(*, with_retracted: bool = False) -> Select[Update, Incident
         .where(col(Update.public), col(Update.state).in_(states))
         .order_by(col(Update.published_at).desc(), col(Update.id).desc())
     )
+
+
+def _seen_by(viewer: User | None) -> ColumnElement[bool]:
+    """``visible_to`` of a public update as SQL, for a viewer who is not an officer."""
+    seen = col(Update.state).in_([UpdateState.published, UpdateState.retracted])
+    return or_(seen, Update.author_id == viewer.id) if viewer is not None else seen
 
 
 def visible_to(update: Update, viewer: User | None) -> bool:
@@ -378,3 +396,18 @@ def _source_of(author: User | None) -> Source:
 
 def _credit_of(author: User | None) -> str | None:
     return author.credit_name if author is not None and author.role == Role.volunteer else None
+
+
+def resend_failed(session: Session, update: Update, officer: User) -> int:
+    """Queue the failed and dead deliveries of ``update`` again; returns how many."""
+    count = queue.requeue_failed(session, stored_id(update))
+    emit(session, "requeued", update_id=update.id)
+    audit.record(
+        session,
+        actor=officer.name,
+        actor_id=officer.id,
+        action="update.resend_failed",
+        subject=f"update:{update.id}",
+        requeued=count,
+    )
+    return count

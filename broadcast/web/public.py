@@ -403,6 +403,8 @@ async def _subscribe(request: Request, *, status_code: int = 200, **sms) -> HTML
         status_code=status_code,
         link_ways=_link_ways(channels.active.values(), villages),
         sms=signup.available(request.app.state.settings, channels),
+        text_in=text_to_subscribe(channels.active.values()),
+        example_postcode=villages[0].postcodes[0] if villages else "",
         banner=active,
         **({"sms_step": "start"} | sms),
     )
@@ -427,6 +429,11 @@ def _link_ways(active: Iterable[Channel], villages: list) -> list[LinkWay]:
         for channel in active
         if (whole := channel.subscribe_link()) is not None
     ]
+
+
+def text_to_subscribe(active: Iterable[Channel]) -> tuple[str, str] | None:
+    """The keyword and number residents text to subscribe (the first channel that has one)."""
+    return next((way for c in active if (way := c.text_to_subscribe()) is not None), None)
 
 
 @router.post("/subscribe/sms", response_class=HTMLResponse)

@@ -46,6 +46,7 @@ def language_context(language: str) -> dict:
         "state_label": lambda value: _(i18n.STATE[value]),
         "ngettext": i18n.plural_translator(language),
         "delivery_state_label": lambda value: _(i18n.DELIVERY_STATE.get(value, value)),
+        "role_label": lambda value: _(i18n.ROLE[value]),
         "action_label": lambda code: _(i18n.ACTION[code]) if code in i18n.ACTION else code,
         "subject_of": lambda subject: i18n.subject_of(subject, _),
         "long_time": lambda value: i18n.long_time(value, language),

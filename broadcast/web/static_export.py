@@ -9,9 +9,11 @@ reader sees the old tree or the new one, never half of one, and a document that 
 exists (a retracted update's CAP file, an incident that is gone) is simply not in the new tree.
 
 Layout (``try_files $uri $uri/index.html``): ``index.html``, ``incidents/<slug>/index.html``,
-``subscribe/index.html``; English under ``en/`` (``?lang=en`` maps there); ``feed.atom``,
-``cap.atom``, ``updates/<id>.cap``; short links ``u/<id>/index.html`` as HTML redirects to the
-target the application's redirect names; ``static/...`` and the ``media/...`` the pages show.
+``subscribe/index.html``, the posters ``poster/index.html`` and
+``incidents/<slug>/poster/index.html``; English under ``en/`` (``?lang=en`` maps there);
+``feed.atom``, ``cap.atom``, ``updates/<id>.cap``; short links ``u/<id>/index.html`` as HTML
+redirects to the target the application's redirect names; ``static/...`` and the ``media/...``
+the pages show.
 """
 
 from __future__ import annotations
@@ -45,7 +47,16 @@ log = logging.getLogger(__name__)
 # Events that change no public document (deliveries, drafts, the console's feed alerts).
 # Anything else re-exports: a new kind of change is covered without a list to keep up to date.
 QUIET_EVENTS = frozenset(
-    {"queued", "requeued", "proposed", "scheduled", "feed_alert", "feed_recovered", "listening"}
+    {
+        "queued",
+        "requeued",
+        "proposed",
+        "scheduled",
+        "feed_alert",
+        "feed_recovered",
+        "listening",
+        "reminder",  # the console's notice before a promised update is due
+    }
 )
 PAGE_LANGUAGES = {"nl": "", "en": "en/"}  # Dutch at the root, English under en/
 MEDIA_LINK = re.compile(r'(?:src|href)="(/media/[^"?#]+)"')
@@ -94,7 +105,8 @@ async def _write_documents(app: FastAPI, result: Export, *, previous: Path | Non
         headers={"Accept-Encoding": "identity"},  # files as they are; the server compresses
     ) as client:
         fetch = _Fetcher(client, result)
-        pages = ["/", "/subscribe", *(f"/incidents/{slug}" for slug in slugs)]
+        pages = ["/", "/subscribe", "/poster", *(f"/incidents/{slug}" for slug in slugs)]
+        pages += [f"/incidents/{slug}/poster" for slug in slugs]
         media: set[str] = set()
         for language, prefix in PAGE_LANGUAGES.items():
             for path in pages:

@@ -12,8 +12,10 @@ from __future__ import annotations
 import asyncio
 import functools
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
 from typing import TYPE_CHECKING, Any, ClassVar
 
+import phonenumbers
 from pydantic import Field, SecretStr, create_model, field_validator
 from twilio.base.exceptions import TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
@@ -50,6 +52,7 @@ if TYPE_CHECKING:
 
 DEFAULT_API_URL = "https://api.twilio.com"
 WHATSAPP = "whatsapp:"
+SIGNUP_KEYWORD = "AANMELDEN"  # with a postcode: "AANMELDEN 6585" (channels/sms/inbound.py)
 WHATSAPP_MAX_CHARS = 1600  # Twilio's body limit, below WhatsApp's own 4096
 CONCURRENCY = 8  # below requests' default pool of 10 connections per host
 
@@ -178,6 +181,19 @@ class SmsChannel(Channel):
         info = sms_info(text)
         return Measurement(info.segments, self.settings.max_segments, "segments", info.encoding)
 
+    def text_to_subscribe(self) -> tuple[str, str] | None:
+        """``AANMELDEN`` to the sending number (``BROADCAST_TWILIO_FROM``), written as people
+        dial it; a messaging service alone has no one number to show."""
+        number = _given(getattr(self.settings, "from"))
+        if not number:
+            return None
+        with suppress(phonenumbers.NumberParseException):
+            parsed = phonenumbers.parse(number, None)
+            number = phonenumbers.format_number(
+                parsed, phonenumbers.PhoneNumberFormat.INTERNATIONAL
+            )
+        return SIGNUP_KEYWORD, number
+
     # --- sending --------------------------------------------------------------------------
 
     async def start(self) -> None:
@@ -257,6 +273,9 @@ class WhatsAppChannel(SmsChannel):
     status_path = "/webhooks/twilio/whatsapp/status"
     confirms_stop = True  # nobody else answers a STOP on WhatsApp
     self_signup = None  # the web sign-up texts its code by SMS
+
+    def text_to_subscribe(self) -> tuple[str, str] | None:
+        return None  # posters show the SMS number; WhatsApp residents find us by the site
 
     def _sender(self, settings: Any) -> dict[str, str]:
         sender = _given(settings.whatsapp_from).removeprefix(WHATSAPP)

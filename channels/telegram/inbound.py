@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 POSTCODE = re.compile(r"(?P<pc4>[1-9]\d{3})(?:\s*[A-Za-z]{2})?")
 COMMAND = re.compile(r"/(?P<name>[A-Za-z_]+)(?:@\w+)?(?:\s+(?P<rest>.*))?", re.DOTALL)
 AREA_COMMANDS = frozenset({"gebied", "postcode", "area"})
+LINK_COMMANDS = frozenset({"koppel", "link"})
 GONE_STATUSES = frozenset({"kicked", "left"})  # a private chat's "kicked" = bot blocked
 MEMORY = 10_000  # chats whose language choice is remembered (in this process)
 STATUS_ITEMS = 5
@@ -167,6 +168,8 @@ class Conversation:
             await self._say(chat_id, say("stopped" if stopped else "not_subscribed", language))
         elif name == "status":
             await self._say(chat_id, await self._status(language))
+        elif name in LINK_COMMANDS:  # an officer links this chat for reminders
+            await self._say(chat_id, await self._link(chat_id, rest, language))
         else:  # /help and anything unknown
             await self._say(chat_id, say("help", language))
 
@@ -187,6 +190,18 @@ class Conversation:
         if postcode:
             return say("subscribed", language, postcode=postcode)
         return say("subscribed_all", language)
+
+    async def _link(self, chat_id: int, code: str, language: str) -> str:
+        if not code.strip():
+            return say("link_how", language)
+        try:
+            linked = await self.hooks.link_officer(
+                channel=self.name, address=str(chat_id), code=code.strip()
+            )
+        except Exception:
+            log.exception("linking an officer's chat failed")
+            return say("sorry", language)
+        return say("linked" if linked else "link_refused", language)
 
     async def _question(self, key: str, message: TgMessage, text: str, language: str) -> None:
         """A failure propagates: the update stays stored and is tried again, so the question

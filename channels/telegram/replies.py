@@ -58,6 +58,20 @@ TEXTS: dict[str, dict[str, str]] = {
         "/stop – unsubscribe\n\n"
         "A question? Send it as a message; the municipality answers here. In an emergency: 112.",
     },
+    "linked": {
+        "nl": "Gekoppeld. U krijgt hier een herinnering voordat een beloofd bericht te laat is "
+        "(als u dienst heeft).",
+        "en": "Linked. You will get a reminder here before a promised update is late "
+        "(when you are on duty).",
+    },
+    "link_refused": {
+        "nl": "Die code is onbekend of verlopen. Vraag in de console een nieuwe code.",
+        "en": "That code is unknown or has expired. Ask the console for a new code.",
+    },
+    "link_how": {
+        "nl": "Stuur /koppel met de code uit de console, bijvoorbeeld: /koppel ABCD2345",
+        "en": "Send /koppel with the code from the console, for example: /koppel ABCD2345",
+    },
     "thanks": {
         "nl": "Bedankt, we hebben uw vraag ontvangen. We antwoorden zo snel mogelijk. "
         "Bij direct gevaar: bel 112.",

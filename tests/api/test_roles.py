@@ -30,6 +30,8 @@ PROTECTED = [
     ("DELETE", "/api/v1/subscribers/{subscriber}", None),
     ("GET", "/api/v1/questions", None),
     ("POST", "/api/v1/questions/{question}/answer", {"body": "Ja.", "public": False}),
+    ("GET", "/api/v1/incidents/{incident}/updates", None),
+    ("GET", "/api/v1/audit", None),
 ]
 
 # What a volunteer may not do; "proposal" is a volunteer's update waiting for approval.
@@ -47,6 +49,7 @@ OFFICER_ONLY = [
     ("POST", "/api/v1/questions/{question}/answer", {"body": "Ja.", "public": False}),
     ("GET", "/api/v1/updates/{update}/deliveries", None),
     ("POST", "/api/v1/updates/{update}/resend-failed", None),
+    ("GET", "/api/v1/audit", None),
 ]
 
 

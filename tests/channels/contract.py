@@ -35,7 +35,7 @@ from channels.text import utf16_len
 from channels.webhook import WebhookChannel
 from tests.fakes.mastodon import FakeMastodon, RateWindow, countable_length
 from tests.fakes.receiver import receiver_app
-from tests.fakes.server import FakeServer, SlidingWindow
+from tests.fakes.server import FakeServer, HeldFromFirstLook
 from tests.fakes.telegram import FakeTelegram
 from tests.fakes.twilio import FakeTwilio
 
@@ -277,8 +277,7 @@ class TelegramCase(AdapterCase):
         return f"{last.chat_id}:{last.message_id}"
 
     async def arrange_retry_channel(self, fake: FakeTelegram, adapter: Channel) -> Target:
-        fake.state.global_limit = SlidingWindow(1, 60.0)
-        fake.state.global_limit.record()  # the bot's whole allowance is used up
+        fake.state.global_limit = HeldFromFirstLook(1, 60.0)  # the bot's allowance is used up
         return self.resident()
 
     async def arrange_retry_target(self, fake: FakeTelegram, adapter: Channel) -> Target:
@@ -286,8 +285,7 @@ class TelegramCase(AdapterCase):
         # machine cannot make it long ago), and the chat's own limit still holds.
         adapter.recent = RecentChats(clock=lambda: 0.0)
         adapter.recent.sent(self.address)
-        fake.state.chat_limit = SlidingWindow(1, 60.0)
-        fake.state.chat_limit.record(int(self.address))
+        fake.state.chat_limit = HeldFromFirstLook(1, 60.0, key=int(self.address))
         return self.resident()
 
     async def arrange_gone(self, fake: FakeTelegram, adapter: Channel) -> Target:
@@ -352,13 +350,13 @@ class SmsCase(AdapterCase):
         return fake.state.messages[-1]["sid"]
 
     async def arrange_retry_channel(self, fake: FakeTwilio, adapter: Channel) -> Target:
-        fake.state.rate_limit = SlidingWindow(1, 60.0)
-        fake.state.rate_limit.record(fake.account_sid)  # the account's queue is full: 20429
+        # the account's queue is full: 20429
+        fake.state.rate_limit = HeldFromFirstLook(1, 60.0, key=fake.account_sid)
         return self.resident()
 
     async def arrange_retry_target(self, fake: FakeTwilio, adapter: Channel) -> Target:
-        fake.state.pair_limit = SlidingWindow(1, 30.0)
-        fake.state.pair_limit.record(self.address)  # Twilio holds this pair of numbers: 14107
+        # Twilio holds this pair of numbers: 14107
+        fake.state.pair_limit = HeldFromFirstLook(1, 30.0, key=self.address)
         return self.resident()
 
     async def arrange_gone(self, fake: FakeTwilio, adapter: Channel) -> Target:
@@ -391,8 +389,7 @@ class WhatsAppCase(SmsCase):
         return WHATSAPP_MAX_CHARS
 
     async def arrange_retry_target(self, fake: FakeTwilio, adapter: Channel) -> Target:
-        fake.state.pair_limit = SlidingWindow(1, 30.0)
-        fake.state.pair_limit.record(self.address)
+        fake.state.pair_limit = HeldFromFirstLook(1, 30.0, key=self.address)
         return self.resident()
 
 

@@ -27,7 +27,7 @@ from channels.platform import PlatformChannel
 from channels.sms import SmsChannel, TwilioSettings, WhatsAppChannel
 from channels.text import sms_info
 from tests.conftest import FIXTURES
-from tests.fakes.server import SlidingWindow
+from tests.fakes.server import HeldFromFirstLook
 from tests.fakes.twilio import FakeTwilio, post_inbound_sms, signed_inbound_sms
 from tests.support import (
     NUMBER,
@@ -159,8 +159,7 @@ def test_whatsapp_has_no_segments(twilio):
 
 
 def fill_rate_window(fake: FakeTwilio) -> None:
-    fake.state.rate_limit = SlidingWindow(1, 60.0)
-    fake.state.rate_limit.record(fake.account_sid)
+    fake.state.rate_limit = HeldFromFirstLook(1, 60.0, key=fake.account_sid)
 
 
 def closed_port() -> str:

@@ -17,7 +17,7 @@ from channels.errors import (
 )
 from channels.telegram import TelegramChannel, TelegramSettings
 from channels.text import utf16_len
-from tests.fakes.server import SlidingWindow
+from tests.fakes.server import HeldFromFirstLook, SlidingWindow
 from tests.fakes.telegram import FakeTelegram, TelegramState
 
 # PTB's own RetryAfter constructor reads the attribute it deprecates; nothing we can change.
@@ -167,7 +167,8 @@ def _migrated(state: TelegramState) -> None:
 
 
 def _flooded(state: TelegramState) -> None:
-    state.chat_limit.record(int(RESIDENT))  # a message went to this chat a moment ago
+    # a message went to this chat a moment ago
+    state.chat_limit = HeldFromFirstLook(1, state.chat_limit.period, key=int(RESIDENT))
 
 
 OUTCOMES: list[tuple[str, Setup, bool, type[Exception], str]] = [

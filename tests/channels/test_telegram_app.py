@@ -9,12 +9,12 @@ from broadcast.subscribers.models import Subscriber
 from channels.platform import PlatformChannel
 from channels.telegram import TelegramChannel
 from channels.webhook import WebhookChannel
+from tests.fakes.server import HeldFromFirstLook
 from tests.fakes.telegram import FakeTelegram
 from tests.support import (
     TELEGRAM_CHANNEL,
     auth,
     build_client,
-    held_from_first_send,
     new_incident,
     post_update,
     settled,
@@ -83,7 +83,7 @@ def test_flood_control_is_waited_out_and_the_message_arrives(client, officer, fa
     subscribe_chat(client, officer, 1001, [])
     incident = new_incident(client, officer)
     # Another message went to this chat just before ours, however late ours comes.
-    fake.state.chat_limit = held_from_first_send(1001, 1.0)
+    fake.state.chat_limit = HeldFromFirstLook(1, 1.0, key=1001)
     update = post_update(client, officer, incident["id"])
 
     rows = wait_for(lambda: settled(client, update["id"], 2))

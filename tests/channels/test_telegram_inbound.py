@@ -16,7 +16,7 @@ from broadcast.inbound import service as inbound
 from broadcast.inbound.models import InboundMessage
 from broadcast.questions.models import Question
 from broadcast.subscribers.models import Subscriber, SubscriberArea
-from tests.fakes.server import SlidingWindow
+from tests.fakes.server import HeldFromFirstLook, SlidingWindow
 from tests.fakes.telegram import FakeTelegram
 from tests.support import (
     TELEGRAM_START,
@@ -332,10 +332,8 @@ def test_help_lists_the_commands(client, fake):
 
 def test_a_flood_controlled_reply_is_sent_once_the_chat_may_be_written_to(client, fake):
     """Replies go through the outbox: the core waits out the 429 and sends it then."""
-    # Something else wrote to the chat a moment ago; the window is long enough that a loaded
-    # machine still sends the reply inside it.
-    fake.state.chat_limit = SlidingWindow(1, 5.0)
-    fake.state.chat_limit.record(RESIDENT)
+    # Something else wrote to the chat just before the reply, however late the reply comes.
+    fake.state.chat_limit = HeldFromFirstLook(1, 5.0, key=RESIDENT)
     assert (
         deliver(client, payload(TEXT, "Mag ik de auto bij de dijk laten staan?")).status_code == 200
     )

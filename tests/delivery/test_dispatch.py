@@ -104,6 +104,10 @@ def test_gone_recipient_marks_the_subscriber_gone(setup, receiver):
     wait_for(lambda: any(d.state == "failed" for d in deliveries(client)))
     with client.app.state.db.session_scope() as session:
         assert session.get(Subscriber, subscriber_id).state == "gone"
+    gone = client.get("/api/v1/audit", params={"action": "subscriber.gone"}, headers=auth(officer))
+    assert [(e["actor"], e["subject"]) for e in gone.json()["items"]] == [
+        ("provider", f"subscriber:{subscriber_id}")
+    ]
     post_update(client, officer, incident["id"], body="Tweede bericht")
     assert len(deliveries(client)) == 1  # a gone subscriber is not in the next audience
 

@@ -12,14 +12,13 @@ from channels.base import Limits, Target
 from channels.errors import CHANNEL, TARGET, RetryLater
 from channels.sms.channel import CALLBACK_RETRY_SECONDS
 from channels.telegram.classify import GROUP_CHAT_WINDOW, PRIVATE_CHAT_WINDOW, RecentChats
-from tests.fakes.server import SlidingWindow
+from tests.fakes.server import HeldFromFirstLook, SlidingWindow
 from tests.fakes.telegram import FakeTelegram
 from tests.support import (
     NUMBER,
     RESIDENT_CHAT,
     build_client,
     counts,
-    held_from_first_send,
     new_incident,
     post_update,
     settled,
@@ -113,8 +112,7 @@ async def test_a_429_right_after_our_own_message_to_the_chat_holds_only_that_cha
 
 
 async def test_a_429_for_a_chat_we_did_not_write_to_pauses_the_channel(tg, bot):
-    tg.state.global_limit = SlidingWindow(1, 5.0)
-    tg.state.global_limit.record()  # the bot as a whole is over its limit
+    tg.state.global_limit = HeldFromFirstLook(1, 5.0)  # the bot as a whole is over its limit
     with pytest.raises(RetryLater) as refused:
         await bot.send(bot.render(update_view(), "nl"), Target(RESIDENT_CHAT, 1))
     assert refused.value.scope == CHANNEL and refused.value.retry_after >= 4
@@ -170,16 +168,14 @@ async def test_twilio_per_number_refusal_holds_that_number_and_20429_the_account
     channel = sms_channel(twilio)
     message = channel.render(update_view("Het water stijgt."), "nl")
     try:
-        twilio.state.pair_limit = SlidingWindow(1, 30.0)
-        twilio.state.pair_limit.record(NUMBER)  # texted a moment ago
+        twilio.state.pair_limit = HeldFromFirstLook(1, 30.0, key=NUMBER)  # texted a moment ago
         with pytest.raises(RetryLater) as refused:
             await channel.send(message, Target(NUMBER, 1))
         assert refused.value.scope == TARGET and refused.value.retry_after == 30.0
         assert "14107" in str(refused.value) and NUMBER not in str(refused.value)
 
         twilio.state.pair_limit = None
-        twilio.state.rate_limit = SlidingWindow(1, 60.0)
-        twilio.state.rate_limit.record(twilio.account_sid)
+        twilio.state.rate_limit = HeldFromFirstLook(1, 60.0, key=twilio.account_sid)
         with pytest.raises(RetryLater) as refused:
             await channel.send(message, Target(NUMBER, 2))
         assert refused.value.scope == CHANNEL and "20429" in str(refused.value)
@@ -191,7 +187,7 @@ async def test_twilio_per_number_refusal_holds_that_number_and_20429_the_account
 def test_a_number_held_by_twilio_waits_alone(live, twilio, monkeypatch):
     monkeypatch.setattr("channels.sms.channel.PAIR_LIMIT_SECONDS", 2.0)
     # e.g. a sign-up code went to this number just before the update's first send to it
-    twilio.state.pair_limit = held_from_first_send(NUMBER, 2.0)
+    twilio.state.pair_limit = HeldFromFirstLook(1, 2.0, key=NUMBER)
     app = live()
     others = [f"+3161234{n:04d}" for n in range(1, 26)]
     for number in [NUMBER, *others]:
@@ -218,7 +214,7 @@ def test_a_14107_in_the_status_callback_sends_the_message_again(live, twilio, mo
     """As Twilio documents it: the message is accepted, then fails with 14107 while the pair is
     held. It is sent again once the hold is over and then delivered; nobody else waits."""
     monkeypatch.setitem(CALLBACK_RETRY_SECONDS, 14107, 2.0)
-    twilio.state.pair_limit = held_from_first_send(NUMBER, 2.0)  # texted a moment ago
+    twilio.state.pair_limit = HeldFromFirstLook(1, 2.0, key=NUMBER)  # texted a moment ago
     twilio.state.pair_limit_in_callback = True
     app = live()
     subscribe_number(app, NUMBER, [])

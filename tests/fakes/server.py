@@ -193,6 +193,21 @@ class SlidingWindow:
         self._events.clear()
 
 
+@dataclass
+class HeldFromFirstLook(SlidingWindow):
+    """A window already full for ``key`` when the stand-in first looks at it: as if requests had
+    gone to ``key`` just before ours, whenever ours comes. A window filled when the test starts
+    could run out on a slow machine before the request that should meet it arrives."""
+
+    key: Hashable = None
+
+    def wait_time(self, key: Hashable = None, now: float | None = None) -> float:
+        if key == self.key and key not in self._events:
+            for _ in range(self.limit):
+                self.record(key, now)
+        return super().wait_time(key, now)
+
+
 def retry_seconds(wait: float) -> int:
     """Providers announce whole seconds, rounded up and never 0."""
     return max(1, math.ceil(wait))

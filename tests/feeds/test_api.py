@@ -148,6 +148,10 @@ def test_poll_now_answers_like_get_and_readings_are_newest_first(client, officer
     assert body["latest"]["value"] == 1120
     readings = client.get(f"/api/v1/feeds/{feed['id']}/readings", headers=officer).json()
     assert [(r["value"], r["unit"]) for r in readings] == [(1120, "cm"), (1080, "cm")]
+    polled_by = client.get("/api/v1/audit", params={"action": "feed.poll"}, headers=officer)
+    assert [(e["actor"], e["subject"]) for e in polled_by.json()["items"]] == [
+        ("olga", f"feed:{feed['id']}")
+    ]
     assert set(readings[0]) >= {"value", "unit", "observed_at"}
     limited = client.get(f"/api/v1/feeds/{feed['id']}/readings?limit=1", headers=officer).json()
     assert len(limited) == 1

@@ -187,6 +187,7 @@ def test_the_main_pages_have_no_serious_accessibility_violations(browser, site, 
         "console-questions": f"{site.url}/console/questions",
         "console-deliveries": f"{site.url}/console/updates/{original['id']}",
         "console-audit": f"{site.url}/console/audit",
+        "console-duty": f"{site.url}/console/duty",
     }
     found = {}
     for name, url in pages.items():

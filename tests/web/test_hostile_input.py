@@ -297,8 +297,11 @@ def test_console_forms_refuse_what_cannot_be_stored_and_keep_the_rest(client, of
     with client.app.state.db.session_scope() as session:
         question = questions.receive(session, channel="web", text="Vraag?").id
     headers = sign_in(client, "lotte")
+    taken = client.post("/console/duty", headers=headers, follow_redirects=False)
+    assert taken.status_code == 303  # on duty: the hand-over note is hers to write
     forms = {
         "new incident": ("/console/incidents", {"title": "TEXT", "severity": "info"}),
+        "hand-over note": ("/console/duty/note", {"note": "TEXT"}),
         "compose": (f"/console/incidents/{incident['id']}/updates", {"body_nl": "TEXT"}),
         "compose en": (
             f"/console/incidents/{incident['id']}/updates",

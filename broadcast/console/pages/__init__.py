@@ -6,12 +6,12 @@ from __future__ import annotations
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
-from broadcast.console.pages import inbox, incidents, signin, updates
+from broadcast.console.pages import duty, inbox, incidents, library, signin, updates, users
 from broadcast.console.session import LoginRequired
 from broadcast.web.rendering import render
 
 router = APIRouter(include_in_schema=False)
-for pages in (signin, incidents, updates, inbox):
+for pages in (signin, incidents, updates, inbox, duty, users, library):
     router.include_router(pages.router, prefix="/console")
 
 

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 from typing import Annotated
+from urllib.parse import urlencode
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse
 from sqlmodel import Session
 
-from broadcast import audit
+from broadcast import paging
+from broadcast.auditlog import api as audit_api
+from broadcast.auditlog import service as auditlog
+from broadcast.common import PlainText
 from broadcast.console import stats
-from broadcast.console.pages.common import Line, Text, back_to, perform, show_page
+from broadcast.console.pages.common import Line, Text, back_to, local_moment, perform, show_page
 from broadcast.console.session import OfficerDep, Viewer
 from broadcast.deps import Id, SessionDep
-from broadcast.errors import DomainError
-from broadcast.i18n import _
+from broadcast.errors import DomainError, Invalid
+from broadcast.i18n import ACTION, _
 from broadcast.incidents import service as incidents
 from broadcast.questions import service as questions
 from broadcast.questions.models import QuestionState
@@ -107,6 +111,75 @@ def move(
 # --- audit ---------------------------------------------------------------------------------
 
 
+AUDIT_PAGE = 100
+Field = Annotated[PlainText, Query(max_length=200)]  # a filter of the audit page
+
+
 @router.get("/audit", response_class=HTMLResponse)
-def audit_log(request: Request, session: SessionDep, viewer: OfficerDep):
-    return show_page(request, "console/audit.html", viewer, events=audit.recent(session, limit=200))
+def audit_log(
+    request: Request,
+    session: SessionDep,
+    viewer: OfficerDep,
+    user: Field = "",
+    action: Field = "",
+    incident_id: Field = "",
+    since: Field = "",
+    until: Field = "",
+    cursor: Field = "",
+):
+    form = _typed(user=user, action=action, incident_id=incident_id, since=since, until=until)
+    refused = None
+    try:
+        found = auditlog.events(
+            session, _audit_filter(form), before=paging.decode(cursor), limit=AUDIT_PAGE
+        )
+    except DomainError as exc:
+        found, refused = [], exc
+    page, next_cursor = paging.split(found, AUDIT_PAGE)
+    return show_page(
+        request,
+        "console/audit.html",
+        viewer,
+        status_code=refused.status_code if refused else 200,
+        refused=refused,
+        events=page,
+        form=form,
+        query=urlencode(form),
+        older=urlencode(form | {"cursor": next_cursor}) if next_cursor else None,
+        actions=sorted(set(auditlog.actions_in_use(session)) | set(ACTION)),
+        incidents=incidents.listing(session),
+    )
+
+
+@router.get("/audit.csv")
+def audit_csv(
+    request: Request,
+    viewer: OfficerDep,
+    user: Field = "",
+    action: Field = "",
+    incident_id: Field = "",
+    since: Field = "",
+    until: Field = "",
+):
+    """The audit page's filter as a CSV download (the same columns as the API's)."""
+    form = _typed(user=user, action=action, incident_id=incident_id, since=since, until=until)
+    return audit_api.csv_response(request.app.state.db, _audit_filter(form))
+
+
+def _typed(**fields: str) -> dict[str, str]:
+    """The filters that were filled in."""
+    return {name: value.strip() for name, value in fields.items() if value.strip()}
+
+
+def _audit_filter(form: dict[str, str]) -> auditlog.Filter:
+    """The console's filter form; times are Amsterdam time, as typed."""
+    chosen = form.get("incident_id", "")
+    if chosen and not chosen.isdigit():
+        raise Invalid(_("%(field)s: %(value)s is not a number"), field="incident", value=chosen)
+    return auditlog.Filter(
+        user=form.get("user"),
+        action=form.get("action"),
+        incident_id=int(chosen) if chosen else None,
+        since=local_moment(form.get("since", ""), "since"),
+        until=local_moment(form.get("until", ""), "until"),
+    )

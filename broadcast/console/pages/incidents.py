@@ -11,7 +11,7 @@ from starlette.datastructures import State
 
 from broadcast.areas import service as areas
 from broadcast.common import PlainText, Severity, utcnow
-from broadcast.console import areamap, library
+from broadcast.console import areamap
 from broadcast.console.pages.common import (
     Codes,
     Line,
@@ -34,6 +34,7 @@ from broadcast.console.preview import (
 )
 from broadcast.console.session import OfficerDep, Viewer, ViewerDep
 from broadcast.deps import Id, SessionDep
+from broadcast.duty import service as duty
 from broadcast.errors import DomainError
 from broadcast.fanout.audience import Reach, reach
 from broadcast.fanout.views import view_of
@@ -42,6 +43,7 @@ from broadcast.i18n import AMSTERDAM, _
 from broadcast.incidents import instructions
 from broadcast.incidents import service as incidents
 from broadcast.incidents.models import Incident
+from broadcast.library import service as library
 from broadcast.media import service as media
 from broadcast.questions import service as questions
 from broadcast.timeline import service as timeline
@@ -67,6 +69,8 @@ def dashboard(request: Request, session: SessionDep, viewer: ViewerDep):
         "waiting": questions.waiting(session)[0],
         "recent": _recent_published(session),
         "failing_feeds": [f for f in feeds.listing(session) if f.enabled and f.alerting],
+        "shift": duty.on_duty(session),
+        "due_soon": duty.due_soon(active, utcnow(), request.app.state.settings),
     }
     if not viewer.is_officer:
         assert viewer.user.id is not None  # a signed-in user is a stored row
@@ -140,8 +144,8 @@ def _incident_page(
         media_of=media.for_updates(session, [u.id for u in updates if u.id is not None]),
         areas=all_areas,
         area_map=areamap.area_map(all_areas),
-        templates=library.load(templates_file),
-        chosen=library.find(templates_file, template),
+        templates=library.load(session, templates_file),
+        chosen=library.find(session, templates_file, template),
         refused=refused,
         kept=kept or {},
         instruction=instructions.current(session, incident_id),

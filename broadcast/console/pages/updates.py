@@ -21,7 +21,6 @@ from broadcast.console.pages.common import (
     show_page,
 )
 from broadcast.console.session import OfficerDep, UploaderDep, ViewerDep
-from broadcast.db import emit
 from broadcast.delivery import queue
 from broadcast.deps import Id, SessionDep
 from broadcast.errors import DomainError
@@ -128,17 +127,7 @@ def _on_update(request, session, update_id: int, act: Callable[[Update], Update]
 
 @router.post("/updates/{update_id}/resend-failed")
 def resend_failed(request: Request, update_id: Id, session: SessionDep, viewer: OfficerDep):
-    timeline.get(session, update_id)
-    count = queue.requeue_failed(session, update_id)
-    emit(session, "requeued", update_id=update_id)
-    audit.record(
-        session,
-        actor=viewer.user.name,
-        actor_id=viewer.user.id,
-        action="update.resend_failed",
-        subject=f"update:{update_id}",
-        requeued=count,
-    )
+    timeline.resend_failed(session, timeline.get(session, update_id), viewer.user)
     return back_to(f"/console/updates/{update_id}", _("Failed deliveries queued again."))
 
 

@@ -4,7 +4,7 @@ Every pin, change or clear is a new row (a clear has an empty body); rows are ne
 the public page can say that the instruction changed and show the previous version.
 
 Revision ID: d8b4f2a61c93
-Revises: c7e1d2a94b35
+Revises: d8a3f1c6e205
 Create Date: 2026-12-07 16:10:00.000000
 """
 from collections.abc import Sequence
@@ -15,7 +15,7 @@ from alembic import op
 import broadcast.common
 
 revision: str = 'd8b4f2a61c93'
-down_revision: str | None = 'c7e1d2a94b35'
+down_revision: str | None = 'd8a3f1c6e205'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -178,4 +178,22 @@
       });
     });
   });
+
+  // --- live notices: a promised update is nearly due (for the advisers on duty) -------------
+  var notices = document.getElementById("notices");
+  if (notices && window.EventSource) {
+    var stream = new EventSource(notices.dataset.events);
+    stream.addEventListener("open", function () { notices.dataset.connected = "true"; });
+    stream.addEventListener("reminder", function (event) {
+      var notice = JSON.parse(event.data);
+      var box = el("p", "overdue reminder");
+      box.setAttribute("role", "alert");
+      box.dataset.incident = notice.incident_id;
+      box.appendChild(el("strong", "", notice.text + " "));
+      var link = el("a", "", notice.link);
+      link.href = notice.url;
+      box.appendChild(link);
+      notices.appendChild(box);
+    });
+  }
 })();

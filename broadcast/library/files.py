@@ -1,4 +1,4 @@
-"""Pre-approved message templates (``config/templates.toml``) to start an update from."""
+"""The shipped, pre-approved message templates (``config/templates.toml``)."""
 
 from __future__ import annotations
 
@@ -16,16 +16,13 @@ class MessageTemplate:
     severity: str
     title: dict[str, str]
     body: dict[str, str]
+    id: int | None = None  # the stored row of an officer's version, if any
 
 
 def load(path: Path) -> list[MessageTemplate]:
     if not path.exists():
         return []
     return list(_read(path, path.stat().st_mtime_ns))
-
-
-def find(path: Path, key: str) -> MessageTemplate | None:
-    return next((t for t in load(path) if t.key == key), None) if key else None
 
 
 @lru_cache(maxsize=4)
