@@ -228,6 +228,11 @@ def emit(session: Session, kind: str, **payload: Any) -> None:
 
 @event.listens_for(Session, "after_commit")
 def _deliver_pending_events(session: Session) -> None:
+    # SQLAlchemy also calls this when a savepoint is released (``begin_nested``, as every console
+    # form acts): then nothing is committed yet, and a listener reading the database (the live
+    # pages' hub, a cache re-render) would see the old state. Only the outermost commit counts.
+    if session.in_nested_transaction():
+        return
     events = session.info.pop("pending_events", [])
     database: Database | None = session.info.get("database")
     if database is not None:

@@ -109,6 +109,12 @@ class ErrorOut(BaseModel):
         description="What went wrong: a sentence, or (422 for input that does not match the "
         "schema) one item per problem"
     )
+    placeholders: list[str] | None = Field(
+        default=None,
+        description="422 for a text that still holds a template's blanks (`[weg]`): their "
+        'names, e.g. ["weg", "tijd"]; it cannot be published, scheduled or approved until they '
+        "are filled in (a draft may keep them)",
+    )
 
 
 _ERRORS = {
@@ -155,7 +161,8 @@ def domain_error_response(exc: DomainError) -> JSONResponse:
     headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else {}
     if (retry_after := getattr(exc, "retry_after", None)) is not None:
         headers["Retry-After"] = str(retry_after)
-    return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=headers)
+    body = {"detail": exc.detail, **exc.extra}
+    return JSONResponse(body, status_code=exc.status_code, headers=headers)
 
 
 # --- pagination (see broadcast.paging) ------------------------------------------------------

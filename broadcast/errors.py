@@ -3,6 +3,7 @@
 
 class DomainError(Exception):
     status_code = 400
+    extra: dict[str, object] = {}  # more fields of the API's error body, beside "detail"
 
     def __init__(self, detail: str, **values: object):
         """``detail`` may hold named values (``"%(left)s attempts left"``): the API answers the

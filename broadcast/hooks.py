@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -16,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
 from broadcast.areas import service as areas
+from broadcast.common import stored_id
 from broadcast.db import Database
 from broadcast.delivery import direct, receipts
 from broadcast.delivery.adapters import ChannelSet
@@ -23,6 +25,7 @@ from broadcast.duty import service as duty
 from broadcast.errors import Conflict, Invalid
 from broadcast.fanout.views import view_of
 from broadcast.inbound import service as inbound
+from broadcast.incidents import instructions
 from broadcast.incidents.models import Incident, IncidentStatus
 from broadcast.media import service as media
 from broadcast.questions import service as questions
@@ -259,7 +262,9 @@ class CoreHooks:
                 if update is not None:
                     items = media.for_update(session, update.id)
                     shown = media.for_channels(items, language, self.public_url)
-                    views.append(view_of(update, incident, self.public_url, shown))
+                    view = view_of(update, incident, self.public_url, shown)
+                    pinned = instructions.current(session, stored_id(incident))
+                    views.append(replace(view, instruction=pinned.body) if pinned else view)
             return views
 
         return await self._run(work)

@@ -7,7 +7,7 @@ from broadcast.delivery.models import Delivery, DeliveryState, DirectMessage, Ea
 from broadcast.duty.models import DutyShift, OfficerChat, PromiseReminder
 from broadcast.feeds.models import FeedAlert, FeedReading, FeedRuleState, FeedSource
 from broadcast.inbound.models import InboundMessage
-from broadcast.incidents.models import Incident, IncidentStatus
+from broadcast.incidents.models import Incident, IncidentStatus, Instruction
 from broadcast.keys import InstallationKey
 from broadcast.library.models import StoredTemplate
 from broadcast.media.models import MediaItem, MediaKind
@@ -35,6 +35,7 @@ __all__ = [
     "Incident",
     "IncidentStatus",
     "InstallationKey",
+    "Instruction",
     "MediaItem",
     "MediaKind",
     "OfficerChat",

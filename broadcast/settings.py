@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -100,6 +101,10 @@ class Settings(BaseSettings):
     feed_chart_days: float = 3.0  # the public incident page's water-level chart
     feed_user_agent: str = "broadcast-feeds/0.1 (crisis communication; municipality)"
     cap_sender: str | None = None  # CAP <sender>; default: the host of public_url
+
+    # What one SMS segment costs, in euros (e.g. 0.075): the compose preview shows the cost of a
+    # publication (segments × recipients); unset, no cost is shown.
+    sms_price_per_segment: Decimal | None = Field(None, ge=0, max_digits=8, decimal_places=5)
 
     # Questions asked on the public site (no reply address: answered on the timeline), per hour.
     site_questions_per_client: int = Field(5, ge=1)  # from one client address

@@ -84,6 +84,9 @@ class UpdateView:
     supersedes: int | None = None
     media: tuple[Media, ...] = ()
     exercise: bool = False
+    # The incident's pinned instruction ("Wat moet u nu doen") per language, where there is one
+    # (the bot's /status answer shows it); empty otherwise.
+    instruction: dict[str, str] = field(default_factory=dict)
 
     def text(self, language: str) -> str:
         """The body in ``language``, falling back to Dutch, then to any language there is."""

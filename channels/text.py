@@ -84,6 +84,45 @@ def sms_info(text: str) -> SmsInfo:
     return SmsInfo(encoding, units, _pack(costs, SMS_CONCATENATED[encoding]))
 
 
+@dataclass(frozen=True)
+class Culprit:
+    """A character that is not GSM-7, so one of them sends the whole SMS as UCS-2."""
+
+    char: str
+    count: int
+    replacement: str | None  # a GSM-7 stand-in (may be "", to leave it out); None: none known
+    automatic: bool  # the SMS adapter replaces it itself (``gsm_friendly``)
+
+
+def ucs2_culprits(text: str) -> list[Culprit]:
+    """Every non-GSM-7 character of ``text`` once, in order, with a suggested stand-in: the
+    typographic ones the adapter replaces anyway, and letters whose accent GSM-7 lacks ("ë" →
+    "e"; "é" and "ü" are GSM-7 and never listed)."""
+    found: dict[str, int] = {}
+    for char in text:
+        if char not in _GSM7:
+            found[char] = found.get(char, 0) + 1
+    return [Culprit(char, count, *_stand_in(char)) for char, count in found.items()]
+
+
+def _stand_in(char: str) -> tuple[str | None, bool]:
+    friendly = char.translate(_GSM_FRIENDLY)
+    if friendly != char:
+        return friendly, True
+    base = "".join(c for c in unicodedata.normalize("NFD", char) if not unicodedata.combining(c))
+    if base and base != char and set(base) <= _GSM7:
+        return base, False
+    return None, False
+
+
+def without_culprits(text: str) -> str:
+    """``text`` with every suggested stand-in applied (what "replace all" would send)."""
+    stand_ins: dict[str, str | int | None] = {
+        c.char: c.replacement for c in ucs2_culprits(text) if c.replacement is not None
+    }
+    return text.translate(str.maketrans(stand_ins)) if stand_ins else text
+
+
 def _pack(costs: list[int], per_segment: int) -> int:
     """Segments needed when a 2-unit character (escape pair, surrogate pair) never straddles."""
     if len(costs) == sum(costs):

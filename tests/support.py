@@ -45,6 +45,17 @@ def chromium():
             browser.close()
 
 
+# Read when the suite is collected: the tests themselves run without BROADCAST_* variables.
+SCREENSHOTS = os.environ.get("BROADCAST_SCREENSHOTS")
+
+
+def screenshot(page, name: str) -> None:
+    """Saved as ``<name>.png`` in ``BROADCAST_SCREENSHOTS`` (docs/screenshots for the README)."""
+    if SCREENSHOTS:
+        Path(SCREENSHOTS).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=f"{SCREENSHOTS}/{name}.png", full_page=True)
+
+
 def new_page(browser, **context_options):
     """A page in a context of its own (cookies, viewport), with the generous time-outs."""
     context = browser.new_context(**context_options)

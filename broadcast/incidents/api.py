@@ -1,9 +1,11 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
+from sqlmodel import Session
 
 from broadcast import paging
 from broadcast.common import Code, PlainText, Severity, stored_id, utcnow
@@ -22,8 +24,8 @@ from broadcast.deps import (
     errors,
     next_page,
 )
-from broadcast.incidents import service
-from broadcast.incidents.models import Incident, IncidentStatus
+from broadcast.incidents import instructions, service
+from broadcast.incidents.models import Incident, IncidentStatus, Instruction
 from broadcast.timeline import service as timeline
 from broadcast.timeline.api import Body, UpdateOut, update_out
 
@@ -58,8 +60,38 @@ class IncidentOut(BaseModel):
     url: str
 
 
+class PreviousInstruction(BaseModel):
+    version: int
+    body: dict[str, str]
+    created_at: datetime
+
+
+class InstructionOut(BaseModel):
+    """The pinned instruction "Wat moet u nu doen" as it stands, and the version it replaced."""
+
+    version: int = Field(description="Every pin, change and clear is a new version")
+    body: dict[str, str] = Field(description='{"nl": "...", "en": "..."}')
+    created_at: datetime = Field(description="When this version was pinned")
+    previous: PreviousInstruction | None = Field(
+        description="The text it replaced (shown publicly as a change), or null"
+    )
+
+
+class InstructionIn(BaseModel):
+    body: (
+        Annotated[PlainText, Field(max_length=instructions.MAX_CHARS)]
+        | dict[Code, Annotated[PlainText, Field(max_length=instructions.MAX_CHARS)]]
+    ) = Field(
+        description=f'Text, or {{"nl": "...", "en": "..."}}; Dutch required, at most '
+        f"{instructions.MAX_CHARS} characters per language, no template blanks (`[weg]`)"
+    )
+
+
 class IncidentDetail(IncidentOut):
     updates: list[UpdateOut]
+    instruction: InstructionOut | None = Field(
+        description='The pinned instruction ("Wat moet u nu doen"), or null'
+    )
 
 
 class Resolve(BaseModel):
@@ -116,8 +148,43 @@ def get_incident(incident_id: Id, session: SessionDep, user: CurrentUser, reques
     incident = service.get(session, incident_id)
     updates = timeline.for_incident(session, stored_id(incident), viewer=user)
     return incident_out(incident, request.app.state.settings.public_url) | {
-        "updates": [update_out(u) for u in updates]
+        "updates": [update_out(u) for u in updates],
+        "instruction": instruction_out(session, instructions.current(session, incident_id)),
     }
+
+
+def instruction_out(session: Session, pinned: Instruction | None) -> dict | None:
+    if pinned is None:
+        return None
+    before = instructions.previous(session, pinned)
+    return {
+        "version": pinned.version,
+        "body": pinned.body,
+        "created_at": pinned.created_at,
+        "previous": before.model_dump(include={"version", "body", "created_at"})
+        if before
+        else None,
+    }
+
+
+@router.put(
+    "/{incident_id}/instruction",
+    response_model=InstructionOut,
+    responses=errors(*ROLE, 404, 409, *BODY),
+)
+def pin_instruction(incident_id: Id, data: InstructionIn, session: SessionDep, user: Officer):
+    """Pin the instruction, or change it: a new version, shown as changed on the public page
+    with the previous text readable. The same text again is no change."""
+    incident = service.get(session, incident_id)
+    pinned = instructions.pin(session, incident, body=data.body, officer=user)
+    return instruction_out(session, pinned)
+
+
+@router.delete("/{incident_id}/instruction", status_code=204, responses=errors(*ROLE, 404, 422))
+def clear_instruction(incident_id: Id, session: SessionDep, user: Officer) -> Response:
+    """Take the instruction down (a new, empty version); nothing pinned: 204 all the same."""
+    instructions.clear(session, service.get(session, incident_id), officer=user)
+    return Response(status_code=204)
 
 
 @router.get(

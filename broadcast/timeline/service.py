@@ -24,6 +24,7 @@ from broadcast.fanout import audience
 from broadcast.i18n import LANGUAGES, _
 from broadcast.incidents.models import Incident, IncidentStatus
 from broadcast.timeline.models import Source, Update, UpdateKind, UpdateState
+from broadcast.timeline.placeholders import check_filled
 
 MAX_BODY_CHARS = 10_000
 SCHEDULE_SLACK = timedelta(seconds=1)  # a publish_at this close to now means "now"
@@ -140,7 +141,8 @@ def post(
 def release(
     session: Session, update: Update, incident: Incident, *, channels: ChannelSet, actor: str
 ) -> Update:
-    """Publish now, or schedule for ``publish_at``."""
+    """Publish now, or schedule for ``publish_at``; never with a template's blank unfilled."""
+    check_filled(update.body)
     if update.publish_at is not None and update.publish_at > utcnow() + SCHEDULE_SLACK:
         update.state = UpdateState.scheduled
         audit.record(
@@ -261,6 +263,7 @@ def _supersede(
     next_update_due: datetime | None = None,
 ) -> Update:
     _expect(update, UpdateState.published)
+    check_filled(_check_body(body))
     if update.superseded_by_id is not None:
         raise Conflict(
             _("update %(id)s was already superseded by %(newer)s; correct that one"),

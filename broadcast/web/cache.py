@@ -2,7 +2,8 @@
 
 The incident pages (per language), ``/``, ``/feed.atom``, ``/cap.atom`` and ``/updates/{id}.cap``
 are kept as bytes (and compressed once) until an event says what they show changed: a publish,
-correction, retraction, promise, incident status or feed reading (see ``CHANGES``). Events reach
+correction, retraction, promise, pinned instruction, incident status or feed reading (see
+``CHANGES``). Events reach
 every process (PostgreSQL NOTIFY feeds the bus), so each process drops its copies. A short
 time-to-live covers what depends on the clock alone ("today 14:05", the chart's window); a copy
 that only aged out is still served while one re-render runs (stale-while-revalidate in the
@@ -33,7 +34,7 @@ from broadcast.events import Bus, Event
 from broadcast.web import compression, i18n
 
 # Event kinds after which a public document may read differently.
-CHANGES = frozenset({"published", "public", "feeds", "overdue"})
+CHANGES = frozenset({"published", "public", "feeds", "overdue", "instruction"})
 TIME_TO_LIVE = 30.0  # seconds: the longest a page may lag behind the clock
 PUBLIC = "public, max-age=10, stale-while-revalidate=60, stale-if-error=86400"
 PRIVATE = "private, no-store"

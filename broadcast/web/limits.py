@@ -107,6 +107,12 @@ async def refuse(scope: Scope, receive: Receive, send: Send, exc: BodyTooLarge) 
 
 async def small_form(request: Request) -> dict[str, str]:
     """A page's form, text fields only (the body limit bounds its size; a file part is a 400),
-    read and closed at once so that nothing stays spooled on disk."""
+    read and closed at once so that nothing stays spooled on disk. Of a repeated field, the
+    last value (``small_form_items`` has them all)."""
+    return dict(await small_form_items(request))
+
+
+async def small_form_items(request: Request) -> list[tuple[str, str]]:
+    """Every text field of a page's form in order, repeated ones (ticked boxes) included."""
     async with request.form(max_files=0) as form:
-        return {name: value for name, value in form.items() if isinstance(value, str)}
+        return [(name, value) for name, value in form.multi_items() if isinstance(value, str)]

@@ -25,8 +25,10 @@ log = logging.getLogger(__name__)
 KEEPALIVE_SECONDS = 15
 BACKLOG = 32  # events a client may fall behind before it is closed
 WAKE_BATCH = 250  # clients woken per turn of the event loop, so /healthz and pages are not queued
-# (update id, languages) -> the card's HTML per language, or None when it is not public
-RenderCards = Callable[[int, set[str]], Awaitable[dict[str, str] | None]]
+# (slug, update id, languages) -> the HTML per language, or None when it is not public. Without
+# an update id: the top of the page alone (the pinned instruction changed).
+RenderCards = Callable[[str, int | None, set[str]], Awaitable[dict[str, str] | None]]
+LIVE_KINDS = frozenset({"live", "instruction"})
 
 
 def announcer(db: Database) -> Callable[[UpdateView], Awaitable[None]]:
@@ -39,10 +41,12 @@ def announcer(db: Database) -> Callable[[UpdateView], Awaitable[None]]:
     return announce
 
 
-def event_bytes(update_id: int, html: str) -> bytes:
-    """One SSE ``update`` event; each line of the fragment is a ``data:`` line."""
+def event_bytes(update_id: int | None, html: str) -> bytes:
+    """One SSE ``update`` event; each line of the fragment is a ``data:`` line. Only an update's
+    event has an id: the browser's ``Last-Event-ID`` stays the last update it saw."""
     data = "".join(f"data: {line}\n" for line in html.split("\n"))
-    return f"event: update\nid: {update_id}\n{data}\n".encode()
+    event_id = f"id: {update_id}\n" if update_id is not None else ""
+    return f"event: update\n{event_id}{data}\n".encode()
 
 
 class Client:
@@ -50,11 +54,11 @@ class Client:
 
     def __init__(self, language: str):
         self.language = language
-        self.backlog: deque[tuple[int, bytes]] = deque()
+        self.backlog: deque[tuple[int | None, bytes]] = deque()
         self.wake = asyncio.Event()
         self.closed = False
 
-    def offer(self, update_id: int, message: bytes) -> None:
+    def offer(self, update_id: int | None, message: bytes) -> None:
         if len(self.backlog) >= BACKLOG:
             self.close()
             return
@@ -75,21 +79,22 @@ class Hub:
         self.render = render
         self.clients: dict[str, set[Client]] = {}
         self.renders = 0  # cards rendered (tests count them)
-        self._announced: dict[str, deque[int]] = {}
+        self._announced: dict[str, deque[int | None]] = {}
         self._broadcasters: dict[str, asyncio.Task[None]] = {}
         self._stop_listening = bus.listen(self._on_event)
 
     def _on_event(self, event: Event) -> None:
         """In the publisher's thread: only an event for an incident someone follows goes on."""
         slug = event.get("slug")
-        if event.get("kind") != "live" or slug not in self.clients:
+        if event.get("kind") not in LIVE_KINDS or slug not in self.clients:
             return
+        update_id = int(event["update_id"]) if event.get("update_id") is not None else None
         try:
-            self.loop.call_soon_threadsafe(self._announce, slug, int(event["update_id"]))
+            self.loop.call_soon_threadsafe(self._announce, slug, update_id)
         except RuntimeError:  # the loop is closed: this process is shutting down
             self._stop_listening()
 
-    def _announce(self, slug: str, update_id: int) -> None:
+    def _announce(self, slug: str, update_id: int | None) -> None:
         self._announced.setdefault(slug, deque()).append(update_id)
         if slug not in self._broadcasters:
             self._broadcasters[slug] = self.loop.create_task(self._broadcast(slug))
@@ -103,13 +108,13 @@ class Hub:
             del self._broadcasters[slug]
             self._announced.pop(slug, None)
 
-    async def _send(self, slug: str, update_id: int) -> None:
+    async def _send(self, slug: str, update_id: int | None) -> None:
         clients = self.clients.get(slug, set())
         languages = {client.language for client in clients}
         if not languages:
             return
         try:
-            cards = await self.render(update_id, languages)
+            cards = await self.render(slug, update_id, languages)
         except Exception:
             log.exception("live card failed", extra={"update_id": update_id})
             return
@@ -150,15 +155,16 @@ async def stream(
     hub: Hub,
     slug: str,
     language: str,
-    missed: Callable[[], Awaitable[Iterable[tuple[int, str]]]] | None = None,
+    missed: Callable[[], Awaitable[Iterable[tuple[int | None, str]]]] | None = None,
 ) -> AsyncIterator[bytes]:
     """The bytes of one client's event stream: first what it missed (``Last-Event-ID``), then
     each new update. (The response adds the keep-alive comments.)"""
     with hub.follow(slug, language) as client:
         yield b": connected\n\n"
-        replayed: set[int] = set()
+        replayed: set[int | None] = set()
         for update_id, html in await missed() if missed is not None else ():
-            replayed.add(update_id)
+            if update_id is not None:
+                replayed.add(update_id)
             yield event_bytes(update_id, html)
         while True:
             await client.wake.wait()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -16,10 +16,11 @@ from feedgen.feed import FeedGenerator
 from sse_starlette.sse import EventSourceResponse
 
 from broadcast.areas import service as areas
-from broadcast.common import Language, PlainText, utcnow, xml_safe
+from broadcast.common import Language, PlainText, stored_id, utcnow, xml_safe
 from broadcast.deps import Id, client_address
 from broadcast.errors import DomainError
 from broadcast.feeds import service as feeds
+from broadcast.incidents import instructions
 from broadcast.incidents import service as incidents
 from broadcast.incidents.models import Incident, IncidentStatus
 from broadcast.media import service as media
@@ -71,11 +72,35 @@ async def _status_document(request: Request) -> tuple[bytes, str]:
                 (incident, updates[0] if updates else None)
             )
         shown = [u for _, u in active if u is not None]
-        return active, resolved[:10], _public_media(session, shown)
+        pinned = instructions.current_for(session, [i.id for i, _ in active])
+        with_before = {
+            incident_id: (row, instructions.previous(session, row))
+            for incident_id, row in pinned.items()
+        }
+        moments = [_changed_at(i, [u] if u else [], pinned.get(i.id)) for i, u in active]
+        last = max((m for m in moments if m is not None), default=None)
+        return active, resolved[:10], _public_media(session, shown), with_before, last
 
-    active, resolved, items = await _read(request, work)
-    shown = page(request, "status.html", active=active, resolved=resolved, media=items)
+    active, resolved, items, pinned, last = await _read(request, work)
+    shown = page(
+        request,
+        "status.html",
+        active=active,
+        resolved=resolved,
+        media=items,
+        instructions=pinned,
+        last_updated=last,
+    )
     return bytes(shown.body), HTML  # bytes already: Starlette's type also allows a memoryview
+
+
+def _changed_at(incident: Incident, updates: list[Update], pinned) -> datetime | None:
+    """When what a page shows of an incident last changed: its newest public update, its
+    instruction, or (nothing published yet) its opening."""
+    moments = [u.published_at for u in updates if u.published_at is not None]
+    if pinned is not None:
+        moments.append(pinned.created_at)
+    return max(moments, default=incident.created_at)
 
 
 @router.get("/incidents/{slug}", response_class=HTMLResponse)
@@ -104,9 +129,10 @@ async def _incident(
             i for i in incidents.listing(session, include_resolved=False) if i.id != incident.id
         ]
         series = feeds.chart_series(session, incident.id, since=now - timedelta(days=days))
-        return incident, updates, others, _public_media(session, updates), series
+        heads = _heads(session, incident, updates)
+        return incident, updates, others, _public_media(session, updates), series, heads
 
-    incident, updates, others, items, series = await _read(request, work)
+    incident, updates, others, items, series, heads = await _read(request, work)
     by_id = {u.id: u for u in updates}
     language = i18n.language_of(request)
     translate = i18n.translator(language)
@@ -124,7 +150,20 @@ async def _incident(
         question=question,
         problem=problem,
         status_code=problem.status_code if problem is not None else 200,
+        **heads,
     )
+
+
+def _heads(session, incident: Incident, updates: list[Update]) -> dict:
+    """What the top of an incident page shows besides its title: the pinned instruction (and
+    the version it replaced) and when the page last changed. Clearing counts as a change."""
+    pinned = instructions.current(session, stored_id(incident))
+    newest = instructions.history(session, stored_id(incident))[:1]
+    return {
+        "instruction": pinned,
+        "instruction_before": instructions.previous(session, pinned) if pinned else None,
+        "last_updated": _changed_at(incident, updates, newest[0] if newest else None),
+    }
 
 
 @router.post("/incidents/{slug}/questions", response_class=HTMLResponse)
@@ -193,7 +232,9 @@ async def incident_events(request: Request, slug: Slug):
     """Server-Sent Events: each newly published update as a ready-to-insert HTML fragment,
     rendered once for all who follow the incident in that language."""
     app, language = request.app, i18n.language_of(request)
-    hub = live.hub_of(app.state.db, lambda update_id, languages: _cards(app, update_id, languages))
+    hub = live.hub_of(
+        app.state.db, lambda slug, update_id, languages: _cards(app, slug, update_id, languages)
+    )
     last_seen = request.headers.get("last-event-id", "")
     missed = (lambda: _missed(app, slug, int(last_seen), language)) if last_seen.isdigit() else None
     # sse-starlette writes the bytes as they are, pings, and ends the stream when the server stops
@@ -201,22 +242,31 @@ async def incident_events(request: Request, slug: Slug):
     return EventSourceResponse(events, ping=live.KEEPALIVE_SECONDS)
 
 
-async def _cards(app, update_id: int, languages: set[str]) -> dict[str, str] | None:
+async def _cards(app, slug: str, update_id: int | None, languages: set[str]):
+    """Per language, what open pages need after an event: the update's cards (``_live_html``),
+    or without an update the top of the page alone (the pinned instruction changed)."""
+
     def work(session):
+        if update_id is None:
+            incident = incidents.by_slug(session, slug)
+            updates = timeline.for_incident(session, incident.id, viewer=None)
+            return None, {}, {}, incident, _heads(session, incident, updates)
         update = session.get(Update, update_id)
         if update is None or not update.public or update.state != UpdateState.published:
             return None
         updates = timeline.for_incident(session, update.incident_id, viewer=None)
         by_id = {u.id: u for u in updates}
         incident = session.get(Incident, update.incident_id)
-        return update, by_id, _public_media(session, _with_original(update, by_id)), incident
+        media_items = _public_media(session, _with_original(update, by_id))
+        return update, by_id, media_items, incident, _heads(session, incident, updates)
 
     found = await app.state.db.run(work, write=False)
     if found is None:
         return None
-    update, by_id, items, incident = found
+    update, by_id, items, incident, heads = found
     return {
-        language: _live_html(language, update, by_id, items, incident) for language in languages
+        language: _live_html(language, update, by_id, items, incident, heads)
+        for language in languages
     }
 
 
@@ -225,28 +275,36 @@ def _with_original(update: Update, by_id: dict) -> list[Update]:
     return [update] + ([original] if original is not None else [])
 
 
-def _live_html(language: str, update: Update, by_id: dict, items: dict, incident) -> str:
+def _live_html(
+    language: str, update: Update | None, by_id: dict, items: dict, incident, heads: dict
+) -> str:
     """What an open page needs after ``update``: its card, the card of the update it corrects or
-    retracts (struck through now), and the promise of the next update as it stands."""
+    retracts (struck through now), and the top of the page as it stands: the pinned
+    instruction, the promise of the next update and when the page last changed."""
     cards = [
         fragment("_update.html", language, u=u, by_id=by_id, media=items)
-        for u in _with_original(update, by_id)
+        for u in (_with_original(update, by_id) if update is not None else [])
     ]
-    promise = fragment("_promise.html", language, incident=incident, now=utcnow())
-    return "\n".join([*cards, promise])
+    top = [
+        fragment("_instruction.html", language, incident=incident, **heads),
+        fragment("_promise.html", language, incident=incident, now=utcnow()),
+        fragment("_last_updated.html", language, **heads),
+    ]
+    return "\n".join([*cards, *top])
 
 
-async def _missed(app, slug: str, last_seen: int, language: str) -> list[tuple[int, str]]:
-    """The cards published after the update a reconnecting browser saw last, oldest first."""
+async def _missed(app, slug: str, last_seen: int, language: str) -> list[tuple[int | None, str]]:
+    """The cards published after the update a reconnecting browser saw last, oldest first (or
+    just the top of the page as it stands: the instruction may have changed meanwhile)."""
 
     def work(session):
         seen = session.get(Update, last_seen)
         if seen is None or seen.published_at is None:
-            return [], {}, {}, None
+            return None
         updates = timeline.for_incident(session, seen.incident_id, viewer=None)
         incident = session.get(Incident, seen.incident_id)
         if incident is None or incident.slug != slug:
-            return [], {}, {}, None
+            return None
         later = [
             u
             for u in updates
@@ -254,11 +312,24 @@ async def _missed(app, slug: str, last_seen: int, language: str) -> list[tuple[i
         ]
         by_id = {u.id: u for u in updates}
         shown = [x for u in later for x in _with_original(u, by_id)]
-        return later, by_id, _public_media(session, shown), incident
+        return (
+            later,
+            by_id,
+            _public_media(session, shown),
+            incident,
+            _heads(session, incident, updates),
+        )
 
-    later, by_id, items, incident = await app.state.db.run(work, write=False)
+    found = await app.state.db.run(work, write=False)
+    if found is None:
+        return []
+    later, by_id, items, incident, heads = found
     later.sort(key=lambda u: (u.published_at, u.id))
-    return [(u.id, _live_html(language, u, by_id, items, incident)) for u in later]
+    missed: list[tuple[int | None, str]] = [
+        (u.id, _live_html(language, u, by_id, items, incident, heads)) for u in later
+    ]
+    # Each card carries the top of the page as it stands; with no card, it comes on its own.
+    return missed or [(None, _live_html(language, None, by_id, items, incident, heads))]
 
 
 @router.get("/u/{update_id}")

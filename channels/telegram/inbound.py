@@ -230,7 +230,12 @@ class Conversation:
             first = next((line for line in view.text(language).splitlines() if line.strip()), "")
             first = fit_telegram(first.strip(), "", 200).text
             title = telegram_escape(view.incident_title)
-            items.append(f"<b>{title}</b>\n{telegram_escape(first)}\n{telegram_escape(view.url)}")
+            lines = [f"<b>{title}</b>"]
+            if pinned := view.instruction.get(language) or view.instruction.get("nl"):
+                head = say("instruction_head", language)
+                lines.append(f"📌 <b>{head}:</b> {telegram_escape(pinned)}")
+            lines += [telegram_escape(first), telegram_escape(view.url)]
+            items.append("\n".join(lines))
         return "\n\n".join(items)
 
     # --- talking to the resident ------------------------------------------------------------

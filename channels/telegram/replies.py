@@ -83,6 +83,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "en": "There are no current updates.",
     },
     "status_head": {"nl": "<b>Laatste berichten</b>", "en": "<b>Latest updates</b>"},
+    "instruction_head": {"nl": "Wat moet u nu doen", "en": "What to do now"},
     "text_only": {
         "nl": "Stuur uw vraag als tekstbericht, dan komt die bij de gemeente aan.",
         "en": "Please send your question as a text message so it reaches the municipality.",

@@ -305,6 +305,26 @@ def test_status_lists_the_latest_updates(client, fake):
     assert "Zandzakken" not in status["text"]
 
 
+def test_status_answers_the_pinned_instruction_first(client, fake):
+    officer = officer_of(client)
+    incident = new_incident(client, officer, title="Hoogwater")
+    post_update(client, officer, incident["id"], body="Piek vrijdag.")
+    pinned = client.put(
+        f"/api/v1/incidents/{incident['id']}/instruction",
+        headers=auth(officer),
+        json={"body": {"nl": "Blijf binnen & sluit ramen.", "en": "Stay indoors."}},
+    )
+    assert pinned.status_code == 200, pinned.text
+    deliver(client, payload(TELEGRAM_START, "/status"))
+    said(fake, 1111111, 1)
+    status = fake.state.messages[(1111111, max(m for c, m in fake.state.messages if c == 1111111))]
+    assert status["text"].startswith(
+        "Laatste berichten\n\nHoogwater\n📌 Wat moet u nu doen: Blijf binnen & sluit ramen.\n"
+        "Piek vrijdag.\n"
+    )
+    assert "bold" in {entity["type"] for entity in status["entities"]}
+
+
 def test_help_lists_the_commands(client, fake):
     deliver(client, payload(TELEGRAM_START, "/help"))
     assert "/gebied 6585" in said(fake, 1111111, 1)[-1]

@@ -187,7 +187,7 @@ def test_an_officer_publishes_from_the_compose_form(client, officer):
     assert update["body"] == {"nl": "De Maas stijgt.", "en": "The Maas is rising."}
     assert update["areas"] == ["mook"]
     assert detail["next_update_due"] is not None
-    assert "Bericht geplaatst." in client.get(response.headers["location"]).text
+    assert "Gepubliceerd." in client.get(response.headers["location"]).text
 
 
 def test_a_refused_action_shows_why_and_changes_nothing(client, officer):
@@ -199,8 +199,10 @@ def test_a_refused_action_shows_why_and_changes_nothing(client, officer):
         {"body_nl": "Tekst", "when": "later", "publish_at": "morgen"},
         csrf=csrf,
     )
-    page = client.get(response.headers["location"]).text
+    assert response.status_code == 422  # the form again, as typed: nothing is lost
+    page = response.text
     assert "morgen&#39; is geen tijd (gebruik 14:30" in page and 'role="alert"' in page
+    assert ">Tekst</textarea>" in page and 'value="morgen"' in page
     detail = client.get(f"/api/v1/incidents/{incident['id']}", headers=auth(officer)).json()
     assert detail["updates"] == []
 

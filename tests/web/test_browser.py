@@ -99,7 +99,7 @@ def test_an_officer_publishes_and_an_open_resident_page_shows_it_without_reload(
     expect(officer.locator("input[name=areas][value=mook]")).to_be_checked()
     shot(officer, "console-compose")
     officer.get_by_role("button", name="Publiceren").click()
-    expect(officer.get_by_role("status")).to_contain_text("Bericht geplaatst.")
+    expect(officer.get_by_role("status")).to_contain_text("Gepubliceerd.")
 
     card = reader.locator("#timeline .update").first
     expect(card).to_contain_text("de Kerkstraat in Mook dicht", timeout=10_000)

@@ -14,9 +14,11 @@ class Cards:
     """Renders a card per language and counts how often it was asked."""
 
     def __init__(self) -> None:
-        self.asked: list[tuple[int, frozenset[str]]] = []
+        self.asked: list[tuple[int | None, frozenset[str]]] = []
 
-    async def __call__(self, update_id: int, languages: set[str]) -> dict[str, str]:
+    async def __call__(
+        self, slug: str, update_id: int | None, languages: set[str]
+    ) -> dict[str, str]:
         self.asked.append((update_id, frozenset(languages)))
         return {language: f"<article>{update_id} {language}</article>" for language in languages}
 

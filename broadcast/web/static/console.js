@@ -6,9 +6,21 @@
   var nl = document.documentElement.lang === "nl";
   var words = nl
     ? { segments: "sms-delen", chars: "tekens", off: "niet ingesteld", cut: "ingekort, met link naar het volledige bericht",
-        long: "Lange zin", jargon: "Moeilijk woord", instead: "schrijf liever", wordsCount: "woorden" }
+        long: "Lange zin", jargon: "Moeilijk woord", instead: "schrijf liever", wordsCount: "woorden",
+        reach: "Wie het krijgt", recipients: "ontvangers", recipient: "ontvanger", segment: "sms-deel", subscribers: "abonnees", targets: "kanaal/account",
+        sms: "Sms", nl: "Nederlands", en: "Engels", cost: "Kosten sms", perSegment: "per sms-deel",
+        forces: "maakt de sms UCS-2 (70 in plaats van 160 tekens per deel)", suggest: "vervang door",
+        drop: "weglaten", auto: "wordt in de sms vanzelf", replace: "Vervang", noSuggestion: "geen vervanging bekend",
+        withReplacement: "met vervanging", decimal: ",",
+        blanks: "Nog in te vullen (publiceren en inplannen kan pas daarna)" }
     : { segments: "SMS segments", chars: "characters", off: "not configured", cut: "shortened, with a link to the full update",
-        long: "Long sentence", jargon: "Official word", instead: "try", wordsCount: "words" };
+        long: "Long sentence", jargon: "Official word", instead: "try", wordsCount: "words",
+        reach: "Who receives it", recipients: "recipients", recipient: "recipient", segment: "SMS segment", subscribers: "subscribers", targets: "channel/account",
+        sms: "SMS", nl: "Dutch", en: "English", cost: "SMS cost", perSegment: "per SMS segment",
+        forces: "makes the SMS UCS-2 (70 instead of 160 characters per segment)", suggest: "replace with",
+        drop: "leave it out", auto: "becomes, in the SMS,", replace: "Replace", noSuggestion: "no replacement known",
+        withReplacement: "with the replacement", decimal: ".",
+        blanks: "Still to fill in (publishing and scheduling wait for it)" };
 
   function el(tag, className, text) {
     var node = document.createElement(tag);
@@ -23,8 +35,72 @@
     var timer = null;
     var preview = document.getElementById("preview");
     var hints = document.getElementById("hints");
+    var publication = document.getElementById("publication");
+    var euros = function (amount) { return "€ " + String(amount).replace(".", words.decimal); };
+    var quoted = function (text) { return "“" + text + "”"; };
+    var count = function (n, one, many) { return n + " " + (n === 1 ? one : many); };
+    var segments = function (n) { return count(n, words.segment, words.segments); };
+    var recipients = function (n) { return count(n, words.recipient, words.recipients); };
+    var replaceAll = function (language, from, to) {
+      var english = document.getElementById("body_en");
+      var box = language === "en" && english && english.value ? english : document.getElementById("body_nl");
+      box.value = box.value.split(from).join(to);
+      box.dispatchEvent(new Event("input", { bubbles: true }));
+    };
+    var showSms = function (s) {
+      var line = el("p", "sms-language");
+      line.dataset.language = s.language;
+      var figures = segments(s.segments) + " (" + s.encoding + ") × " + recipients(s.recipients);
+      if (s.cost !== null) figures += " = " + euros(s.cost);
+      line.append(el("strong", "", words[s.language] + ": "), el("span", "sms-figures", figures));
+      var items = [line];
+      s.culprits.forEach(function (c) {
+        var note = el("p", c.automatic ? "meta culprit automatic" : "warn culprit");
+        note.dataset.char = c.char;
+        if (c.automatic) {
+          note.textContent = quoted(c.char) + " " + words.auto + " " + quoted(c.replacement) + ".";
+        } else {
+          var advice = c.replacement === null ? words.noSuggestion
+            : words.suggest + " " + (c.replacement ? quoted(c.replacement) : words.drop);
+          note.textContent = quoted(c.char) + " " + words.forces + ": " + advice + ". ";
+          if (c.replacement !== null) {
+            var button = el("button", "secondary small", words.replace);
+            button.type = "button";
+            button.addEventListener("click", function () { replaceAll(s.language, c.char, c.replacement); });
+            note.append(button);
+          }
+        }
+        items.push(note);
+      });
+      if (s.segments_replaced !== s.segments || s.encoding_replaced !== s.encoding) {
+        items.push(el("p", "meta sms-replaced", words.withReplacement + ": " + segments(s.segments_replaced) + " (" + s.encoding_replaced + ")"));
+      }
+      return items;
+    };
+    var showPublication = function (result) {
+      if (!publication || !result.audience) return;
+      publication.replaceChildren(el("h4", "", words.reach));
+      var list = el("ul", "audience");
+      result.audience.forEach(function (a) {
+        var item = el("li", a.active ? "" : "off");
+        item.dataset.channel = a.channel;
+        var parts = [recipients(a.recipients)];
+        if (a.targets) parts.push(a.subscribers + " " + words.subscribers + " + " + a.targets + " " + words.targets);
+        item.append(el("strong", "", a.channel), " · " + parts.join(" · ") + (a.active ? "" : " · " + words.off));
+        list.append(item);
+      });
+      publication.append(list);
+      if (result.sms.length) {
+        publication.append(el("h4", "", words.sms));
+        result.sms.forEach(function (s) { showSms(s).forEach(function (n) { publication.append(n); }); });
+      }
+      if (result.cost !== null) {
+        publication.append(el("p", "sms-cost", words.cost + ": " + euros(result.cost) + " (" + euros(result.price_per_segment) + " " + words.perSegment + ")"));
+      }
+    };
     var refresh = function () {
       var data = new FormData(form);
+      data.append("incident_id", form.dataset.incident || "");
       data.append("incident_title", form.dataset.incidentTitle || "");
       data.append("exercise", form.dataset.exercise || "false");
       fetch(form.dataset.preview, { method: "POST", body: data, headers: { "X-CSRF-Token": csrf }, credentials: "same-origin" })
@@ -45,12 +121,17 @@
         preview.append(box);
       });
       hints.replaceChildren();
+      if (result.placeholders && result.placeholders.length) {
+        var blanks = result.placeholders.map(function (name) { return "[" + name + "]"; }).join(", ");
+        hints.append(el("p", "warn blanks", words.blanks + ": " + blanks));
+      }
       result.hints.forEach(function (h) {
         var text = h.kind === "long_sentence"
           ? words.long + " (" + h.words + " " + words.wordsCount + "): “" + h.text + "”"
           : words.jargon + ": “" + h.text + "” — " + words.instead + " “" + h.suggestion + "”";
         hints.append(el("p", "hint", text));
       });
+      showPublication(result);
     };
     form.addEventListener("input", function () { clearTimeout(timer); timer = setTimeout(refresh, 250); });
     if (document.getElementById("body_nl").value) refresh();
