@@ -1,6 +1,6 @@
-"""The administrator's pages in a real browser (issue 17, items 11 and 12): managing users on
-/console/users (the token shown once, a deactivated colleague signed out of an open console) and
-filtering the audit log. Set ``BROADCAST_SCREENSHOTS=docs/screenshots`` to save screenshots."""
+"""The console's management pages in a real browser (issue 17, items 11 and 12): managing users on
+/console/users (the token shown once, a deactivated colleague signed out of an open console),
+editing the message templates and filtering the audit log. Set ``BROADCAST_SCREENSHOTS=docs/screenshots`` to save screenshots."""
 
 from __future__ import annotations
 
@@ -106,3 +106,25 @@ def test_an_officer_filters_the_audit_log_and_follows_a_link(browser, site):
     rows.first.get_by_role("link").click()
     expect(page).to_have_url(f"{site.url}/console/incidents/{flood['id']}")
     expect(page.get_by_role("heading", name="Hoogwater Maas")).to_be_visible()
+
+
+def test_an_officer_adds_a_template_and_starts_an_update_from_it(browser, site):
+    with httpx.Client(base_url=site.url) as api:
+        flood = new_incident(api, site.officer, title="Hoogwater Maas")
+    page = log_in(browser, site, "lotte")
+    page.get_by_role("link", name="Sjablonen").click()
+    expect(page.get_by_role("heading", name="Berichtsjablonen")).to_be_visible()
+    assert serious_violations(page) == []
+
+    new = page.locator("form.card").last
+    new.get_by_label("Sleutel (a-z, 0-9, - en _)").fill("pompen")
+    new.get_by_label("Titel (Nederlands)").fill("Pompen")
+    new.get_by_label("Tekst (Nederlands)").fill("De pompen bij [plaats] draaien dag en nacht.")
+    new.get_by_role("button", name="Sjabloon toevoegen").click()
+    expect(page.get_by_role("heading", name="Pompen")).to_be_visible()
+    shot(page, "console-templates")
+
+    page.goto(f"{site.url}/console/incidents/{flood['id']}")
+    page.get_by_role("navigation", name="Sjablonen").get_by_role("link", name="Pompen").click()
+    compose = page.get_by_label("Tekst in het Nederlands")
+    expect(compose).to_have_value("De pompen bij [plaats] draaien dag en nacht.")
