@@ -1,6 +1,7 @@
 """The console's management pages in a real browser (issue 17, items 11 and 12): managing users on
 /console/users (the token shown once, a deactivated colleague signed out of an open console),
-editing the message templates and filtering the audit log. Set ``BROADCAST_SCREENSHOTS=docs/screenshots`` to save screenshots."""
+editing the message templates and filtering the audit log. Set
+``BROADCAST_SCREENSHOTS=docs/screenshots`` to save screenshots."""
 
 from __future__ import annotations
 
