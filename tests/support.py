@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
@@ -580,3 +581,51 @@ class CliProcess:
             except subprocess.TimeoutExpired:
                 self.kill()
         self._log.close()
+
+
+# --- the outbox seen from the database, for tests of several processes ---------------------------
+
+
+def add_subscribers(database_url: str, rows: list[tuple[str, str]]) -> None:
+    """Active Dutch subscribers for the whole municipality: ``(channel, address)`` each."""
+    from sqlalchemy import create_engine, insert
+
+    from broadcast.common import utcnow
+    from broadcast.subscribers.models import Subscriber
+
+    now = utcnow()
+    engine = create_engine(database_url)
+    with engine.begin() as connection:
+        connection.execute(
+            insert(Subscriber.__table__),
+            [
+                {
+                    "channel": channel,
+                    "address": address,
+                    "language": "nl",
+                    "min_severity": "info",
+                    "state": "active",
+                    "created_at": now,
+                    "consent_at": now,
+                }
+                for channel, address in rows
+            ],
+        )
+    engine.dispose()
+
+
+def delivery_states(database_url: str, update_id: int) -> Counter:
+    """How many of the update's deliveries are in each (channel, state)."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(database_url)
+    with engine.connect() as connection:
+        rows = connection.execute(
+            text(
+                "SELECT channel, state, count(*) FROM deliveries WHERE update_id = :u "
+                "GROUP BY channel, state"
+            ),
+            {"u": update_id},
+        ).all()
+    engine.dispose()
+    return Counter({(channel, state): n for channel, state, n in rows})

@@ -17,11 +17,18 @@ from collections import Counter
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, insert, text
 
 from tests.conftest import ROOT, _truncate_postgres
 from tests.fakes.process import StandInProcess
-from tests.support import CliProcess, auth, service_env, token_for, wait_for
+from tests.support import (
+    CliProcess,
+    add_subscribers,
+    auth,
+    delivery_states,
+    service_env,
+    token_for,
+    wait_for,
+)
 
 SMS, CHATS = 300, 150
 SENDER = "+3197010000000"
@@ -48,45 +55,6 @@ def channel_settings(twilio: StandInProcess, telegram: StandInProcess) -> dict:
         },
         "telegram": {"bot_token": telegram.token, "api_url": telegram.url},
     }
-
-
-def add_subscribers(database_url: str) -> None:
-    from broadcast.common import utcnow
-    from broadcast.subscribers.models import Subscriber
-
-    rows = [("sms", a) for a in numbers()] + [("telegram", a) for a in chats()]
-    engine = create_engine(database_url)
-    with engine.begin() as connection:
-        connection.execute(
-            insert(Subscriber.__table__),
-            [
-                {
-                    "channel": channel,
-                    "address": address,
-                    "language": "nl",
-                    "min_severity": "info",
-                    "state": "active",
-                    "created_at": utcnow(),
-                    "consent_at": utcnow(),
-                }
-                for channel, address in rows
-            ],
-        )
-    engine.dispose()
-
-
-def delivery_states(database_url: str, update_id: int) -> Counter:
-    engine = create_engine(database_url)
-    with engine.connect() as connection:
-        rows = connection.execute(
-            text(
-                "SELECT channel, state, count(*) FROM deliveries WHERE update_id = :u "
-                "GROUP BY channel, state"
-            ),
-            {"u": update_id},
-        ).all()
-    engine.dispose()
-    return Counter({(channel, state): n for channel, state, n in rows})
 
 
 def finished(database_url: str, update_id: int, expected: dict[str, int]) -> bool:
@@ -121,7 +89,9 @@ def paced(_postgres_schema, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("paced-workers")
     with StandInProcess("twilio") as twilio, StandInProcess("telegram") as telegram:
         channels = channel_settings(twilio, telegram)
-        add_subscribers(_postgres_schema)
+        add_subscribers(
+            _postgres_schema, [("sms", a) for a in numbers()] + [("telegram", a) for a in chats()]
+        )
         env = service_env(
             _postgres_schema,
             BROADCAST_CHANNELS_ENABLED="sms,telegram",
