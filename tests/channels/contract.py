@@ -14,7 +14,6 @@ from __future__ import annotations
 import html
 import re
 import socket
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, ClassVar
@@ -428,8 +427,7 @@ class MastodonCase(AdapterCase):
         return list(fake.state.statuses)[-1]
 
     async def arrange_retry_channel(self, fake: FakeMastodon, adapter: Channel) -> Target:
-        fake.state.rate_limit = RateWindow(limit=1, period=30)
-        fake.state.rate_limit.hit(time.time())
+        fake.state.rate_limit = RateWindow(limit=1, period=30, used_up=True)
         return self.resident()
 
     async def arrange_failed(self, fake: FakeMastodon, adapter: Channel) -> Target:
