@@ -9,7 +9,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
 
 import httpx
 import pytest
@@ -20,19 +19,21 @@ from tests.support import ServiceProcess, auth, seed, service_env, wait_for
 def follow(
     url: str, events: list[dict], ready: threading.Event, headers: dict | None = None
 ) -> None:
-    """Read Server-Sent Events the way a browser's EventSource does, into ``events``."""
+    """Read Server-Sent Events the way a browser's EventSource does, into ``events``; ``ready``
+    is set at the stream's first comment, which the server writes once it follows the incident."""
     with (
         contextlib.suppress(httpx.RemoteProtocolError),
         httpx.stream("GET", url, headers=headers, timeout=httpx.Timeout(30, read=120)) as response,
     ):
-        ready.set()
         event: dict = {}
         for line in response.iter_lines():
             if not line:
                 if "data" in event:
                     events.append(event)
                 event = {}
-            elif not line.startswith(":"):
+            elif line.startswith(":"):
+                ready.set()
+            else:
                 field, _, value = line.partition(":")
                 value = value[1:] if value.startswith(" ") else value
                 event[field] = (
@@ -52,10 +53,7 @@ def open_timeline(
         daemon=True,
     )
     thread.start()
-    assert ready.wait(10)
-    # The server subscribes once the stream's first chunk is on its way; it sends no sign of
-    # that, so this is a generous pause for a loaded machine, not a measurement.
-    time.sleep(2)
+    assert ready.wait(60), "the server never said it follows the incident"
     return events, thread
 
 
