@@ -17,6 +17,7 @@ from phonenumbers import Leniency, PhoneNumberMatcher
 
 OWN = ("broadcast", "channels", "uvicorn.error")  # uvicorn.error: the server's start-up lines
 REGION = "NL"
+HANDLER_NAME = "broadcast"
 REDACTIONS = [
     (re.compile(r"\bAC[0-9a-fA-F]{32}\b"), "[sid]"),
     (re.compile(r"[\w.+-]+@(?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,}\b"), "[email]"),
@@ -111,7 +112,9 @@ def configure(level: str = "INFO", as_json: bool | None = True, stream: Any = No
     handler.setFormatter(JsonFormatter() if as_json else text_formatter())
     handler.addFilter(OwnOrWarning())  # also for a library that sets its own logger's level
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    # Replaces only its own earlier handler: others (a test's log check, an embedding app's) stay.
+    handler.set_name(HANDLER_NAME)
+    root.handlers[:] = [h for h in root.handlers if h.get_name() != HANDLER_NAME] + [handler]
     root.setLevel(max(logging.getLevelName(level.upper()), logging.WARNING))
     for name in OWN:
         logging.getLogger(name).setLevel(level.upper())

@@ -111,13 +111,16 @@ def _no_personal_data_in_logs(request: pytest.FixtureRequest) -> Iterator[None]:
     root, check = logging.getLogger(), LogCheck()
     own = [logging.getLogger(name) for name in logs.OWN]
     levels = [logger.level for logger in own]
+    # A test that configures logging (an app, the CLI) points a handler at its own stream, which
+    # is closed afterwards: the next test starts with the handlers of before.
+    handlers, root_level = list(root.handlers), root.level
     root.addHandler(check)
     for logger in own:  # what ``broadcast serve`` logs by default
         logger.setLevel(min(logger.getEffectiveLevel(), logging.INFO))
     try:
         yield
     finally:
-        root.removeHandler(check)
+        root.handlers[:], root.level = handlers, root_level
         for logger, level in zip(own, levels, strict=True):
             logger.setLevel(level)
     if check.leaks:

@@ -96,7 +96,7 @@ def configured_root():
     propagates, uvicorn.propagate = uvicorn.propagate, True
     logs.configure("INFO", as_json=True)
     written = io.StringIO()
-    loggers[0].handlers[0].setStream(written)
+    loggers[0].handlers[-1].setStream(written)  # configure's own comes last
     yield written
     loggers[0].handlers[:] = handlers
     for logger, level in zip(loggers, levels, strict=True):
@@ -173,3 +173,18 @@ def test_logs_are_readable_on_a_terminal_and_json_otherwise():
         root.handlers[:] = saved[0]
         root.setLevel(saved[1])
         uvicorn.propagate = saved[2]
+
+
+def test_configuring_again_replaces_only_its_own_handler():
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    other = logging.NullHandler()
+    root.addHandler(other)
+    try:
+        logs.configure("INFO", True, stream=io.StringIO())
+        logs.configure("INFO", True, stream=io.StringIO())
+        ours = [h for h in root.handlers if h.get_name() == logs.HANDLER_NAME]
+        assert len(ours) == 1 and other in root.handlers
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
