@@ -118,6 +118,7 @@ class Target:
     delivery_id: int
     per_subscriber: bool = True
     original_message_id: str | None = None  # provider id of the superseded update's message here
+    attempt: int = 1  # 2 and up: an earlier attempt of this delivery failed
 
 
 @dataclass(frozen=True)

@@ -327,7 +327,7 @@ def next_update_line(due: datetime, language: str, now: datetime | None = None) 
 _EXERCISE = {"nl": "[OEFENING]", "en": "[EXERCISE]"}  # a drill must never be mistaken for real
 
 
-def _headline(update: UpdateView, lang: str) -> str:
+def headline(update: UpdateView, lang: str) -> str:
     """E.g. "Correctie: Waarschuwing – Hoogwater Maas"; empty parts are left out."""
     severity = None
     if update.severity in _HEADLINE_SEVERITIES and update.kind not in _ALARM_ENDING_KINDS:
@@ -349,7 +349,7 @@ def compose_plain(
     if update.next_update_due:
         footer.append(next_update_line(update.next_update_due, lang, now))
     blocks = (
-        _headline(update, lang) if title else "",
+        headline(update, lang) if title else "",
         update.text(language).strip(),
         "\n".join(footer),
     )

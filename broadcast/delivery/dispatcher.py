@@ -433,6 +433,7 @@ class Lane:
                 delivery_id=job.delivery_id,
                 per_subscriber=job.per_subscriber,
                 original_message_id=job.original_message_id,
+                attempt=job.attempts + 1,
             )
             async with self.pacer.slot(job.address):
                 self._sending.add(job.delivery_id)

@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
+import re
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import phonenumbers
@@ -45,7 +48,7 @@ from channels.errors import (
     unreadable_answer,
 )
 from channels.sms.numbers import to_e164
-from channels.text import compose_plain, fit, fit_sms, gsm_friendly, sms_info
+from channels.text import compose_plain, fit, fit_sms, gsm_friendly, headline, sms_info
 
 if TYPE_CHECKING:
     from fastapi import APIRouter
@@ -113,8 +116,53 @@ _FROM_FIELD: dict[str, Any] = {"from": (str | None, None)}
 TwilioSettings = create_model("TwilioSettings", __base__=_TwilioFields, **_FROM_FIELD)
 
 
+# WhatsApp Content templates (https://www.twilio.com/docs/content). Outside the 24-hour
+# customer-service window WhatsApp takes only approved templates: free-form text then fails
+# with 63016, usually in the status callback after Twilio accepted it.
+OUTSIDE_WINDOW = 63016
+TEMPLATE_SID = re.compile(r"HX[0-9a-fA-F]{32}")
+# What a template is for: every broadcast falls back to "update", a private answer to
+# "answer", then "update". ":photo" variants carry the update's photo as a media header.
+TEMPLATE_PURPOSES = frozenset(
+    {"update", "answer", "correction", "retraction", "all_clear"}
+    | {"info", "advisory", "warning", "emergency"}
+)
+PHOTO = ":photo"
+# WhatsApp refuses a template whose text with its variables passes 1,024 characters (63021);
+# the text variable is cut (with the link in a variable of its own) to leave room for the
+# template's own words and the headline.
+TEMPLATE_TEXT_MAX = 700
+TEMPLATE_CALLBACK = "content=template"  # on the status callback URL of a template send
+
+
 class WhatsAppSettings(TwilioSettings):
     whatsapp_from: str | None = None  # BROADCAST_TWILIO_WHATSAPP_FROM
+    # BROADCAST_TWILIO_WHATSAPP_TEMPLATES: JSON, purpose -> ContentSid, e.g.
+    # {"update": "HX…", "emergency": "HX…", "answer": "HX…", "update:photo": "HX…"}
+    whatsapp_templates: dict[str, str] = {}
+
+    @field_validator("whatsapp_templates", mode="before")
+    @classmethod
+    def _templates_json(cls, value: object) -> object:
+        if isinstance(value, str):
+            try:
+                return json.loads(value) if value.strip() else {}
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"not a JSON object of purpose -> ContentSid: {exc}") from None
+        return value
+
+    @field_validator("whatsapp_templates")
+    @classmethod
+    def _templates_known(cls, value: dict[str, str]) -> dict[str, str]:
+        for purpose, sid in value.items():
+            if purpose.removesuffix(PHOTO) not in TEMPLATE_PURPOSES:
+                known = ", ".join(sorted(TEMPLATE_PURPOSES))
+                raise ValueError(f"unknown template purpose {purpose!r} (known: {known})")
+            if not TEMPLATE_SID.fullmatch(sid):
+                raise ValueError(f"template {purpose!r}: a ContentSid is HX and 32 hex digits")
+        if value and "update" not in value:
+            raise ValueError('templates need an "update" one: every broadcast falls back to it')
+        return value
 
 
 def _given(value: str | SecretStr | None) -> str:
@@ -223,14 +271,19 @@ class SmsChannel(Channel):
 
     async def send(self, message: Message, target: Target) -> Receipt:
         client = self._open()
-        params: dict[str, Any] = {"to": target.address, "body": message.text, **self.sender}
+        content = self.content(message, target)
+        params: dict[str, Any] = {"to": target.address, **content, **self.sender}
         if self.settings.status_callback:
-            params["status_callback"] = self.webhook_url(self.status_path)
+            callback = self.webhook_url(self.status_path)
+            params["status_callback"] = (
+                f"{callback}?{TEMPLATE_CALLBACK}" if "content_sid" in content else callback
+            )
         create = functools.partial(client.messages.create, **params)
         try:
             sent = await asyncio.get_running_loop().run_in_executor(self._pool, create)
         except TwilioRestException as exc:
-            raise classify(exc, target) from None  # the cause's text names the number
+            # the cause's text names the number
+            raise self.classify(exc, target, template="content_sid" in content) from None
         except OSError as exc:  # requests' errors are OSErrors: refused, reset, timed out
             # A read timeout may mean Twilio accepted it anyway; Twilio has no idempotency
             # key for messages, so a retry can duplicate. Losing a warning is worse.
@@ -240,6 +293,17 @@ class SmsChannel(Channel):
         if not sent.sid:  # a 2xx without the message's id: nothing to match callbacks with
             raise RetryLater("Twilio answered without a message id")
         return Receipt(provider_id=sent.sid)
+
+    def content(self, message: Message, target: Target) -> dict[str, Any]:
+        """What the message says, as parameters of Twilio's create call."""
+        return {"body": message.text}
+
+    def classify(self, exc: TwilioRestException, target: Target, *, template: bool) -> ChannelError:
+        return classify(exc, target)
+
+    def callback_retry_after(self, code: int, *, template: bool) -> float | None:
+        """Seconds after which a message that a status callback reports failed is sent again."""
+        return CALLBACK_RETRY_SECONDS.get(code)
 
     def router(self) -> APIRouter | None:
         if self.context.hooks is None:
@@ -274,6 +338,10 @@ class WhatsAppChannel(SmsChannel):
     confirms_stop = True  # nobody else answers a STOP on WhatsApp
     self_signup = None  # the web sign-up texts its code by SMS
 
+    def __init__(self, settings: Any, context: ChannelContext):
+        super().__init__(settings, context)
+        self.templates: dict[str, str] = settings.whatsapp_templates
+
     def text_to_subscribe(self) -> tuple[str, str] | None:
         return None  # posters show the SMS number; WhatsApp residents find us by the site
 
@@ -289,7 +357,7 @@ class WhatsAppChannel(SmsChannel):
             number = number[len(WHATSAPP) :]
         return WHATSAPP + to_e164(number, self.allowed_countries)
 
-    def render(self, update: UpdateView, language: str) -> Message:
+    def _render_free_form(self, update: UpdateView, language: str) -> Message:
         # No segments on WhatsApp: every character is fine, only Twilio's body limit counts.
         fitted = fit(compose_plain(update, language), WHATSAPP_MAX_CHARS, update.url)
         return Message(
@@ -298,3 +366,67 @@ class WhatsAppChannel(SmsChannel):
 
     def measure(self, text: str) -> Measurement:
         return Channel.measure(self, text)  # characters, not the segments of SMS
+
+    # --- Content templates ----------------------------------------------------------------
+
+    def render(self, update: UpdateView, language: str) -> Message:
+        message = self._render_free_form(update, language)
+        if not self.templates:
+            return message
+        template = _template_data(update, language, self.context.public_url)
+        return replace(message, data={"template": template})
+
+    def content(self, message: Message, target: Target) -> dict[str, Any]:
+        """A template for every broadcast (residents may not have written in 24 hours); a
+        private answer goes free-form (the resident just wrote) and as a template when it is
+        sent again (its free-form attempt came outside the window, or failed otherwise)."""
+        template = message.data.get("template")
+        if template is None or (template["answer"] and target.attempt == 1):
+            return {"body": message.text}
+        sid, photo = self._template_sid(template)
+        variables = dict(template["variables"])
+        if photo:
+            variables["4"] = template["photo"]
+        return {"content_sid": sid, "content_variables": json.dumps(variables)}
+
+    def _template_sid(self, template: dict[str, Any]) -> tuple[str, bool]:
+        """The first configured purpose, with a photo where the update has one and a
+        ``:photo`` template exists; "update" is always there (the settings check it)."""
+        templates = self.templates
+        for purpose in template["purposes"]:
+            if template["photo"] and (sid := templates.get(purpose + PHOTO)):
+                return sid, True
+            if sid := templates.get(purpose):
+                return sid, False
+        return templates["update"], False
+
+    def classify(self, exc: TwilioRestException, target: Target, *, template: bool) -> ChannelError:
+        if exc.code == OUTSIDE_WINDOW and self.templates and not template:
+            return RetryLater(f"Twilio error {exc.code}: {ERROR_NAMES[exc.code]}", retry_after=0.0)
+        return classify(exc, target)
+
+    def callback_retry_after(self, code: int, *, template: bool) -> float | None:
+        if code == OUTSIDE_WINDOW and self.templates and not template:
+            return 0.0  # again at once, now as a template
+        return super().callback_retry_after(code, template=template)
+
+
+def _template_data(update: UpdateView, language: str, public_url: str) -> dict[str, Any]:
+    """The variables every template gets: {{1}} the headline, {{2}} the text (one line:
+    WhatsApp refuses line breaks in variables), {{3}} the link; {{4}} a photo's path below
+    the public address, for a media header ``https://<public address>/{{4}}``."""
+    text = " ".join(compose_plain(update, language, title=False).split())
+    lang = language if language in ("nl", "en") else "nl"
+    photo = next((m.url for m in update.media if m.content_type.startswith("image/")), None)
+    kind = update.kind
+    purposes = ["answer"] if kind == "answer" else ([kind] if kind != "update" else [])
+    return {
+        "answer": kind == "answer",
+        "purposes": [*purposes, update.severity, "update"],
+        "variables": {
+            "1": headline(update, lang) or update.incident_title,
+            "2": fit(text, TEMPLATE_TEXT_MAX, "").text,
+            "3": update.url,
+        },
+        "photo": photo.removeprefix(public_url.rstrip("/") + "/") if photo else None,
+    }

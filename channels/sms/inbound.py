@@ -24,7 +24,7 @@ from twilio.twiml.messaging_response import MessagingResponse
 
 from channels.base import InboundHooks
 from channels.errors import AlreadySubscribed, UnknownArea
-from channels.sms.channel import CALLBACK_RETRY_SECONDS, ERROR_NAMES
+from channels.sms.channel import ERROR_NAMES, TEMPLATE_CALLBACK
 
 if TYPE_CHECKING:
     from channels.sms.channel import SmsChannel
@@ -92,7 +92,8 @@ def inbound_router(channel: SmsChannel) -> APIRouter:
     @router.post(channel.status_path, status_code=204)
     async def status_callback(request: Request) -> Response:
         form = await verified(request, channel.status_path)
-        await record_status(channel.name, hooks, form)
+        template = request.url.query == TEMPLATE_CALLBACK
+        await record_status(channel, hooks, form, template=template)
         return Response(status_code=204)
 
     @router.post(channel.inbound_path)
@@ -121,8 +122,11 @@ def inbound_router(channel: SmsChannel) -> APIRouter:
     return router
 
 
-async def record_status(channel: str, hooks: InboundHooks, form: dict[str, str]) -> None:
-    """Final statuses move the delivery; sent, queued and the like say nothing new."""
+async def record_status(
+    channel: SmsChannel, hooks: InboundHooks, form: dict[str, str], *, template: bool = False
+) -> None:
+    """Final statuses move the delivery; sent, queued and the like say nothing new.
+    ``template``: the message was a WhatsApp Content template (not free-form text)."""
     sid, status = str(form.get("MessageSid") or ""), str(form.get("MessageStatus") or "").lower()
     code = str(form.get("ErrorCode") or "") or None
     if not sid or status not in FINAL_STATUSES:
@@ -133,14 +137,14 @@ async def record_status(channel: str, hooks: InboundHooks, form: dict[str, str])
         error = f"{error}: {ERROR_NAMES[number]}"
     retry_after = None
     if status != "delivered" and number is not None:
-        retry_after = CALLBACK_RETRY_SECONDS.get(number)
+        retry_after = channel.callback_retry_after(number, template=template)
     await hooks.delivery_status(
-        channel=channel, provider_id=sid, status=status, error=error, retry_after=retry_after
+        channel=channel.name, provider_id=sid, status=status, error=error, retry_after=retry_after
     )
     recipient = str(form.get("To") or "")
     if code == UNSUBSCRIBED_CODE and recipient:
         # A messaging service may accept first and fail later: the resident sent STOP.
-        await hooks.unsubscribe(channel=channel, address=recipient)
+        await hooks.unsubscribe(channel=channel.name, address=recipient)
 
 
 def message_text(form: dict[str, Any]) -> str:

@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import json
 import math
 import re
 import secrets
@@ -54,6 +55,9 @@ from tests.fakes.server import FakeServer, Faults, SlidingWindow, read_params
 API = "2010-04-01"
 E164 = re.compile(r"\+[1-9]\d{6,14}")
 MAX_BODY = 1600
+TEMPLATE_MAX = 1024  # WhatsApp: a template's text with its variables (63021 beyond)
+CONTENT_SID = re.compile(r"HX[0-9a-fA-F]{32}")
+PLACEHOLDER = re.compile(r"\{\{(\w{1,16})\}\}")
 GSM7 = set(
     "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZ"
     "ÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
@@ -103,6 +107,12 @@ class TwilioState:
     pair_limit: SlidingWindow | None = None
     pair_limit_in_callback: bool = False
     callback_delay: float = 0.0  # seconds between accepting and each callback
+    # WhatsApp Content templates: ContentSid -> text with {{1}}, {{2}}… placeholders. With
+    # ``whatsapp_window`` on, free-form text to a number that has not written in the last 24
+    # hours (not in ``whatsapp_sessions``) is accepted and then fails with 63016, as on Twilio.
+    content_templates: dict[str, str] = field(default_factory=dict)
+    whatsapp_window: bool = False
+    whatsapp_sessions: set[str] = field(default_factory=set)
     faults: Faults = field(default_factory=Faults)
     messages: list[dict[str, Any]] = field(default_factory=list)  # accepted resources
     accepted: list[tuple[str, float]] = field(default_factory=list)  # (to, time) of those sent
@@ -159,7 +169,7 @@ async def create_message(request: Request) -> JSONResponse:
         await _preflight(state, request)
         state.requests.append(params)
         message = _validate_and_build(state, request.path_params["sid"], params)
-        outcome = _admit(state, message["to"])
+        outcome = _admit(state, message["to"]) or _window(state, message, params)
     except TwilioError as exc:
         state.refusals.append((str(params.get("To") or ""), time.time(), exc.code))
         return exc.response()
@@ -234,8 +244,42 @@ def _admit(state: TwilioState, to: str) -> tuple[str, int] | None:
     return None
 
 
+def _window(
+    state: TwilioState, message: dict[str, Any], params: dict[str, Any]
+) -> tuple[str, int] | None:
+    """WhatsApp's customer-service window, and the template text's length limit."""
+    to = message["to"]
+    if not to.startswith("whatsapp:"):
+        return None
+    if params.get("ContentSid"):
+        return ("failed", 63021) if len(message["body"]) > TEMPLATE_MAX else None
+    if state.whatsapp_window and to.removeprefix("whatsapp:") not in state.whatsapp_sessions:
+        return ("failed", 63016)
+    return None
+
+
+def _template_text(state: TwilioState, params: dict[str, Any]) -> str:
+    """The text a Content template becomes with its ContentVariables (21655, 21656 if not)."""
+    sid, variables = str(params["ContentSid"]), params.get("ContentVariables") or "{}"
+    if not CONTENT_SID.fullmatch(sid) or sid not in state.content_templates:
+        raise TwilioError(400, 21655, "The ContentSid is Invalid")
+    try:
+        values = json.loads(variables)
+    except json.JSONDecodeError:
+        values = None
+    if not isinstance(values, dict) or not all(isinstance(v, str) for v in values.values()):
+        raise TwilioError(400, 21656, "The ContentVariables Parameter is invalid")
+    return PLACEHOLDER.sub(lambda m: values.get(m[1], m[0]), state.content_templates[sid])
+
+
 def _validate_and_build(state: TwilioState, sid: str, params: dict[str, Any]) -> dict[str, Any]:
     to, sender = str(params.get("To") or ""), params.get("From")
+    if params.get("ContentVariables") and not params.get("ContentSid"):
+        raise TwilioError(
+            400, 21654, "A ContentSid must be specified if ContentVariables are provided"
+        )
+    if params.get("ContentSid"):
+        params = {**params, "Body": _template_text(state, params)}
     service, body = params.get("MessagingServiceSid"), str(params.get("Body") or "")
     media = params.get("MediaUrl") or []
     media = [media] if isinstance(media, str) else list(media)
