@@ -194,7 +194,11 @@ class ServiceProcess:
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
             self.process.terminate()
-            self.process.wait(timeout=60)
+            try:
+                self.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:  # never left running into the next test
+                self.process.kill()
+                self.process.wait()
         self.log.close()
         self.check_log()
 
