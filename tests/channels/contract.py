@@ -36,7 +36,7 @@ from channels.webhook import WebhookChannel
 from tests.fakes.mastodon import FakeMastodon, RateWindow, countable_length
 from tests.fakes.receiver import receiver_app
 from tests.fakes.server import FakeServer, HeldFromFirstLook
-from tests.fakes.smtp import FakeSmtp, TestSigner
+from tests.fakes.smtp import FakeSmtp, FixedKeySigner
 from tests.fakes.telegram import FakeTelegram
 from tests.fakes.twilio import FakeTwilio
 
@@ -457,7 +457,7 @@ class EmailCase(AdapterCase):
             yield fake
 
     def context(self) -> ChannelContext:
-        return ChannelContext(public_url=PUBLIC_URL, signer=TestSigner())
+        return ChannelContext(public_url=PUBLIC_URL, signer=FixedKeySigner())
 
     def settings(self, fake: FakeSmtp) -> dict[str, Any]:
         return {"url": fake.url, "mail_from": self.mail_from, "timeout_seconds": 5}

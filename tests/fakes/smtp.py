@@ -119,7 +119,7 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-class TestSigner:
+class FixedKeySigner:
     """A ``channels.base.LinkSigner`` with a fixed key, as the core's (``broadcast.keys``)."""
 
     def __init__(self, key: bytes = b"test-link-key"):
