@@ -9,9 +9,12 @@ hashes reversible by anyone who tries every IPv4 address.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import secrets
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from weakref import WeakKeyDictionary
 
 from sqlalchemy import Connection, Engine
@@ -62,3 +65,36 @@ def _new_key(session: Session) -> str:
     row = session.get(InstallationKey, NAME, populate_existing=True)
     assert row is not None  # inserted just now, here or by the process that won
     return row.value
+
+
+class LinkSigner:
+    """``channels.base.LinkSigner`` with the installation's key: tokens for the links residents
+    follow without logging in (an e-mail's unsubscribe link). A token is the value in base64url
+    and 128 bits of its HMAC for the purpose. ``session_scope`` opens a unit of work: the key is
+    read (or made) once, at the first token."""
+
+    def __init__(self, session_scope: Callable[[], AbstractContextManager[Session]], settings):
+        self._scope = session_scope
+        self._settings = settings
+        self._key: bytes | None = None
+
+    def _secret(self) -> bytes:
+        if self._key is None:
+            with self._scope() as session:
+                self._key = secret_key(session, self._settings)
+        return self._key
+
+    def _mac(self, purpose: str, value: str) -> str:
+        return digest(self._secret(), "link", purpose, value)[:32]
+
+    def sign(self, purpose: str, value: str) -> str:
+        encoded = base64.urlsafe_b64encode(value.encode()).decode().rstrip("=")
+        return f"{encoded}.{self._mac(purpose, value)}"
+
+    def unsign(self, purpose: str, token: str) -> str | None:
+        encoded, _, mac = token.rpartition(".")
+        try:
+            value = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode()
+        except (ValueError, UnicodeDecodeError):
+            return None
+        return value if hmac.compare_digest(mac, self._mac(purpose, value)) else None

@@ -9,7 +9,7 @@ import logging
 from collections.abc import Iterable
 from pathlib import Path
 
-from broadcast import migrate
+from broadcast import keys, migrate
 from broadcast.areas import service as areas
 from broadcast.db import Database
 from broadcast.delivery import adapters
@@ -33,7 +33,10 @@ def assemble(
     db = Database(settings.database_url)
     hooks = CoreHooks(db, settings)
     context = ChannelContext(
-        public_url=settings.public_url, hooks=hooks, announce=live.announcer(db)
+        public_url=settings.public_url,
+        hooks=hooks,
+        announce=live.announcer(db),
+        signer=keys.LinkSigner(db.session_scope, settings),
     )
     channels = adapters.load(settings, context, channel_classes)
     hooks.channels = channels

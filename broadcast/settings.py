@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
@@ -168,11 +169,15 @@ class Settings(BaseSettings):
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
 
-    def channel_values(self, name: str, prefix: str, fields: list[str]) -> dict[str, Any]:
-        """One adapter's settings: TOML section ``[channels.NAME]``, then ``BROADCAST_PREFIX_*``."""
+    def channel_values(
+        self, name: str, prefix: str, fields: list[str], exact: Mapping[str, str] | None = None
+    ) -> dict[str, Any]:
+        """One adapter's settings: TOML section ``[channels.NAME]``, then ``BROADCAST_PREFIX_*``
+        (or the variable ``exact`` names for a field, where the contract names one)."""
         values = dict(self.channels.get(name, {}))
         for field in fields:
-            env = os.environ.get(f"BROADCAST_{prefix}_{field}".upper())
+            variable = (exact or {}).get(field) or f"BROADCAST_{prefix}_{field}".upper()
+            env = os.environ.get(variable)
             if env is not None:
                 values[field] = env
         return values

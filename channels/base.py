@@ -225,6 +225,17 @@ class InboundHooks(Protocol):
         ...
 
 
+class LinkSigner(Protocol):
+    """Signs a value (an address) into a token for a link residents follow without logging in
+    (unsubscribe, manage), with the installation's key; only the core holds the key."""
+
+    def sign(self, purpose: str, value: str) -> str: ...
+
+    def unsign(self, purpose: str, token: str) -> str | None:
+        """The value, or None for a token that was not signed for ``purpose`` here."""
+        ...
+
+
 @dataclass(frozen=True)
 class ChannelContext:
     """What every adapter is handed at construction."""
@@ -232,12 +243,16 @@ class ChannelContext:
     public_url: str
     hooks: InboundHooks | None = None
     announce: Callable[[UpdateView], Awaitable[None]] | None = None  # used by `platform`
+    signer: LinkSigner | None = None
 
 
 class ChannelSettings(BaseModel):
     """Base of an adapter's own settings, filled from TOML and ``BROADCAST_<PREFIX>_*``."""
 
     model_config = ConfigDict(extra="ignore")
+    # field -> the whole environment variable, where the contract names one that does not
+    # follow ``BROADCAST_<PREFIX>_<FIELD>`` (e-mail: ``BROADCAST_MAIL_FROM``)
+    env_names: ClassVar[dict[str, str]] = {}
 
 
 class Channel(ABC):

@@ -354,3 +354,19 @@ def compose_plain(
         "\n".join(footer),
     )
     return "\n\n".join(block for block in blocks if block)
+
+
+def subject_line(update: UpdateView, language: str) -> str:
+    """A mail subject: the headline, always with the severity ("[OEFENING] Correctie:
+    Waarschuwing – Hoogwater Maas"); an update that ends the alarm names no alarming one."""
+    lang = _language(language)
+    severity = None
+    if update.kind not in _ALARM_ENDING_KINDS:
+        severity = SEVERITY_LABELS.get(update.severity, {}).get(lang)
+    subject = " – ".join(part for part in (severity, update.incident_title) if part)
+    line = ": ".join(part for part in (kind_label(update.kind, lang), subject) if part)
+    return f"{_EXERCISE[lang]} {line}".strip() if update.exercise else line
+
+
+def thanks_line(credit: str, language: str) -> str:
+    return _THANKS[_language(language)].format(credit=credit)

@@ -24,6 +24,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from channels.base import Channel, ChannelContext, Message, Target, UpdateView
+from channels.email import EmailChannel
 from channels.mastodon import MastodonChannel
 from channels.platform import PlatformChannel
 from channels.sms import SmsChannel, WhatsAppChannel
@@ -35,6 +36,7 @@ from channels.webhook import WebhookChannel
 from tests.fakes.mastodon import FakeMastodon, RateWindow, countable_length
 from tests.fakes.receiver import receiver_app
 from tests.fakes.server import FakeServer, HeldFromFirstLook
+from tests.fakes.smtp import FakeSmtp, FixedKeySigner
 from tests.fakes.telegram import FakeTelegram
 from tests.fakes.twilio import FakeTwilio
 
@@ -435,6 +437,56 @@ class MastodonCase(AdapterCase):
         return self.resident()
 
 
+class EmailCase(AdapterCase):
+    """aiosmtplib against an aiosmtpd server in-process (tests/fakes/smtp.py)."""
+
+    id = "email"
+    channel_class = EmailChannel
+    address = "bewoner@example.nl"
+    mail_from = "Gemeente <crisis@gemeente.example>"
+    unconfigured: ClassVar[dict[str, Any]] = {"url": "", "mail_from": "crisis@gemeente.example"}
+    invalid: ClassVar[dict[str, Any]] = {"per_connection": 0}
+    cannot: ClassVar[dict[str, str]] = {
+        "moved": "SMTP has no machine-readable new address (551 names one only in free text): "
+        "a mailbox that is not there any more is gone",
+    }
+
+    @contextmanager
+    def provider(self) -> Iterator[FakeSmtp]:
+        with FakeSmtp() as fake:
+            yield fake
+
+    def context(self) -> ChannelContext:
+        return ChannelContext(public_url=PUBLIC_URL, signer=FixedKeySigner())
+
+    def settings(self, fake: FakeSmtp) -> dict[str, Any]:
+        return {"url": fake.url, "mail_from": self.mail_from, "timeout_seconds": 5}
+
+    def settings_at(self, url: str) -> dict[str, Any]:
+        # An HTTP server never greets: the client's time-out is what it meets.
+        smtp = url.replace("http://", "smtp://", 1)
+        return {"url": smtp, "mail_from": self.mail_from, "timeout_seconds": 2}
+
+    def provider_id(self, fake: FakeSmtp) -> str | None:
+        return str(fake.state.last()["Message-ID"])
+
+    async def arrange_retry_channel(self, fake: FakeSmtp, adapter: Channel) -> Target:
+        fake.state.server_busy = 1  # 421 "try again in 30 seconds" at MAIL FROM
+        return self.resident()
+
+    async def arrange_retry_target(self, fake: FakeSmtp, adapter: Channel) -> Target:
+        fake.state.busy[self.address] = 1  # 450 at RCPT: greylisted
+        return self.resident()
+
+    async def arrange_gone(self, fake: FakeSmtp, adapter: Channel) -> Target:
+        fake.state.gone.add(self.address)  # 550 5.1.1 at RCPT
+        return self.resident()
+
+    async def arrange_failed(self, fake: FakeSmtp, adapter: Channel) -> Target:
+        fake.state.reject_data = True  # 554 5.7.1 at DATA: rejected as spam
+        return self.resident()
+
+
 def _without_tags(html_text: str) -> str:
     """Telegram counts the text after entity parsing: tags and escapes do not count."""
     return html.unescape(re.sub(r"<[^>]+>", "", html_text))
@@ -447,4 +499,5 @@ CASES: list[AdapterCase] = [
     SmsCase(),
     WhatsAppCase(),
     MastodonCase(),
+    EmailCase(),
 ]
