@@ -168,11 +168,15 @@ class Settings(BaseSettings):
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
 
-    def channel_values(self, name: str, prefix: str, fields: list[str]) -> dict[str, Any]:
-        """One adapter's settings: TOML section ``[channels.NAME]``, then ``BROADCAST_PREFIX_*``."""
+    def channel_values(
+        self, name: str, prefix: str, fields: list[str], own: dict[str, str] | None = None
+    ) -> dict[str, Any]:
+        """One adapter's settings: TOML section ``[channels.NAME]``, then ``BROADCAST_PREFIX_*``
+        (or the variable ``own`` names for a field)."""
         values = dict(self.channels.get(name, {}))
+        own = own or {}
         for field in fields:
-            env = os.environ.get(f"BROADCAST_{prefix}_{field}".upper())
+            env = os.environ.get(own.get(field) or f"BROADCAST_{prefix}_{field}".upper())
             if env is not None:
                 values[field] = env
         return values

@@ -244,6 +244,9 @@ class Channel(ABC):
 
     name: ClassVar[str]
     settings_prefix: ClassVar[str | None] = None  # env prefix when it differs from the name
+    # Settings read from an environment variable of their own rather than BROADCAST_<PREFIX>_*
+    # (where DESIGN.md names one): field name -> variable.
+    settings_env: ClassVar[dict[str, str]] = {}
     limits: Limits = Limits()  # an adapter may set its own from its settings
     capabilities: ClassVar[Capabilities] = Capabilities()
     Settings: ClassVar[type[ChannelSettings]] = ChannelSettings

@@ -70,7 +70,7 @@ def load(
 def configure(cls: type[Channel], settings: Settings, context: ChannelContext) -> Channel:
     prefix = cls.settings_prefix or cls.name
     names = [field.alias or name for name, field in cls.Settings.model_fields.items()]
-    values = settings.channel_values(cls.name, prefix, names)
+    values = settings.channel_values(cls.name, prefix, names, cls.settings_env)
     return cls(cls.Settings.model_validate(values), context)
 
 
