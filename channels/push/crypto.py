@@ -107,9 +107,12 @@ def parse_address(address: str) -> Subscription:
     try:
         document = json.loads(address)
         keys = document["keys"]
-        return subscription(document["endpoint"], keys["p256dh"], keys["auth"])
+        endpoint, p256dh, auth = document["endpoint"], keys["p256dh"], keys["auth"]
+        if not all(isinstance(value, str) for value in (endpoint, p256dh, auth)):
+            raise TypeError
     except (ValueError, KeyError, TypeError):
         raise ValueError("a push address is a subscription: endpoint, p256dh and auth") from None
+    return subscription(endpoint, p256dh, auth)
 
 
 def encrypt(payload: bytes, target: Subscription) -> bytes:
