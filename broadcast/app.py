@@ -101,6 +101,7 @@ def create_app(
         relay_api.router,
         feeds_api.router,
         signup_api.router,
+        signup_api.push_router,
         audit_api.router,
         ops.router,
         cap.router,

@@ -1,5 +1,5 @@
 """``broadcast``: serve, worker, demo, publish-static, user add|list|set-password|deactivate|
-activate|role|revoke-tokens, db upgrade."""
+activate|role|revoke-tokens, db upgrade, push keys."""
 
 from __future__ import annotations
 
@@ -36,6 +36,8 @@ user_app = typer.Typer(help="Users of the console and the API.", no_args_is_help
 db_app = typer.Typer(help="The database.", no_args_is_help=True)
 app.add_typer(user_app, name="user")
 app.add_typer(db_app, name="db")
+push_app = typer.Typer(help="Web push.", no_args_is_help=True)
+app.add_typer(push_app, name="push")
 
 
 def _settings() -> Settings:
@@ -318,6 +320,18 @@ def db_revision(message: str):
 
     db = Database(_settings().database_url)
     revision(db.engine, message)
+
+
+@push_app.command("keys")
+def push_keys() -> None:
+    """Print a new VAPID key pair for BROADCAST_VAPID_PRIVATE_KEY (and its public key)."""
+    from channels.registry import discover
+
+    adapter: Any = discover()[0].get("push")  # the adapter that offers it, by its name
+    if adapter is None or not hasattr(adapter, "new_keys"):
+        _fail("the push channel adapter is not installed")
+    for line in adapter.new_keys():
+        typer.echo(line)
 
 
 def main() -> None:

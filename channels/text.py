@@ -327,7 +327,12 @@ def next_update_line(due: datetime, language: str, now: datetime | None = None) 
 _EXERCISE = {"nl": "[OEFENING]", "en": "[EXERCISE]"}  # a drill must never be mistaken for real
 
 
-def headline(update: UpdateView, lang: str) -> str:
+def headline(update: UpdateView, language: str) -> str:
+    """The message's headline ("Correctie: Waarschuwing – Hoogwater Maas"); may be empty."""
+    return _headline(update, _language(language))
+
+
+def _headline(update: UpdateView, lang: str) -> str:
     """E.g. "Correctie: Waarschuwing – Hoogwater Maas"; empty parts are left out."""
     severity = None
     if update.severity in _HEADLINE_SEVERITIES and update.kind not in _ALARM_ENDING_KINDS:

@@ -27,6 +27,8 @@ from channels.base import Channel, ChannelContext, Message, Target, UpdateView
 from channels.email import EmailChannel
 from channels.mastodon import MastodonChannel
 from channels.platform import PlatformChannel
+from channels.push import PushChannel
+from channels.push.crypto import Subscription, new_key_pair
 from channels.sms import SmsChannel, WhatsAppChannel
 from channels.sms.channel import WHATSAPP_MAX_CHARS
 from channels.telegram import TelegramChannel
@@ -34,6 +36,7 @@ from channels.telegram.classify import RecentChats
 from channels.text import utf16_len
 from channels.webhook import WebhookChannel
 from tests.fakes.mastodon import FakeMastodon, RateWindow, countable_length
+from tests.fakes.push import Browser, FakePushService
 from tests.fakes.receiver import receiver_app
 from tests.fakes.server import FakeServer, HeldFromFirstLook
 from tests.fakes.smtp import FakeSmtp, FixedKeySigner
@@ -487,6 +490,70 @@ class EmailCase(AdapterCase):
         return self.resident()
 
 
+VAPID_PRIVATE_KEY, VAPID_PUBLIC_KEY = new_key_pair()
+
+
+class PushCase(AdapterCase):
+    """Web push (http_ece + py_vapid over httpx) against the push service stand-in
+    (tests/fakes/push.py), which checks the VAPID token and decrypts every message."""
+
+    id = "push"
+    channel_class = PushChannel
+    ignores_answer_body = True  # a push service's status and Location are the whole answer
+    unconfigured: ClassVar[dict[str, Any]] = {"vapid_subject": "mailto:crisis@gemeente.example"}
+    invalid: ClassVar[dict[str, Any]] = {"timeout_seconds": "soon"}
+    cannot: ClassVar[dict[str, str]] = {
+        "retry_channel": "every endpoint is one browser at one of several push services: a "
+        "refusal (429, 5xx, time-out) holds that subscription, never the lane for the others",
+        "moved": "a subscription does not move: a browser that renews it subscribes anew",
+    }
+
+    def __init__(self) -> None:
+        self.browser: Browser | None = None
+
+    @contextmanager
+    def provider(self) -> Iterator[FakePushService]:
+        with FakePushService() as fake:
+            self.browser = fake.subscribe(application_server_key=VAPID_PUBLIC_KEY)
+            self.address = self.browser.subscription.address
+            yield fake
+
+    def settings(self, fake: Any) -> dict[str, Any]:
+        return self.settings_at(fake.url)
+
+    def settings_at(self, url: str) -> dict[str, Any]:
+        return {
+            "vapid_private_key": VAPID_PRIVATE_KEY,
+            "vapid_subject": "mailto:crisis@gemeente.example",
+            "allow_private_addresses": True,
+            "timeout_seconds": 5,
+        }
+
+    def hostile_target(self, url: str) -> Target:
+        keys = FakePushService().subscribe().subscription
+        address = Subscription(f"{url}/push/abc", keys.p256dh, keys.auth).address
+        return Target(address, delivery_id=1, per_subscriber=True)
+
+    def provider_id(self, fake: FakePushService) -> str | None:
+        return f"{fake.url}/m/{len(fake.state.received)}"
+
+    async def arrange_retry_target(self, fake: FakePushService, adapter: Channel) -> Target:
+        assert self.browser is not None
+        fake.state.rate_limit = HeldFromFirstLook(1, 60.0, key=self.browser.token)
+        return self.resident()
+
+    async def arrange_gone(self, fake: FakePushService, adapter: Channel) -> Target:
+        assert self.browser is not None
+        fake.state.unsubscribe(self.browser)
+        return self.resident()
+
+    async def arrange_failed(self, fake: FakePushService, adapter: Channel) -> Target:
+        # The browser subscribed with another server's key: the push service answers 403.
+        _, other_key = new_key_pair()
+        stranger = fake.subscribe(application_server_key=other_key)
+        return Target(stranger.subscription.address, delivery_id=1, per_subscriber=True)
+
+
 def _without_tags(html_text: str) -> str:
     """Telegram counts the text after entity parsing: tags and escapes do not count."""
     return html.unescape(re.sub(r"<[^>]+>", "", html_text))
@@ -500,4 +567,5 @@ CASES: list[AdapterCase] = [
     WhatsAppCase(),
     MastodonCase(),
     EmailCase(),
+    PushCase(),
 ]
