@@ -128,6 +128,8 @@ class Settings(BaseSettings):
     signup_codes_per_number: int = Field(3, ge=1)  # codes per phone number per hour
     signup_codes_per_client: int = Field(10, ge=1)  # codes per client IP address per hour
     signup_codes_per_hour: int = Field(200, ge=1)  # codes in total per hour
+    signup_push_per_client: int = Field(20, ge=1)  # web push sign-ups per client IP per hour
+    signup_push_per_hour: int = Field(2000, ge=1)  # web push sign-ups in total per hour
     signup_secret: SecretStr | None = None  # (older installations) else the installation key
 
     log_level: str = "INFO"

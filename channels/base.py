@@ -251,7 +251,7 @@ class ChannelSettings(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
     # field -> the whole environment variable, where the contract names one that does not
-    # follow ``BROADCAST_<PREFIX>_<FIELD>`` (e-mail: ``BROADCAST_MAIL_FROM``, push: ``BROADCAST_VAPID_*``)
+    # follow ``BROADCAST_<PREFIX>_<FIELD>`` (``BROADCAST_MAIL_FROM``, ``BROADCAST_VAPID_*``)
     env_names: ClassVar[dict[str, str]] = {}
 
 
