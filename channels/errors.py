@@ -36,6 +36,12 @@ class PermanentFailure(ChannelError):
     """The provider refused this message for good; retrying cannot help."""
 
 
+class CredentialsRevoked(PermanentFailure):
+    """The provider no longer accepts the channel's credentials (an expired or revoked token):
+    this send failed, and every later one fails at once without calling the provider, until an
+    operator sets new credentials and restarts the service."""
+
+
 class RecipientGone(PermanentFailure):
     """The recipient cannot be reached any more (blocked bot, STOP, invalid number)."""
 

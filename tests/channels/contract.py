@@ -25,6 +25,7 @@ from starlette.routing import Route
 
 from channels.base import Channel, ChannelContext, Message, Target, UpdateView
 from channels.email import EmailChannel
+from channels.facebook import FacebookChannel
 from channels.mastodon import MastodonChannel
 from channels.platform import PlatformChannel
 from channels.push import PushChannel
@@ -35,6 +36,7 @@ from channels.telegram import TelegramChannel
 from channels.telegram.classify import RecentChats
 from channels.text import utf16_len
 from channels.webhook import WebhookChannel
+from tests.fakes.facebook import FakeFacebook
 from tests.fakes.mastodon import FakeMastodon, RateWindow, countable_length
 from tests.fakes.push import Browser, FakePushService
 from tests.fakes.receiver import receiver_app
@@ -554,6 +556,65 @@ class PushCase(AdapterCase):
         return Target(stranger.subscription.address, delivery_id=1, per_subscriber=True)
 
 
+class FacebookCase(AdapterCase):
+    """httpx against the Graph API stand-in (tests/fakes/facebook.py)."""
+
+    id = "facebook"
+    channel_class = FacebookChannel
+    address = "page"
+    unconfigured: ClassVar[dict[str, Any]] = {"page_id": "104857600000001", "page_token": " "}
+    invalid: ClassVar[dict[str, Any]] = {"page_id": "1", "timeout_seconds": 0}
+    cannot: ClassVar[dict[str, str]] = {
+        "retry_target": "the Page is the only target: every limit is the channel's",
+        "gone": "posts go to the municipality's own Page; no resident subscribes here",
+        "moved": "a Page keeps its id when it is renamed",
+    }
+
+    @contextmanager
+    def provider(self) -> Iterator[FakeFacebook]:
+        with FakeFacebook() as fake:
+            yield fake
+
+    def settings(self, fake: FakeFacebook) -> dict[str, Any]:
+        state = fake.state
+        return {
+            "page_id": state.page_id,
+            "page_token": state.page_token,
+            "api_url": fake.url,
+            "timeout_seconds": 5,
+        }
+
+    def settings_at(self, url: str) -> dict[str, Any]:
+        return {
+            "page_id": "1",
+            "page_token": "contract-token",
+            "api_url": url,
+            "timeout_seconds": 5,
+        }
+
+    def resident(self) -> Target:
+        return Target(self.address, delivery_id=1, per_subscriber=False)
+
+    def measure(self, message: Message) -> int:
+        return utf16_len(message.text)
+
+    def limit(self, adapter: Channel) -> int | None:
+        # 63,206 characters is more than the contract's long body (~7,000): it goes whole
+        # (tests/channels/test_facebook.py cuts a longer one).
+        return None
+
+    def provider_id(self, fake: FakeFacebook) -> str | None:
+        return list(fake.state.posts)[-1]
+
+    async def arrange_retry_channel(self, fake: FakeFacebook, adapter: Channel) -> Target:
+        fake.state.rate_limit = RateWindow(limit=1, period=3600, used_up=True)  # code 32
+        return self.resident()
+
+    async def arrange_failed(self, fake: FakeFacebook, adapter: Channel) -> Target:
+        fake.state.page_id = "104857600000002"  # the configured id is not the Page: code 100
+        return self.resident()
+
+
 def _without_tags(html_text: str) -> str:
     """Telegram counts the text after entity parsing: tags and escapes do not count."""
     return html.unescape(re.sub(r"<[^>]+>", "", html_text))
@@ -568,4 +629,5 @@ CASES: list[AdapterCase] = [
     MastodonCase(),
     EmailCase(),
     PushCase(),
+    FacebookCase(),
 ]
