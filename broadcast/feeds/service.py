@@ -23,6 +23,7 @@ from broadcast.db import emit
 from broadcast.errors import Conflict, Invalid, NotFound
 from broadcast.feeds.models import (
     FeedAlert,
+    FeedForecast,
     FeedKind,
     FeedReading,
     FeedRuleState,
@@ -36,8 +37,11 @@ log = logging.getLogger(__name__)
 MAX_INTERVAL_SECONDS = 86_400
 FIELDS = (
     "name", "url", "kind", "interval_seconds", "enabled", "incident_id", "areas", "unit",
-    "value_pattern", "items_path", "value_path", "time_path", "rules",
+    "value_pattern", "items_path", "value_path", "time_path", "location", "quantity",
+    "reference", "rules",
 )  # fmt: skip
+LOCATION = re.compile(r"^[a-z0-9][a-z0-9._-]{0,99}$")  # "venlo", "ameland.nes"
+AQUO_CODE = re.compile(r"^[A-Za-z0-9%_/.-]{1,30}$")  # "WATHTE", "NAP", "H1/3"
 
 
 def get(session: Session, source_id: int) -> FeedSource:
@@ -116,7 +120,7 @@ def remove(session: Session, source: FeedSource, *, actor: User) -> None:
     """The source, its readings, seen alerts and rule memory go; updates it made stay."""
     if source.config_name is not None:
         raise Conflict(f"feed {source.id} is defined in the settings file; remove it there")
-    for table in (FeedReading, FeedAlert, FeedRuleState):
+    for table in (FeedReading, FeedAlert, FeedRuleState, FeedForecast):
         session.exec(delete(table).where(col(table.source_id) == source.id))
     session.delete(source)
     audit.record(
@@ -144,7 +148,7 @@ def check(
     try:
         out["kind"] = FeedKind(out["kind"])
     except ValueError:
-        raise Invalid("kind must be level, cap or json") from None
+        raise Invalid("kind must be level, cap, json or rws") from None
     interval = out["interval_seconds"]
     if not isinstance(interval, int) or not min_interval <= interval <= MAX_INTERVAL_SECONDS:
         raise Invalid(
@@ -196,6 +200,24 @@ def _check_kind_fields(out: dict[str, Any]) -> None:
             raise Invalid("a json source needs items_path, value_path and time_path")
     elif any(out[name] for name in json_paths):
         raise Invalid("items_path, value_path and time_path are for json sources")
+    rws_fields = ("location", "quantity", "reference")
+    if kind == FeedKind.rws:
+        location = str(out["location"] or "").strip()
+        if not LOCATION.match(location):
+            raise Invalid(
+                "an rws source needs a location: Rijkswaterstaat's location code in lower case, "
+                'e.g. "venlo" (OphalenCatalogus lists them)'
+            )
+        out["location"] = location
+        out["quantity"] = str(out["quantity"] or "WATHTE").strip()
+        out["reference"] = str(out["reference"] or "NAP").strip()
+        for name in ("quantity", "reference"):
+            if not AQUO_CODE.match(out[name]):
+                raise Invalid(f'{name} must be an Aquo code such as "WATHTE" or "NAP"')
+        if out["unit"] is not None:
+            raise Invalid("an rws source takes its unit from the service (cm for WATHTE)")
+    elif any(out[name] for name in rws_fields):
+        raise Invalid("location, quantity and reference are for rws sources")
 
 
 # --- readings ----------------------------------------------------------------------------------
@@ -228,7 +250,7 @@ def level_sources_for(session: Session, incident_id: int) -> list[FeedSource]:
             select(FeedSource)
             .where(
                 FeedSource.incident_id == incident_id,
-                col(FeedSource.kind).in_([FeedKind.level, FeedKind.json]),
+                col(FeedSource.kind).in_([FeedKind.level, FeedKind.json, FeedKind.rws]),
             )
             .order_by(col(FeedSource.id))
         )
