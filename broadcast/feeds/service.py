@@ -18,9 +18,10 @@ from sqlmodel import Session, col, delete, select
 from broadcast import audit
 from broadcast.areas import service as areas
 from broadcast.auth.models import User
-from broadcast.common import stored_id
+from broadcast.common import stored_id, utcnow
 from broadcast.db import emit
 from broadcast.errors import Conflict, Invalid, NotFound
+from broadcast.feeds import forecast as forecasts
 from broadcast.feeds.models import (
     FeedAlert,
     FeedForecast,
@@ -29,7 +30,7 @@ from broadcast.feeds.models import (
     FeedRuleState,
     FeedSource,
 )
-from broadcast.feeds.rules import LevelRule, parse_rules
+from broadcast.feeds.rules import ForecastPeakRule, LevelRule, parse_rules
 from broadcast.incidents.models import Incident
 from channels.netguard import PrivateAddress, check_url
 
@@ -266,25 +267,54 @@ class Series:
     unit: str | None
     points: list[tuple[datetime, float]]  # oldest first
     thresholds: list[float] = field(default_factory=list)
+    # rws: the current forecast run (after now, oldest first, never readings) and its peak
+    forecast: list[tuple[datetime, float]] = field(default_factory=list)
+    peak: tuple[datetime, float] | None = None
+    reference: str | None = None  # "NAP": the peak is told in m NAP
 
 
-def chart_series(session: Session, incident_id: int, *, since: datetime) -> list[Series]:
-    """The level of each gauge that feeds the incident, since ``since``, with the ``above``
-    thresholds of its rules; gauges without readings in the period are left out."""
+def chart_series(
+    session: Session, incident_id: int, *, since: datetime, now: datetime | None = None
+) -> list[Series]:
+    """The level of each gauge that feeds the incident, since ``since``, with the ``above`` (and
+    ``forecast_peak_above``) thresholds of its rules and, for rws sources, the forecast after
+    ``now``; gauges with neither readings in the period nor a forecast are left out."""
+    now = now or utcnow()
     found = []
     for source in level_sources_for(session, incident_id):
         rows = list(reversed(readings(session, stored_id(source), limit=5000, since=since)))
-        if not rows:
+        run = forecasts.current(session, stored_id(source), now=now)
+        if not rows and run is None:
             continue
-        unit = rows[-1].unit
+        unit = rows[-1].unit if rows else run["peak"]["unit"] if run else None
         points = [(r.observed_at, r.value) for r in rows if r.unit == unit]
         try:
             rules = parse_rules(source.kind, source.rules, unit=source.unit)
         except Invalid:
             rules = []
-        thresholds = sorted({r.above for r in rules if isinstance(r, LevelRule)})
-        station = source.name or rows[-1].station or f"feed {source.id}"
-        found.append(Series(str(source.id), station, unit, points, thresholds))
+        thresholds = sorted(
+            {r.above for r in rules if isinstance(r, LevelRule)}
+            | {r.forecast_peak_above for r in rules if isinstance(r, ForecastPeakRule)}
+        )
+        ahead: list[tuple[datetime, float]] = []
+        peak = None
+        if run is not None and run["peak"]["unit"] == unit:
+            ahead = [(p["at"], p["value"]) for p in run["points"] if p["at"] >= now]
+            if run["peak"]["at"] >= now:
+                peak = (run["peak"]["at"], run["peak"]["value"])
+        station = source.name or (rows[-1].station if rows else None) or f"feed {source.id}"
+        found.append(
+            Series(
+                str(source.id),
+                station,
+                unit,
+                points,
+                thresholds,
+                forecast=ahead,
+                peak=peak,
+                reference=source.reference,
+            )
+        )
     return found
 
 
