@@ -17,6 +17,10 @@ rules, health) from a thread pool of ``--concurrency`` threads (the scheduler's 
 3. unconditional, unchanged: the ETags are cleared first, so every feed is downloaded, parsed and
    found to hold nothing new: what the poller would cost without conditional GET;
 4. conditional, 10 % changed: one feed in ten has one new reading.
+Then as many ``rws`` sources (``POST /ONLINEWAARNEMINGENSERVICES/OphalenWaarnemingen`` on the
+same server: ``--entries`` hourly measurements and a week of hourly forecast per location):
+first poll, then unchanged polls (the measurements since the newest stored one, the same
+forecast run), against a bare httpx POST of the same two requests + ``json.loads``.
 Baselines in the same run, without the database: a bare unconditional fetch + ``feedparser``
 parse of every feed, and a bare conditional fetch (304), on the same thread pool and clients.
 Figures: polls per second (wall clock), CPU time per poll (this process, all threads; the
@@ -27,12 +31,13 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import socket
 import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from email.utils import format_datetime
 from pathlib import Path
 
@@ -89,9 +94,17 @@ def _server_app(count: int, entries: int):
     async def app(scope, receive, send):
         if scope["type"] != "http":
             return
-        while (await receive()).get("more_body"):
-            pass
+        chunks = []
+        while True:
+            message = await receive()
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body"):
+                break
         path = scope["path"]
+        if scope["method"] == "POST" and path == RWS_PATH:
+            status, body = _rws_answer(b"".join(chunks), entries, now)
+            await _answer(send, status, body, [(b"content-type", b"application/json")])
+            return
         if scope["method"] == "POST" and path == "/advance":
             every = int(
                 dict(p.split("=") for p in scope["query_string"].decode().split("&"))["every"]
@@ -116,6 +129,47 @@ def _server_app(count: int, entries: int):
             )
 
     return app
+
+
+RWS_PATH = "/ONLINEWAARNEMINGENSERVICES/OphalenWaarnemingen"
+FORECAST_HOURS = 168  # a week of hourly forecast values per location
+
+
+def _rws_answer(raw: bytes, entries: int, now: datetime) -> tuple[int, bytes]:
+    """OphalenWaarnemingen for location ``s<n>``: ``entries`` hourly measurements up to now, or a
+    week of hourly forecast values; the period filters them, as the real service does."""
+    request = json.loads(raw)
+    n = int(request["Locatie"]["Code"].removeprefix("s"))
+    process = request["AquoPlusWaarnemingMetadata"]["AquoMetadata"].get("ProcesType", "meting")
+    start = datetime.fromisoformat(request["Periode"]["Begindatumtijd"])
+    end = datetime.fromisoformat(request["Periode"]["Einddatumtijd"])
+    if process == "verwachting":
+        moments = [now + timedelta(hours=k) for k in range(1, FORECAST_HOURS + 1)]
+    else:
+        moments = [now - timedelta(hours=k) for k in range(entries - 1, -1, -1)]
+    offset = timezone(timedelta(hours=1))
+    observations = [
+        {
+            "Meetwaarde": {"Waarde_Numeriek": float(900 + (n * 7 + i * 3) % 150)},
+            "Tijdstip": moment.astimezone(offset).isoformat(timespec="milliseconds"),
+            "WaarnemingMetadata": {"Statuswaarde": "Ongecontroleerd"},
+        }
+        for i, moment in enumerate(moments)
+        if start <= moment <= end
+    ]
+    if not observations:
+        return 204, b""
+    answer = {
+        "Succesvol": True,
+        "WaarnemingenLijst": [
+            {
+                "Locatie": {"Code": f"s{n}", "Naam": f"Station {n}"},
+                "AquoMetadata": {"ProcesType": process, "Eenheid": {"Code": "cm"}},
+                "MetingenLijst": observations,
+            }
+        ],
+    }
+    return 200, json.dumps(answer).encode()
 
 
 async def _answer(send, status: int, body: bytes, headers: list) -> None:
@@ -317,9 +371,82 @@ def run(server: FeedServer, url: str, args) -> list[Round]:
     with db.session_scope() as session:
         readings = len(service.readings(session, ids[0], limit=100_000))
     assert readings == args.entries + args.repeat, readings  # feed 0 advanced every time
+    rounds += _rws_rounds(server, db, poller, clients, args)
     poller.close()
     clients.close()
     db.dispose()
+    return rounds
+
+
+def _rws_rounds(server: FeedServer, db, poller, clients, args) -> list[Round]:
+    """``rws`` sources (two POSTs a poll: measurements and the forecast) against a bare httpx
+    POST of the same two requests + ``json.loads``, on the same threads and clients."""
+    from broadcast.common import utcnow
+    from broadcast.feeds import service
+    from broadcast.feeds.parse import rws
+    from broadcast.feeds.poll.polling import RWS_FORECAST_AHEAD, RWS_HISTORY
+
+    with db.session_scope() as session:
+        ids = [
+            service.create(
+                session,
+                url=server.url,
+                kind="rws",
+                location=f"s{n}",
+                interval_seconds=600,
+                name=f"Station {n}",
+                rules=[{"above": 5000}, {"forecast_peak_above": 5000}],
+                min_interval=60,
+                allow_private=True,
+            ).id
+            for n in range(args.feeds)
+        ]
+
+    def bare(n):
+        now = utcnow()
+        size = 0
+        for process, start, end in (
+            (rws.MEASUREMENT, now - RWS_HISTORY, now),
+            (rws.FORECAST, now, now + RWS_FORECAST_AHEAD),
+        ):
+            body = rws.request_body(
+                location=f"s{n}",
+                quantity="WATHTE",
+                reference="NAP",
+                process=process,
+                start=start,
+                end=end,
+            )
+            response = clients.get().post(server.url + RWS_PATH, json=body)
+            assert response.status_code == 200, response.status_code
+            assert json.loads(response.content)["WaarnemingenLijst"]
+            size += len(response.content)
+        return "200+parse", size
+
+    def poll(source_id):
+        result = poller.poll(source_id)
+        return result.outcome, result.downloaded
+
+    locations = list(range(args.feeds))
+    for n in locations[:20]:
+        bare(n)  # warm-up
+    rounds = [
+        median_round(
+            [
+                timed(
+                    "rws: bare 2 POSTs + JSON parse (baseline)", bare, locations, args.concurrency
+                )
+                for _ in range(args.repeat)
+            ]
+        ),
+        timed("rws: poll, first (all new)", poll, ids, args.concurrency),
+        median_round(
+            [timed("rws: poll, unchanged", poll, ids, args.concurrency) for _ in range(args.repeat)]
+        ),
+    ]
+    with db.session_scope() as session:
+        readings = len(service.readings(session, ids[0], limit=100_000))
+    assert 0 < readings <= args.entries, readings
     return rounds
 
 
@@ -362,6 +489,14 @@ def report(results: dict[str, list[Round]], facts: dict[str, str], args, command
             f"round and polls {conditional.per_second / full.per_second:.1f}× as many feeds per "
             f"second; a full poll that finds nothing new costs {full.cpu_ms / base.cpu_ms:.2f}× "
             f"the CPU of the bare fetch + parse ({base.cpu_ms:.2f} ms)."
+        )
+        rws_base = by_name["rws: bare 2 POSTs + JSON parse (baseline)"]
+        rws_same = by_name["rws: poll, unchanged"]
+        lines.append(
+            f"{NAMES[backend]}: an rws poll that finds nothing new costs "
+            f"{rws_same.cpu_ms / rws_base.cpu_ms:.2f}× the CPU of its two bare POSTs + JSON parse "
+            f"({rws_same.cpu_ms:.2f} vs {rws_base.cpu_ms:.2f} ms) at "
+            f"{rws_same.per_second / rws_base.per_second:.2f}× their polls per second."
         )
     return "\n".join(lines)
 

@@ -154,6 +154,7 @@ def _seed(session: Session, channels: ChannelSet) -> list[str]:
     session.add(incident)
     _subscribers(session)
     _gauge(session, incident, now)
+    _venlo(session, incident)
     questions.receive(
         session,
         channel="sms",
@@ -187,6 +188,28 @@ def _subscribers(session: Session) -> None:
         session.flush()
         assert subscriber.id is not None  # flushed
         session.add_all(SubscriberArea(subscriber_id=subscriber.id, area_code=a) for a in areas)
+
+
+RWS_URL = "https://ddapi20-waterwebservices.rijkswaterstaat.nl"
+
+
+def _venlo(session: Session, incident: Incident) -> None:
+    """The real Maas at Venlo from Rijkswaterstaat's WaterWebservices, with an expected-peak
+    rule: disabled, so the demo polls nothing; on a machine with internet access one call
+    (``PATCH /api/v1/feeds/{id}`` with ``{"enabled": true}``) follows it. The line (14 m NAP,
+    in the service's cm) is an example, not Venlo's official one."""
+    feeds.create(
+        session,
+        name="Venlo",
+        url=RWS_URL,
+        kind="rws",
+        location="venlo",
+        interval_seconds=600,
+        incident_id=incident.id,
+        enabled=False,
+        rules=[{"forecast_peak_above": 1400, "severity": "warning"}],
+        min_interval=60,
+    )
 
 
 def _gauge(session: Session, incident: Incident, now) -> None:

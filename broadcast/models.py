@@ -5,7 +5,13 @@ from broadcast.audit import AuditEvent
 from broadcast.auth.models import ConsoleSession, Role, User
 from broadcast.delivery.models import Delivery, DeliveryState, DirectMessage, EarlyReceipt
 from broadcast.duty.models import DutyShift, OfficerChat, PromiseReminder
-from broadcast.feeds.models import FeedAlert, FeedReading, FeedRuleState, FeedSource
+from broadcast.feeds.models import (
+    FeedAlert,
+    FeedForecast,
+    FeedReading,
+    FeedRuleState,
+    FeedSource,
+)
 from broadcast.inbound.models import InboundMessage
 from broadcast.incidents.models import Incident, IncidentStatus, Instruction
 from broadcast.keys import InstallationKey
@@ -28,6 +34,7 @@ __all__ = [
     "DutyShift",
     "EarlyReceipt",
     "FeedAlert",
+    "FeedForecast",
     "FeedReading",
     "FeedRuleState",
     "FeedSource",

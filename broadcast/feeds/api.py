@@ -14,8 +14,9 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
 from broadcast import audit
-from broadcast.common import Code, PlainText, stored_id
+from broadcast.common import Code, PlainText, stored_id, utcnow
 from broadcast.deps import BODY, MAX_ID, ROLE, Id, Officer, SessionDep, errors
+from broadcast.feeds import forecast as forecasts
 from broadcast.feeds import service
 from broadcast.feeds.models import FeedKind, FeedSource, FeedStatus
 
@@ -28,12 +29,16 @@ Unit = Annotated[PlainText, Field(max_length=30)]
 Pattern = Annotated[PlainText, Field(max_length=500)]
 JsonPath = Annotated[PlainText, Field(max_length=200)]
 Seconds = Annotated[int, Field(ge=0, le=MAX_ID)]  # the service checks the allowed range
+Location = Annotated[PlainText, Field(max_length=100)]
+AquoCode = Annotated[PlainText, Field(max_length=30)]
 Rules = Annotated[list[dict[str, Any]], Field(max_length=50)]
 
 
 class FeedCreate(BaseModel):
     url: Url = Field(description="http or https address of the feed")
-    kind: FeedKind = Field(description="level (RSS/Atom), cap (CAP index or alert) or json")
+    kind: FeedKind = Field(
+        description="level (RSS/Atom), cap (CAP index or alert), json or rws (Rijkswaterstaat)"
+    )
     interval_seconds: Seconds = Field(description="Seconds between two polls")
     incident_id: Id | None = Field(
         default=None, description="Incident that fired rules add to; none: a new incident"
@@ -46,13 +51,19 @@ class FeedCreate(BaseModel):
     items_path: JsonPath | None = Field(default=None, description='json: dotted path, "data.items"')
     value_path: JsonPath | None = Field(default=None, description="json: path within an item")
     time_path: JsonPath | None = Field(default=None, description="json: ISO-8601 time in an item")
+    location: Location | None = Field(
+        default=None, description='rws: Rijkswaterstaat location code, e.g. "venlo"'
+    )
+    quantity: AquoCode | None = Field(default=None, description="rws: Grootheid, default WATHTE")
+    reference: AquoCode | None = Field(default=None, description="rws: Hoedanigheid, default NAP")
     areas: list[Code] = Field(
         default=[], max_length=500, description="Area codes of a new incident"
     )
     rules: Rules = Field(
         default=[],
         description='{"above": 1100, "reset_below": 1050, "severity"?, "auto_publish": false}, '
-        '{"rise_cm_per_hour": 10} or (cap) {"min_severity": "Severe"}',
+        '{"rise_cm_per_hour": 10}, (rws) {"forecast_peak_above": 1400} or (cap) '
+        '{"min_severity": "Severe"}',
     )
     enabled: bool = True
 
@@ -68,6 +79,9 @@ class FeedChange(BaseModel):
     items_path: JsonPath | None = None
     value_path: JsonPath | None = None
     time_path: JsonPath | None = None
+    location: Location | None = None
+    quantity: AquoCode | None = None
+    reference: AquoCode | None = None
     areas: Annotated[list[Code], Field(max_length=500)] | None = None
     rules: Rules | None = None
     enabled: bool | None = None
@@ -78,6 +92,23 @@ class ReadingOut(BaseModel):
     unit: str | None
     observed_at: datetime
     station: str | None = None
+
+
+class PeakOut(BaseModel):
+    value: float
+    unit: str | None
+    at: datetime
+
+
+class ForecastPointOut(BaseModel):
+    value: float
+    at: datetime
+
+
+class ForecastOut(BaseModel):
+    issued_at: datetime = Field(description="when this service first saw this forecast run")
+    peak: PeakOut
+    points: list[ForecastPointOut]
 
 
 class FeedOut(BaseModel):
@@ -94,6 +125,9 @@ class FeedOut(BaseModel):
     items_path: str | None
     value_path: str | None
     time_path: str | None
+    location: str | None = None
+    quantity: str | None = None
+    reference: str | None = None
     rules: list[dict[str, Any]]
     origin: str = Field(description="api, or config for a [[feeds]] table of the settings file")
     status: FeedStatus
@@ -104,6 +138,9 @@ class FeedOut(BaseModel):
     consecutive_failures: int
     alerting: bool = Field(description="officers were alerted: failing many polls in a row")
     latest: ReadingOut | None
+    forecast: ForecastOut | None = Field(
+        default=None, description="rws: the current forecast run and its expected peak"
+    )
     created_at: datetime
 
 
@@ -127,6 +164,9 @@ def feed_out(session, source: FeedSource) -> dict:
     return source.model_dump() | {
         "origin": "config" if source.config_name else "api",
         "latest": latest.model_dump() if latest else None,
+        "forecast": forecasts.current(session, stored_id(source), now=utcnow())
+        if source.kind == FeedKind.rws
+        else None,
     }
 
 

@@ -9,13 +9,15 @@ import logging
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from babel.dates import format_datetime
+from babel.numbers import format_decimal
 from sqlmodel import Session
 
 from broadcast import audit
 from broadcast.common import Severity
 from broadcast.delivery.adapters import ChannelSet
 from broadcast.feeds.models import FeedSource
-from broadcast.feeds.rules import CAP_TO_OURS, CapRule, LevelRule, RiseRule, fill
+from broadcast.feeds.rules import CAP_TO_OURS, CapRule, ForecastPeakRule, LevelRule, RiseRule, fill
 from broadcast.i18n import LANGUAGES
 from broadcast.incidents import service as incidents
 from broadcast.incidents.models import Incident, IncidentStatus
@@ -37,6 +39,20 @@ TEMPLATES = {
         "{window_hours} uur (nu {value} {unit}, om {time}). We houden de situatie in de gaten.",
         "en": "The water at {station} is rising fast: {rate} cm per hour over the last "
         "{window_hours} hours (now {value} {unit}, at {time}). We are monitoring the situation.",
+    },
+    "peak": {
+        "nl": "Verwachte hoogste stand bij {station}: {value} {unit}, {time}. Dat is boven de "
+        "signaalwaarde van {above} {unit}. We houden de situatie in de gaten en melden het als "
+        "de verwachting verandert.",
+        "en": "Expected peak at {station}: {value} {unit}, {time}. That is above the alert level "
+        "of {above} {unit}. We are monitoring the situation and will tell you when the forecast "
+        "changes.",
+    },
+    "peak_follow_up": {
+        "nl": "Nieuwe verwachting voor {station}: hoogste stand {value} {unit}, {time} (eerder "
+        "verwacht: {previous} {unit}, {previous_time}).",
+        "en": "New forecast for {station}: peak {value} {unit}, {time} (previously expected: "
+        "{previous} {unit}, {previous_time}).",
     },
     "cap": {
         "nl": "Waarschuwing van {sender}: {headline} (ernst: {severity}; gebied: {areas}; "
@@ -94,6 +110,52 @@ def level_bodies(
     return bodies
 
 
+def height(value: float, unit: str | None, reference: str | None, language: str) -> tuple[str, str]:
+    """The value and unit as residents read them: a water level the service gives in cm against
+    NAP in metres with two decimals ("15,10", "m NAP"); anything else as it is."""
+    locale = "nl_NL" if language == "nl" else "en_GB"
+    if unit == "cm" and reference and reference != "NVT":
+        return format_decimal(value / 100, "0.00", locale=locale), f"m {reference}"
+    return format_decimal(value, "0.##", locale=locale), unit or ""
+
+
+def around(moment: datetime, language: str) -> str:
+    """ "vrijdag rond 06:00" / "Friday around 06:00", Europe/Amsterdam."""
+    pattern = "EEEE 'rond' HH:mm" if language == "nl" else "EEEE 'around' HH:mm"
+    locale = "nl_NL" if language == "nl" else "en_GB"
+    return format_datetime(moment, pattern, tzinfo=AMSTERDAM, locale=locale)
+
+
+def peak_bodies(
+    rule: ForecastPeakRule,
+    *,
+    station: str,
+    value: float,
+    at: datetime,
+    unit: str | None,
+    reference: str | None,
+    previous: tuple[float, datetime] | None = None,
+) -> dict[str, str]:
+    """The expected peak (or, with ``previous``, the follow-up after a new forecast)."""
+    bodies = {}
+    for language in LANGUAGES:
+        shown, shown_unit = height(value, unit, reference, language)
+        values = {
+            "station": station,
+            "value": shown,
+            "unit": shown_unit,
+            "time": around(at, language),
+            "above": height(rule.forecast_peak_above, unit, reference, language)[0],
+        }
+        if previous is not None:
+            values["previous"] = height(previous[0], unit, reference, language)[0]
+            values["previous_time"] = around(previous[1], language)
+        default = TEMPLATES["peak" if previous is None else "peak_follow_up"]
+        custom = None if previous is not None else (rule.template or {}).get(language)
+        bodies[language] = " ".join(fill(custom or default[language], values).split())
+    return bodies
+
+
 def cap_bodies(
     rule: CapRule | None,
     *,
@@ -123,7 +185,10 @@ def cap_bodies(
     return bodies
 
 
-def severity_for(rule: LevelRule | RiseRule | CapRule | None, cap_severity: str | None) -> Severity:
+def severity_for(
+    rule: LevelRule | RiseRule | CapRule | ForecastPeakRule | None,
+    cap_severity: str | None,
+) -> Severity:
     if rule is not None and rule.severity is not None:
         return rule.severity
     if cap_severity is not None:

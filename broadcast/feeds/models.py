@@ -21,6 +21,7 @@ class FeedKind(StrEnum):
     level = "level"  # RSS/Atom, one reading per entry
     cap = "cap"  # an Atom/RSS index of CAP alerts, or one CAP document
     json = "json"  # a gauge API publishing JSON
+    rws = "rws"  # Rijkswaterstaat WaterWebservices (ddapi20): POST with a JSON body
 
 
 class FeedStatus(StrEnum):
@@ -46,6 +47,11 @@ class FeedSource(SQLModel, table=True):
     items_path: str | None = Field(default=None, max_length=200)
     value_path: str | None = Field(default=None, max_length=200)
     time_path: str | None = Field(default=None, max_length=200)
+    # rws: the location code ("venlo"), the quantity (Grootheid, WATHTE) and its reference plane
+    # (Hoedanigheid, NAP).
+    location: str | None = Field(default=None, max_length=100)
+    quantity: str | None = Field(default=None, max_length=30)
+    reference: str | None = Field(default=None, max_length=30)
     rules: list[dict[str, Any]] = Field(
         default_factory=list, sa_column=Column(JSON, nullable=False)
     )
@@ -132,3 +138,26 @@ class FeedRuleState(SQLModel, table=True):
     last_fired_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime))
     last_update_id: int | None = Field(default=None, foreign_key="updates.id")
     fired: int = 0
+    # Expected-peak rules: the forecast run last evaluated and the peak the last draft told.
+    run_hash: str | None = Field(default=None, max_length=64)
+    peak_value: float | None = None
+    peak_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime))
+
+
+class FeedForecast(SQLModel, table=True):
+    """The current forecast run of a source (one row, replaced by each new run): never readings.
+
+    The service's answer names no time of issue that public material documents, so a run is
+    identified by the hash of its points and ``issued_at`` is when this service first saw it."""
+
+    __tablename__ = "feed_forecasts"
+
+    id: int | None = Field(default=None, primary_key=True)
+    source_id: int = Field(foreign_key="feed_sources.id", unique=True)
+    run_hash: str = Field(max_length=64)
+    issued_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+    unit: str | None = Field(default=None, max_length=30)
+    peak_value: float
+    peak_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+    # [[ISO 8601 time, value], ...], oldest first
+    points: list[list[Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))

@@ -6,6 +6,9 @@ Three kinds, told apart by their keys:
   the line makes one draft, not one per reading.
 - ``{"rise_cm_per_hour": R, "window_minutes": 180}``: the level rose faster than R cm per hour
   over the window; re-armed when the rate fell below ``reset_below`` (default R / 2).
+- ``{"forecast_peak_above": X}`` (rws sources): a forecast run expects a peak above X; a later
+  run that moves the peak by more than ``follow_up_height`` or ``follow_up_minutes`` gets a
+  follow-up (see ``broadcast.feeds.forecast``).
 - ``{"min_severity": "Severe"}``: a CAP alert at or above that severity (CAP words, or ours:
   info, advisory, warning, emergency) for the incident's areas (or the rule's ``areas``).
 
@@ -96,6 +99,16 @@ class RiseRule(_Rule):
         return self.rise_cm_per_hour / 2 if self.reset_below is None else self.reset_below
 
 
+class ForecastPeakRule(_Rule):
+    """rws sources: the expected peak of a forecast run is above X (in the source's unit). A
+    later run whose peak moved by more than ``follow_up_height`` (same unit) or
+    ``follow_up_minutes`` gets a follow-up; each run is evaluated once."""
+
+    forecast_peak_above: float
+    follow_up_height: float = Field(default=10, gt=0)
+    follow_up_minutes: float = Field(default=120, gt=0)
+
+
 class CapRule(_Rule):
     min_severity: str
     areas: list[Code] | None = None
@@ -111,8 +124,9 @@ class CapRule(_Rule):
         return value
 
 
-Rule = LevelRule | RiseRule | CapRule
+Rule = LevelRule | RiseRule | CapRule | ForecastPeakRule
 TEMPLATE_FIELDS = {
+    ForecastPeakRule: {"station", "value", "unit", "time", "above", "previous", "previous_time"},
     LevelRule: {"station", "value", "unit", "time", "above", "reset_below"},
     RiseRule: {"station", "value", "unit", "time", "rate", "window_hours"},
     CapRule: {"sender", "event", "headline", "severity", "areas", "expires", "description"},
@@ -146,11 +160,16 @@ def _model_for(kind: str, item: dict[str, Any], index: int) -> type[Rule]:
         if "min_severity" not in item:
             raise Invalid(f"rules[{index}]: a CAP source's rule needs min_severity")
         return CapRule
+    if "forecast_peak_above" in item:
+        if kind != "rws":
+            raise Invalid(f"rules[{index}]: forecast_peak_above is for rws sources")
+        return ForecastPeakRule
     if "above" in item:
         return LevelRule
     if "rise_cm_per_hour" in item:
         return RiseRule
-    raise Invalid(f"rules[{index}]: a level rule needs 'above' or 'rise_cm_per_hour'")
+    more = " or 'forecast_peak_above'" if kind == "rws" else ""
+    raise Invalid(f"rules[{index}]: a level rule needs 'above' or 'rise_cm_per_hour'{more}")
 
 
 def _check_template(template: dict[str, str], allowed: set[str], index: int) -> None:

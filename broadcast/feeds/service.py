@@ -18,17 +18,19 @@ from sqlmodel import Session, col, delete, select
 from broadcast import audit
 from broadcast.areas import service as areas
 from broadcast.auth.models import User
-from broadcast.common import stored_id
+from broadcast.common import stored_id, utcnow
 from broadcast.db import emit
 from broadcast.errors import Conflict, Invalid, NotFound
+from broadcast.feeds import forecast as forecasts
 from broadcast.feeds.models import (
     FeedAlert,
+    FeedForecast,
     FeedKind,
     FeedReading,
     FeedRuleState,
     FeedSource,
 )
-from broadcast.feeds.rules import LevelRule, parse_rules
+from broadcast.feeds.rules import ForecastPeakRule, LevelRule, parse_rules
 from broadcast.incidents.models import Incident
 from channels.netguard import PrivateAddress, check_url
 
@@ -36,8 +38,11 @@ log = logging.getLogger(__name__)
 MAX_INTERVAL_SECONDS = 86_400
 FIELDS = (
     "name", "url", "kind", "interval_seconds", "enabled", "incident_id", "areas", "unit",
-    "value_pattern", "items_path", "value_path", "time_path", "rules",
+    "value_pattern", "items_path", "value_path", "time_path", "location", "quantity",
+    "reference", "rules",
 )  # fmt: skip
+LOCATION = re.compile(r"^[a-z0-9][a-z0-9._-]{0,99}$")  # "venlo", "ameland.nes"
+AQUO_CODE = re.compile(r"^[A-Za-z0-9%_/.-]{1,30}$")  # "WATHTE", "NAP", "H1/3"
 
 
 def get(session: Session, source_id: int) -> FeedSource:
@@ -116,7 +121,7 @@ def remove(session: Session, source: FeedSource, *, actor: User) -> None:
     """The source, its readings, seen alerts and rule memory go; updates it made stay."""
     if source.config_name is not None:
         raise Conflict(f"feed {source.id} is defined in the settings file; remove it there")
-    for table in (FeedReading, FeedAlert, FeedRuleState):
+    for table in (FeedReading, FeedAlert, FeedRuleState, FeedForecast):
         session.exec(delete(table).where(col(table.source_id) == source.id))
     session.delete(source)
     audit.record(
@@ -144,7 +149,7 @@ def check(
     try:
         out["kind"] = FeedKind(out["kind"])
     except ValueError:
-        raise Invalid("kind must be level, cap or json") from None
+        raise Invalid("kind must be level, cap, json or rws") from None
     interval = out["interval_seconds"]
     if not isinstance(interval, int) or not min_interval <= interval <= MAX_INTERVAL_SECONDS:
         raise Invalid(
@@ -196,6 +201,24 @@ def _check_kind_fields(out: dict[str, Any]) -> None:
             raise Invalid("a json source needs items_path, value_path and time_path")
     elif any(out[name] for name in json_paths):
         raise Invalid("items_path, value_path and time_path are for json sources")
+    rws_fields = ("location", "quantity", "reference")
+    if kind == FeedKind.rws:
+        location = str(out["location"] or "").strip()
+        if not LOCATION.match(location):
+            raise Invalid(
+                "an rws source needs a location: Rijkswaterstaat's location code in lower case, "
+                'e.g. "venlo" (OphalenCatalogus lists them)'
+            )
+        out["location"] = location
+        out["quantity"] = str(out["quantity"] or "WATHTE").strip()
+        out["reference"] = str(out["reference"] or "NAP").strip()
+        for name in ("quantity", "reference"):
+            if not AQUO_CODE.match(out[name]):
+                raise Invalid(f'{name} must be an Aquo code such as "WATHTE" or "NAP"')
+        if out["unit"] is not None:
+            raise Invalid("an rws source takes its unit from the service (cm for WATHTE)")
+    elif any(out[name] for name in rws_fields):
+        raise Invalid("location, quantity and reference are for rws sources")
 
 
 # --- readings ----------------------------------------------------------------------------------
@@ -228,7 +251,7 @@ def level_sources_for(session: Session, incident_id: int) -> list[FeedSource]:
             select(FeedSource)
             .where(
                 FeedSource.incident_id == incident_id,
-                col(FeedSource.kind).in_([FeedKind.level, FeedKind.json]),
+                col(FeedSource.kind).in_([FeedKind.level, FeedKind.json, FeedKind.rws]),
             )
             .order_by(col(FeedSource.id))
         )
@@ -244,25 +267,54 @@ class Series:
     unit: str | None
     points: list[tuple[datetime, float]]  # oldest first
     thresholds: list[float] = field(default_factory=list)
+    # rws: the current forecast run (after now, oldest first, never readings) and its peak
+    forecast: list[tuple[datetime, float]] = field(default_factory=list)
+    peak: tuple[datetime, float] | None = None
+    reference: str | None = None  # "NAP": the peak is told in m NAP
 
 
-def chart_series(session: Session, incident_id: int, *, since: datetime) -> list[Series]:
-    """The level of each gauge that feeds the incident, since ``since``, with the ``above``
-    thresholds of its rules; gauges without readings in the period are left out."""
+def chart_series(
+    session: Session, incident_id: int, *, since: datetime, now: datetime | None = None
+) -> list[Series]:
+    """The level of each gauge that feeds the incident, since ``since``, with the ``above`` (and
+    ``forecast_peak_above``) thresholds of its rules and, for rws sources, the forecast after
+    ``now``; gauges with neither readings in the period nor a forecast are left out."""
+    now = now or utcnow()
     found = []
     for source in level_sources_for(session, incident_id):
         rows = list(reversed(readings(session, stored_id(source), limit=5000, since=since)))
-        if not rows:
+        run = forecasts.current(session, stored_id(source), now=now)
+        if not rows and run is None:
             continue
-        unit = rows[-1].unit
+        unit = rows[-1].unit if rows else run["peak"]["unit"] if run else None
         points = [(r.observed_at, r.value) for r in rows if r.unit == unit]
         try:
             rules = parse_rules(source.kind, source.rules, unit=source.unit)
         except Invalid:
             rules = []
-        thresholds = sorted({r.above for r in rules if isinstance(r, LevelRule)})
-        station = source.name or rows[-1].station or f"feed {source.id}"
-        found.append(Series(str(source.id), station, unit, points, thresholds))
+        thresholds = sorted(
+            {r.above for r in rules if isinstance(r, LevelRule)}
+            | {r.forecast_peak_above for r in rules if isinstance(r, ForecastPeakRule)}
+        )
+        ahead: list[tuple[datetime, float]] = []
+        peak = None
+        if run is not None and run["peak"]["unit"] == unit:
+            ahead = [(p["at"], p["value"]) for p in run["points"] if p["at"] >= now]
+            if run["peak"]["at"] >= now:
+                peak = (run["peak"]["at"], run["peak"]["value"])
+        station = source.name or (rows[-1].station if rows else None) or f"feed {source.id}"
+        found.append(
+            Series(
+                str(source.id),
+                station,
+                unit,
+                points,
+                thresholds,
+                forecast=ahead,
+                peak=peak,
+                reference=source.reference,
+            )
+        )
     return found
 
 

@@ -133,6 +133,6 @@ def poll_feed(source_id: int) -> str | None:
     the source by the poller; a source removed meanwhile is skipped until the jobs are synced."""
     assert _runtime is not None and _runtime.feeds is not None, "poll job ran without a runtime"
     try:
-        return _runtime.feeds.poll(source_id).outcome
+        return _runtime.feeds.poll(source_id, scheduled=True).outcome
     except NotFound:
         return None

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from html import escape
 
 from broadcast.common import xml_safe
+from broadcast.feeds.drafts import around, height
 from broadcast.feeds.service import Series
 from broadcast.i18n import AMSTERDAM, Gettext  # Gettext: translator(language), the catalogue
 
@@ -33,6 +34,7 @@ class Chart:
     table_label: str
     time_label: str
     value_label: str
+    peak_text: str = ""  # rws: the expected peak in words, shown above the chart
 
 
 def _text(value: str) -> str:
@@ -50,11 +52,13 @@ def render(
 ) -> Chart:
     """``_`` translates (the web catalogue); ``language`` picks the decimal mark."""
     points = _thin(series.points)
+    ahead = _thin(series.forecast)
     unit = series.unit or ""
     start = now - timedelta(days=days)
-    values = [v for _t, v in points] + list(series.thresholds)
+    end = max([now] + [t for t, _v in ahead])  # the forecast runs on to the right of "now"
+    values = [v for _t, v in points + ahead] + list(series.thresholds)
     low, high = _nice_range(min(values), max(values))
-    x_of = _scale(start.timestamp(), now.timestamp(), LEFT, WIDTH - RIGHT)
+    x_of = _scale(start.timestamp(), end.timestamp(), LEFT, WIDTH - RIGHT)
     y_of = _scale(low, high, HEIGHT - BOTTOM, TOP)
     title = _("Water level %(station)s", station=series.station)
     desc = _(
@@ -62,6 +66,9 @@ def render(
         station=series.station,
         days=number(days, language),
     )
+    if ahead:
+        desc += " " + _("The dashed line after now is the forecast.")
+    peak_text = _peak_text(series, language, _)
     ids = f"chart-{series.key}"
     parts = [
         f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" width="100%" role="img" '
@@ -70,7 +77,7 @@ def render(
         f'<desc id="{ids}-desc">{_text(desc)}</desc>',
     ]
     parts += _y_axis(low, high, y_of, unit, language)
-    parts += _x_axis(start, now, x_of)
+    parts += _x_axis(start, end, x_of)
     alert_level = _("alert level")
     for threshold in series.thresholds:
         y = y_of(threshold)
@@ -94,16 +101,64 @@ def render(
             f'<circle class="latest" cx="{x_of(last_t.timestamp()):.1f}" cy="{y_of(last_v):.1f}" '
             'r="4" fill="#1f5fa8"/>'
         )
+    if ahead:
+        x_now = x_of(now.timestamp())
+        parts.append(
+            f'<line class="now" x1="{x_now:.1f}" x2="{x_now:.1f}" y1="{TOP}" '
+            f'y2="{HEIGHT - BOTTOM}" stroke="#555" stroke-width="1"/>'
+        )
+        parts.append(
+            f'<text class="now-label" x="{x_now + 4:.1f}" y="{TOP + 12}" font-size="12" '
+            f'fill="#333">{_text(_("now"))}</text>'
+        )
+        joined = points[-1:] + ahead  # from the latest reading on
+        coords = " ".join(f"{x_of(t.timestamp()):.1f},{y_of(v):.1f}" for t, v in joined)
+        parts.append(
+            f'<polyline class="forecast" points="{coords}" fill="none" stroke="#1f5fa8" '
+            'stroke-width="2" stroke-dasharray="5 4" stroke-linejoin="round"/>'
+        )
+    if ahead and series.peak is not None:
+        peak_t, peak_v = series.peak
+        x, y = x_of(peak_t.timestamp()), y_of(peak_v)
+        parts.append(
+            f'<circle class="peak" cx="{x:.1f}" cy="{y:.1f}" r="5" fill="#fff" '
+            'stroke="#1f5fa8" stroke-width="2"/>'
+        )
+        anchor = "end" if x > WIDTH - RIGHT - 90 else "start" if x < LEFT + 90 else "middle"
+        parts.append(
+            f'<text class="peak-label" x="{x:.1f}" y="{y - 9:.1f}" text-anchor="{anchor}" '
+            f'font-size="12" fill="#1f5fa8">{_text(_("expected peak"))}</text>'
+        )
     parts.append("</svg>")
+    caption = _caption(series, points, language, title, _)
+    if peak_text:
+        caption += " " + peak_text
+    if ahead:
+        caption += " " + _("The dashed line after now is the forecast.")
     return Chart(
         key=ids,
         title=title,
         svg="".join(parts),
-        caption=_caption(series, points, language, title, _),
+        caption=caption,
         rows=_rows(points, unit, language),
         table_label=_("Readings as a table"),
         time_label=_("Time"),
         value_label=_("Water level"),
+        peak_text=peak_text,
+    )
+
+
+def _peak_text(series: Series, language: str, _: Gettext) -> str:
+    """ "Verwachte hoogste stand bij Venlo: 15,10 m NAP, vrijdag rond 06:00." (or nothing)."""
+    if series.peak is None:
+        return ""
+    at, value = series.peak
+    shown, unit = height(value, series.unit, series.reference, language)
+    return _(
+        "Expected peak at %(station)s: %(value)s, %(time)s.",
+        station=series.station,
+        value=f"{shown} {unit}".strip(),
+        time=around(at, language),
     )
 
 

@@ -128,7 +128,7 @@ async def _incident(
         others = [
             i for i in incidents.listing(session, include_resolved=False) if i.id != incident.id
         ]
-        series = feeds.chart_series(session, incident.id, since=now - timedelta(days=days))
+        series = feeds.chart_series(session, incident.id, since=now - timedelta(days=days), now=now)
         heads = _heads(session, incident, updates)
         return incident, updates, others, _public_media(session, updates), series, heads
 

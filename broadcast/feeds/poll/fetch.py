@@ -9,6 +9,7 @@ reason, never the URL with its query string).
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from dataclasses import dataclass
@@ -100,6 +101,48 @@ def fetch(
         raise FetchError("unsupported URL scheme: only http and https are fetched") from None
     except httpx.TransportError as exc:
         raise FetchError(f"connection failed: {type(exc).__name__}: {_short(exc)}") from None
+
+
+def post_json(client: httpx.Client, url: str, body: dict, *, limits: FetchLimits) -> Fetched:
+    """POST a JSON body (Rijkswaterstaat's WaterWebservices take no GET): the same caps, time-outs
+    and errors as ``fetch``. ``204 No Content`` is an answer without data, not a failure; a
+    ``400`` says why in ``Foutmelding``, which is kept in the error."""
+    started = time.monotonic()
+    headers = {"Accept": "application/json"}
+    try:
+        with client.stream("POST", url, json=body, headers=headers) as response:
+            if response.status_code == 204:
+                return Fetched(not_modified=False, status_code=204)
+            if response.status_code >= 400 or response.status_code < 200:
+                reason = f"HTTP {response.status_code} {response.reason_phrase}".strip()
+                if response.status_code == 400:
+                    reason += _service_reason(_read_capped(response, limits, started))
+                raise FetchError(reason)
+            if response.is_redirect:
+                raise FetchError(f"HTTP {response.status_code}: a POST is not redirected")
+            content = _read_capped(response, limits, started)
+            return Fetched(not_modified=False, content=content, status_code=response.status_code)
+    except FetchError:
+        raise
+    except PrivateAddress as exc:
+        raise FetchError(str(exc)) from None
+    except httpx.TimeoutException as exc:
+        kind = type(exc).__name__
+        raise FetchError(f"timed out ({kind}) after {limits.timeout_seconds:g} s") from None
+    except httpx.DecodingError as exc:
+        raise FetchError(f"undecodable content encoding: {_short(exc)}") from None
+    except httpx.UnsupportedProtocol:
+        raise FetchError("unsupported URL scheme: only http and https are fetched") from None
+    except httpx.TransportError as exc:
+        raise FetchError(f"connection failed: {type(exc).__name__}: {_short(exc)}") from None
+
+
+def _service_reason(content: bytes) -> str:
+    try:
+        message = json.loads(content).get("Foutmelding")
+    except (ValueError, AttributeError):
+        return ""
+    return f": {str(message)[:300]}" if message else ""
 
 
 def _read_capped(response: httpx.Response, limits: FetchLimits, started: float) -> bytes:

@@ -15,24 +15,29 @@ import asyncio
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
-from sqlmodel import Session, select
+from sqlmodel import Session, func, select
 
 from broadcast import audit, telemetry
 from broadcast.common import utcnow
 from broadcast.db import Database, emit
 from broadcast.delivery.adapters import ChannelSet
 from broadcast.errors import NotFound
-from broadcast.feeds.models import FeedSource, FeedStatus
-from broadcast.feeds.parse.extract import Options, Parsers
+from broadcast.feeds import forecast as forecasts
+from broadcast.feeds.models import FeedKind, FeedReading, FeedSource, FeedStatus
+from broadcast.feeds.parse import rws
+from broadcast.feeds.parse.extract import Extracted, Options, Parsers, keep_newest
 from broadcast.feeds.parse.parsing import FeedError
 from broadcast.feeds.poll import intake
-from broadcast.feeds.poll.fetch import Clients, FetchError, FetchLimits, fetch
+from broadcast.feeds.poll.fetch import Clients, FetchError, FetchLimits, fetch, post_json
 from broadcast.settings import Settings
 
 log = logging.getLogger(__name__)
+RWS_HISTORY = timedelta(hours=6)  # measurements asked for on a first poll (and at most)
+RWS_FORECAST_AHEAD = timedelta(days=7)  # the forecast window
+RWS_MAX_BACKOFF = timedelta(hours=1)  # a failing rws source is polled at least this often
 
 
 @dataclass
@@ -76,17 +81,20 @@ class FeedPoller:
     async def poll_async(self, source_id: int) -> PollResult:
         return await asyncio.wrap_future(self._threads.submit(self.poll, source_id))
 
-    def poll(self, source_id: int) -> PollResult:
-        result = self._poll(source_id)
+    def poll(self, source_id: int, *, scheduled: bool = False) -> PollResult:
+        """``scheduled``: a run of the source's interval job, which an rws source in back-off
+        skips (a poll asked for by an officer always goes out)."""
+        result = self._poll(source_id, scheduled)
         telemetry.count_poll(result.outcome)
         return result
 
-    def _poll(self, source_id: int) -> PollResult:
+    def _poll(self, source_id: int, scheduled: bool = False) -> PollResult:
         with self.db.session_scope() as session:
             source = session.get(FeedSource, source_id)
             if source is None:
                 raise NotFound(f"feed {source_id} not found")
             url, kind, etag, modified = source.url, source.kind, source.etag, source.last_modified
+            target = RwsTarget.of(session, source) if kind == FeedKind.rws else None
             options = Options(
                 unit=source.unit,
                 value_pattern=source.value_pattern,
@@ -94,6 +102,8 @@ class FeedPoller:
                 value_path=source.value_path,
                 time_path=source.time_path,
             )
+        if target is not None:
+            return self._poll_rws(source_id, target, scheduled)
         try:
             fetched = fetch(
                 self.clients.get(),
@@ -140,6 +150,84 @@ class FeedPoller:
             log.info("feed poll", extra={"feed": source_id, "updates": result.updates})
         return result
 
+    def _poll_rws(self, source_id: int, target: RwsTarget, scheduled: bool) -> PollResult:
+        """Two POSTs to OphalenWaarnemingen: the measurements since the newest one stored (the
+        last ``RWS_HISTORY`` on a first poll), then the forecast for the coming
+        ``RWS_FORECAST_AHEAD``; readings and the forecast are stored in one transaction."""
+        now = utcnow()
+        if scheduled and target.backoff_until is not None and now < target.backoff_until:
+            return PollResult(source_id, "backoff")
+        client, limits = self.clients.get(), self.clients.limits
+        base = target.url.rstrip("/") + rws.OBSERVATIONS
+        since = max(target.latest or now - RWS_HISTORY, now - RWS_HISTORY)
+        try:
+            measured = post_json(
+                client,
+                base,
+                rws.request_body(**target.body, process=rws.MEASUREMENT, start=since, end=now),
+                limits=limits,
+            )
+            expected = post_json(
+                client,
+                base,
+                rws.request_body(
+                    **target.body,
+                    process=rws.FORECAST,
+                    start=now,
+                    end=now + RWS_FORECAST_AHEAD,
+                ),
+                limits=limits,
+            )
+            measurements = rws.parse_answer(measured.content)
+            forecast = rws.parse_answer(expected.content)
+        except (FetchError, FeedError) as exc:
+            return self._record(source_id, PollResult(source_id, "failed", error=str(exc)))
+        readings = rws.readings(measurements, location=target.location, quantity=target.quantity)
+        extracted = keep_newest(
+            Extracted(readings=readings, warnings=measurements.warnings + forecast.warnings),
+            self.settings.feed_max_entries,
+        )
+        try:
+            with self.db.session_scope() as session:
+                source = _locked(session, source_id)
+                found = intake.ingest(
+                    session,
+                    source,
+                    extracted,
+                    channels=self.channels,
+                    now=now,
+                    fresh_after=now - timedelta(hours=self.settings.feed_fresh_hours),
+                )
+                outcome = forecasts.store(
+                    session,
+                    source,
+                    forecast,
+                    channels=self.channels,
+                    now=now,
+                    warnings=found.warnings,
+                )
+                if measured.status_code == 204:
+                    found.warnings.append("no measurements in the period (204 No Content)")
+                if expected.status_code == 204:
+                    found.warnings.append("no forecast published (204 No Content)")
+                updates = found.updates + (outcome.updates or [])
+                result = PollResult(
+                    source_id,
+                    "new" if found.new_readings or outcome.new_run else "unchanged",
+                    found.new_readings,
+                    updates=updates,
+                    downloaded=len(measured.content) + len(expected.content),
+                )
+                source.last_warning = "; ".join(found.warnings)[:2000] or None
+                _healthy(session, source, now)
+        except Exception as exc:  # a bug or a database error: recorded, never silent
+            log.exception("feed intake failed", extra={"feed": source_id})
+            reason = f"internal error while storing: {type(exc).__name__}"
+            return self._record(source_id, PollResult(source_id, "failed", error=reason))
+        if result.updates:
+            log.info("feed poll", extra={"feed": source_id, "updates": result.updates})
+        return result
+
     def _record(self, source_id: int, result: PollResult) -> PollResult:
         """Health of a poll that stored nothing: a 304, or a failure with its reason."""
         with self.db.session_scope() as session:
@@ -150,6 +238,48 @@ class FeedPoller:
             else:
                 _failing(session, source, result.error, now, self.settings.feed_alert_after)
         return result
+
+
+@dataclass(frozen=True)
+class RwsTarget:
+    """What a poll of an rws source needs, read before any request goes out."""
+
+    url: str
+    location: str
+    quantity: str
+    reference: str
+    latest: datetime | None  # the newest stored measurement
+    backoff_until: datetime | None  # failing: the next scheduled poll waits until then
+
+    @property
+    def body(self) -> dict[str, str]:
+        return {"location": self.location, "quantity": self.quantity, "reference": self.reference}
+
+    @classmethod
+    def of(cls, session: Session, source: FeedSource) -> RwsTarget:
+        latest = session.exec(
+            select(func.max(FeedReading.observed_at)).where(FeedReading.source_id == source.id)
+        ).one()
+        backoff_until = None
+        if source.consecutive_failures and source.last_polled_at is not None:
+            # 1, 2, 4, ... intervals after the last failure, at most RWS_MAX_BACKOFF
+            factor = 2 ** min(source.consecutive_failures - 1, 10)
+            wait = min(timedelta(seconds=source.interval_seconds * factor), RWS_MAX_BACKOFF)
+            backoff_until = source.last_polled_at + wait - timedelta(seconds=1)
+        return cls(
+            url=source.url,
+            location=source.location or "",
+            quantity=source.quantity or rws.DEFAULT_QUANTITY,
+            reference=source.reference or rws.DEFAULT_REFERENCE,
+            latest=_aware(latest),
+            backoff_until=backoff_until,
+        )
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC)
 
 
 def _locked(session: Session, source_id: int) -> FeedSource:
