@@ -21,7 +21,7 @@ from tests.support import (
     wait_for,
 )
 
-RESIDENT_FACING = {"sms", "whatsapp", "telegram", "mastodon"}
+RESIDENT_FACING = {"sms", "whatsapp", "telegram", "mastodon", "email", "facebook"}
 
 
 @pytest.fixture
