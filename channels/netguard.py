@@ -134,3 +134,10 @@ def _wrap_backend(transport: Any, guard: type) -> None:
     if not hasattr(pool, "_network_backend"):
         raise RuntimeError("this httpx version hides its network backend: the guard cannot work")
     pool._network_backend = guard(pool._network_backend)
+
+
+def guarded_client(timeout: float, *, allow_private: bool = False) -> httpx.AsyncClient:
+    """The client of an adapter that posts to addresses residents or partners gave: no
+    redirects, and only public addresses unless ``allow_private`` (local testing)."""
+    transport = None if allow_private else guarded_async_transport()
+    return httpx.AsyncClient(timeout=timeout, follow_redirects=False, transport=transport)

@@ -29,7 +29,7 @@ from channels.base import (
     UpdateView,
 )
 from channels.errors import TARGET, NotConfigured, PermanentFailure, RecipientGone, RetryLater
-from channels.netguard import PrivateAddress, check_url, guarded_async_transport
+from channels.netguard import PrivateAddress, check_url, guarded_client
 from channels.text import compose_plain
 
 SIGNATURE_HEADER = "X-Broadcast-Signature"
@@ -109,11 +109,8 @@ class WebhookChannel(Channel):
         return Message(update_id=update.id, language=language, text=text, data=document)
 
     async def start(self) -> None:
-        guarded = not self.settings.allow_private_addresses
-        self._client = httpx.AsyncClient(
-            timeout=self.settings.timeout_seconds,
-            follow_redirects=False,
-            transport=guarded_async_transport() if guarded else None,
+        self._client = guarded_client(
+            self.settings.timeout_seconds, allow_private=self.settings.allow_private_addresses
         )
 
     async def close(self) -> None:

@@ -33,7 +33,7 @@ from channels.base import (
     UpdateView,
 )
 from channels.errors import TARGET, NotConfigured, PermanentFailure, RecipientGone, RetryLater
-from channels.netguard import PrivateAddress, check_url, guarded_async_transport
+from channels.netguard import PrivateAddress, check_url, guarded_client
 from channels.push import crypto
 from channels.text import compose_plain, fit, headline
 
@@ -173,11 +173,8 @@ class PushChannel(Channel):
         )
 
     async def start(self) -> None:
-        guarded = not self.settings.allow_private_addresses
-        self._client = httpx.AsyncClient(
-            timeout=self.settings.timeout_seconds,
-            follow_redirects=False,
-            transport=guarded_async_transport() if guarded else None,
+        self._client = guarded_client(
+            self.settings.timeout_seconds, allow_private=self.settings.allow_private_addresses
         )
 
     async def close(self) -> None:
